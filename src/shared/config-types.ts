@@ -1,0 +1,83 @@
+/**
+ * The validated configuration, as the supervisor hands it to workers (plain data, so it
+ * crosses a MessagePort unchanged). The YAML schema and its validation live in
+ * src/supervisor/config/; this file only names the shapes.
+ */
+
+export type BackingConfig =
+  | { readonly type: 'ram'; readonly size: number }
+  | { readonly type: 'file'; readonly path: string; readonly size: number };
+
+export interface DeviceConfig {
+  readonly name: string;
+  readonly backing: BackingConfig;
+  /** Logical block size in bytes. */
+  readonly blockSize: 512 | 4096;
+  readonly readOnly: boolean;
+  /** Write cache mode: write-through makes every write durable before status. */
+  readonly writeCache: 'writethrough' | 'writeback';
+  /** Unit serial number (VPD 0x80); derived from clusterId + name when absent. */
+  readonly serial?: string;
+  readonly vendor: string; // INQUIRY T10 vendor id, <= 8 ASCII chars
+  readonly product: string; // INQUIRY product id, <= 16 ASCII chars
+}
+
+export interface PortalConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ChapCredentials {
+  readonly user: string;
+  readonly secret: string;
+}
+
+export interface AuthConfig {
+  /** One-way CHAP: the initiator must authenticate with these credentials. */
+  readonly chap?: ChapCredentials;
+}
+
+export interface TargetConfig {
+  readonly iqn: string;
+  readonly alias?: string;
+  readonly portals: readonly PortalConfig[];
+  /** LUN number -> device name. */
+  readonly luns: Readonly<Record<number, string>>;
+  readonly auth?: AuthConfig;
+}
+
+export interface WorkerCounts {
+  /** Session workers (iSCSI connections run here). */
+  readonly session: number;
+  /** LUN workers (SCSI emulation and backing I/O run here). */
+  readonly lun: number;
+}
+
+export interface IscsiTuning {
+  /** MaxRecvDataSegmentLength the target declares (bytes it accepts per PDU). */
+  readonly maxRecvDataSegmentLength: number;
+  readonly maxBurstLength: number;
+  readonly firstBurstLength: number;
+  readonly maxOutstandingR2T: number;
+  /** Largest EDTL accepted for one command (bounds slab use). */
+  readonly maxTransferLength: number;
+  /** Max concurrent connections per portal. */
+  readonly maxConnectionsPerPortal: number;
+  /** Seconds a connection may stay in the login phase. */
+  readonly loginTimeoutSec: number;
+}
+
+export interface SpindleConfig {
+  /** Cluster id: LU identifiers (NAA, serial) derive from it and the device name. */
+  readonly clusterId: string;
+  /** This node's name. */
+  readonly nodeId: string;
+  readonly devices: readonly DeviceConfig[];
+  readonly targets: readonly TargetConfig[];
+  readonly workers: WorkerCounts;
+  readonly iscsi: IscsiTuning;
+  readonly discovery: { readonly auth?: AuthConfig };
+  readonly logging: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
+  /** Directory for local state (embedded ClusterState). */
+  readonly stateDir: string;
+}

@@ -1,0 +1,28 @@
+/**
+ * Control-plane messages between the supervisor and workers (not the data plane: SCSI
+ * commands never travel here). Encoded with msgpackr so every message is one compact
+ * byte string with a stable shape; socket handoff is the one exception (a handle must
+ * be transferred by postMessage itself).
+ */
+import { Packr } from 'msgpackr';
+
+export type ControlMessage =
+  | { type: 'ready' }
+  | { type: 'error'; message: string }
+  | { type: 'drain'; timeoutMs: number }
+  | { type: 'drained' }
+  | { type: 'stop' }
+  | { type: 'stopped' }
+  | { type: 'closed' }
+  | { type: 'stats' }
+  | { type: 'stats'; connections: number; tasks: number; slabInUse: number };
+
+const packr = new Packr({ useRecords: false });
+
+export function encodeControl(msg: ControlMessage): Uint8Array {
+  return packr.pack(msg);
+}
+
+export function decodeControl(raw: Uint8Array): ControlMessage {
+  return packr.unpack(raw) as ControlMessage;
+}

@@ -1,0 +1,71 @@
+/**
+ * Binary descriptors carried on the SAB rings between session workers and LUN workers.
+ * Fixed offsets, little-endian; read and written in place through the ring's DataView
+ * (no objects are built per command).
+ *
+ * Command descriptor (session worker -> LUN worker), 64 bytes:
+ *
+ *   0  u8   kind          DescKind
+ *   1  u8   attribute     SAM task attribute
+ *   2  u8   cdbLength
+ *   3  u8   flags         bit0 data-in (read), bit1 data-out (write)
+ *   4  u32  tag           session-worker task id; echoed in the completion
+ *   8  u32  nexus         I_T nexus id
+ *   12 u32  luIndex       logical unit index on the receiving LUN worker
+ *   16 u32  slabOffset    data buffer offset in the session worker's slab
+ *   20 u32  expectedLength  iSCSI EDTL (data buffer length)
+ *   24 u32  dataOutLength   write bytes present in the buffer
+ *   28 u32  lun           LUN number as addressed by the initiator
+ *   32 u8[32] cdb
+ *
+ * Completion descriptor (LUN worker -> session worker), 96 bytes:
+ *
+ *   0  u8   kind
+ *   1  u8   status        SAM status
+ *   2  u16  senseLength   (<= 80)
+ *   4  u32  tag
+ *   8  u32  dataInLength  bytes the command transferred (may exceed EDTL: overflow)
+ *   12 u32  dataOutWanted data-out bytes the CDB called for (write residuals)
+ *   16 u8[80] sense
+ */
+export const CMD_DESC_BYTES = 64;
+export const CPL_DESC_BYTES = 96;
+export const CPL_SENSE_MAX = 80;
+
+export const DescKind = {
+  /** A SCSI command for a logical unit. */
+  COMMAND: 1,
+  /** Completion of a SCSI command. */
+  COMPLETION: 2,
+} as const;
+
+export const DescFlags = {
+  DATA_IN: 1,
+  DATA_OUT: 2,
+} as const;
+
+export const Cmd = {
+  KIND: 0,
+  ATTRIBUTE: 1,
+  CDB_LENGTH: 2,
+  FLAGS: 3,
+  TAG: 4,
+  NEXUS: 8,
+  LU_INDEX: 12,
+  SLAB_OFFSET: 16,
+  EXPECTED_LENGTH: 20,
+  DATA_OUT_LENGTH: 24,
+  LUN: 28,
+  CDB: 32,
+  CDB_MAX: 32,
+} as const;
+
+export const Cpl = {
+  KIND: 0,
+  STATUS: 1,
+  SENSE_LENGTH: 2,
+  TAG: 4,
+  DATA_IN_LENGTH: 8,
+  DATA_OUT_WANTED: 12,
+  SENSE: 16,
+} as const;

@@ -1,0 +1,195 @@
+/**
+ * Sense data as a value.
+ *
+ * Every check in the target core ends in one entry of `SenseReason`; the bytes are built
+ * once, here, at the edge (fixed format, SPC-4 4.5.3). CHECK CONDITION is a normal
+ * completion, not an exception.
+ */
+import type { ScsiCommand } from './command.ts';
+import { ScsiStatus } from './command.ts';
+
+/** SPC-4 4.5.6 table 48: sense keys. */
+export const SenseKey = {
+  NO_SENSE: 0x0,
+  RECOVERED_ERROR: 0x1,
+  NOT_READY: 0x2,
+  MEDIUM_ERROR: 0x3,
+  HARDWARE_ERROR: 0x4,
+  ILLEGAL_REQUEST: 0x5,
+  UNIT_ATTENTION: 0x6,
+  DATA_PROTECT: 0x7,
+  BLANK_CHECK: 0x8,
+  VENDOR_SPECIFIC: 0x9,
+  COPY_ABORTED: 0xa,
+  ABORTED_COMMAND: 0xb,
+  VOLUME_OVERFLOW: 0xd,
+  MISCOMPARE: 0xe,
+  COMPLETED: 0xf,
+} as const;
+
+/** One sense reason: sense key plus ADDITIONAL SENSE CODE / QUALIFIER (SPC-4 4.5.6 table 49). */
+export interface SenseDetail {
+  readonly key: number;
+  readonly asc: number;
+  readonly ascq: number;
+}
+
+const K = SenseKey;
+
+/**
+ * Every reason spindle reports. Callers pass the entry itself
+ * (`setCheckCondition(cmd, SenseReason.LBA_OUT_OF_RANGE)`): no lookup on the hot path.
+ */
+export const SenseReason = {
+  NO_SENSE: { key: K.NO_SENSE, asc: 0x00, ascq: 0x00 },
+  // NOT READY
+  LUN_NOT_READY: { key: K.NOT_READY, asc: 0x04, ascq: 0x00 }, // cause not reportable
+  LUN_NOT_READY_BECOMING_READY: { key: K.NOT_READY, asc: 0x04, ascq: 0x01 },
+  LUN_NOT_READY_MANUAL_INTERVENTION: { key: K.NOT_READY, asc: 0x04, ascq: 0x03 },
+  LUN_NOT_READY_ALUA_TRANSITION: { key: K.NOT_READY, asc: 0x04, ascq: 0x0a },
+  LUN_NOT_ACCESSIBLE_ALUA_STANDBY: { key: K.NOT_READY, asc: 0x04, ascq: 0x0b },
+  LUN_NOT_ACCESSIBLE_ALUA_UNAVAILABLE: { key: K.NOT_READY, asc: 0x04, ascq: 0x0c },
+  MEDIUM_NOT_PRESENT: { key: K.NOT_READY, asc: 0x3a, ascq: 0x00 },
+  // MEDIUM ERROR
+  WRITE_ERROR: { key: K.MEDIUM_ERROR, asc: 0x0c, ascq: 0x00 },
+  UNRECOVERED_READ_ERROR: { key: K.MEDIUM_ERROR, asc: 0x11, ascq: 0x00 },
+  // HARDWARE ERROR
+  INTERNAL_TARGET_FAILURE: { key: K.HARDWARE_ERROR, asc: 0x44, ascq: 0x00 },
+  // ILLEGAL REQUEST
+  INVALID_FIELD_IN_INFORMATION_UNIT: { key: K.ILLEGAL_REQUEST, asc: 0x0e, ascq: 0x03 },
+  PARAMETER_LIST_LENGTH_ERROR: { key: K.ILLEGAL_REQUEST, asc: 0x1a, ascq: 0x00 },
+  INVALID_COMMAND_OPERATION_CODE: { key: K.ILLEGAL_REQUEST, asc: 0x20, ascq: 0x00 },
+  LBA_OUT_OF_RANGE: { key: K.ILLEGAL_REQUEST, asc: 0x21, ascq: 0x00 },
+  INVALID_FIELD_IN_CDB: { key: K.ILLEGAL_REQUEST, asc: 0x24, ascq: 0x00 },
+  LOGICAL_UNIT_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x25, ascq: 0x00 },
+  INVALID_FIELD_IN_PARAMETER_LIST: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x00 },
+  PARAMETER_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x01 },
+  PARAMETER_VALUE_INVALID: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x02 },
+  SAVING_PARAMETERS_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x39, ascq: 0x00 },
+  INSUFFICIENT_REGISTRATION_RESOURCES: { key: K.ILLEGAL_REQUEST, asc: 0x55, ascq: 0x04 },
+  // DATA PROTECT
+  WRITE_PROTECTED: { key: K.DATA_PROTECT, asc: 0x27, ascq: 0x00 },
+  // UNIT ATTENTION
+  POWER_ON_RESET_OR_BUS_DEVICE_RESET: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x00 },
+  I_T_NEXUS_LOSS: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x07 },
+  MODE_PARAMETERS_CHANGED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x01 },
+  RESERVATIONS_PREEMPTED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x03 },
+  RESERVATIONS_RELEASED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x04 },
+  REGISTRATIONS_PREEMPTED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x05 },
+  ASYMMETRIC_ACCESS_STATE_CHANGED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x06 },
+  CAPACITY_DATA_HAS_CHANGED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x09 },
+  COMMANDS_CLEARED_BY_ANOTHER_INITIATOR: { key: K.UNIT_ATTENTION, asc: 0x2f, ascq: 0x00 },
+  REPORTED_LUNS_DATA_HAS_CHANGED: { key: K.UNIT_ATTENTION, asc: 0x3f, ascq: 0x0e },
+  // ABORTED COMMAND
+  ABORTED_COMMAND: { key: K.ABORTED_COMMAND, asc: 0x00, ascq: 0x00 },
+  INITIATOR_RESPONSE_TIMEOUT: { key: K.ABORTED_COMMAND, asc: 0x4b, ascq: 0x06 },
+  // MISCOMPARE
+  MISCOMPARE_DURING_VERIFY: { key: K.MISCOMPARE, asc: 0x1d, ascq: 0x00 },
+} as const satisfies Record<string, SenseDetail>;
+
+/**
+ * Where in the CDB (or parameter list) the offending field is: SPC-4 4.5.2.4.2,
+ * the "field pointer" sense-key specific information.
+ */
+export interface FieldPointer {
+  /** true: the error is in the CDB (C/D = 1); false: in the parameter data. */
+  readonly cdb: boolean;
+  /** Byte offset of the field (FIELD POINTER). */
+  readonly byte: number;
+  /** Bit of the field's most significant bit (BIT POINTER, 0..7); absent: BPV = 0. */
+  readonly bit?: number;
+}
+
+/** Length of the fixed-format sense data spindle builds (SPC-4 4.5.3: 18 bytes). */
+export const FIXED_SENSE_LENGTH = 18;
+
+/**
+ * Write fixed-format sense data (SPC-4 4.5.3, table 45) into buf[0, 18) and return 18.
+ * `information`, when given, fills the INFORMATION field and sets VALID (e.g. the offset
+ * of the first miscompare, SBC-4 5.33). The buffer must hold at least 18 bytes.
+ */
+export function writeFixedSense(
+  buf: Buffer,
+  reason: SenseDetail,
+  fieldPointer?: FieldPointer,
+  information?: number,
+): number {
+  const hasInfo = information !== undefined;
+  // Byte 0: VALID (bit 7: INFORMATION field is valid) | RESPONSE CODE 70h (current, fixed).
+  buf[0] = (hasInfo ? 0x80 : 0x00) | 0x70;
+  // Byte 1: obsolete.
+  buf[1] = 0;
+  // Byte 2: FILEMARK(7) EOM(6) ILI(5) SDAT_OVFL(4) reserved(3) | SENSE KEY (3..0).
+  buf[2] = reason.key & 0x0f;
+  // Bytes 3-6: INFORMATION (big endian); a 32-bit field, so larger values are clamped.
+  buf.writeUInt32BE(hasInfo ? Math.min(information, 0xffffffff) >>> 0 : 0, 3);
+  // Byte 7: ADDITIONAL SENSE LENGTH = n - 7 (bytes after this one): 18 - 8 = 10.
+  buf[7] = FIXED_SENSE_LENGTH - 8;
+  // Bytes 8-11: COMMAND-SPECIFIC INFORMATION (none).
+  buf.writeUInt32BE(0, 8);
+  // Byte 12: ADDITIONAL SENSE CODE.
+  buf[12] = reason.asc;
+  // Byte 13: ADDITIONAL SENSE CODE QUALIFIER.
+  buf[13] = reason.ascq;
+  // Byte 14: FIELD REPLACEABLE UNIT CODE (none).
+  buf[14] = 0;
+  if (fieldPointer !== undefined) {
+    // Byte 15: SKSV(7)=1 | C/D(6) | reserved(5..4) | BPV(3) | BIT POINTER(2..0)
+    // (SPC-4 4.5.2.4.2, table 50).
+    const bpv = fieldPointer.bit !== undefined;
+    buf[15] = 0x80 | (fieldPointer.cdb ? 0x40 : 0) | (bpv ? 0x08 | (fieldPointer.bit! & 0x07) : 0);
+    // Bytes 16-17: FIELD POINTER, the byte offset of the field in error.
+    buf.writeUInt16BE(fieldPointer.byte & 0xffff, 16);
+  } else {
+    // Bytes 15-17: SKSV = 0, sense-key specific information not valid.
+    buf[15] = 0;
+    buf[16] = 0;
+    buf[17] = 0;
+  }
+  return FIXED_SENSE_LENGTH;
+}
+
+/**
+ * Write descriptor-format sense data (SPC-4 4.5.2) without descriptors into buf[0, 8)
+ * and return 8. Used by REQUEST SENSE with DESC = 1 for reasons that carry neither a
+ * field pointer nor INFORMATION (e.g. NO SENSE).
+ */
+export function writeDescriptorSenseHeader(buf: Buffer, reason: SenseDetail): number {
+  // Byte 0: RESPONSE CODE 72h (current, descriptor format).
+  buf[0] = 0x72;
+  // Byte 1: reserved (7..4) | SENSE KEY (3..0).
+  buf[1] = reason.key & 0x0f;
+  // Byte 2: ADDITIONAL SENSE CODE.
+  buf[2] = reason.asc;
+  // Byte 3: ADDITIONAL SENSE CODE QUALIFIER.
+  buf[3] = reason.ascq;
+  // Bytes 4-6: SDAT_OVFL(byte 4 bit 7) and reserved.
+  buf[4] = 0;
+  buf[5] = 0;
+  buf[6] = 0;
+  // Byte 7: ADDITIONAL SENSE LENGTH: no sense data descriptors follow.
+  buf[7] = 0;
+  return 8;
+}
+
+/**
+ * Complete `cmd` with CHECK CONDITION and fixed-format sense for `reason`
+ * (SAM-5 5.3.2: sense data is delivered with the status). Does not call `finish()`.
+ * Data-in already produced is discarded: SPC-4 says a device server that returns
+ * CHECK CONDITION transfers no meaningful parameter data.
+ */
+export function setCheckCondition(
+  cmd: ScsiCommand,
+  reason: SenseDetail,
+  fieldPointer?: FieldPointer,
+  information?: number,
+): void {
+  cmd.senseLength = writeFixedSense(cmd.sense, reason, fieldPointer, information);
+  cmd.status = ScsiStatus.CHECK_CONDITION;
+  cmd.dataInLength = 0;
+}
+
+/** Field pointer into the CDB: shorthand for the common case. */
+export function cdbField(byte: number, bit?: number): FieldPointer {
+  return bit === undefined ? { cdb: true, byte } : { cdb: true, byte, bit };
+}

@@ -1,0 +1,155 @@
+/**
+ * Command-line parsing. Pure: no I/O, no process.exit, so it is testable as a function;
+ * main.ts acts on the result.
+ */
+
+import { parseArgs } from 'node:util';
+import type { SpindleConfig } from '../shared/config-types.ts';
+import { LOG_LEVELS, type LogLevel } from './config/schema.ts';
+import { formatSize } from './config/sizes.ts';
+
+export type CliCommand =
+  | {
+      readonly kind: 'serve';
+      readonly configPath: string;
+      /** Overrides logging.level from the config file. */
+      readonly logLevel?: LogLevel;
+      /** Human-readable logs; defaults to whether stdout is a terminal. */
+      readonly pretty: boolean;
+    }
+  | { readonly kind: 'check-config'; readonly configPath: string }
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'version' }
+  /** Bad usage: print `message` (and a hint to --help) on stderr, exit 2. */
+  | { readonly kind: 'usage-error'; readonly message: string };
+
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  /** Bad usage or an invalid configuration. */
+  usage: 2,
+} as const;
+
+export const USAGE = `spindle: a clustered SCSI target (iSCSI)
+
+Usage:
+  spindle serve --config FILE [--log-level LEVEL] [--pretty | --json]
+  spindle check-config --config FILE
+  spindle --help | --version
+
+Commands:
+  serve          run the target with the configuration in FILE
+  check-config   validate FILE and print a summary (exit 0 when valid, 2 when not)
+
+Options:
+  -c, --config FILE     configuration file (YAML)
+  -l, --log-level LEVEL one of ${LOG_LEVELS.join(', ')} (overrides logging.level)
+      --pretty          human-readable logs (default when stdout is a terminal)
+      --json            JSON logs, one object per line (default otherwise)
+  -h, --help            show this help
+  -v, --version         show the version
+`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  'log-level': { type: 'string', short: 'l' },
+  pretty: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+const COMMANDS = ['serve', 'check-config'] as const;
+
+/** Parses arguments (without the node and script entries, i.e. process.argv.slice(2)). */
+export function parseCli(
+  argv: readonly string[],
+  stdoutIsTty: boolean = process.stdout.isTTY === true,
+): CliCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs messages name the option and are fine to show as they are.
+    return { kind: 'usage-error', message: err instanceof Error ? err.message : String(err) };
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true || positionals[0] === 'help') return { kind: 'help', text: USAGE };
+  if (values.version === true) return { kind: 'version' };
+
+  const [command, ...extra] = positionals;
+  if (command === undefined)
+    return { kind: 'usage-error', message: 'missing command (serve or check-config)' };
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    return { kind: 'usage-error', message: `unknown command "${command}" (expected serve or check-config)` };
+  }
+  if (extra.length > 0) return { kind: 'usage-error', message: `unexpected argument "${extra[0]}"` };
+  const configPath = values.config;
+  if (configPath === undefined || configPath === '') {
+    return { kind: 'usage-error', message: `${command} needs --config FILE` };
+  }
+
+  if (command === 'check-config') {
+    for (const opt of ['log-level', 'pretty', 'json'] as const) {
+      if (values[opt] !== undefined)
+        return { kind: 'usage-error', message: `--${opt} applies to serve only` };
+    }
+    return { kind: 'check-config', configPath };
+  }
+
+  if (values.pretty === true && values.json === true) {
+    return { kind: 'usage-error', message: '--pretty and --json are mutually exclusive' };
+  }
+  const level = values['log-level'];
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    return {
+      kind: 'usage-error',
+      message: `--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`,
+    };
+  }
+  const pretty = values.pretty === true ? true : values.json === true ? false : stdoutIsTty;
+  return {
+    kind: 'serve',
+    configPath,
+    pretty,
+    ...(level === undefined ? {} : { logLevel: level as LogLevel }),
+  };
+}
+
+/** The human summary `check-config` prints for a valid configuration. */
+export function describeConfig(config: SpindleConfig, source: string): string {
+  const out: string[] = [];
+  out.push(`${source}: configuration is valid`);
+  out.push(`  cluster ${config.clusterId}, node ${config.nodeId}, state in ${config.stateDir}`);
+  out.push(
+    `  workers: ${config.workers.session} session, ${config.workers.lun} LUN; log level ${config.logging.level}`,
+  );
+  const t = config.iscsi;
+  out.push(
+    `  iscsi: MaxRecvDataSegmentLength ${t.maxRecvDataSegmentLength}, MaxBurstLength ${t.maxBurstLength}, ` +
+      `FirstBurstLength ${t.firstBurstLength}, MaxOutstandingR2T ${t.maxOutstandingR2T}, ` +
+      `max transfer ${formatSize(t.maxTransferLength)}, ${t.maxConnectionsPerPortal} connections/portal, ` +
+      `login timeout ${t.loginTimeoutSec}s`,
+  );
+  out.push(`  devices (${config.devices.length}):`);
+  for (const d of config.devices) {
+    const backing = d.backing.type === 'ram' ? 'ram' : `file ${d.backing.path}`;
+    const flags = [`${d.blockSize}-byte blocks`, d.writeCache, d.readOnly ? 'read-only' : 'read-write'];
+    out.push(`    ${d.name}: ${backing}, ${formatSize(d.backing.size)}, ${flags.join(', ')}`);
+  }
+  out.push(`  targets (${config.targets.length}):`);
+  for (const tg of config.targets) {
+    const portals = tg.portals.map((p) =>
+      p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`,
+    );
+    const auth = tg.auth?.chap === undefined ? 'no auth' : `CHAP user ${tg.auth.chap.user}`;
+    out.push(
+      `    ${tg.iqn}${tg.alias === undefined ? '' : ` (${tg.alias})`} on ${portals.join(', ')}, ${auth}`,
+    );
+    const luns = Object.entries(tg.luns).sort(([a], [b]) => Number(a) - Number(b));
+    for (const [lun, dev] of luns) out.push(`      LUN ${lun}: ${dev}`);
+  }
+  const dchap = config.discovery.auth?.chap;
+  out.push(`  discovery: ${dchap === undefined ? 'no auth' : `CHAP user ${dchap.user}`}`);
+  return out.join('\n');
+}

@@ -1,0 +1,121 @@
+/**
+ * Reading a YAML configuration file into a validated {@link SpindleConfig}.
+ *
+ * YAML is parsed strictly: duplicate keys, several documents in one file and unresolved tags
+ * are errors, because a config that silently means something else than it says is worse than
+ * one that does not load. Every issue is located back to its line in the file.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import type { SpindleConfig } from '../../shared/config-types.ts';
+import {
+  ConfigError,
+  ConfigErrorCode,
+  defaultEnv,
+  formatPath,
+  validateConfig,
+  type ConfigEnv,
+  type ConfigIssue,
+  type PathSegment,
+} from './schema.ts';
+
+export { ConfigError, ConfigErrorCode, formatIssues } from './schema.ts';
+export type { ConfigIssue, ConfigEnv } from './schema.ts';
+
+/** Upper bound on alias expansion, against "billion laughs" style documents. */
+const MAX_ALIAS_COUNT = 100;
+
+/** Reads and validates a configuration file. @throws ConfigError */
+export async function loadConfig(path: string): Promise<SpindleConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(
+      ConfigErrorCode.unreadable,
+      path,
+      [{ path: '', message: `cannot read the configuration file: ${reason}` }],
+      { cause: err },
+    );
+  }
+  return parseConfig(text, path);
+}
+
+/**
+ * Parses and validates YAML text. `source` names it in error messages (usually the file path).
+ * `env` overrides the values defaults are derived from (host name, core count, working dir).
+ * @throws ConfigError
+ */
+export function parseConfig(yamlText: string, source: string, env?: ConfigEnv): SpindleConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(yamlText, {
+    lineCounter,
+    prettyErrors: false, // pretty errors span several lines; we want one line per issue
+    strict: true,
+    uniqueKeys: true,
+  });
+  const lineOf = (offset: number | undefined): number | undefined =>
+    offset === undefined ? undefined : lineCounter.linePos(offset).line;
+
+  const syntax: ConfigIssue[] = [...doc.errors, ...doc.warnings].map((e) => ({
+    path: '',
+    message: `YAML: ${e.message}`,
+    ...optionalLine(lineOf(e.pos[0])),
+  }));
+  if (syntax.length > 0) throw new ConfigError(ConfigErrorCode.syntax, source, syntax);
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(ConfigErrorCode.syntax, source, [{ path: '', message: `YAML: ${reason}` }], {
+      cause: err,
+    });
+  }
+
+  const { config, issues } = validateConfig(raw, env ?? defaultEnv());
+  if (config === undefined || issues.length > 0) {
+    const located = issues.map((issue) => ({
+      path: formatPath(issue.segments),
+      message: issue.message,
+      ...optionalLine(lineOf(locate(doc, issue.segments))),
+    }));
+    throw new ConfigError(ConfigErrorCode.invalid, source, located);
+  }
+  return config;
+}
+
+function optionalLine(line: number | undefined): { line?: number } {
+  return line === undefined ? {} : { line };
+}
+
+/**
+ * Offset in the source of the value at `segments`, or of its deepest existing ancestor (a
+ * missing required key is reported where its parent is). Map entries point at their key.
+ */
+function locate(doc: Document, segments: readonly PathSegment[]): number | undefined {
+  let node: unknown = doc.contents;
+  let offset = (node as YamlNode | null)?.range?.[0];
+  for (const seg of segments) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      // Compare as strings: the validator sees `0:` (a LUN) as the key "0".
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(seg));
+      if (pair === undefined) break;
+      const keyNode = pair.key as YamlNode | null;
+      const valueNode = pair.value as YamlNode | null;
+      offset = keyNode?.range?.[0] ?? valueNode?.range?.[0] ?? offset;
+      node = valueNode;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg] as YamlNode | null | undefined;
+      if (item === undefined || item === null) break;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else break;
+  }
+  return offset;
+}

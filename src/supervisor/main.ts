@@ -1,0 +1,67 @@
+/**
+ * The spindle entry point: parse arguments, load the configuration, dispatch.
+ *
+ * Run as `node src/supervisor/main.ts ...` (Node strips the types) or through bin/spindle.js.
+ */
+
+import pkg from '../../package.json' with { type: 'json' };
+import { describeConfig, EXIT, parseCli } from './cli.ts';
+import { ConfigError, loadConfig } from './config/load.ts';
+import type { SpindleConfig } from '../shared/config-types.ts';
+
+/** Runs one command; resolves to the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const cmd = parseCli(argv);
+  switch (cmd.kind) {
+    case 'help':
+      process.stdout.write(cmd.text);
+      return EXIT.ok;
+    case 'version':
+      process.stdout.write(`spindle ${pkg.version} (node ${process.versions.node})\n`);
+      return EXIT.ok;
+    case 'usage-error':
+      process.stderr.write(`spindle: ${cmd.message}\nRun "spindle --help" for usage.\n`);
+      return EXIT.usage;
+    case 'check-config': {
+      const config = await loadOrReport(cmd.configPath);
+      if (config === undefined) return EXIT.usage;
+      process.stdout.write(`${describeConfig(config, cmd.configPath)}\n`);
+      return EXIT.ok;
+    }
+    case 'serve': {
+      const config = await loadOrReport(cmd.configPath);
+      if (config === undefined) return EXIT.usage;
+      // Loaded only for serve: --help and check-config must work without the worker machinery.
+      const { serve } = await import('./serve.ts');
+      return serve(config, {
+        pretty: cmd.pretty,
+        ...(cmd.logLevel === undefined ? {} : { logLevel: cmd.logLevel }),
+      });
+    }
+  }
+}
+
+async function loadOrReport(path: string): Promise<SpindleConfig | undefined> {
+  try {
+    return await loadConfig(path);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`spindle: ${err.message}\n`);
+    return undefined;
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(
+      `spindle: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    code = EXIT.failure;
+  }
+  // Exit explicitly: a handle some library forgot to close must not keep a finished
+  // process alive. stdout/stderr writes to pipes and files are synchronous on Linux.
+  process.exit(code);
+}

@@ -1,0 +1,144 @@
+/**
+ * One logical unit (a SCSI direct-access block device, SBC-4) as a LUN worker holds it:
+ * the backing store, geometry, identity and the state the command executors read.
+ *
+ * Owned by exactly one LUN worker thread; nothing here is shared.
+ */
+import { createHash } from 'node:crypto';
+import type { DeviceConfig } from '../../shared/config-types.ts';
+import type { BackingStore } from './backing/store.ts';
+import { openBackingStore } from './backing/open-store.ts';
+
+/**
+ * IEEE COMPANY ID used in the NAA-6 designator (SPC-4 7.8.6.6.4).
+ *
+ * 0x025350 ("\x02SP") is not an IEEE-registered OUI. Its first octet 0x02 has the
+ * U/L bit set and the SLAP quadrant bits (Y, Z) zero: the "Administratively Assigned
+ * Identifier" quadrant of IEEE 802c, reserved for local administration, so it cannot
+ * collide with a vendor's registered OUI. A deployment that owns an OUI can replace it.
+ */
+export const SPINDLE_IEEE_COMPANY_ID = 0x025350;
+
+/** PRODUCT REVISION LEVEL in standard INQUIRY data (4 ASCII characters). */
+export const SPINDLE_REVISION = '0001';
+
+/** Bytes of the per-LU scratch buffer for SPC responses (INQUIRY, MODE SENSE, RSOC...). */
+const SCRATCH_BYTES = 8192;
+
+export interface LogicalUnitIdentity {
+  /** Cluster id: identifiers derive from it and the device name, so every node agrees. */
+  readonly clusterId: string;
+  /**
+   * Largest transfer the fabric accepts for one command, in bytes (IscsiTuning
+   * .maxTransferLength). Reported as MAXIMUM TRANSFER LENGTH in the Block Limits VPD
+   * page; absent or 0: no limit reported.
+   */
+  readonly maxTransferBytes?: number;
+}
+
+export class LogicalUnit {
+  readonly name: string;
+  readonly store: BackingStore;
+  /** Logical block size in bytes (512 or 4096). */
+  readonly blockSize: number;
+  /** log2(blockSize). */
+  readonly blockShift: number;
+  /** Number of logical blocks (capacity); the last LBA is blockCount - 1. */
+  readonly blockCount: number;
+  readonly readOnly: boolean;
+  /** Write cache enabled (write-back): WCE in the caching mode page (SBC-4 6.5.5). */
+  writeCacheEnabled: boolean;
+  /** T10 VENDOR IDENTIFICATION, 8 bytes, space padded (SPC-4 4.4.1 ASCII). */
+  readonly vendor: string;
+  /** PRODUCT IDENTIFICATION, 16 bytes, space padded. */
+  readonly product: string;
+  /** PRODUCT REVISION LEVEL, 4 bytes. */
+  readonly revision: string;
+  /** PRODUCT SERIAL NUMBER for VPD page 80h (ASCII). */
+  readonly serial: string;
+  /** 16-byte NAA IEEE Registered Extended designator (NAA 6h) for VPD page 83h. */
+  readonly naa: Buffer;
+  /** MAXIMUM TRANSFER LENGTH in logical blocks for the Block Limits page; 0 = none. */
+  readonly maxTransferBlocks: number;
+  /**
+   * Scratch for building SPC responses. Those executors run to completion synchronously,
+   * so one buffer per LU suffices.
+   */
+  readonly scratch: Buffer;
+
+  // State later issues add lives here, owned by this LU: pending unit attentions per
+  // I_T nexus, the persistent reservation cache, current mode page values (once MODE
+  // SELECT exists), ALUA access state.
+
+  private constructor(dev: DeviceConfig, store: BackingStore, ident: LogicalUnitIdentity) {
+    this.name = dev.name;
+    this.store = store;
+    this.blockSize = dev.blockSize;
+    this.blockShift = Math.log2(dev.blockSize);
+    this.blockCount = Math.floor(store.sizeBytes / dev.blockSize);
+    this.readOnly = dev.readOnly;
+    this.writeCacheEnabled = dev.writeCache === 'writeback';
+    this.vendor = asciiField(dev.vendor, 8);
+    this.product = asciiField(dev.product, 16);
+    this.revision = asciiField(SPINDLE_REVISION, 4);
+    const digest = identityDigest(ident.clusterId, dev.name);
+    this.naa = naa6Designator(SPINDLE_IEEE_COMPANY_ID, digest);
+    this.serial = dev.serial ?? digest.subarray(16, 24).toString('hex');
+    const maxBytes = ident.maxTransferBytes ?? 0;
+    this.maxTransferBlocks = maxBytes > 0 ? Math.min(Math.floor(maxBytes / dev.blockSize), 0xffffffff) : 0;
+    this.scratch = Buffer.alloc(SCRATCH_BYTES);
+  }
+
+  static async open(dev: DeviceConfig, ident: LogicalUnitIdentity): Promise<LogicalUnit> {
+    if (dev.blockSize !== 512 && dev.blockSize !== 4096)
+      throw new RangeError(`unsupported block size ${dev.blockSize}`);
+    const store = await openBackingStore(dev.backing);
+    return new LogicalUnit(dev, store, ident);
+  }
+
+  /** Byte offset of an LBA. */
+  offsetOf(lba: number): number {
+    return lba * this.blockSize;
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+/** sha256(clusterId + '/' + device name): the seed of every identifier of the LU. */
+export function identityDigest(clusterId: string, deviceName: string): Buffer {
+  return createHash('sha256').update(`${clusterId}/${deviceName}`).digest();
+}
+
+/**
+ * NAA IEEE Registered Extended designator (SPC-4 7.8.6.6.4, figure 172), 16 bytes:
+ *
+ *   byte 0      1      2      3            4..7         8..15
+ *   NAA(6h)|COMPANY ID (24 bits)|VENDOR SPECIFIC ID (36 bits)|VENDOR SPECIFIC ID EXTENSION (64)
+ *
+ * The 100 vendor-specific bits come from `digest`.
+ */
+export function naa6Designator(companyId: number, digest: Buffer): Buffer {
+  const d = Buffer.alloc(16);
+  d[0] = 0x60 | ((companyId >> 20) & 0x0f); // NAA 6h | COMPANY ID bits 23..20
+  d[1] = (companyId >> 12) & 0xff; // COMPANY ID bits 19..12
+  d[2] = (companyId >> 4) & 0xff; // COMPANY ID bits 11..4
+  d[3] = ((companyId & 0x0f) << 4) | (digest[0]! & 0x0f); // COMPANY ID bits 3..0 | VSID 35..32
+  digest.copy(d, 4, 1, 5); // VENDOR SPECIFIC IDENTIFIER bits 31..0
+  digest.copy(d, 8, 5, 13); // VENDOR SPECIFIC IDENTIFIER EXTENSION
+  return d;
+}
+
+/**
+ * Left-aligned, space-padded ASCII field (SPC-4 4.4.1): characters outside 20h-7Eh are
+ * replaced by '_', longer values truncated.
+ */
+export function asciiField(value: string, width: number): string {
+  let out = '';
+  for (let i = 0; i < value.length && out.length < width; i++) {
+    const c = value.charCodeAt(i);
+    out += c >= 0x20 && c <= 0x7e ? value[i] : '_';
+  }
+  return out.padEnd(width, ' ');
+}

@@ -1,0 +1,253 @@
+/**
+ * LUN worker entry. Owns a set of logical units (their backing stores and all their
+ * SCSI state) and executes the commands session workers push onto its rings. Commands
+ * arrive as binary descriptors; data lives in the session workers' slabs, so a READ is
+ * read from the backing store straight into the slab the session worker sends from.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { SpscRing } from '../../shared/ring/spsc-ring.ts';
+import { Cmd, Cpl, CMD_DESC_BYTES, CPL_DESC_BYTES, CPL_SENSE_MAX, DescKind } from '../../shared/ring/descriptors.ts';
+import { createLogger } from '../../shared/logging.ts';
+import { decodeControl, encodeControl } from '../../shared/messages.ts';
+import type { DeviceConfig } from '../../shared/config-types.ts';
+import type { IoContinuation, ScsiCommand } from '../../shared/scsi/command.ts';
+import { LogicalUnit } from './logical-unit.ts';
+import { executeCommand } from './execute.ts';
+
+export interface LunWorkerData {
+  index: number;
+  clusterId: string;
+  /** Largest transfer one command may move (VPD 0xB0 MAXIMUM TRANSFER LENGTH). */
+  maxTransferLength: number;
+  devices: DeviceConfig[];
+  doorbell: SharedArrayBuffer;
+  /** Per session worker: its rings with us, its slab and its doorbell. */
+  sessions: {
+    cmdRing: SharedArrayBuffer;
+    cplRing: SharedArrayBuffer;
+    capacity: number;
+    slab: SharedArrayBuffer;
+    slabMinBlock: number;
+    doorbell: SharedArrayBuffer;
+  }[];
+  logLevel: string;
+  pretty: boolean;
+}
+
+const data = workerData as LunWorkerData;
+const log = createLogger({ name: 'lun', level: data.logLevel, pretty: data.pretty, bindings: { worker: data.index } });
+
+/** The rings and slab shared with one session worker. */
+class SessionLink {
+  readonly cmd: SpscRing;
+  readonly cpl: SpscRing;
+  readonly peer: Doorbell;
+  readonly slab: Buffer;
+  readonly minBlock: number;
+  /** Cached slab views by granule, replaced when the length differs (see TaskPool). */
+  readonly views: (Buffer | undefined)[];
+  completedSinceRing = false;
+
+  constructor(s: LunWorkerData['sessions'][number]) {
+    this.cmd = new SpscRing(s.cmdRing, s.capacity, CMD_DESC_BYTES);
+    this.cpl = new SpscRing(s.cplRing, s.capacity, CPL_DESC_BYTES);
+    this.peer = new Doorbell(s.doorbell);
+    this.slab = Buffer.from(s.slab);
+    this.minBlock = s.slabMinBlock;
+    this.views = new Array(s.slab.byteLength / s.slabMinBlock);
+  }
+
+  view(offset: number, length: number): Buffer {
+    const g = offset / this.minBlock;
+    let v = this.views[g];
+    if (v === undefined || v.length !== length) {
+      v = this.slab.subarray(offset, offset + length);
+      this.views[g] = v;
+    }
+    return v;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A pooled command object: one per in-flight command, reset in place. */
+class LunTask implements ScsiCommand {
+  readonly cdb = Buffer.alloc(32);
+  cdbLength = 0;
+  data: Buffer = EMPTY;
+  expectedLength = 0;
+  dataOutLength = 0;
+  dataInLength = 0;
+  dataOutWanted = 0;
+  status = 0;
+  readonly sense = Buffer.alloc(252);
+  senseLength = 0;
+  lun = 0;
+  nexus = 0;
+  attribute = 0;
+  onIo: IoContinuation | null = null;
+  readonly ioTrampoline: (err: NodeJS.ErrnoException | null) => void;
+  link: SessionLink | null = null;
+  tag = 0;
+  busy = false;
+
+  constructor() {
+    this.ioTrampoline = (err) => {
+      const k = this.onIo;
+      this.onIo = null;
+      if (k) k(this, err);
+    };
+  }
+
+  finish(): void {
+    const link = this.link!;
+    const o = link.cpl.reserve();
+    if (o < 0) {
+      // Cannot happen: a session worker never has more commands in flight with us than
+      // the ring holds, and the completion ring is as large as the command ring.
+      throw new Error('completion ring full');
+    }
+    const v = link.cpl.view;
+    v.setUint8(o + Cpl.KIND, DescKind.COMPLETION);
+    v.setUint8(o + Cpl.STATUS, this.status);
+    const sl = Math.min(this.senseLength, CPL_SENSE_MAX);
+    v.setUint16(o + Cpl.SENSE_LENGTH, sl, true);
+    v.setUint32(o + Cpl.TAG, this.tag, true);
+    // Lengths can exceed 32 bits (a READ(16) of > 4 GiB); clamping keeps the residual
+    // "more than EDTL" rather than wrapping to a small number.
+    v.setUint32(o + Cpl.DATA_IN_LENGTH, Math.min(this.dataInLength, 0xffffffff), true);
+    v.setUint32(o + Cpl.DATA_OUT_WANTED, Math.min(this.dataOutWanted, 0xffffffff), true);
+    if (sl > 0) link.cpl.bytes.set(this.sense.subarray(0, sl), o + Cpl.SENSE);
+    link.cpl.publish();
+    release(this);
+    if (inBatch) link.completedSinceRing = true;
+    else link.peer.ring();
+  }
+}
+
+const free: LunTask[] = [];
+let inflight = 0;
+function acquire(): LunTask {
+  const t = free.pop() ?? new LunTask(); // pool growth only at a new high-water mark
+  t.busy = true;
+  inflight++;
+  return t;
+}
+function release(t: LunTask): void {
+  t.busy = false;
+  t.link = null;
+  t.data = EMPTY;
+  t.onIo = null;
+  inflight--;
+  free.push(t);
+}
+
+let units: LogicalUnit[] = [];
+const links = data.sessions.map((s) => new SessionLink(s));
+const doorbell = new Doorbell(data.doorbell);
+/** True while draining rings: completions then ring each peer once at the batch end. */
+let inBatch = false;
+
+function drainLink(link: SessionLink): number {
+  const ring = link.cmd;
+  const v = ring.view;
+  const b = ring.bytes;
+  let n = 0;
+  for (let o = ring.peek(); o >= 0; o = ring.peek()) {
+    const kind = v.getUint8(o + Cmd.KIND);
+    if (kind !== DescKind.COMMAND) {
+      ring.release();
+      continue;
+    }
+    const t = acquire();
+    t.link = link;
+    t.tag = v.getUint32(o + Cmd.TAG, true);
+    t.attribute = v.getUint8(o + Cmd.ATTRIBUTE);
+    t.cdbLength = v.getUint8(o + Cmd.CDB_LENGTH);
+    t.nexus = v.getUint32(o + Cmd.NEXUS, true);
+    t.lun = v.getUint32(o + Cmd.LUN, true);
+    const luIndex = v.getUint32(o + Cmd.LU_INDEX, true);
+    const expected = v.getUint32(o + Cmd.EXPECTED_LENGTH, true);
+    t.expectedLength = expected;
+    t.dataOutLength = v.getUint32(o + Cmd.DATA_OUT_LENGTH, true);
+    t.data = expected === 0 ? EMPTY : link.view(v.getUint32(o + Cmd.SLAB_OFFSET, true), expected);
+    t.cdb.set(b.subarray(o + Cmd.CDB, o + Cmd.CDB + Cmd.CDB_MAX));
+    t.dataInLength = 0;
+    t.dataOutWanted = 0;
+    t.status = 0;
+    t.senseLength = 0;
+    ring.release();
+    n++;
+    const lu = units[luIndex];
+    if (lu === undefined) {
+      // The supervisor routes only to units it assigned us; anything else is a bug.
+      log.error({ luIndex }, 'command for an unknown logical unit index');
+      t.status = 0x02;
+      t.senseLength = 0;
+      t.finish();
+      continue;
+    }
+    executeCommand(lu, t);
+  }
+  return n;
+}
+
+function drainAll(): number {
+  inBatch = true;
+  let n = 0;
+  for (let i = 0; i < links.length; i++) n += drainLink(links[i]);
+  inBatch = false;
+  for (let i = 0; i < links.length; i++) {
+    const l = links[i];
+    if (l.completedSinceRing) {
+      l.completedSinceRing = false;
+      l.peer.ring();
+    }
+  }
+  return n;
+}
+
+async function loop(): Promise<void> {
+  for (;;) {
+    let n = drainAll();
+    const seen = doorbell.prepareSleep();
+    n += drainAll();
+    if (n > 0) {
+      doorbell.awake();
+      // Yield so backing-store callbacks (fs I/O) run between batches.
+      await new Promise<void>((r) => setImmediate(r));
+      continue;
+    }
+    const r = doorbell.wait(seen);
+    if (typeof r !== 'string') await r;
+    doorbell.awake();
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    units = await Promise.all(data.devices.map((d) => LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength })));
+  } catch (err) {
+    parentPort!.postMessage(encodeControl({ type: 'error', message: (err as Error).message }));
+    return;
+  }
+  for (const d of data.devices) log.info({ device: d.name, backing: d.backing.type }, 'logical unit online');
+  parentPort!.on('message', (raw: Uint8Array) => {
+    const msg = decodeControl(raw);
+    if (msg.type === 'stop') void stop();
+  });
+  void loop();
+  parentPort!.postMessage(encodeControl({ type: 'ready' }));
+}
+
+async function stop(): Promise<void> {
+  // Session workers have drained, so nothing new arrives; wait out stragglers, then
+  // flush and close every store (SIGTERM promise: acknowledged data is on disk).
+  const deadline = Date.now() + 10_000;
+  while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await Promise.all(units.map((u) => u.close()));
+  parentPort!.postMessage(encodeControl({ type: 'stopped' }));
+}
+
+void main();

@@ -1,0 +1,40 @@
+/**
+ * The shape every command executor has, shared by spc/ and sbc/ and the dispatch table
+ * in ../execute.ts.
+ */
+import type { ScsiCommand } from '../../../shared/scsi/command.ts';
+import type { LogicalUnit } from '../logical-unit.ts';
+
+/**
+ * What an executor did with the command:
+ * - DONE: the outputs (status, sense, dataInLength) are set; executeCommand calls finish().
+ * - PENDING: backing I/O was issued; its continuation (cmd.onIo) sets the outputs and
+ *   calls finish() (possibly already, before the executor returned: RAM I/O is
+ *   synchronous). executeCommand must not touch the command again.
+ */
+export const Completion = {
+  DONE: 0,
+  PENDING: 1,
+} as const;
+export type Completion = (typeof Completion)[keyof typeof Completion];
+
+/** Parse and execute one command for `lu`. Must not throw for any CDB content. */
+export type CommandHandler = (lu: LogicalUnit, cmd: ScsiCommand) => Completion;
+
+/**
+ * One supported command: the dispatch table, REPORT SUPPORTED OPERATION CODES and the
+ * CDB length all come from these entries (SPC-4 6.35).
+ */
+export interface CommandDescriptor {
+  readonly opcode: number;
+  /** Service action, for opcodes that dispatch on one (SPC-4 4.2.2.2). */
+  readonly serviceAction?: number;
+  readonly name: string;
+  /**
+   * CDB USAGE DATA (SPC-4 6.35.3): byte 0 is the opcode, then per CDB byte a mask of the
+   * bits the device server evaluates (for service-action opcodes byte 1 holds the
+   * service action in bits 4..0). Its length is the CDB length.
+   */
+  readonly usage: readonly number[];
+  readonly handler: CommandHandler;
+}

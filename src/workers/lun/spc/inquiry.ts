@@ -1,0 +1,194 @@
+/**
+ * INQUIRY (SPC-4 6.6): standard data and the vital product data pages of a disk.
+ *
+ * VPD pages live in one table, sorted by page code; the Supported VPD Pages page
+ * (SPC-4 7.8.13) is generated from it, so the list cannot drift from what is served.
+ */
+import type { ScsiCommand } from '../../../shared/scsi/command.ts';
+import { allocationLengthInquiry, respondData } from '../../../shared/scsi/cdb.ts';
+import { VpdPage } from '../../../shared/scsi/opcodes.ts';
+import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/sense.ts';
+import type { LogicalUnit } from '../logical-unit.ts';
+import { Completion } from './handler.ts';
+
+/** PERIPHERAL QUALIFIER 000b (connected) | PERIPHERAL DEVICE TYPE 00h (direct access block). */
+const PERIPHERAL_DISK = 0x00;
+
+/** SPC-4 6.6.2 table 148/149: version descriptors claimed in standard INQUIRY data. */
+export const VERSION_DESCRIPTORS: readonly number[] = [
+  0x00a0, // SAM-5 (no version claimed)
+  0x0960, // iSCSI (no version claimed)
+  0x0460, // SPC-4 (no version claimed)
+  0x04c0, // SBC-3 (no version claimed): the SBC-3 feature set incl. the 3Ch Block Limits page
+];
+
+/** Standard INQUIRY data length: 96 bytes, room for 8 version descriptors. */
+export const STANDARD_INQUIRY_LENGTH = 96;
+
+type VpdBuilder = (lu: LogicalUnit, buf: Buffer) => number;
+
+interface VpdEntry {
+  readonly page: number;
+  readonly build: VpdBuilder;
+}
+
+/**
+ * INQUIRY CDB (SPC-4 6.6.1 table 142):
+ *   0 opcode 12h | 1 reserved(7..2) CMDDT-obsolete(1) EVPD(0) | 2 PAGE CODE
+ *   3-4 ALLOCATION LENGTH | 5 CONTROL
+ */
+export function inquiry(lu: LogicalUnit, cmd: ScsiCommand): Completion {
+  const cdb = cmd.cdb;
+  const evpd = (cdb[1]! & 0x01) !== 0;
+  if ((cdb[1]! & 0xfe) !== 0) {
+    // CMDDT (bit 1) is obsolete since SPC-3; a device that does not support it rejects it.
+    const bit = 31 - Math.clz32(cdb[1]! & 0xfe);
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(1, bit));
+    return Completion.DONE;
+  }
+  const pageCode = cdb[2]!;
+  if (!evpd && pageCode !== 0) {
+    // SPC-4 6.6.1: PAGE CODE set while EVPD is zero.
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(2, 7));
+    return Completion.DONE;
+  }
+  const alloc = allocationLengthInquiry(cdb);
+  const buf = lu.scratch;
+  if (!evpd) {
+    respondData(cmd, buf, buildStandardInquiry(lu, buf), alloc);
+    return Completion.DONE;
+  }
+  const entry = VPD_PAGES.find((e) => e.page === pageCode);
+  if (entry === undefined) {
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(2, 7));
+    return Completion.DONE;
+  }
+  respondData(cmd, buf, entry.build(lu, buf), alloc);
+  return Completion.DONE;
+}
+
+/** Standard INQUIRY data (SPC-4 6.6.2 table 144) into buf; returns its length (96). */
+export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
+  buf.fill(0, 0, STANDARD_INQUIRY_LENGTH);
+  buf[0] = PERIPHERAL_DISK; // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
+  buf[1] = 0x00; // RMB 0: not removable | LU_CONG 0
+  buf[2] = 0x06; // VERSION: SPC-4
+  buf[3] = 0x12; // NORMACA 0 | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
+  buf[4] = STANDARD_INQUIRY_LENGTH - 5; // ADDITIONAL LENGTH: bytes after byte 4
+  buf[5] = 0x00; // SCCS 0 | ACC 0 | TPGS 00b (no ALUA yet) | 3PC 0 | PROTECT 0
+  buf[6] = 0x00; // ENCSERV 0 | MULTIP 0 (one port as far as this LU reports)
+  buf[7] = 0x02; // CMDQUE 1: full task management model (SAM-5 8.4)
+  buf.write(lu.vendor, 8, 8, 'latin1'); // 8-15: T10 VENDOR IDENTIFICATION
+  buf.write(lu.product, 16, 16, 'latin1'); // 16-31: PRODUCT IDENTIFICATION
+  buf.write(lu.revision, 32, 4, 'latin1'); // 32-35: PRODUCT REVISION LEVEL
+  // 36-55: vendor specific (zero); 56: CLOCKING/QAS/IUS (zero); 57: reserved.
+  // 58-73: VERSION DESCRIPTOR 1..8.
+  for (let i = 0; i < VERSION_DESCRIPTORS.length; i++) buf.writeUInt16BE(VERSION_DESCRIPTORS[i]!, 58 + 2 * i);
+  // 74-95: reserved.
+  return STANDARD_INQUIRY_LENGTH;
+}
+
+/** VPD page header (SPC-4 7.8.1 table 467) with a 16-bit PAGE LENGTH. */
+function vpdHeader(buf: Buffer, page: number, pageLength: number): void {
+  buf[0] = PERIPHERAL_DISK; // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
+  buf[1] = page; // PAGE CODE
+  buf.writeUInt16BE(pageLength, 2); // PAGE LENGTH: bytes after byte 3
+}
+
+/** 00h Supported VPD Pages (SPC-4 7.8.13): generated from VPD_PAGES. */
+function buildSupportedPages(_lu: LogicalUnit, buf: Buffer): number {
+  vpdHeader(buf, VpdPage.SUPPORTED_VPD_PAGES, VPD_PAGES.length);
+  for (let i = 0; i < VPD_PAGES.length; i++) buf[4 + i] = VPD_PAGES[i]!.page; // ascending
+  return 4 + VPD_PAGES.length;
+}
+
+/** 80h Unit Serial Number (SPC-4 7.8.15). */
+function buildUnitSerial(lu: LogicalUnit, buf: Buffer): number {
+  const n = buf.write(lu.serial, 4, 'latin1'); // 4..: PRODUCT SERIAL NUMBER (ASCII)
+  vpdHeader(buf, VpdPage.UNIT_SERIAL_NUMBER, n);
+  return 4 + n;
+}
+
+/**
+ * 83h Device Identification (SPC-4 7.8.6). Two designators, both associated with the
+ * LU and identical on every node of the cluster:
+ *   1. NAA IEEE Registered Extended (type 3h, binary) - what Linux multipath keys on;
+ *   2. T10 vendor ID based (type 1h, ASCII): T10 VENDOR ID + unit serial number.
+ * Target port / port group designators come with ALUA.
+ */
+function buildDeviceIdentification(lu: LogicalUnit, buf: Buffer): number {
+  let p = 4;
+  // Designation descriptor (SPC-4 7.8.6.1 table 482):
+  buf[p] = 0x01; // PROTOCOL IDENTIFIER 0 (ignored, PIV 0) | CODE SET 1h: binary
+  buf[p + 1] = 0x03; // PIV 0 | ASSOCIATION 00b: logical unit | DESIGNATOR TYPE 3h: NAA
+  buf[p + 2] = 0x00; // reserved
+  buf[p + 3] = lu.naa.length; // DESIGNATOR LENGTH: 16
+  lu.naa.copy(buf, p + 4); // DESIGNATOR
+  p += 4 + lu.naa.length;
+
+  const t10Start = p;
+  buf[p] = 0x02; // PROTOCOL IDENTIFIER 0 | CODE SET 2h: ASCII
+  buf[p + 1] = 0x01; // PIV 0 | ASSOCIATION 00b: logical unit | DESIGNATOR TYPE 1h: T10 vendor ID
+  buf[p + 2] = 0x00; // reserved
+  buf.write(lu.vendor, p + 4, 8, 'latin1'); // T10 VENDOR IDENTIFICATION (8 bytes)
+  const serialLength = buf.write(lu.serial, p + 12, 'latin1'); // VENDOR SPECIFIC IDENTIFIER
+  buf[t10Start + 3] = 8 + serialLength; // DESIGNATOR LENGTH
+  p += 4 + 8 + serialLength;
+
+  vpdHeader(buf, VpdPage.DEVICE_IDENTIFICATION, p - 4);
+  return p;
+}
+
+/** Block Limits page length: 3Ch, the SBC-3/SBC-4 size libiscsi checks for SBC-3 claims. */
+const BLOCK_LIMITS_PAGE_LENGTH = 0x3c;
+
+/** B0h Block Limits (SBC-4 6.6.4 table 261). */
+function buildBlockLimits(lu: LogicalUnit, buf: Buffer): number {
+  buf.fill(0, 0, 4 + BLOCK_LIMITS_PAGE_LENGTH);
+  vpdHeader(buf, VpdPage.BLOCK_LIMITS, BLOCK_LIMITS_PAGE_LENGTH);
+  buf[4] = 0x00; // WSNZ 0
+  buf[5] = 0x00; // MAXIMUM COMPARE AND WRITE LENGTH: 0, not supported yet
+  // 6-7: OPTIMAL TRANSFER LENGTH GRANULARITY: one logical block.
+  buf.writeUInt16BE(1, 6);
+  // 8-11: MAXIMUM TRANSFER LENGTH in blocks (0: not reported).
+  buf.writeUInt32BE(lu.maxTransferBlocks, 8);
+  // 12-15: OPTIMAL TRANSFER LENGTH: 0, not reported.
+  // 16-19: MAXIMUM PREFETCH LENGTH: 0.
+  // 20-23: MAXIMUM UNMAP LBA COUNT and 24-27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT: 0
+  //        (no UNMAP: libiscsi requires 0 when LBPU is 0).
+  // 28-31: OPTIMAL UNMAP GRANULARITY; 32-35: UGAVALID | UNMAP GRANULARITY ALIGNMENT: 0.
+  // 36-43: MAXIMUM WRITE SAME LENGTH: 0. 44-63: atomic transfer limits: 0 (none).
+  return 4 + BLOCK_LIMITS_PAGE_LENGTH;
+}
+
+/** B1h Block Device Characteristics (SBC-4 6.6.2 table 257). */
+function buildBlockDeviceCharacteristics(_lu: LogicalUnit, buf: Buffer): number {
+  buf.fill(0, 0, 64);
+  vpdHeader(buf, VpdPage.BLOCK_DEVICE_CHARACTERISTICS, 0x3c);
+  buf.writeUInt16BE(0x0001, 4); // 4-5: MEDIUM ROTATION RATE 0001h: non-rotating medium
+  buf[6] = 0x00; // PRODUCT TYPE: not indicated
+  buf[7] = 0x00; // WABEREQ | WACEREQ | NOMINAL FORM FACTOR: not reported
+  buf[8] = 0x00; // ZONED 00b | BOCS 0 | FUAB 0 | VBULS 0
+  // 9-63: reserved.
+  return 64;
+}
+
+/** B2h Logical Block Provisioning (SBC-4 6.6.6 table 264): fully provisioned, no UNMAP. */
+function buildLogicalBlockProvisioning(_lu: LogicalUnit, buf: Buffer): number {
+  vpdHeader(buf, VpdPage.LOGICAL_BLOCK_PROVISIONING, 4);
+  buf[4] = 0x00; // THRESHOLD EXPONENT: no thresholds
+  buf[5] = 0x00; // LBPU 0 | LBPWS 0 | LBPWS10 0 | LBPRZ 000b | ANC_SUP 0 | DP 0
+  buf[6] = 0x00; // MINIMUM PERCENTAGE 0 | PROVISIONING TYPE 000b (not thin, not resource)
+  buf[7] = 0x00; // THRESHOLD PERCENTAGE
+  return 8;
+}
+
+/** Served VPD pages, ascending by page code (SPC-4 7.8.13 requires ascending order). */
+export const VPD_PAGES: readonly VpdEntry[] = [
+  { page: VpdPage.SUPPORTED_VPD_PAGES, build: buildSupportedPages },
+  { page: VpdPage.UNIT_SERIAL_NUMBER, build: buildUnitSerial },
+  { page: VpdPage.DEVICE_IDENTIFICATION, build: buildDeviceIdentification },
+  { page: VpdPage.BLOCK_LIMITS, build: buildBlockLimits },
+  { page: VpdPage.BLOCK_DEVICE_CHARACTERISTICS, build: buildBlockDeviceCharacteristics },
+  { page: VpdPage.LOGICAL_BLOCK_PROVISIONING, build: buildLogicalBlockProvisioning },
+];

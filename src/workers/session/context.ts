@@ -1,0 +1,30 @@
+/**
+ * What every connection on a session worker shares: the task pool and slab, the
+ * channels to the LUN workers, the routing tables and the tuning. One per worker.
+ */
+import type { AuthConfig, IscsiTuning } from '../../shared/config-types.ts';
+import type { Logger } from '../../shared/logging.ts';
+import type { LunChannel } from './lun-channel.ts';
+import type { PortalRoute, TargetRoute } from './routes.ts';
+import type { TaskPool } from './task.ts';
+
+export interface SessionWorkerContext {
+  readonly index: number;
+  readonly log: Logger;
+  readonly pool: TaskPool;
+  readonly channels: LunChannel[];
+  readonly targets: Map<string, TargetRoute>;
+  readonly portals: PortalRoute[];
+  readonly tuning: IscsiTuning;
+  readonly discoveryAuth?: AuthConfig;
+  /** Command window per session (MaxCmdSN - ExpCmdSN + 1 when idle). */
+  readonly cmdWindow: number;
+  /** Seconds between target NOP-In pings; 0 disables them. */
+  readonly nopIntervalSec: number;
+  allocTsih(): number;
+  allocNexus(): number;
+  /** Ring the doorbells of LUN workers that got commands since the last call. */
+  flushDoorbells(): void;
+  /** Write fixed-format sense for a named SenseReason into buf; returns its length. */
+  writeSense(buf: Buffer, reason: string): number;
+}

@@ -1,0 +1,1158 @@
+/**
+ * One iSCSI connection on a session worker: receive state machine, login phase, and
+ * the full feature phase (RFC 7143). With MaxConnections=1 the connection also owns its
+ * session.
+ *
+ * Receive path, two phases per PDU (as SPDK does): when the header (BHS + AHS + header
+ * digest) is in, `onHeader` checks it and chooses where the data segment goes: straight
+ * into a task's slab buffer (immediate data, Data-Out) or into the connection's control
+ * buffer (login, text, NOP-Out ping data). When the data segment (+ padding + data
+ * digest) is in, `onPdu` acts on it. Partial reads resume where they stopped.
+ */
+import type { Socket } from 'node:net';
+import {
+  AsyncEvent,
+  BHS_LENGTH,
+  Field,
+  LogoutReason,
+  LogoutResponse,
+  Opcode,
+  RESERVED_TAG,
+  RejectReason,
+  ResidualFlag,
+  ScsiCmdFlags,
+  TmfFunction,
+  TmfResponse,
+  ahsLength,
+  buildAsyncMessage,
+  buildDataIn,
+  buildLoginResponse,
+  buildLogoutResponse,
+  buildNopIn,
+  buildR2T,
+  buildReject,
+  buildScsiResponse,
+  buildTextResponse,
+  buildTmfResponse,
+  dataSegmentLength,
+  decodeLun,
+  finalBit,
+  isImmediate,
+  opcodeOf,
+  pad4,
+  putU16,
+  u16,
+  u32,
+  type SeqNumbers,
+} from '../../../shared/iscsi/pdu.ts';
+import { crc32c, readDigest } from '../../../shared/iscsi/digest.ts';
+import type { SessionParams } from '../../../shared/iscsi/session-params.ts';
+import { ScsiStatus, type ScsiCommand } from '../../../shared/scsi/command.ts';
+import { Opcode as ScsiOp } from '../../../shared/scsi/opcodes.ts';
+import { buildReportLuns } from '../../../shared/scsi/report-luns.ts';
+import { executeWithoutLun } from '../../../shared/scsi/no-lun.ts';
+import { LoginPhase } from './login/login-phase.ts';
+import { type LoginContext, type LoginRequest, type LoginTargetInfo } from './login/types.ts';
+import { handleTextRequest } from './login/discovery.ts';
+import { INLINE_MAX, PduWriter } from './pdu-writer.ts';
+import { IscsiSession, snLess } from './session.ts';
+import { TaskState, type Task, type TaskOwner } from '../task.ts';
+import type { SessionWorkerContext } from '../context.ts';
+import type { Logger } from '../../../shared/logging.ts';
+import { formatTargetAddress, type TargetRoute } from '../routes.ts';
+
+const Rx = { BHS: 0, AHS: 1, DATA: 2, PAD: 3, DDIGEST: 4 } as const;
+/** What the current PDU's data segment is for, decided in onHeader. */
+const Act = { CONTROL: 0, SCSI: 1, DATA_OUT: 2, DISCARD: 3 } as const;
+const Phase = { LOGIN: 0, FULL_FEATURE: 1, LOGOUT: 2, CLOSED: 3 } as const;
+
+/** Data segment limit during login: the RFC 7143 13.12 default MaxRecvDataSegmentLength. */
+const LOGIN_MAX_DSL = 8192;
+const EMPTY = Buffer.alloc(0);
+
+/** Sense-less completion as a reusable ScsiCommand for commands answered on this worker. */
+class LocalCommand implements ScsiCommand {
+  readonly cdb = Buffer.alloc(32);
+  cdbLength = 0;
+  data: Buffer = EMPTY;
+  expectedLength = 0;
+  dataOutLength = 0;
+  dataInLength = 0;
+  dataOutWanted = 0;
+  status = 0;
+  readonly sense = Buffer.alloc(252);
+  senseLength = 0;
+  lun = 0;
+  nexus = 0;
+  attribute = 0;
+  onIo = null;
+  readonly ioTrampoline = (): void => {};
+  finish(): void {}
+}
+
+interface PendingTmf {
+  itt: number;
+  function: number;
+  waiting: number;
+  /** Drop the connection once answered (TARGET COLD RESET, RFC 7143 11.5.1). */
+  thenClose: boolean;
+}
+
+export class IscsiConnection implements TaskOwner {
+  private readonly ctx: SessionWorkerContext;
+  private readonly socket: Socket;
+  private log: Logger;
+  readonly portalIndex: number;
+  readonly peer: string;
+  private readonly writer: PduWriter;
+  private phase: number = Phase.LOGIN;
+  private login: LoginPhase | null;
+  private loginTimer: NodeJS.Timeout | null = null;
+  session: IscsiSession | null = null;
+  private statSN = 0;
+  private maxDsl = LOGIN_MAX_DSL;
+
+  // ---- receive state ----
+  private rxState: number = Rx.BHS;
+  private readonly hdr = Buffer.alloc(BHS_LENGTH + 255 * 4 + 4);
+  private hdrHave = 0;
+  private hdrNeed = BHS_LENGTH;
+  private headerDigest = false;
+  private dataDigest = false;
+  private dsl = 0;
+  private dataHave = 0;
+  private padNeed = 0;
+  private dataCrc = 0;
+  private readonly ddBuf = Buffer.alloc(4);
+  private ddHave = 0;
+  private act: number = Act.CONTROL;
+  private dst: Buffer = EMPTY;
+  private dstOff = 0;
+  private curTask: Task | null = null;
+  /** Control data buffer (login, text, NOP-Out data); sized to the largest allowed DSL. */
+  private ctrl: Buffer = Buffer.alloc(LOGIN_MAX_DSL);
+  /** Reject reason decided in onHeader, sent in onPdu (0 = none). */
+  private rejectReason = 0;
+
+  // ---- full feature phase ----
+  /** Tasks of this connection by ITT. */
+  private readonly tasks = new Map<number, Task>();
+  private readonly local = new LocalCommand();
+  private pendingTmf: PendingTmf[] = [];
+  private nopTimer: NodeJS.Timeout | null = null;
+  private nopOutstanding = false;
+  private nopTtt = 1;
+  private readonly seq: SeqNumbers = { statSN: 0, expCmdSN: 0, maxCmdSN: 0 };
+  private textPending: Buffer | null = null;
+  private onClosed: ((c: IscsiConnection) => void) | null;
+
+  constructor(
+    ctx: SessionWorkerContext,
+    socket: Socket,
+    portalIndex: number,
+    onClosed: (c: IscsiConnection) => void,
+  ) {
+    this.ctx = ctx;
+    this.socket = socket;
+    this.portalIndex = portalIndex;
+    this.onClosed = onClosed;
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = ctx.log.child({ peer: this.peer });
+    this.writer = new PduWriter(socket);
+    this.writer.onBackpressure = (on) => {
+      // The initiator is not reading our responses: stop reading its commands until
+      // the socket drains, so memory stays bounded (each response waits in the socket).
+      if (on) {
+        socket.pause();
+        socket.once('drain', () => {
+          if (this.phase !== Phase.CLOSED) socket.resume();
+        });
+      }
+    };
+    this.login = new LoginPhase(this.loginContext());
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('close', () => this.teardown('socket closed'));
+    this.loginTimer = setTimeout(() => {
+      this.log.warn({ timeoutSec: ctx.tuning.loginTimeoutSec }, 'login phase timed out');
+      this.close('login timeout');
+    }, ctx.tuning.loginTimeoutSec * 1000);
+    this.loginTimer.unref();
+    socket.resume();
+  }
+
+  private loginContext(): LoginContext {
+    const portal = this.ctx.portals[this.portalIndex];
+    const targets: LoginTargetInfo[] = [];
+    for (const t of this.ctx.targets.values()) {
+      if (!t.portals.includes(this.portalIndex)) continue;
+      targets.push({
+        iqn: t.iqn,
+        alias: t.alias,
+        portalGroupTag: portal.tag,
+        addresses: t.portals.map((i) => formatTargetAddress(this.ctx.portals[i])),
+        auth: t.auth,
+      });
+    }
+    return {
+      targets,
+      portalGroupTag: portal.tag,
+      discoveryAuth: this.ctx.discoveryAuth,
+      tuning: this.ctx.tuning,
+      allocTsih: () => this.ctx.allocTsih(),
+      peer: this.peer,
+      log: this.log,
+    };
+  }
+
+  // =========================================================================
+  // Receive state machine
+
+  private onData(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len && this.phase !== Phase.CLOSED) {
+      switch (this.rxState) {
+        case Rx.BHS:
+        case Rx.AHS: {
+          const n = Math.min(this.hdrNeed - this.hdrHave, len - pos);
+          chunk.copy(this.hdr, this.hdrHave, pos, pos + n);
+          this.hdrHave += n;
+          pos += n;
+          if (this.hdrHave < this.hdrNeed) break;
+          if (this.rxState === Rx.BHS) {
+            const extra = ahsLength(this.hdr, 0) + (this.headerDigest ? 4 : 0);
+            if (extra > 0) {
+              this.rxState = Rx.AHS;
+              this.hdrNeed = BHS_LENGTH + extra;
+              break;
+            }
+          }
+          this.headerComplete();
+          break;
+        }
+        case Rx.DATA: {
+          const n = Math.min(this.dsl - this.dataHave, len - pos);
+          if (this.dataDigest) this.dataCrc = crc32c(chunk, pos, pos + n, this.dataCrc);
+          if (this.act !== Act.DISCARD) chunk.copy(this.dst, this.dstOff + this.dataHave, pos, pos + n);
+          this.dataHave += n;
+          pos += n;
+          if (this.dataHave === this.dsl) this.afterData();
+          break;
+        }
+        case Rx.PAD: {
+          const n = Math.min(this.padNeed, len - pos);
+          if (this.dataDigest) this.dataCrc = crc32c(chunk, pos, pos + n, this.dataCrc);
+          this.padNeed -= n;
+          pos += n;
+          if (this.padNeed === 0) this.afterPad();
+          break;
+        }
+        case Rx.DDIGEST: {
+          const n = Math.min(4 - this.ddHave, len - pos);
+          chunk.copy(this.ddBuf, this.ddHave, pos, pos + n);
+          this.ddHave += n;
+          pos += n;
+          if (this.ddHave === 4) this.pduComplete(readDigest(this.ddBuf, 0) === this.dataCrc);
+          break;
+        }
+      }
+    }
+    this.ctx.flushDoorbells();
+  }
+
+  private headerComplete(): void {
+    const h = this.hdr;
+    const ahs = ahsLength(h, 0);
+    if (this.headerDigest) {
+      const got = readDigest(h, BHS_LENGTH + ahs);
+      if (got !== crc32c(h, 0, BHS_LENGTH + ahs)) {
+        // RFC 7143 7.8: with a bad header digest the PDU boundaries cannot be trusted;
+        // at ErrorRecoveryLevel 0 the connection is dropped.
+        this.log.warn({}, 'header digest error: dropping connection');
+        this.close('header digest error');
+        return;
+      }
+    }
+    this.dsl = dataSegmentLength(h, 0);
+    this.dataHave = 0;
+    this.dataCrc = 0;
+    this.rejectReason = 0;
+    this.curTask = null;
+    if (this.dsl > this.maxDsl) {
+      // RFC 7143 11.2.1.5 / 13.12: a data segment longer than our MaxRecvDataSegmentLength
+      // is a protocol error; the stream cannot be trusted to resynchronise, so reject and close.
+      this.log.warn({ dsl: this.dsl, max: this.maxDsl }, 'data segment longer than MaxRecvDataSegmentLength');
+      this.sendReject(RejectReason.PROTOCOL_ERROR, h);
+      this.close('oversized data segment');
+      return;
+    }
+    this.act = Act.CONTROL;
+    this.dst = this.ctrl;
+    this.dstOff = 0;
+    if (this.phase === Phase.FULL_FEATURE) this.onHeader();
+    if (this.phase === Phase.CLOSED) return;
+    if (this.dsl > 0) {
+      this.rxState = Rx.DATA;
+    } else {
+      this.pduComplete(true);
+    }
+  }
+
+  private afterData(): void {
+    this.padNeed = pad4(this.dsl);
+    if (this.padNeed > 0) this.rxState = Rx.PAD;
+    else this.afterPad();
+  }
+
+  private afterPad(): void {
+    if (this.dataDigest) {
+      this.ddHave = 0;
+      this.rxState = Rx.DDIGEST;
+    } else {
+      this.pduComplete(true);
+    }
+  }
+
+  private pduComplete(dataDigestOk: boolean): void {
+    this.rxState = Rx.BHS;
+    this.hdrHave = 0;
+    this.hdrNeed = BHS_LENGTH;
+    if (!dataDigestOk) {
+      this.onDataDigestError();
+      return;
+    }
+    if (this.phase === Phase.LOGIN) this.onLoginPdu();
+    else if (this.phase === Phase.FULL_FEATURE) this.onPdu();
+    // LOGOUT phase: the initiator should send nothing more; ignore it.
+  }
+
+  private onDataDigestError(): void {
+    // RFC 7143 7.8 / 11.17.1: a PDU with a data digest error is discarded and rejected
+    // with reason "Data (payload) Digest Error". A Data-Out or a command with immediate
+    // data loses bytes we cannot re-request at ErrorRecoveryLevel 0, so the task is
+    // failed by dropping the connection (session recovery, RFC 7143 7.1.5).
+    this.log.warn({ opcode: opcodeOf(this.hdr, 0) }, 'data digest error');
+    this.sendReject(RejectReason.DATA_DIGEST_ERROR, this.hdr);
+    if (this.act === Act.SCSI || this.act === Act.DATA_OUT) this.close('data digest error on SCSI data');
+  }
+
+  // =========================================================================
+  // Login phase
+
+  private onLoginPdu(): void {
+    const h = this.hdr;
+    if (opcodeOf(h, 0) !== Opcode.LOGIN_REQUEST || this.login === null) {
+      // RFC 7143 6.3: only Login Requests are allowed before the full feature phase.
+      this.log.warn({ opcode: opcodeOf(h, 0) }, 'non-login PDU during login');
+      this.sendLoginFailure(h, 0x02, 0x0b);
+      return;
+    }
+    const req: LoginRequest = {
+      transit: (h[1] & 0x80) !== 0,
+      cont: (h[1] & 0x40) !== 0,
+      csg: (h[1] >> 2) & 3,
+      nsg: h[1] & 3,
+      versionMax: h[2],
+      versionMin: h[3],
+      isid: Buffer.from(h.subarray(8, 14)),
+      tsih: u16(h, 14),
+      itt: u32(h, 16),
+      cid: u16(h, 20),
+      cmdSN: u32(h, 24),
+      expStatSN: u32(h, 28),
+      data: Buffer.from(this.ctrl.subarray(0, this.dsl)),
+    };
+    let result;
+    try {
+      result = this.login.step(req);
+    } catch (err) {
+      this.log.error({ err }, 'login logic failed');
+      this.sendLoginFailure(h, 0x03, 0x00);
+      return;
+    }
+    const r = result.response;
+    if (this.statSN === 0) this.statSN = (Math.random() * 0x7fffffff) >>> 0 || 1;
+    const w = this.writer;
+    const data = r.data;
+    this.seq.statSN = this.statSN;
+    this.seq.expCmdSN = req.cmdSN;
+    this.seq.maxCmdSN = (req.cmdSN + this.ctx.cmdWindow - 1) >>> 0;
+    this.statSN = (this.statSN + 1) >>> 0;
+    w.begin();
+    buildLoginResponse(
+      w.buf,
+      w.off,
+      r.transit,
+      r.cont,
+      r.csg,
+      r.nsg,
+      0x00,
+      0x00,
+      req.isid,
+      r.tsih,
+      req.itt,
+      r.statusClass,
+      r.statusDetail,
+      data.length,
+      this.seq,
+    );
+    this.sendControlData(data);
+    if (result.failed) {
+      this.log.info({ statusClass: r.statusClass, statusDetail: r.statusDetail }, 'login failed');
+      this.closeAfterFlush();
+      return;
+    }
+    if (result.complete && result.params) this.enterFullFeature(req, r.tsih, result.params);
+  }
+
+  private sendLoginFailure(h: Buffer, cls: number, detail: number): void {
+    const w = this.writer;
+    this.seq.statSN = this.statSN;
+    this.seq.expCmdSN = u32(h, 24);
+    this.seq.maxCmdSN = this.seq.expCmdSN;
+    w.begin();
+    buildLoginResponse(w.buf, w.off, false, false, 0, 0, 0, 0, h.subarray(8, 14), 0, u32(h, 16), cls, detail, 0, this.seq);
+    w.sendInline(0);
+    this.closeAfterFlush();
+  }
+
+  private enterFullFeature(req: LoginRequest, tsih: number, params: SessionParams): void {
+    let target: TargetRoute | null = null;
+    if (params.SessionType === 'Normal') {
+      target = this.ctx.targets.get(params.TargetName) ?? null;
+      if (target === null) {
+        this.close('login completed for an unknown target');
+        return;
+      }
+    }
+    const nexus = this.ctx.allocNexus();
+    this.session = new IscsiSession(tsih, req.isid, nexus, params, target, req.cmdSN, this.ctx.cmdWindow);
+    this.phase = Phase.FULL_FEATURE;
+    this.login = null;
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    // RFC 7143 13.1 / 13.12: digests and the negotiated data segment limits apply from
+    // the first PDU after the final Login Response.
+    this.headerDigest = params.HeaderDigest === 'CRC32C';
+    this.dataDigest = params.DataDigest === 'CRC32C';
+    this.writer.configure(this.headerDigest, this.dataDigest);
+    this.maxDsl = params.TargetMaxRecvDataSegmentLength;
+    if (this.ctrl.length < this.maxDsl) this.ctrl = Buffer.alloc(this.maxDsl);
+    this.log = this.log.child({
+      initiator: params.InitiatorName,
+      target: params.TargetName || undefined,
+      tsih,
+      type: params.SessionType,
+    });
+    this.log.info(
+      {
+        MaxRecvDataSegmentLength: params.InitiatorMaxRecvDataSegmentLength,
+        MaxBurstLength: params.MaxBurstLength,
+        FirstBurstLength: params.FirstBurstLength,
+        InitialR2T: params.InitialR2T,
+        ImmediateData: params.ImmediateData,
+        HeaderDigest: params.HeaderDigest,
+        DataDigest: params.DataDigest,
+      },
+      'session logged in',
+    );
+    this.startNopTimer();
+  }
+
+  // =========================================================================
+  // Full feature phase: header stage
+
+  private onHeader(): void {
+    const h = this.hdr;
+    const op = opcodeOf(h, 0);
+    if (op === Opcode.SCSI_COMMAND) this.onScsiCommandHeader();
+    else if (op === Opcode.DATA_OUT) this.onDataOutHeader();
+  }
+
+  private onScsiCommandHeader(): void {
+    const h = this.hdr;
+    const s = this.session!;
+    const imm = isImmediate(h, 0);
+    const cmdSN = u32(h, Field.CMD_SN);
+    this.act = Act.DISCARD;
+    if (s.params.SessionType !== 'Normal') {
+      this.rejectReason = RejectReason.PROTOCOL_ERROR; // SCSI commands are not allowed in discovery sessions
+      return;
+    }
+    if (!imm && !s.inWindow(cmdSN)) {
+      // RFC 7143 3.2.2.1: non-immediate commands outside the window are silently ignored.
+      this.log.debug({ cmdSN, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN }, 'CmdSN outside window: dropped');
+      return;
+    }
+    const ittValue = u32(h, Field.ITT);
+    if (this.tasks.has(ittValue)) {
+      this.rejectReason = RejectReason.TASK_IN_PROGRESS;
+      return;
+    }
+    const flags = h[1];
+    const edtl = u32(h, Field.EDTL);
+    const write = (flags & ScsiCmdFlags.WRITE) !== 0;
+    const read = (flags & ScsiCmdFlags.READ) !== 0;
+    if (this.dsl > 0 && (!write || !s.params.ImmediateData || this.dsl > s.params.FirstBurstLength || this.dsl > edtl)) {
+      // RFC 7143 10.6/13.x: immediate data needs ImmediateData=Yes, the W bit, and may
+      // not exceed FirstBurstLength or the expected transfer length.
+      this.rejectReason = RejectReason.PROTOCOL_ERROR;
+      return;
+    }
+    if ((read && write) || (!read && !write && edtl !== 0)) {
+      // Bidirectional commands are not supported; EDTL without a direction is invalid.
+      this.rejectReason = RejectReason.INVALID_PDU_FIELD;
+      return;
+    }
+    const t = this.ctx.pool.acquire();
+    if (t === null) {
+      this.rejectReason = RejectReason.COMMAND_NOT_SUPPORTED;
+      return;
+    }
+    t.owner = this;
+    t.itt = ittValue;
+    t.cmdSN = cmdSN;
+    t.immediate = imm;
+    t.read = read;
+    t.write = write;
+    t.edtl = edtl;
+    t.attribute = flags & ScsiCmdFlags.ATTR_MASK;
+    for (let i = 0; i < 8; i++) t.lunField[i] = h[Field.LUN + i];
+    t.lun = decodeLun(h, Field.LUN);
+    h.copy(t.cdb, 0, Field.CDB, Field.CDB + 16);
+    t.cdb.fill(0, 16);
+    t.cdbLength = cdbLengthFor(h[Field.CDB]);
+    this.tasks.set(ittValue, t);
+    if (!imm) {
+      s.expCmdSN = (s.expCmdSN + 1) >>> 0;
+      if (snLess(s.expCmdSN, (cmdSN + 1) >>> 0)) s.expCmdSN = (cmdSN + 1) >>> 0;
+      s.outstanding++;
+    }
+    const len = Math.min(edtl, this.ctx.tuning.maxTransferLength);
+    if (edtl > this.ctx.tuning.maxTransferLength || !this.ctx.pool.attachBuffer(t, len)) {
+      // Larger than one command may move, or no slab space now: the task completes
+      // without reaching the LU (TASK SET FULL asks the initiator to retry later; an
+      // oversized transfer fails with the status SBC gives for it).
+      t.status = edtl > this.ctx.tuning.maxTransferLength ? ScsiStatus.CHECK_CONDITION : ScsiStatus.TASK_SET_FULL;
+      if (t.status === ScsiStatus.CHECK_CONDITION) t.senseLength = this.ctx.writeSense(t.sense, 'INVALID_FIELD_IN_CDB');
+      t.state = TaskState.RESPONDING;
+      return; // data (if any) is discarded; the response goes out in onPdu
+    }
+    this.curTask = t;
+    if (this.dsl > 0) {
+      this.act = Act.SCSI;
+      this.dst = t.data;
+      this.dstOff = 0;
+    } else {
+      this.act = Act.SCSI;
+    }
+  }
+
+  private onDataOutHeader(): void {
+    const h = this.hdr;
+    this.act = Act.DISCARD;
+    const ittValue = u32(h, Field.ITT);
+    const ttt = u32(h, Field.TTT);
+    const t = this.tasks.get(ittValue);
+    const offset = u32(h, Field.BUFFER_OFFSET);
+    if (t === undefined || t.state !== TaskState.RECEIVING || !t.write) {
+      // RFC 7143 11.7 / 7.x: Data-Out for an unknown or finished task is discarded (it
+      // may race an abort); the initiator learns nothing wrong happened.
+      this.log.debug({ itt: ittValue }, 'Data-Out for no receiving task: discarded');
+      return;
+    }
+    if (ttt !== RESERVED_TAG ? ttt !== t.ttt : offset + this.dsl > t.unsolicitedLimit) {
+      this.rejectReason = RejectReason.PROTOCOL_ERROR;
+      return;
+    }
+    if (offset + this.dsl > t.data.length) {
+      // RFC 7143 11.7.x: data beyond the expected transfer length.
+      this.rejectReason = RejectReason.PROTOCOL_ERROR;
+      return;
+    }
+    const dataSN = u32(h, Field.DATA_SN);
+    if (dataSN !== t.expectedDataSN) {
+      // RFC 7143 11.7.5: DataSN counts the Data-Out PDUs of each sequence from 0. A gap
+      // or repeat means lost or reordered data; ErrorRecoveryLevel 0 has no way to
+      // re-request it (no recovery R2T), so the connection is dropped (7.1.5, 7.4).
+      this.log.warn({ itt: ittValue, dataSN, expected: t.expectedDataSN }, 'Data-Out DataSN out of sequence');
+      this.close('DataSN error');
+      return;
+    }
+    this.curTask = t;
+    this.act = Act.DATA_OUT;
+    this.dst = t.data;
+    this.dstOff = offset;
+  }
+
+  // =========================================================================
+  // Full feature phase: PDU complete
+
+  private onPdu(): void {
+    const h = this.hdr;
+    if (this.rejectReason !== 0) {
+      this.sendReject(this.rejectReason, h);
+      return;
+    }
+    switch (opcodeOf(h, 0)) {
+      case Opcode.SCSI_COMMAND:
+        this.onScsiCommand();
+        break;
+      case Opcode.DATA_OUT:
+        this.onDataOut();
+        break;
+      case Opcode.NOP_OUT:
+        this.onNopOut();
+        break;
+      case Opcode.TEXT_REQUEST:
+        this.onTextRequest();
+        break;
+      case Opcode.LOGOUT_REQUEST:
+        this.onLogout();
+        break;
+      case Opcode.TASK_MGMT_REQUEST:
+        this.onTaskManagement();
+        break;
+      case Opcode.SNACK_REQUEST:
+        // RFC 7143 11.16: SNACK needs ErrorRecoveryLevel > 0; at ERL 0 it is rejected.
+        this.sendReject(RejectReason.PROTOCOL_ERROR, h);
+        break;
+      case Opcode.LOGIN_REQUEST:
+        // RFC 7143 6.3: a Login Request in full feature phase is a protocol error.
+        this.sendReject(RejectReason.PROTOCOL_ERROR, h);
+        break;
+      default:
+        this.sendReject(RejectReason.COMMAND_NOT_SUPPORTED, h);
+    }
+  }
+
+  private onScsiCommand(): void {
+    const t = this.curTask;
+    if (t === null) {
+      // Dropped (outside the window) or failed in onHeader with a response ready.
+      const late = this.tasks.get(u32(this.hdr, Field.ITT));
+      if (late && late.state === TaskState.RESPONDING && late.owner === this) this.sendResponse(late);
+      return;
+    }
+    const s = this.session!;
+    t.received = this.dsl;
+    if (!t.write || t.received >= t.data.length) {
+      this.dispatch(t);
+      return;
+    }
+    // RFC 7143 10.6 / 13.11: unsolicited data may follow when InitialR2T=No and the
+    // command PDU did not set F; it is bounded by FirstBurstLength.
+    const unsolicitedMore = !s.params.InitialR2T && !finalBit(this.hdr, 0);
+    t.unsolicitedLimit = unsolicitedMore ? Math.min(s.params.FirstBurstLength, t.data.length) : t.received;
+    t.nextR2TOffset = t.unsolicitedLimit;
+    this.sendR2Ts(t);
+  }
+
+  private onDataOut(): void {
+    const t = this.curTask;
+    if (t === null) return;
+    t.received += this.dsl;
+    t.expectedDataSN++;
+    if (finalBit(this.hdr, 0)) {
+      // F ends the sequence (an R2T's burst or the unsolicited burst); the next one
+      // numbers its Data-Outs from 0 again (RFC 7143 11.7.5).
+      t.expectedDataSN = 0;
+      if (u32(this.hdr, Field.TTT) !== RESERVED_TAG && t.outstandingR2T > 0) t.outstandingR2T--;
+    }
+    if (t.received >= t.data.length) {
+      this.dispatch(t);
+      return;
+    }
+    this.sendR2Ts(t);
+  }
+
+  /** Solicit the rest of a write (RFC 7143 10.8): bursts of MaxBurstLength, MaxOutstandingR2T at a time. */
+  private sendR2Ts(t: Task): void {
+    const p = this.session!.params;
+    while (t.outstandingR2T < p.MaxOutstandingR2T && t.nextR2TOffset < t.data.length) {
+      const len = Math.min(p.MaxBurstLength, t.data.length - t.nextR2TOffset);
+      this.fillSeq(false);
+      const w = this.writer;
+      w.begin();
+      buildR2T(w.buf, w.off, t.lunField, 0, t.itt, t.ttt, t.r2tSN, t.nextR2TOffset, len, this.seq);
+      w.sendInline(0);
+      t.r2tSN++;
+      t.nextR2TOffset += len;
+      t.outstandingR2T++;
+    }
+  }
+
+  /** Route a task whose data is complete: to its LUN worker, or answer it here. */
+  private dispatch(t: Task): void {
+    const target = this.session!.target!;
+    const route = t.lun >= 0 ? target.luns.get(t.lun) : undefined;
+    const op = t.cdb[0];
+    if (op === ScsiOp.REPORT_LUNS || route === undefined) {
+      // REPORT LUNS depends on the I_T nexus's LUN inventory, not on one LU, and a
+      // command to a LUN that does not exist never reaches a LUN worker (SPC-4 6.33,
+      // SAM-5 5.10): both are answered on this worker, no hop.
+      const c = this.local;
+      c.cdb.set(t.cdb);
+      c.cdbLength = t.cdbLength;
+      c.data = t.data;
+      c.expectedLength = t.data.length;
+      c.dataOutLength = t.write ? t.received : 0;
+      c.dataInLength = 0;
+      c.dataOutWanted = 0;
+      c.status = ScsiStatus.GOOD;
+      c.senseLength = 0;
+      c.lun = t.lun;
+      c.nexus = this.session!.nexus;
+      c.attribute = t.attribute;
+      if (op === ScsiOp.REPORT_LUNS) buildReportLuns(c, target.lunList);
+      else executeWithoutLun(c);
+      t.status = c.status;
+      t.senseLength = Math.min(c.senseLength, t.sense.length);
+      if (t.senseLength > 0) c.sense.copy(t.sense, 0, 0, t.senseLength);
+      t.dataInLength = c.dataInLength;
+      t.dataOutWanted = c.dataOutWanted;
+      t.state = TaskState.RESPONDING;
+      this.sendResponse(t);
+      return;
+    }
+    t.lunWorker = route.lunWorker;
+    t.luIndex = route.luIndex;
+    this.ctx.channels[route.lunWorker].submit(t, this.session!.nexus);
+  }
+
+  /** TaskOwner: the LUN worker finished the task. */
+  onTaskComplete(t: Task): void {
+    if (t.aborted || this.phase === Phase.CLOSED) {
+      this.finishTask(t, false);
+      this.ctx.pool.release(t);
+      return;
+    }
+    this.sendResponse(t);
+    this.ctx.flushDoorbells();
+  }
+
+  /** Send Data-In and/or SCSI Response for a finished task (RFC 7143 11.4, 11.7). */
+  private sendResponse(t: Task): void {
+    const w = this.writer;
+    const s = this.session!;
+    const edtl = t.edtl;
+    let residualFlag = 0;
+    let residual = 0;
+    let xfer = 0;
+    if (t.read) {
+      xfer = Math.min(t.dataInLength, t.data.length);
+      if (t.dataInLength > edtl) {
+        residualFlag = ResidualFlag.OVERFLOW;
+        residual = t.dataInLength - edtl;
+      } else if (xfer < edtl) {
+        residualFlag = ResidualFlag.UNDERFLOW;
+        residual = edtl - xfer;
+      }
+    } else if (t.write && t.dataOutWanted > 0) {
+      if (t.dataOutWanted > edtl) {
+        residualFlag = ResidualFlag.OVERFLOW;
+        residual = t.dataOutWanted - edtl;
+      } else if (t.dataOutWanted < edtl) {
+        residualFlag = ResidualFlag.UNDERFLOW;
+        residual = edtl - t.dataOutWanted;
+      }
+    } else if (!t.read && !t.write && edtl > 0) {
+      residualFlag = ResidualFlag.UNDERFLOW;
+      residual = edtl;
+    }
+    this.finishTask(t, true);
+    const good = t.senseLength === 0 && (t.status === ScsiStatus.GOOD || t.status === ScsiStatus.CONDITION_MET);
+    if (xfer > 0) {
+      // Data-In PDUs of at most the initiator's MaxRecvDataSegmentLength; F closes each
+      // MaxBurstLength sequence (RFC 7143 11.7.1). Status rides in the last Data-In
+      // when there is no sense data (11.7.4, "phase collapse").
+      const mrdsl = s.params.InitiatorMaxRecvDataSegmentLength;
+      const burst = s.params.MaxBurstLength;
+      let offset = 0;
+      let dataSN = 0;
+      let inBurst = 0;
+      while (offset < xfer) {
+        const n = Math.min(mrdsl, xfer - offset, burst - inBurst);
+        const last = offset + n === xfer;
+        inBurst += n;
+        const endOfBurst = last || inBurst === burst;
+        if (endOfBurst) inBurst = 0;
+        const withStatus = last && good;
+        this.fillSeq(withStatus);
+        w.begin();
+        buildDataIn(w.buf, w.off, t.itt, endOfBurst, withStatus, t.status, residualFlag, residual, n, dataSN, offset, this.seq);
+        w.sendWithData(t.data, offset, n, withStatus ? t : null);
+        offset += n;
+        dataSN++;
+      }
+      if (good) return;
+      this.sendScsiResponse(t, residualFlag, residual, dataSN);
+      return;
+    }
+    this.sendScsiResponse(t, residualFlag, residual, 0);
+  }
+
+  private sendScsiResponse(t: Task, residualFlag: number, residual: number, expDataSN: number): void {
+    const w = this.writer;
+    this.fillSeq(true);
+    w.begin();
+    const dsl = t.senseLength > 0 ? t.senseLength + 2 : 0;
+    buildScsiResponse(w.buf, w.off, t.itt, t.status, residualFlag, residual, dsl, this.seq, expDataSN);
+    if (dsl > 0) {
+      // RFC 7143 11.4.7.2: the data segment is SenseLength (2 bytes) then the sense data.
+      const at = w.inlineOffset;
+      putU16(w.buf, at, t.senseLength);
+      t.sense.copy(w.buf, at + 2, 0, t.senseLength);
+    }
+    w.sendInline(dsl, t);
+  }
+
+  /** The task leaves the connection's books: window accounting, ITT map, pending TMFs. */
+  private finishTask(t: Task, answered: boolean): void {
+    if (this.tasks.get(t.itt) === t) this.tasks.delete(t.itt);
+    const s = this.session;
+    if (s && !t.immediate) s.outstanding--;
+    if (!answered) t.owner = null;
+    if (t.aborted && this.pendingTmf.length > 0) this.tmfTaskDone();
+  }
+
+  // =========================================================================
+  // Other full-feature PDUs
+
+  private onNopOut(): void {
+    const h = this.hdr;
+    const s = this.session!;
+    const ittValue = u32(h, Field.ITT);
+    const ttt = u32(h, Field.TTT);
+    if (!isImmediate(h, 0) && ittValue !== RESERVED_TAG) this.advanceCmdSN(u32(h, Field.CMD_SN));
+    if (ittValue === RESERVED_TAG) {
+      // RFC 7143 11.18: the reply to our NOP-In ping (TTT echoed); no response.
+      if (ttt !== RESERVED_TAG) this.nopOutstanding = false;
+      return;
+    }
+    // A ping from the initiator: echo its data in a NOP-In (RFC 7143 11.19.x).
+    void s;
+    this.fillSeq(true);
+    const w = this.writer;
+    w.begin();
+    buildNopIn(w.buf, w.off, h, Field.LUN, ittValue, RESERVED_TAG, this.dsl, this.seq);
+    this.sendControlData(this.dsl > 0 ? this.ctrl.subarray(0, this.dsl) : EMPTY);
+  }
+
+  private onTextRequest(): void {
+    const h = this.hdr;
+    const s = this.session!;
+    if (!isImmediate(h, 0)) this.advanceCmdSN(u32(h, Field.CMD_SN));
+    const ittValue = u32(h, Field.ITT);
+    const cont = (h[1] & 0x40) !== 0;
+    // Accumulate a multi-PDU request (C bit, RFC 7143 11.10.2), bounded.
+    const part = this.ctrl.subarray(0, this.dsl);
+    this.textPending = this.textPending ? Buffer.concat([this.textPending, part]) : Buffer.from(part);
+    if (this.textPending.length > 65536) {
+      this.textPending = null;
+      this.sendReject(RejectReason.PROTOCOL_ERROR, h);
+      return;
+    }
+    if (cont) {
+      this.fillSeq(true);
+      const w = this.writer;
+      w.begin();
+      buildTextResponse(w.buf, w.off, false, false, ittValue, 0x1, 0, this.seq);
+      w.sendInline(0);
+      return;
+    }
+    const request = this.textPending;
+    this.textPending = null;
+    const targets = this.loginTargetsForText();
+    const answer = handleTextRequest(request, {
+      targets,
+      sessionTarget: s.params.SessionType === 'Normal' ? s.params.TargetName : undefined,
+    });
+    if (!answer.ok) {
+      this.log.warn({ reason: answer.reason }, 'malformed Text Request');
+      this.sendReject(RejectReason.PROTOCOL_ERROR, h);
+      return;
+    }
+    // The whole answer must fit the initiator's MaxRecvDataSegmentLength; SendTargets
+    // replies here are small (a few targets), longer ones are truncated at a key
+    // boundary rather than split (RFC 7143 11.11.2 allows C-bit continuation; not needed yet).
+    let data = answer.data;
+    const max = s.params.InitiatorMaxRecvDataSegmentLength;
+    if (data.length > max) {
+      const cut = data.lastIndexOf(0, max - 1);
+      data = data.subarray(0, cut + 1);
+    }
+    this.fillSeq(true);
+    const w = this.writer;
+    w.begin();
+    buildTextResponse(w.buf, w.off, true, false, ittValue, RESERVED_TAG, data.length, this.seq);
+    this.sendControlData(data);
+  }
+
+  private loginTargetsForText(): LoginTargetInfo[] {
+    const out: LoginTargetInfo[] = [];
+    const portal = this.ctx.portals[this.portalIndex];
+    for (const t of this.ctx.targets.values()) {
+      out.push({
+        iqn: t.iqn,
+        alias: t.alias,
+        portalGroupTag: portal.tag,
+        addresses: t.portals.map((i) => formatTargetAddress(this.ctx.portals[i])),
+        auth: t.auth,
+      });
+    }
+    return out;
+  }
+
+  private onLogout(): void {
+    const h = this.hdr;
+    const s = this.session!;
+    if (!isImmediate(h, 0)) this.advanceCmdSN(u32(h, Field.CMD_SN));
+    const reason = h[1] & 0x7f;
+    const ittValue = u32(h, Field.ITT);
+    let response: number = LogoutResponse.CLOSED;
+    if (reason === LogoutReason.REMOVE_CONNECTION_FOR_RECOVERY) {
+      response = LogoutResponse.RECOVERY_NOT_SUPPORTED; // needs ErrorRecoveryLevel 2
+    } else if (reason === LogoutReason.CLOSE_CONNECTION && u16(h, Field.CID) !== 0 && false) {
+      response = LogoutResponse.CID_NOT_FOUND;
+    }
+    this.fillSeq(true);
+    const w = this.writer;
+    w.begin();
+    buildLogoutResponse(w.buf, w.off, ittValue, response, s.params.DefaultTime2Wait, s.params.DefaultTime2Retain, this.seq);
+    w.sendInline(0);
+    if (response === LogoutResponse.CLOSED) {
+      this.phase = Phase.LOGOUT;
+      this.log.info({ reason }, 'logout');
+      this.closeAfterFlush();
+    }
+  }
+
+  private onTaskManagement(): void {
+    const h = this.hdr;
+    const s = this.session!;
+    if (!isImmediate(h, 0)) this.advanceCmdSN(u32(h, Field.CMD_SN));
+    const fn = h[1] & 0x7f;
+    const ittValue = u32(h, Field.ITT);
+    const lun = decodeLun(h, Field.LUN);
+    const target = s.target;
+    let response: number = TmfResponse.FUNCTION_COMPLETE;
+    const victims: Task[] = [];
+    if (target === null) {
+      response = TmfResponse.FUNCTION_REJECTED;
+    } else {
+      switch (fn) {
+        case TmfFunction.ABORT_TASK: {
+          const rtt = u32(h, Field.RTT);
+          const t = this.tasks.get(rtt);
+          if (t === undefined) {
+            // RFC 7143 11.5.1: a task that completed (or never arrived) needs no abort;
+            // the response says it does not exist.
+            response = TmfResponse.TASK_DOES_NOT_EXIST;
+          } else if (t.lun !== lun) {
+            response = TmfResponse.TASK_DOES_NOT_EXIST;
+          } else {
+            victims.push(t);
+          }
+          break;
+        }
+        case TmfFunction.ABORT_TASK_SET:
+        case TmfFunction.CLEAR_TASK_SET:
+        case TmfFunction.LOGICAL_UNIT_RESET:
+          if (lun < 0 || !target.luns.has(lun)) {
+            response = TmfResponse.LUN_DOES_NOT_EXIST;
+            break;
+          }
+          for (const t of this.tasks.values()) if (t.lun === lun) victims.push(t);
+          break;
+        case TmfFunction.TARGET_WARM_RESET:
+        case TmfFunction.TARGET_COLD_RESET:
+          for (const t of this.tasks.values()) victims.push(t);
+          break;
+        case TmfFunction.CLEAR_ACA:
+          response = TmfResponse.FUNCTION_COMPLETE;
+          break;
+        case TmfFunction.TASK_REASSIGN:
+          // RFC 7143 11.5.1: reassignment needs ErrorRecoveryLevel 2.
+          response = TmfResponse.TASK_REASSIGN_NOT_SUPPORTED;
+          break;
+        default:
+          response = TmfResponse.FUNCTION_NOT_SUPPORTED;
+      }
+    }
+    const pending: PendingTmf = { itt: ittValue, function: fn, waiting: 0, thenClose: fn === TmfFunction.TARGET_COLD_RESET };
+    for (const t of victims) {
+      if (t.aborted) continue;
+      t.aborted = true;
+      if (t.state === TaskState.RECEIVING) {
+        // Not yet at the LU: it ends here, silently (SAM-5 7.2, TAS=0).
+        this.finishTask(t, false);
+        this.ctx.pool.release(t);
+      } else if (t.state === TaskState.SUBMITTED || t.state === TaskState.QUEUED) {
+        pending.waiting++; // answered once the LU has finished it
+      }
+    }
+    if (pending.waiting > 0 && response === TmfResponse.FUNCTION_COMPLETE) {
+      this.pendingTmf.push(pending);
+      return;
+    }
+    this.sendTmfResponse(pending, response);
+  }
+
+  private tmfTaskDone(): void {
+    const p = this.pendingTmf[0];
+    if (p === undefined) return;
+    p.waiting--;
+    if (p.waiting <= 0) {
+      this.pendingTmf.shift();
+      this.sendTmfResponse(p, TmfResponse.FUNCTION_COMPLETE);
+    }
+  }
+
+  private sendTmfResponse(p: PendingTmf, response: number): void {
+    this.fillSeq(true);
+    const w = this.writer;
+    w.begin();
+    buildTmfResponse(w.buf, w.off, p.itt, response, this.seq);
+    w.sendInline(0);
+    if (p.thenClose) this.closeAfterFlush();
+  }
+
+  /** Ask the initiator to log out (RFC 7143 11.9.1, AsyncEvent 1), e.g. when draining. */
+  requestLogout(time2WaitSec: number): void {
+    if (this.phase !== Phase.FULL_FEATURE) return;
+    this.fillSeq(true);
+    const w = this.writer;
+    w.begin();
+    buildAsyncMessage(w.buf, w.off, AsyncEvent.LOGOUT_REQUEST, 0, 0, time2WaitSec, 0, this.seq);
+    w.sendInline(0);
+  }
+
+  private advanceCmdSN(cmdSN: number): void {
+    const s = this.session!;
+    if (cmdSN === s.expCmdSN) s.expCmdSN = (s.expCmdSN + 1) >>> 0;
+  }
+
+  // =========================================================================
+  // NOP-In pings: detect initiators that vanished without closing TCP.
+
+  private startNopTimer(): void {
+    const intervalMs = this.ctx.nopIntervalSec * 1000;
+    if (intervalMs <= 0) return;
+    this.nopTimer = setInterval(() => {
+      if (this.phase !== Phase.FULL_FEATURE) return;
+      if (this.nopOutstanding) {
+        this.log.warn({ intervalSec: this.ctx.nopIntervalSec }, 'NOP-In ping not answered: dropping connection');
+        this.close('nop timeout');
+        return;
+      }
+      this.nopOutstanding = true;
+      this.nopTtt = (this.nopTtt + 1) & 0x7fffffff || 1;
+      this.fillSeq(false);
+      const w = this.writer;
+      w.begin();
+      // RFC 7143 11.19: a target ping has ITT 0xffffffff and a TTT the initiator echoes.
+      buildNopIn(w.buf, w.off, null, 0, RESERVED_TAG, this.nopTtt, 0, this.seq);
+      w.sendInline(0);
+    }, intervalMs);
+    this.nopTimer.unref();
+  }
+
+  // =========================================================================
+  // Helpers
+
+  /** Fill this.seq; `advance` when the PDU carries status and so consumes a StatSN. */
+  private fillSeq(advance: boolean): void {
+    const s = this.session;
+    this.seq.statSN = this.statSN;
+    if (advance) this.statSN = (this.statSN + 1) >>> 0;
+    if (s) {
+      this.seq.expCmdSN = s.expCmdSN;
+      this.seq.maxCmdSN = s.maxCmdSN;
+    }
+  }
+
+  /** Send the PDU begun last with a control data segment (inline when small). */
+  private sendControlData(data: Buffer): void {
+    const w = this.writer;
+    if (data.length <= INLINE_MAX) {
+      data.copy(w.buf, w.inlineOffset);
+      w.sendInline(data.length);
+    } else {
+      // Not a hot path (login/text replies): the copy keeps the caller's buffer free.
+      w.sendWithData(Buffer.from(data), 0, data.length);
+    }
+  }
+
+  private sendReject(reason: number, rejected: Buffer): void {
+    this.fillSeq(true);
+    const w = this.writer;
+    w.begin();
+    buildReject(w.buf, w.off, reason, this.seq);
+    // RFC 7143 11.17: the data segment is the complete header of the rejected PDU.
+    rejected.copy(w.buf, w.inlineOffset, 0, BHS_LENGTH);
+    w.sendInline(BHS_LENGTH);
+  }
+
+  private closeAfterFlush(): void {
+    this.phase = Phase.LOGOUT;
+    this.socket.end();
+    const t = setTimeout(() => this.close('close after flush timed out'), 5000);
+    t.unref();
+  }
+
+  close(why: string): void {
+    if (this.phase === Phase.CLOSED) return;
+    this.log.debug({ why }, 'closing connection');
+    this.socket.destroy();
+    this.teardown(why);
+  }
+
+  /** Stop everything this connection owns; tasks at the LU are orphaned and freed on completion. */
+  private teardown(why: string): void {
+    if (this.phase === Phase.CLOSED) return;
+    this.phase = Phase.CLOSED;
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    if (this.nopTimer) clearInterval(this.nopTimer);
+    for (const t of this.tasks.values()) {
+      if (t.state === TaskState.RECEIVING) {
+        this.ctx.pool.release(t);
+      } else {
+        t.owner = null; // released by the channel when the LU completes it
+      }
+    }
+    this.tasks.clear();
+    if (this.session) this.log.info({ why }, 'session closed');
+    const cb = this.onClosed;
+    this.onClosed = null;
+    if (cb) cb(this);
+  }
+
+  /** In-flight tasks (for graceful shutdown). */
+  get busy(): number {
+    return this.tasks.size;
+  }
+
+  get isFullFeature(): boolean {
+    return this.phase === Phase.FULL_FEATURE;
+  }
+}
+
+/** CDB length from the group code of the operation code (SPC-4 4.2.5.1). */
+function cdbLengthFor(opcode: number): number {
+  switch (opcode >> 5) {
+    case 0:
+      return 6;
+    case 1:
+    case 2:
+      return 10;
+    case 4:
+      return 16;
+    case 5:
+      return 12;
+    default:
+      return 16;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * iSCSI session state (RFC 7143 4.2.2): the command numbering window shared by the
+ * session's connections. With MaxConnections=1 a session has exactly one connection, but
+ * the window lives here so that connection reinstatement can keep it.
+ */
+import type { SessionParams } from '../../../shared/iscsi/session-params.ts';
+import type { TargetRoute } from '../routes.ts';
+
+/** Serial number arithmetic (RFC 1982 as used by RFC 7143 4.2.2.1) on 32 bits. */
+export function snLess(a: number, b: number): boolean {
+  return a !== b && ((a - b) | 0) < 0;
+}
+
+export class IscsiSession {
+  readonly tsih: number;
+  readonly isid: Buffer;
+  readonly nexus: number;
+  readonly params: SessionParams;
+  readonly target: TargetRoute | null;
+  expCmdSN: number;
+  /** Non-immediate commands received whose response has not been sent. */
+  outstanding = 0;
+  /** Command window: how many non-immediate commands may be outstanding. */
+  readonly window: number;
+
+  constructor(tsih: number, isid: Buffer, nexus: number, params: SessionParams, target: TargetRoute | null, cmdSN: number, window: number) {
+    this.tsih = tsih;
+    this.isid = isid;
+    this.nexus = nexus;
+    this.params = params;
+    this.target = target;
+    this.expCmdSN = cmdSN >>> 0;
+    this.window = window;
+  }
+
+  /**
+   * MaxCmdSN = ExpCmdSN + (window - outstanding) - 1: receiving a command moves ExpCmdSN
+   * and outstanding together, completing one opens the window by one, so MaxCmdSN never
+   * moves backwards (RFC 7143 4.2.2.1).
+   */
+  get maxCmdSN(): number {
+    return (this.expCmdSN + this.window - this.outstanding - 1) >>> 0;
+  }
+
+  /** True when a non-immediate CmdSN lies in [ExpCmdSN, MaxCmdSN]. */
+  inWindow(cmdSN: number): boolean {
+    return !snLess(cmdSN, this.expCmdSN) && !snLess(this.maxCmdSN, cmdSN);
+  }
+}

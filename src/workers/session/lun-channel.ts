@@ -1,0 +1,124 @@
+/**
+ * The session worker's end of the data plane towards one LUN worker: a command ring it
+ * produces into and a completion ring it consumes from, plus the LUN worker's doorbell.
+ * When the command ring is full, tasks wait in an intrusive FIFO (no allocation) and
+ * are pushed as completions free slots; in-flight tasks never exceed the ring capacity,
+ * so the completion ring (same capacity) can never overflow.
+ */
+import { SpscRing } from '../../shared/ring/spsc-ring.ts';
+import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { Cmd, Cpl, DescFlags, DescKind, CMD_DESC_BYTES, CPL_DESC_BYTES } from '../../shared/ring/descriptors.ts';
+import { TaskState, type Task, type TaskPool } from './task.ts';
+
+export interface LunChannelInit {
+  cmdRing: SharedArrayBuffer;
+  cplRing: SharedArrayBuffer;
+  capacity: number;
+  peerDoorbell: SharedArrayBuffer;
+}
+
+export class LunChannel {
+  private readonly cmd: SpscRing;
+  private readonly cpl: SpscRing;
+  private readonly peer: Doorbell;
+  private readonly pool: TaskPool;
+  private inflight = 0;
+  private readonly capacity: number;
+  private waitHead: Task | null = null;
+  private waitTail: Task | null = null;
+  private pushedSinceRing = false;
+
+  constructor(init: LunChannelInit, pool: TaskPool) {
+    this.cmd = new SpscRing(init.cmdRing, init.capacity, CMD_DESC_BYTES);
+    this.cpl = new SpscRing(init.cplRing, init.capacity, CPL_DESC_BYTES);
+    this.peer = new Doorbell(init.peerDoorbell);
+    this.capacity = init.capacity;
+    this.pool = pool;
+  }
+
+  /** Queue a fully received task for execution. */
+  submit(t: Task, nexus: number): void {
+    t.state = TaskState.QUEUED;
+    t.next = null;
+    if (this.waitHead === null && this.inflight < this.capacity && this.push(t, nexus)) return;
+    // Backpressure: remember the nexus on the task through its lunField-free slot.
+    t.nexusForQueue = nexus;
+    if (this.waitTail) this.waitTail.next = t;
+    else this.waitHead = t;
+    this.waitTail = t;
+  }
+
+  private push(t: Task, nexus: number): boolean {
+    const o = this.cmd.reserve();
+    if (o < 0) return false;
+    const v = this.cmd.view;
+    const b = this.cmd.bytes;
+    v.setUint8(o + Cmd.KIND, DescKind.COMMAND);
+    v.setUint8(o + Cmd.ATTRIBUTE, t.attribute);
+    v.setUint8(o + Cmd.CDB_LENGTH, t.cdbLength);
+    v.setUint8(o + Cmd.FLAGS, (t.read ? DescFlags.DATA_IN : 0) | (t.write ? DescFlags.DATA_OUT : 0));
+    v.setUint32(o + Cmd.TAG, t.tag, true);
+    v.setUint32(o + Cmd.NEXUS, nexus, true);
+    v.setUint32(o + Cmd.LU_INDEX, t.luIndex, true);
+    v.setUint32(o + Cmd.SLAB_OFFSET, t.slabOffset < 0 ? 0 : t.slabOffset, true);
+    v.setUint32(o + Cmd.EXPECTED_LENGTH, t.data.length, true);
+    v.setUint32(o + Cmd.DATA_OUT_LENGTH, t.write ? t.received : 0, true);
+    v.setUint32(o + Cmd.LUN, t.lun, true);
+    b.set(t.cdb, o + Cmd.CDB);
+    this.cmd.publish();
+    t.state = TaskState.SUBMITTED;
+    this.inflight++;
+    this.pushedSinceRing = true;
+    return true;
+  }
+
+  /** Wake the LUN worker if this batch pushed anything (one notify per batch). */
+  flushDoorbell(): void {
+    if (this.pushedSinceRing) {
+      this.pushedSinceRing = false;
+      this.peer.ring();
+    }
+  }
+
+  /** Drain completions; returns how many were handled. */
+  drain(): number {
+    let n = 0;
+    const v = this.cpl.view;
+    const b = this.cpl.bytes;
+    for (let o = this.cpl.peek(); o >= 0; o = this.cpl.peek()) {
+      const tag = v.getUint32(o + Cpl.TAG, true);
+      const t = this.pool.byTag(tag);
+      if (t !== undefined && t.state === TaskState.SUBMITTED) {
+        t.status = v.getUint8(o + Cpl.STATUS);
+        const sl = v.getUint16(o + Cpl.SENSE_LENGTH, true);
+        t.senseLength = sl;
+        if (sl > 0) t.sense.set(b.subarray(o + Cpl.SENSE, o + Cpl.SENSE + sl));
+        t.dataInLength = v.getUint32(o + Cpl.DATA_IN_LENGTH, true);
+        t.dataOutWanted = v.getUint32(o + Cpl.DATA_OUT_WANTED, true);
+        t.state = TaskState.RESPONDING;
+        this.cpl.release();
+        this.inflight--;
+        n++;
+        if (t.owner) t.owner.onTaskComplete(t);
+        else this.pool.release(t); // its connection is gone: nothing to answer
+      } else {
+        this.cpl.release();
+        this.inflight--;
+        n++;
+      }
+    }
+    // Completions freed ring slots: move waiting tasks onto the ring.
+    while (this.waitHead && this.inflight < this.capacity) {
+      const t = this.waitHead;
+      if (!this.push(t, t.nexusForQueue)) break;
+      this.waitHead = t.next;
+      if (this.waitHead === null) this.waitTail = null;
+      t.next = null;
+    }
+    return n;
+  }
+
+  get pending(): number {
+    return this.inflight;
+  }
+}

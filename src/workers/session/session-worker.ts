@@ -1,0 +1,159 @@
+/**
+ * Session worker entry. Receives accepted sockets from fabric port workers (over
+ * MessagePorts, the socket transferred as a handle), runs their iSCSI connections, and
+ * moves SCSI commands to LUN workers over SAB rings. All state here is owned by this
+ * thread: connections, sessions, tasks, the slab allocator.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { Slab } from '../../shared/ring/slab.ts';
+import { createLogger } from '../../shared/logging.ts';
+import { writeFixedSense, SenseReason } from '../../shared/scsi/sense.ts';
+import { decodeControl, encodeControl } from '../../shared/messages.ts';
+import type { AuthConfig, IscsiTuning } from '../../shared/config-types.ts';
+import { LunChannel, type LunChannelInit } from './lun-channel.ts';
+import { TaskPool } from './task.ts';
+import { routesFromWire, type RoutesWire } from './routes.ts';
+import { IscsiConnection } from './iscsi/connection.ts';
+import type { SessionWorkerContext } from './context.ts';
+
+export interface SessionWorkerData {
+  index: number;
+  slab: SharedArrayBuffer;
+  slabMinBlock: number;
+  doorbell: SharedArrayBuffer;
+  channels: LunChannelInit[];
+  routes: RoutesWire;
+  tuning: IscsiTuning;
+  discoveryAuth?: AuthConfig;
+  cmdWindow: number;
+  nopIntervalSec: number;
+  logLevel: string;
+  pretty: boolean;
+  /** One port per fabric port worker, in portal-worker order. */
+  portalPorts: MessagePort[];
+}
+
+const data = workerData as SessionWorkerData;
+const log = createLogger({ name: 'session', level: data.logLevel, pretty: data.pretty, bindings: { worker: data.index } });
+const slab = new Slab(data.slab.byteLength, data.slabMinBlock, data.slab);
+const pool = new TaskPool(slab);
+const channels = data.channels.map((c) => new LunChannel(c, pool));
+const doorbell = new Doorbell(data.doorbell);
+const { targets, portals } = routesFromWire(data.routes);
+let tsihCounter = 0;
+let nexusCounter = 0;
+
+const ctx: SessionWorkerContext = {
+  index: data.index,
+  log,
+  pool,
+  channels,
+  targets,
+  portals,
+  tuning: data.tuning,
+  discoveryAuth: data.discoveryAuth,
+  cmdWindow: data.cmdWindow,
+  nopIntervalSec: data.nopIntervalSec,
+  // TSIH and nexus ids carry the worker index so they are unique target-wide without
+  // coordination (RFC 7143 11.12.6: TSIH is target-assigned, non-zero).
+  allocTsih() {
+    tsihCounter = (tsihCounter + 1) & 0x3ff || 1;
+    return ((data.index & 0x3f) << 10) | tsihCounter;
+  },
+  allocNexus() {
+    nexusCounter = (nexusCounter + 1) & 0xfffff;
+    return ((data.index & 0xfff) << 20) | nexusCounter;
+  },
+  flushDoorbells() {
+    for (let i = 0; i < channels.length; i++) channels[i].flushDoorbell();
+  },
+  writeSense(buf, reason) {
+    return writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]);
+  },
+};
+
+const connections = new Set<IscsiConnection>();
+let draining = false;
+
+function onConnectionClosed(c: IscsiConnection, port: MessagePort): void {
+  connections.delete(c);
+  port.postMessage(encodeControl({ type: 'closed' }));
+  if (draining) maybeDrained();
+}
+
+data.portalPorts.forEach((port, portalWorker) => {
+  port.on('message', (msg: { socket?: Socket; portal?: number }) => {
+    if (!msg.socket) return;
+    const socket = msg.socket;
+    if (draining) {
+      socket.destroy();
+      port.postMessage(encodeControl({ type: 'closed' }));
+      return;
+    }
+    const c = new IscsiConnection(ctx, socket, msg.portal ?? portalWorker, (conn) => onConnectionClosed(conn, port));
+    connections.add(c);
+  });
+});
+
+// ---- completion loop: drain every completion ring, then park on the doorbell ----
+async function completionLoop(): Promise<void> {
+  for (;;) {
+    let n = 0;
+    for (let i = 0; i < channels.length; i++) n += channels[i].drain();
+    const seen = doorbell.prepareSleep();
+    // Re-check after announcing sleep: a completion published before the flag was
+    // visible would otherwise be missed (see Doorbell).
+    for (let i = 0; i < channels.length; i++) n += channels[i].drain();
+    ctx.flushDoorbells();
+    if (n > 0) {
+      // Busy: stay awake (producers skip the notify) but yield to the event loop so
+      // socket I/O interleaves with completion batches.
+      doorbell.awake();
+      await yieldToEventLoop();
+      continue;
+    }
+    const r = doorbell.wait(seen);
+    if (typeof r !== 'string') await r;
+    doorbell.awake();
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise<void>((r) => setImmediate(r));
+}
+
+function maybeDrained(): void {
+  let busy = 0;
+  for (const c of connections) busy += c.busy;
+  for (const ch of channels) busy += ch.pending;
+  if (busy === 0) {
+    for (const c of connections) c.close('target shutting down');
+    parentPort!.postMessage(encodeControl({ type: 'drained' }));
+  }
+}
+
+parentPort!.on('message', (raw: Uint8Array) => {
+  const msg = decodeControl(raw);
+  if (msg.type === 'drain') {
+    draining = true;
+    const deadline = setTimeout(() => {
+      for (const c of connections) c.close('shutdown deadline');
+      parentPort!.postMessage(encodeControl({ type: 'drained' }));
+    }, msg.timeoutMs);
+    deadline.unref();
+    const poll = setInterval(() => {
+      maybeDrained();
+    }, 50);
+    poll.unref();
+    maybeDrained();
+  } else if (msg.type === 'stats') {
+    parentPort!.postMessage(
+      encodeControl({ type: 'stats', connections: connections.size, tasks: pool.inUse, slabInUse: slab.inUse }),
+    );
+  }
+});
+
+void completionLoop();
+parentPort!.postMessage(encodeControl({ type: 'ready' }));

@@ -1,0 +1,174 @@
+/**
+ * A SCSI task as the session worker tracks it, from SCSI Command PDU to SCSI Response.
+ * Objects are pooled and reset in place; `tag` (the pool index) names the task on the
+ * rings and, with a generation, in Target Transfer Tags.
+ */
+import type { Slab } from '../../shared/ring/slab.ts';
+
+export const TaskState = {
+  FREE: 0,
+  /** Waiting for solicited/unsolicited Data-Out. */
+  RECEIVING: 1,
+  /** Waiting for a free ring slot towards its LUN worker. */
+  QUEUED: 2,
+  /** On the ring or executing in the LUN worker. */
+  SUBMITTED: 3,
+  /** Response PDUs handed to the socket; freed when they are flushed. */
+  RESPONDING: 4,
+} as const;
+
+/** Owner of a task's connection-level callbacks (the iSCSI connection). */
+export interface TaskOwner {
+  onTaskComplete(task: Task): void;
+}
+
+export class Task {
+  readonly tag: number;
+  private readonly pool: TaskPool;
+  state: number = TaskState.FREE;
+  /** Bumped at every reuse; part of the TTT so stale Data-Outs never match. */
+  generation = 0;
+  owner: TaskOwner | null = null;
+  itt = 0;
+  cmdSN = 0;
+  immediate = false;
+  readonly lunField = new Uint8Array(8);
+  lun = 0;
+  lunWorker = 0;
+  luIndex = 0;
+  readonly cdb = Buffer.alloc(32);
+  cdbLength = 0;
+  attribute = 0;
+  read = false;
+  write = false;
+  edtl = 0;
+  // Data buffer in the session worker's slab (-1: none).
+  slabOffset = -1;
+  data: Buffer = EMPTY;
+  // Data-Out progress (RFC 7143 10.7 / 11.8)
+  received = 0;
+  /** Bytes of unsolicited data (immediate + Data-Out TTT=0xffffffff) the initiator may send. */
+  unsolicitedLimit = 0;
+  /** Next buffer offset to solicit with an R2T. */
+  nextR2TOffset = 0;
+  r2tSN = 0;
+  outstandingR2T = 0;
+  expectedDataSN = 0;
+  // Completion
+  status = 0;
+  senseLength = 0;
+  readonly sense = Buffer.alloc(80);
+  dataInLength = 0;
+  dataOutWanted = 0;
+  aborted = false;
+  /** Next task in an intrusive queue (ring backpressure). */
+  next: Task | null = null;
+  /** I_T nexus remembered while the task waits for a ring slot. */
+  nexusForQueue = 0;
+
+  constructor(tag: number, pool: TaskPool) {
+    this.tag = tag;
+    this.pool = pool;
+  }
+
+  /** Called by the PDU writer once the PDU carrying this task's last bytes is flushed. */
+  releaseAfterFlush(): void {
+    this.pool.release(this);
+  }
+
+  get ttt(): number {
+    return ((this.generation & 0x7fff) << 16) | this.tag;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Pool of tasks plus the slab they draw data buffers from. Grows on demand up to
+ * `maxTasks`; never shrinks (the steady state allocates nothing).
+ */
+export class TaskPool {
+  private readonly tasks: Task[] = [];
+  private readonly free: Task[] = [];
+  readonly slab: Slab;
+  private readonly maxTasks: number;
+  /** Cached Buffer views of slab blocks, keyed by offset, replaced when the length differs. */
+  private readonly viewCache: (Buffer | undefined)[];
+  private readonly slabBuf: Buffer;
+
+  constructor(slab: Slab, maxTasks = 65536) {
+    this.slab = slab;
+    this.maxTasks = maxTasks;
+    this.slabBuf = Buffer.from(slab.sab);
+    this.viewCache = new Array(slab.size / slab.minBlock);
+  }
+
+  get inUse(): number {
+    return this.tasks.length - this.free.length;
+  }
+
+  byTag(tag: number): Task | undefined {
+    return this.tasks[tag];
+  }
+
+  /** A fresh task, or null when the pool is at its limit. */
+  acquire(): Task | null {
+    let t = this.free.pop();
+    if (!t) {
+      if (this.tasks.length >= this.maxTasks) return null;
+      t = new Task(this.tasks.length, this); // pool growth: allocates once per new high-water mark
+      this.tasks.push(t);
+    }
+    t.generation = (t.generation + 1) & 0x7fff;
+    t.state = TaskState.RECEIVING;
+    t.owner = null;
+    t.slabOffset = -1;
+    t.data = EMPTY;
+    t.received = 0;
+    t.unsolicitedLimit = 0;
+    t.nextR2TOffset = 0;
+    t.r2tSN = 0;
+    t.outstandingR2T = 0;
+    t.expectedDataSN = 0;
+    t.status = 0;
+    t.senseLength = 0;
+    t.dataInLength = 0;
+    t.dataOutWanted = 0;
+    t.aborted = false;
+    t.immediate = false;
+    t.next = null;
+    return t;
+  }
+
+  /**
+   * Give the task a data buffer of `length` bytes from the slab. False when the slab
+   * has no block free right now.
+   */
+  attachBuffer(t: Task, length: number): boolean {
+    if (length === 0) return true;
+    const off = this.slab.alloc(length);
+    if (off < 0) return false;
+    t.slabOffset = off;
+    const granule = off / this.slab.minBlock;
+    let v = this.viewCache[granule];
+    if (v === undefined || v.length !== length) {
+      // A view per (block, length): repeated I/O sizes reuse it, so steady state allocates nothing.
+      v = this.slabBuf.subarray(off, off + length);
+      this.viewCache[granule] = v;
+    }
+    t.data = v;
+    return true;
+  }
+
+  release(t: Task): void {
+    if (t.state === TaskState.FREE) return;
+    if (t.slabOffset >= 0) {
+      this.slab.free(t.slabOffset);
+      t.slabOffset = -1;
+    }
+    t.data = EMPTY;
+    t.owner = null;
+    t.state = TaskState.FREE;
+    this.free.push(t);
+  }
+}

@@ -1,0 +1,98 @@
+import { statSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { BackingStore } from '../../../src/workers/lun/backing/store.ts';
+import { FileStore } from '../../../src/workers/lun/backing/file-store.ts';
+import { openBackingStore } from '../../../src/workers/lun/backing/open-store.ts';
+import { RamStore } from '../../../src/workers/lun/backing/ram-store.ts';
+import { tempDir } from './helpers.ts';
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const io = {
+  read: (s: BackingStore, dst: Buffer, off: number, len: number, pos: number) =>
+    new Promise<void>((res, rej) => s.read(dst, off, len, pos, (e) => (e ? rej(e) : res()))),
+  write: (s: BackingStore, src: Buffer, off: number, len: number, pos: number, durable = false) =>
+    new Promise<void>((res, rej) => s.write(src, off, len, pos, durable, (e) => (e ? rej(e) : res()))),
+  flush: (s: BackingStore) => new Promise<void>((res, rej) => s.flush((e) => (e ? rej(e) : res()))),
+};
+
+describe('RamStore', () => {
+  it('calls back synchronously and reads zeros past the end', () => {
+    const s = new RamStore(4096);
+    let called = false;
+    s.write(Buffer.alloc(10, 7), 0, 10, 4086, false, (e) => {
+      expect(e).toBeNull();
+      called = true;
+    });
+    expect(called).toBe(true);
+    const dst = Buffer.alloc(20, 0xff);
+    s.read(dst, 0, 20, 4086, (e) => expect(e).toBeNull());
+    expect([...dst.subarray(0, 10)]).toEqual(Array(10).fill(7));
+    expect([...dst.subarray(10)]).toEqual(Array(10).fill(0));
+  });
+
+  it('refuses writes past the end', () => {
+    const s = new RamStore(512);
+    let err: NodeJS.ErrnoException | null = null;
+    s.write(Buffer.alloc(2), 0, 2, 511, false, (e) => (err = e));
+    expect(err).not.toBeNull();
+  });
+});
+
+describe('FileStore', () => {
+  it('creates and sizes a missing file, grows a smaller one, keeps a larger one', async () => {
+    const p = path.join(tmp.dir, 'a.img');
+    const s = await FileStore.open(p, 1 << 20);
+    expect(statSync(p).size).toBe(1 << 20);
+    await s.close();
+    const small = path.join(tmp.dir, 'small.img');
+    writeFileSync(small, Buffer.alloc(100, 1));
+    const s2 = await openBackingStore({ type: 'file', path: small, size: 8192 });
+    expect(statSync(small).size).toBe(8192);
+    const dst = Buffer.alloc(200);
+    await io.read(s2, dst, 0, 200, 0);
+    expect(dst.subarray(0, 100).every((b) => b === 1)).toBe(true);
+    expect(dst.subarray(100).every((b) => b === 0)).toBe(true);
+    await s2.close();
+    const big = path.join(tmp.dir, 'big.img');
+    writeFileSync(big, Buffer.alloc(10000));
+    const s3 = await FileStore.open(big, 4096);
+    expect(s3.sizeBytes).toBe(4096);
+    expect(statSync(big).size).toBe(10000);
+    await s3.close();
+  });
+
+  it('round trips plain and durable writes, concurrently, reusing pooled requests', async () => {
+    const s = await FileStore.open(path.join(tmp.dir, 'b.img'), 1 << 20);
+    const bufs = Array.from({ length: 64 }, (_, i) => Buffer.alloc(4096, i));
+    await Promise.all(bufs.map((b, i) => io.write(s, b, 0, 4096, i * 4096, i % 2 === 0)));
+    expect(s.inFlight).toBe(0);
+    await io.flush(s);
+    const dst = Buffer.alloc(64 * 4096);
+    await Promise.all(bufs.map((_, i) => io.read(s, dst, i * 4096, 4096, i * 4096)));
+    for (let i = 0; i < 64; i++)
+      expect(dst.subarray(i * 4096, (i + 1) * 4096).every((b) => b === i)).toBe(true);
+    await s.close();
+  });
+
+  it('zero-fills reads past EOF when the file shrank underneath', async () => {
+    const p = path.join(tmp.dir, 'c.img');
+    const s = await FileStore.open(p, 8192);
+    await io.write(s, Buffer.alloc(8192, 9), 0, 8192, 0);
+    truncateSync(p, 1000);
+    const dst = Buffer.alloc(4096, 0xff);
+    await io.read(s, dst, 0, 4096, 0);
+    expect(dst.subarray(0, 1000).every((b) => b === 9)).toBe(true);
+    expect(dst.subarray(1000).every((b) => b === 0)).toBe(true);
+    await s.close();
+  });
+
+  it('reports errors through the callback after close', async () => {
+    const s = await FileStore.open(path.join(tmp.dir, 'd.img'), 4096);
+    await s.close();
+    await expect(io.read(s, Buffer.alloc(10), 0, 10, 0)).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(io.write(s, Buffer.alloc(10), 0, 10, 0)).rejects.toMatchObject({ code: 'EBADF' });
+  });
+});
