@@ -14,6 +14,15 @@ export interface DeviceConfig {
   /** Logical block size in bytes. */
   readonly blockSize: 512 | 4096;
   readonly readOnly: boolean;
+  /**
+   * Thin provisioning (SBC-4 4.7.3.3): UNMAP, WRITE SAME with UNMAP, GET LBA STATUS;
+   * LBPME and LBPRZ in READ CAPACITY(16). Absent: false (fully provisioned).
+   */
+  readonly thin?: boolean;
+  /** Removable medium (RMB, SPC-4 6.6.2): START STOP UNIT loads/ejects it. Absent: false. */
+  readonly removable?: boolean;
+  /** Physical block size in bytes (power of two >= blockSize). Absent: = blockSize. */
+  readonly physicalBlockSize?: number;
   /** Write cache mode: write-through makes every write durable before status. */
   readonly writeCache: 'writethrough' | 'writeback';
   /** Unit serial number (VPD 0x80); derived from clusterId + name when absent. */

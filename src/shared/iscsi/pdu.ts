@@ -203,6 +203,10 @@ export function decodeLun(b: Uint8Array, o: number): number {
 
 /** Encode a LUN number (0..16383) as SAM-5 single-level LUN: peripheral (<256) or flat. */
 export function encodeLun(b: Uint8Array, o: number, lun: number): void {
+  // Out-of-range values used to alias silently (16384 encoded as flat LUN 0, -1 as 255).
+  if (!Number.isInteger(lun) || lun < 0 || lun > 0x3fff) {
+    throw new RangeError(`LUN ${lun} is outside the single-level range 0..16383`);
+  }
   b.fill(0, o, o + 8);
   if (lun < 256) {
     b[o + 1] = lun;

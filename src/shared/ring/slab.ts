@@ -91,7 +91,12 @@ export class Slab {
     // allocLevel[] as undefined (and freed a whole slab's worth of accounting), and a
     // misaligned offset inside a live block's first granule freed it at a fractional
     // block index, corrupting the free lists.
-    if (!Number.isInteger(offset) || offset < 0 || offset >= this.size || (offset & (this.minBlock - 1)) !== 0) {
+    if (
+      !Number.isInteger(offset) ||
+      offset < 0 ||
+      offset >= this.size ||
+      (offset & (this.minBlock - 1)) !== 0
+    ) {
       throw new Error(`slab: bad offset ${offset}`);
     }
     const granule = offset >>> this.minShift;

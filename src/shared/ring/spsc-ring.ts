@@ -55,7 +55,12 @@ export class SpscRing {
   }
 
   private static check(capacity: number, entryBytes: number): void {
-    if (!Number.isInteger(capacity) || capacity < 2 || (capacity & (capacity - 1)) !== 0 || capacity > 1 << 20) {
+    if (
+      !Number.isInteger(capacity) ||
+      capacity < 2 ||
+      (capacity & (capacity - 1)) !== 0 ||
+      capacity > 1 << 20
+    ) {
       throw new RangeError(`ring capacity must be a power of two in [2, 2^20], got ${capacity}`);
     }
     if (!Number.isInteger(entryBytes) || entryBytes <= 0 || entryBytes % 8 !== 0) {

@@ -49,10 +49,12 @@ export const SenseReason = {
   LUN_NOT_READY_ALUA_TRANSITION: { key: K.NOT_READY, asc: 0x04, ascq: 0x0a },
   LUN_NOT_ACCESSIBLE_ALUA_STANDBY: { key: K.NOT_READY, asc: 0x04, ascq: 0x0b },
   LUN_NOT_ACCESSIBLE_ALUA_UNAVAILABLE: { key: K.NOT_READY, asc: 0x04, ascq: 0x0c },
+  LUN_NOT_READY_SANITIZE_IN_PROGRESS: { key: K.NOT_READY, asc: 0x04, ascq: 0x1b },
   MEDIUM_NOT_PRESENT: { key: K.NOT_READY, asc: 0x3a, ascq: 0x00 },
   // MEDIUM ERROR
   WRITE_ERROR: { key: K.MEDIUM_ERROR, asc: 0x0c, ascq: 0x00 },
   UNRECOVERED_READ_ERROR: { key: K.MEDIUM_ERROR, asc: 0x11, ascq: 0x00 },
+  SANITIZE_COMMAND_FAILED: { key: K.MEDIUM_ERROR, asc: 0x31, ascq: 0x03 },
   // HARDWARE ERROR
   INTERNAL_TARGET_FAILURE: { key: K.HARDWARE_ERROR, asc: 0x44, ascq: 0x00 },
   // ILLEGAL REQUEST
@@ -66,6 +68,13 @@ export const SenseReason = {
   PARAMETER_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x01 },
   PARAMETER_VALUE_INVALID: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x02 },
   SAVING_PARAMETERS_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x39, ascq: 0x00 },
+  // EXTENDED COPY parameter list errors (SPC-4 6.4, annex F table F.1).
+  OPERATION_IN_PROGRESS: { key: K.ILLEGAL_REQUEST, asc: 0x00, ascq: 0x16 },
+  TOO_MANY_TARGET_DESCRIPTORS: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x06 },
+  UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x07 },
+  TOO_MANY_SEGMENT_DESCRIPTORS: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x08 },
+  UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x09 },
+  MEDIUM_REMOVAL_PREVENTED: { key: K.ILLEGAL_REQUEST, asc: 0x53, ascq: 0x02 },
   INSUFFICIENT_REGISTRATION_RESOURCES: { key: K.ILLEGAL_REQUEST, asc: 0x55, ascq: 0x04 },
   // DATA PROTECT
   WRITE_PROTECTED: { key: K.DATA_PROTECT, asc: 0x27, ascq: 0x00 },
@@ -83,6 +92,11 @@ export const SenseReason = {
   // ABORTED COMMAND
   ABORTED_COMMAND: { key: K.ABORTED_COMMAND, asc: 0x00, ascq: 0x00 },
   INITIATOR_RESPONSE_TIMEOUT: { key: K.ABORTED_COMMAND, asc: 0x4b, ascq: 0x06 },
+  // COPY ABORTED (SPC-4 5.16.7.4: errors while processing EXTENDED COPY segments)
+  COPY_ABORTED: { key: K.COPY_ABORTED, asc: 0x00, ascq: 0x00 },
+  UNREACHABLE_COPY_TARGET: { key: K.COPY_ABORTED, asc: 0x08, ascq: 0x04 },
+  COPY_TARGET_DEVICE_NOT_REACHABLE: { key: K.COPY_ABORTED, asc: 0x0d, ascq: 0x02 },
+  UNEXPECTED_INEXACT_SEGMENT: { key: K.COPY_ABORTED, asc: 0x26, ascq: 0x0a },
   // MISCOMPARE
   MISCOMPARE_DURING_VERIFY: { key: K.MISCOMPARE, asc: 0x1d, ascq: 0x00 },
 } as const satisfies Record<string, SenseDetail>;

@@ -504,11 +504,17 @@ const DEVICE_KEYS = [
   'file',
   'blockSize',
   'readOnly',
+  'thin',
+  'removable',
+  'physicalBlockSize',
   'writeCache',
   'serial',
   'vendor',
   'product',
 ] as const;
+
+/** physicalBlockSize values: powers of two, 512 B to 64 KiB. */
+const PHYSICAL_BLOCK_SIZES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536] as const;
 
 function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig | undefined {
   const o = mapping(ck, v, at, DEVICE_KEYS);
@@ -595,6 +601,22 @@ function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig |
   }
 
   const readOnly = absent(o['readOnly']) ? false : need(bool(ck, o['readOnly'], [...at, 'readOnly']));
+  // Logical block provisioning (SBC-4 4.7): thin = UNMAP, WRITE SAME UNMAP, GET LBA STATUS.
+  const thin = absent(o['thin']) ? false : need(bool(ck, o['thin'], [...at, 'thin']));
+  // Removable medium (SPC-4 6.6.2 RMB): START STOP UNIT can eject and load it.
+  const removable = absent(o['removable']) ? false : need(bool(ck, o['removable'], [...at, 'removable']));
+  // Physical block size: reported as LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (SBC-4 5.21.2),
+  // so a power of two from the logical block size up to 2^15 logical blocks (4 bits).
+  let physicalBlockSize: number | undefined;
+  if (!absent(o['physicalBlockSize'])) {
+    const pat = [...at, 'physicalBlockSize'];
+    physicalBlockSize = need(oneOf(ck, o['physicalBlockSize'], pat, PHYSICAL_BLOCK_SIZES));
+    if (physicalBlockSize !== undefined && blockSize !== undefined && physicalBlockSize < blockSize) {
+      ck.report(pat, `must be at least the logical block size (${blockSize}), got ${physicalBlockSize}`);
+      physicalBlockSize = undefined;
+      ok = false;
+    }
+  }
   const writeCache = absent(o['writeCache'])
     ? CONFIG_DEFAULTS.writeCache
     : need(oneOf(ck, o['writeCache'], [...at, 'writeCache'], ['writethrough', 'writeback'] as const));
@@ -612,6 +634,8 @@ function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig |
     backing === undefined ||
     blockSize === undefined ||
     readOnly === undefined ||
+    thin === undefined ||
+    removable === undefined ||
     writeCache === undefined ||
     vendor === undefined ||
     product === undefined
@@ -623,6 +647,10 @@ function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig |
     backing,
     blockSize,
     readOnly,
+    // Omitted when false: absent means fully provisioned / not removable.
+    ...(thin ? { thin } : {}),
+    ...(removable ? { removable } : {}),
+    ...(physicalBlockSize === undefined ? {} : { physicalBlockSize }),
     writeCache,
     ...(serial === undefined ? {} : { serial }),
     vendor,

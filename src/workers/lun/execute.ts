@@ -14,22 +14,16 @@
  */
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../shared/scsi/command.ts';
-import { MaintenanceIn, Opcode, PersistentReserveIn, ServiceActionIn16 } from '../../shared/scsi/opcodes.ts';
+import { MaintenanceIn, Opcode } from '../../shared/scsi/opcodes.ts';
 import { buildReportLuns } from '../../shared/scsi/report-luns.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { LogicalUnit } from './logical-unit.ts';
-import { read, write } from './sbc/read-write.ts';
-import { readCapacity10, readCapacity16 } from './sbc/read-capacity.ts';
-import { startStopUnit } from './sbc/start-stop-unit.ts';
-import { synchronizeCache } from './sbc/synchronize-cache.ts';
-import { verify } from './sbc/verify.ts';
-import { persistentReserveInEmpty } from './pr/persistent-reserve-in.ts';
+import { checkAndReport } from './ua/unit-attention.ts';
 import type { CommandDescriptor, CommandHandler } from './spc/handler.ts';
-import { Completion } from './spc/handler.ts';
-import { inquiry } from './spc/inquiry.ts';
-import { modeSense } from './spc/mode-sense.ts';
+import { CTL, Completion } from './spc/handler.ts';
+import { SPC_COMMANDS } from './spc/commands.ts';
+import { SBC_COMMANDS } from './sbc/commands.ts';
 import { reportSupportedOperationCodes } from './spc/report-supported-opcodes.ts';
-import { requestSense, testUnitReady } from './spc/unit-status.ts';
 
 /**
  * REPORT LUNS normally never reaches a LUN worker: the session worker answers it from its
@@ -41,13 +35,16 @@ const reportLunsHere: CommandHandler = (_lu, cmd) => {
   return Completion.DONE;
 };
 
-const rsoc: CommandHandler = (lu, cmd) => reportSupportedOperationCodes(lu, cmd, COMMANDS);
+const rsoc: CommandHandler = (lu, cmd) => reportSupportedOperationCodes(lu, cmd, commandsOf(lu));
+
+/** The commands `lu` supports (COMMANDS minus entries whose `supported` says no). */
+function commandsOf(lu: LogicalUnit): readonly CommandDescriptor[] {
+  return COMMANDS.filter((c) => c.supported === undefined || c.supported(lu));
+}
 
 const OPCODE_FIELD = Object.freeze(cdbField(0, 7));
 const SERVICE_ACTION_FIELD = Object.freeze(cdbField(1, 4));
 
-/** Control byte usage: NACA (bit 2) and LINK (bit 0) are evaluated (rejected when set). */
-const CTL = 0x05;
 const FF = 0xff;
 
 /**
@@ -55,132 +52,9 @@ const FF = 0xff;
  * USAGE DATA of SPC-4 6.35.3: opcode, then per byte the bits the device server evaluates
  * (the service action value for service-action commands); its length is the CDB length.
  */
-export const COMMANDS: readonly CommandDescriptor[] = [
-  {
-    opcode: Opcode.TEST_UNIT_READY,
-    name: 'TEST UNIT READY',
-    usage: [0x00, 0, 0, 0, 0, CTL],
-    handler: testUnitReady,
-  },
-  {
-    opcode: Opcode.REQUEST_SENSE,
-    name: 'REQUEST SENSE',
-    usage: [0x03, 0x01, 0, 0, FF, CTL],
-    handler: requestSense,
-  },
-  { opcode: Opcode.READ_6, name: 'READ(6)', usage: [0x08, 0x1f, FF, FF, FF, CTL], handler: read },
-  { opcode: Opcode.WRITE_6, name: 'WRITE(6)', usage: [0x0a, 0x1f, FF, FF, FF, CTL], handler: write },
-  { opcode: Opcode.INQUIRY, name: 'INQUIRY', usage: [0x12, 0x01, FF, FF, FF, CTL], handler: inquiry },
-  {
-    opcode: Opcode.MODE_SENSE_6,
-    name: 'MODE SENSE(6)',
-    usage: [0x1a, 0x08, FF, FF, FF, CTL],
-    handler: modeSense,
-  },
-  {
-    opcode: Opcode.START_STOP_UNIT,
-    name: 'START STOP UNIT',
-    usage: [0x1b, 0x01, 0, 0x0f, 0xf7, CTL],
-    handler: startStopUnit,
-  },
-  {
-    opcode: Opcode.READ_CAPACITY_10,
-    name: 'READ CAPACITY(10)',
-    usage: [0x25, 0, FF, FF, FF, FF, 0, 0, 0x01, CTL],
-    handler: readCapacity10,
-  },
-  {
-    opcode: Opcode.READ_10,
-    name: 'READ(10)',
-    usage: [0x28, 0xf8, FF, FF, FF, FF, 0, FF, FF, CTL],
-    handler: read,
-  },
-  {
-    opcode: Opcode.WRITE_10,
-    name: 'WRITE(10)',
-    usage: [0x2a, 0xf8, FF, FF, FF, FF, 0, FF, FF, CTL],
-    handler: write,
-  },
-  {
-    opcode: Opcode.VERIFY_10,
-    name: 'VERIFY(10)',
-    usage: [0x2f, 0xf6, FF, FF, FF, FF, 0, FF, FF, CTL],
-    handler: verify,
-  },
-  {
-    opcode: Opcode.SYNCHRONIZE_CACHE_10,
-    name: 'SYNCHRONIZE CACHE(10)',
-    usage: [0x35, 0x02, FF, FF, FF, FF, 0, FF, FF, CTL],
-    handler: synchronizeCache,
-  },
-  {
-    opcode: Opcode.MODE_SENSE_10,
-    name: 'MODE SENSE(10)',
-    usage: [0x5a, 0x18, FF, FF, 0, 0, 0, FF, FF, CTL],
-    handler: modeSense,
-  },
-  {
-    opcode: Opcode.PERSISTENT_RESERVE_IN,
-    serviceAction: PersistentReserveIn.READ_KEYS,
-    name: 'PERSISTENT RESERVE IN / READ KEYS',
-    usage: [0x5e, PersistentReserveIn.READ_KEYS, 0, 0, 0, 0, 0, FF, FF, CTL],
-    handler: persistentReserveInEmpty,
-  },
-  {
-    opcode: Opcode.PERSISTENT_RESERVE_IN,
-    serviceAction: PersistentReserveIn.READ_RESERVATION,
-    name: 'PERSISTENT RESERVE IN / READ RESERVATION',
-    usage: [0x5e, PersistentReserveIn.READ_RESERVATION, 0, 0, 0, 0, 0, FF, FF, CTL],
-    handler: persistentReserveInEmpty,
-  },
-  {
-    opcode: Opcode.READ_16,
-    name: 'READ(16)',
-    usage: [0x88, 0xf8, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: read,
-  },
-  {
-    opcode: Opcode.WRITE_16,
-    name: 'WRITE(16)',
-    usage: [0x8a, 0xf8, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: write,
-  },
-  {
-    opcode: Opcode.VERIFY_16,
-    name: 'VERIFY(16)',
-    usage: [0x8f, 0xf6, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: verify,
-  },
-  {
-    opcode: Opcode.SYNCHRONIZE_CACHE_16,
-    name: 'SYNCHRONIZE CACHE(16)',
-    usage: [0x91, 0x02, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: synchronizeCache,
-  },
-  {
-    opcode: Opcode.SERVICE_ACTION_IN_16,
-    serviceAction: ServiceActionIn16.READ_CAPACITY_16,
-    name: 'READ CAPACITY(16)',
-    usage: [
-      0x9e,
-      ServiceActionIn16.READ_CAPACITY_16,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      FF,
-      0x01,
-      CTL,
-    ],
-    handler: readCapacity16,
-  },
+export const COMMANDS: readonly CommandDescriptor[] = sortCommands([
+  ...SPC_COMMANDS,
+  ...SBC_COMMANDS,
   {
     opcode: Opcode.REPORT_LUNS,
     name: 'REPORT LUNS',
@@ -194,25 +68,12 @@ export const COMMANDS: readonly CommandDescriptor[] = [
     usage: [0xa3, MaintenanceIn.REPORT_SUPPORTED_OPERATION_CODES, 0x87, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
     handler: rsoc,
   },
-  {
-    opcode: Opcode.READ_12,
-    name: 'READ(12)',
-    usage: [0xa8, 0xf8, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: read,
-  },
-  {
-    opcode: Opcode.WRITE_12,
-    name: 'WRITE(12)',
-    usage: [0xaa, 0xf8, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: write,
-  },
-  {
-    opcode: Opcode.VERIFY_12,
-    name: 'VERIFY(12)',
-    usage: [0xaf, 0xf6, FF, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: verify,
-  },
-];
+]);
+
+/** Ascending by opcode, then service action (the order RSOC reports them in). */
+function sortCommands(list: CommandDescriptor[]): readonly CommandDescriptor[] {
+  return list.sort((a, b) => a.opcode - b.opcode || (a.serviceAction ?? -1) - (b.serviceAction ?? -1));
+}
 
 /** opcode → descriptor, for opcodes without service actions. */
 const DIRECT: (CommandDescriptor | undefined)[] = new Array(256).fill(undefined);
@@ -253,6 +114,18 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   cmd.dataInLength = 0;
   cmd.dataOutWanted = 0;
   cmd.onIo = null;
+  // Pipeline stage 1 (DESIGN.md): a pending unit attention for this I_T nexus
+  // (ua/unit-attention.ts; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt there).
+  if (checkAndReport(lu, cmd)) {
+    cmd.finish();
+    return;
+  }
+  // An LU-wide exclusive command (COMPARE AND WRITE, WRITE ATOMIC, ORWRITE; SBC-4 5.3)
+  // is waiting or running: queue behind it, in arrival order (sbc/state.ts).
+  if (lu.sbc.gate !== null) {
+    lu.sbc.defer(cmd, executeCommand);
+    return;
+  }
   const cdb = cmd.cdb;
   const op = cdb[0]!;
   let desc = DIRECT[op];
@@ -271,6 +144,18 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
       cmd.finish();
       return;
     }
+  }
+  if (desc.supported !== undefined && !desc.supported(lu)) {
+    if (desc.serviceAction === undefined) setCheckCondition(cmd, SenseReason.INVALID_COMMAND_OPERATION_CODE, OPCODE_FIELD);
+    else setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, SERVICE_ACTION_FIELD);
+    cmd.finish();
+    return;
+  }
+  // Medium absent (ejected) or a sanitize in progress: SBC-4 4.34 / SPC-4 5.x NOT READY
+  // for every command that needs the medium (sbc/state.ts lists the ones that do not).
+  if (lu.sbc.notReady !== null && lu.sbc.rejectNotReady(cmd)) {
+    cmd.finish();
+    return;
   }
   // CONTROL byte (SAM-5 5.2, table 21): NACA = 1 needs ACA support (spindle has none,
   // SAM-5 5.9.1); LINK = 1 requests linked commands, obsolete since SAM-4.

@@ -8,6 +8,11 @@ import { createHash } from 'node:crypto';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { BackingStore } from './backing/store.ts';
 import { openBackingStore } from './backing/open-store.ts';
+import { SbcState } from './sbc/state.ts';
+import type { ModeState } from './spc/mode-pages.ts';
+import { openModeState } from './spc/mode-pages.ts';
+import { UnitAttentionState } from './ua/unit-attention.ts';
+import { CopyManagerState, registerCopyTarget, unregisterCopyTarget } from './xcopy/copy-state.ts';
 
 /**
  * IEEE COMPANY ID used in the NAA-6 designator (SPC-4 7.8.6.6.4).
@@ -34,6 +39,11 @@ export interface LogicalUnitIdentity {
    * page; absent or 0: no limit reported.
    */
   readonly maxTransferBytes?: number;
+  /**
+   * Local state directory (config `stateDir`): saved mode pages persist under
+   * <stateDir>/mode-pages/ (spc/mode-pages.ts). Absent: saved values not implemented.
+   */
+  readonly stateDir?: string;
 }
 
 export class LogicalUnit {
@@ -45,7 +55,14 @@ export class LogicalUnit {
   readonly blockShift: number;
   /** Number of logical blocks (capacity); the last LBA is blockCount - 1. */
   readonly blockCount: number;
-  readonly readOnly: boolean;
+  /** Configured read-only (`readOnly: true`). */
+  readonly mediumReadOnly: boolean;
+  /** SWP in the control mode page (SPC-4 7.5.8), set by MODE SELECT. */
+  softwareWriteProtect = false;
+  /** Writes fail with DATA PROTECT: configured read-only or SWP set (SBC-4 4.11). */
+  get readOnly(): boolean {
+    return this.mediumReadOnly || this.softwareWriteProtect;
+  }
   /** Write cache enabled (write-back): WCE in the caching mode page (SBC-4 6.5.5). */
   writeCacheEnabled: boolean;
   /** T10 VENDOR IDENTIFICATION, 8 bytes, space padded (SPC-4 4.4.1 ASCII). */
@@ -65,6 +82,18 @@ export class LogicalUnit {
    * so one buffer per LU suffices.
    */
   readonly scratch: Buffer;
+  /**
+   * SBC-4 state beyond geometry (sbc/state.ts): provisioning (thin, allocation map),
+   * removable medium and PREVENT ALLOW, sanitize progress, the LU-wide exclusive gate of
+   * COMPARE AND WRITE / WRITE ATOMIC.
+   */
+  readonly sbc: SbcState;
+  /** Mode parameters: current and saved page images (spc/mode-pages.ts); set by open(). */
+  modes!: ModeState;
+  /** Pending unit attentions per I_T nexus (ua/unit-attention.ts). */
+  readonly ua = new UnitAttentionState();
+  /** EXTENDED COPY: copies in progress and held results (xcopy/copy-state.ts). */
+  readonly copies = new CopyManagerState();
 
   // State later issues add lives here, owned by this LU: pending unit attentions per
   // I_T nexus, the persistent reservation cache, current mode page values (once MODE
@@ -76,7 +105,7 @@ export class LogicalUnit {
     this.blockSize = dev.blockSize;
     this.blockShift = Math.log2(dev.blockSize);
     this.blockCount = Math.floor(store.sizeBytes / dev.blockSize);
-    this.readOnly = dev.readOnly;
+    this.mediumReadOnly = dev.readOnly;
     this.writeCacheEnabled = dev.writeCache === 'writeback';
     this.vendor = asciiField(dev.vendor, 8);
     this.product = asciiField(dev.product, 16);
@@ -87,13 +116,18 @@ export class LogicalUnit {
     const maxBytes = ident.maxTransferBytes ?? 0;
     this.maxTransferBlocks = maxBytes > 0 ? Math.min(Math.floor(maxBytes / dev.blockSize), 0xffffffff) : 0;
     this.scratch = Buffer.alloc(SCRATCH_BYTES);
+    this.sbc = new SbcState(dev, this);
   }
 
   static async open(dev: DeviceConfig, ident: LogicalUnitIdentity): Promise<LogicalUnit> {
     if (dev.blockSize !== 512 && dev.blockSize !== 4096)
       throw new RangeError(`unsupported block size ${dev.blockSize}`);
     const store = await openBackingStore(dev.backing);
-    return new LogicalUnit(dev, store, ident);
+    const lu = new LogicalUnit(dev, store, ident);
+    await lu.sbc.open(dev.backing);
+    lu.modes = await openModeState(lu, ident.stateDir);
+    registerCopyTarget(lu);
+    return lu;
   }
 
   /** Byte offset of an LBA. */
@@ -101,8 +135,10 @@ export class LogicalUnit {
     return lba * this.blockSize;
   }
 
-  close(): Promise<void> {
-    return this.store.close();
+  async close(): Promise<void> {
+    unregisterCopyTarget(this);
+    await this.sbc.close();
+    await this.store.close();
   }
 }
 

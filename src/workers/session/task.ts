@@ -53,7 +53,13 @@ export class Task {
   nextR2TOffset = 0;
   r2tSN = 0;
   outstandingR2T = 0;
+  /** First offset solicited by R2T; bursts are MaxBurstLength long from here. */
+  r2tBase = 0;
+  /** Still receiving the unsolicited burst (Data-Out with TTT 0xffffffff). */
+  unsolicitedOpen = false;
   expectedDataSN = 0;
+  /** Data complete but held until every lower CmdSN has arrived (RFC 7143 3.2.2.1). */
+  held = false;
   // Completion
   status = 0;
   senseLength = 0;
@@ -129,7 +135,10 @@ export class TaskPool {
     t.nextR2TOffset = 0;
     t.r2tSN = 0;
     t.outstandingR2T = 0;
+    t.r2tBase = 0;
+    t.unsolicitedOpen = false;
     t.expectedDataSN = 0;
+    t.held = false;
     t.status = 0;
     t.senseLength = 0;
     t.dataInLength = 0;

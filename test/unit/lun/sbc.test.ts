@@ -195,8 +195,13 @@ for (const kind of ['ram', 'file'] as StoreKind[]) {
         expectCheck(diff, [0x0e, 0x1d, 0]);
         expect(diff.sense[0]! & 0x80).toBe(0x80); // VALID
         expect(diff.sense.readUInt32BE(3)).toBe(bs + 17);
+        // BYTCHK 11b: one block against every block of the range (SBC-4 5.33).
         const bytchk3 = await write(cdb10(Opcode.VERIFY_10, 200, 1, 0x06), data.subarray(0, bs));
-        expect(bytchk3.fieldPointer).toMatchObject({ field: 1, bit: 2 });
+        expect(bytchk3.status).toBe(ScsiStatus.GOOD);
+        expect(bytchk3.dataOutWanted).toBe(bs);
+        // BYTCHK 10b is reserved.
+        const bytchk2 = await write(cdb10(Opcode.VERIFY_10, 200, 1, 0x04), data.subarray(0, bs));
+        expect(bytchk2.fieldPointer).toMatchObject({ field: 1, bit: 2 });
         const vrprotect = await write(cdb12(Opcode.VERIFY_12, 200, 1, 0x22), data.subarray(0, bs));
         expect(vrprotect.fieldPointer).toMatchObject({ field: 1, bit: 7 });
       });

@@ -32,7 +32,7 @@ function expectCheck(cmd: { status: number; senseTriple: number[] }, triple: num
 
 describe('executeCommand dispatch', () => {
   it('rejects unknown opcodes with INVALID COMMAND OPERATION CODE', async () => {
-    for (const op of [0x01, 0x04, 0x42, 0x89, 0xc0, 0xff]) {
+    for (const op of [0x01, 0x04, 0x02, 0xc1, 0xc0, 0xff]) {
       const cmd = await run(lu, makeCommand([op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
       expectCheck(cmd, [5, 0x20, 0]);
       expect(cmd.fieldPointer).toMatchObject({ sksv: true, cd: true, field: 0, bit: 7 });
@@ -111,7 +111,7 @@ describe('INQUIRY VPD pages', () => {
     expect(cmd.status).toBe(ScsiStatus.GOOD);
     const n = cmd.dataIn.readUInt16BE(2);
     const pages = [...cmd.dataIn.subarray(4, 4 + n)];
-    expect(pages).toEqual([0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2]);
+    expect(pages).toEqual([0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2]);
     for (const p of pages) {
       const page = await run(lu, inq(1, p, 255));
       expect(page.status, `page ${p}`).toBe(ScsiStatus.GOOD);
@@ -180,7 +180,7 @@ const modeSense10 = (byte1: number, pcPage: number, subpage: number, alloc: numb
   makeCommand([0x5a, byte1, pcPage, subpage, 0, 0, 0, alloc >> 8, alloc & 0xff, 0], { dataLength: 512 });
 
 describe('MODE SENSE', () => {
-  it('MODE SENSE(6) all pages: header, short block descriptor, pages 01 08 0A', async () => {
+  it('MODE SENSE(6) all pages: header, short block descriptor, page_0 pages ascending', async () => {
     const cmd = await run(lu, modeSense6(0, 0x3f, 0, 255));
     expect(cmd.status).toBe(ScsiStatus.GOOD);
     const d = cmd.dataIn;
@@ -195,7 +195,7 @@ describe('MODE SENSE', () => {
       pages.push(d[p]! & 0x3f);
       p += d[p + 1]! + 2;
     }
-    expect(pages).toEqual([0x01, 0x08, 0x0a]);
+    expect(pages).toEqual([0x01, 0x02, 0x08, 0x0a, 0x1a, 0x1c]);
     expect(p).toBe(d.length);
   });
 
@@ -209,10 +209,12 @@ describe('MODE SENSE', () => {
     expect(wt.dataIn[2]! & 0x80).toBe(0x80);
   });
 
-  it('changeable values are all zero; saved values are not supported', async () => {
+  it('changeable values: WCE only in caching; saved values are not supported without a stateDir', async () => {
     const ch = await run(lu, modeSense6(0x08, 0x48, 0, 255));
     expect(ch.status).toBe(ScsiStatus.GOOD);
-    expect([...ch.dataIn.subarray(6)].every((b) => b === 0)).toBe(true);
+    expect(ch.dataIn[4]).toBe(0x08); // PS 0: not savable
+    expect(ch.dataIn[6]).toBe(0x04); // WCE
+    expect([...ch.dataIn.subarray(7)].every((b) => b === 0)).toBe(true);
     const saved = await run(lu, modeSense6(0, 0xc8, 0, 255));
     expectCheck(saved, [5, 0x39, 0]);
   });
@@ -231,7 +233,7 @@ describe('MODE SENSE', () => {
   });
 
   it('rejects bad pages, subpages and reserved bits with field pointers', async () => {
-    const badPage = await run(lu, modeSense6(0, 0x1c, 0, 255));
+    const badPage = await run(lu, modeSense6(0, 0x1d, 0, 255));
     expectCheck(badPage, [5, 0x24, 0]);
     expect(badPage.fieldPointer).toMatchObject({ field: 2, bit: 5 });
     const badSub = await run(lu, modeSense6(0, 0x3f, 0x01, 255));
@@ -240,7 +242,9 @@ describe('MODE SENSE', () => {
     const allSub = await run(lu, modeSense6(0, 0x3f, 0xff, 255));
     expect(allSub.status).toBe(ScsiStatus.GOOD);
     const pageSub = await run(lu, modeSense6(0, 0x08, 0xff, 255));
-    expect(pageSub.fieldPointer.field).toBe(3);
+    expect(pageSub.status).toBe(ScsiStatus.GOOD); // page 08h and its (no) subpages
+    const unknownSub = await run(lu, modeSense6(0, 0x08, 0x01, 255));
+    expect(unknownSub.fieldPointer.field).toBe(3);
     const llbaaIn6 = await run(lu, modeSense6(0x10, 0x3f, 0, 255));
     expect(llbaaIn6.fieldPointer).toMatchObject({ field: 1, bit: 4 });
   });
@@ -312,11 +316,12 @@ describe('REPORT SUPPORTED OPERATION CODES (SPC-4 6.35)', () => {
     const cmd = await run(lu, rsoc(0, 0, 0));
     expect(cmd.status).toBe(ScsiStatus.GOOD);
     const d = cmd.dataIn;
-    expect(d.readUInt32BE(0)).toBe(COMMANDS.length * 8);
+    const served = COMMANDS.filter((c) => c.supported === undefined || c.supported(lu));
+    expect(d.readUInt32BE(0)).toBe(served.length * 8);
     const ops = [];
     for (let p = 4; p < d.length; p += 8) ops.push(d[p]);
-    expect(ops).toEqual(COMMANDS.map((c) => c.opcode));
-    const rc16 = COMMANDS.findIndex((c) => c.opcode === 0x9e);
+    expect(ops).toEqual(served.map((c) => c.opcode));
+    const rc16 = served.findIndex((c) => c.opcode === 0x9e);
     expect(d[4 + rc16 * 8 + 5]).toBe(0x01); // SERVACTV
     expect(d.readUInt16BE(4 + rc16 * 8 + 2)).toBe(0x10);
     expect(d.readUInt16BE(4 + rc16 * 8 + 6)).toBe(16);
@@ -324,7 +329,8 @@ describe('REPORT SUPPORTED OPERATION CODES (SPC-4 6.35)', () => {
 
   it('RCTD adds a 12-byte timeouts descriptor per command', async () => {
     const cmd = await run(lu, rsoc(0x80, 0, 0));
-    expect(cmd.dataIn.readUInt32BE(0)).toBe(COMMANDS.length * 20);
+    const served = COMMANDS.filter((c) => c.supported === undefined || c.supported(lu));
+    expect(cmd.dataIn.readUInt32BE(0)).toBe(served.length * 20);
     expect(cmd.dataIn[4 + 5]! & 0x02).toBe(0x02);
   });
 
@@ -343,7 +349,7 @@ describe('REPORT SUPPORTED OPERATION CODES (SPC-4 6.35)', () => {
     const rc16 = await run(lu, rsoc(2, 0x9e, 0x10));
     expect(rc16.dataIn[1]! & 7).toBe(0b011);
     expect(rc16.dataIn.readUInt16BE(2)).toBe(16);
-    const unsupported = await run(lu, rsoc(1, 0x42, 0));
+    const unsupported = await run(lu, rsoc(1, 0x02, 0));
     expect(unsupported.status).toBe(ScsiStatus.GOOD);
     expect(unsupported.dataIn[1]! & 7).toBe(0b001);
     const saOnNonSa = await run(lu, rsoc(2, 0x28, 0));

@@ -64,7 +64,8 @@ export function checkEntry(ring: SpscRing, off: number, seed: number, seq: numbe
   if (sum !== actual) return `seq ${seq}: checksum field ${sum} != payload checksum ${actual}`;
   payloadInto(seed, seq, expectedPayload, 0);
   for (let i = 0; i < PAYLOAD_BYTES; i++) {
-    if (ring.bytes[off + PAYLOAD_OFFSET + i] !== expectedPayload[i]) return `seq ${seq}: payload byte ${i} differs`;
+    if (ring.bytes[off + PAYLOAD_OFFSET + i] !== expectedPayload[i])
+      return `seq ${seq}: payload byte ${i} differs`;
   }
   return null;
 }

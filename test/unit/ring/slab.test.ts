@@ -10,8 +10,10 @@ class Shadow {
   readonly live = new Map<number, number>(); // offset -> block size
   readonly owner: Int32Array; // granule -> offset of the live block covering it, or -1
   total = 0;
+  readonly slab: Slab;
 
-  constructor(readonly slab: Slab) {
+  constructor(slab: Slab) {
+    this.slab = slab;
     this.owner = new Int32Array(slab.size / slab.minBlock).fill(-1);
   }
 
@@ -217,25 +219,28 @@ describe('Slab exhaustion and merging', () => {
   it.each([
     ['1 MiB / 4 KiB', 1 * MiB, 4 * KiB, 0x1234],
     ['64 KiB / 64 B', 64 * KiB, 64, 0x9876],
-  ])('survives seeded random alloc/free sequences (%s) without overlap or leaks', (_n, size, minBlock, seed) => {
-    const rnd = xorshift32(seed);
-    const t = new Slab(size, minBlock);
-    const sh = new Shadow(t);
-    let failed = 0;
-    for (let step = 0; step < 6000; step++) {
-      const liveOffs = [...sh.live.keys()];
-      if (liveOffs.length > 0 && rnd() % 100 < 45) {
-        sh.free(liveOffs[rnd() % liveOffs.length]);
-      } else {
-        // Mostly small requests, sometimes up to a quarter / the whole slab.
-        const r = rnd() % 100;
-        const max = r < 70 ? minBlock * 4 : r < 97 ? size / 4 : size;
-        if (sh.alloc(rnd() % (max + 1)) < 0) failed++;
+  ])(
+    'survives seeded random alloc/free sequences (%s) without overlap or leaks',
+    (_n, size, minBlock, seed) => {
+      const rnd = xorshift32(seed);
+      const t = new Slab(size, minBlock);
+      const sh = new Shadow(t);
+      let failed = 0;
+      for (let step = 0; step < 6000; step++) {
+        const liveOffs = [...sh.live.keys()];
+        if (liveOffs.length > 0 && rnd() % 100 < 45) {
+          sh.free(liveOffs[rnd() % liveOffs.length]);
+        } else {
+          // Mostly small requests, sometimes up to a quarter / the whole slab.
+          const r = rnd() % 100;
+          const max = r < 70 ? minBlock * 4 : r < 97 ? size / 4 : size;
+          if (sh.alloc(rnd() % (max + 1)) < 0) failed++;
+        }
       }
-    }
-    expect(failed).toBeGreaterThan(0); // the sequence did run into exhaustion
-    for (const o of shuffle([...sh.live.keys()], rnd)) sh.free(o);
-    expect(t.inUse).toBe(0);
-    expect(t.alloc(size)).toBe(0);
-  });
+      expect(failed).toBeGreaterThan(0); // the sequence did run into exhaustion
+      for (const o of shuffle([...sh.live.keys()], rnd)) sh.free(o);
+      expect(t.inUse).toBe(0);
+      expect(t.alloc(size)).toBe(0);
+    },
+  );
 });

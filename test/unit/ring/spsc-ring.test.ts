@@ -11,12 +11,21 @@ const HEAD_WORD = 0; // byte 0
 const TAIL_WORD = 16; // byte 64
 
 /** A producer and a consumer instance over one SAB, as two threads would hold them. */
-function pair(capacity: number, entryBytes: number, head = 0, tail = 0): { prod: SpscRing; cons: SpscRing; words: Int32Array } {
+function pair(
+  capacity: number,
+  entryBytes: number,
+  head = 0,
+  tail = 0,
+): { prod: SpscRing; cons: SpscRing; words: Int32Array } {
   const sab = new SharedArrayBuffer(SpscRing.byteLength(capacity, entryBytes));
   const words = new Int32Array(sab, 0, HEADER_BYTES / 4);
   words[HEAD_WORD] = head;
   words[TAIL_WORD] = tail;
-  return { prod: new SpscRing(sab, capacity, entryBytes), cons: new SpscRing(sab, capacity, entryBytes), words };
+  return {
+    prod: new SpscRing(sab, capacity, entryBytes),
+    cons: new SpscRing(sab, capacity, entryBytes),
+    words,
+  };
 }
 
 function push(ring: SpscRing, value: number): boolean {
@@ -64,7 +73,9 @@ describe('SpscRing construction', () => {
   });
 
   it('rejects a buffer whose size does not match, and a bad capacity on attach', () => {
-    expect(() => new SpscRing(new SharedArrayBuffer(SpscRing.byteLength(8, 32) + 8), 8, 32)).toThrow(RangeError);
+    expect(() => new SpscRing(new SharedArrayBuffer(SpscRing.byteLength(8, 32) + 8), 8, 32)).toThrow(
+      RangeError,
+    );
     expect(() => new SpscRing(new SharedArrayBuffer(SpscRing.byteLength(8, 32)), 8, 64)).toThrow(RangeError);
     // Size matches, but a non-power-of-two capacity would break the index mask.
     expect(() => new SpscRing(new SharedArrayBuffer(SpscRing.byteLength(6, 32)), 6, 32)).toThrow(RangeError);
@@ -271,7 +282,7 @@ describe('Doorbell (single thread)', () => {
     const r = bell.wait(s);
     expect(typeof r).toBe('object');
     setTimeout(() => bell.ring(), 5);
-    expect(await r).toBe('ok');
+    expect(await deadline(Promise.resolve(r), 2_000, 'doorbell wait')).toBe('ok');
     bell.awake();
   });
 
@@ -281,7 +292,7 @@ describe('Doorbell (single thread)', () => {
     const s = consumer.prepareSleep();
     const r = consumer.wait(s);
     producer.ring();
-    expect(await r).toBe('ok');
+    expect(await deadline(Promise.resolve(r), 2_000, 'doorbell wait')).toBe('ok');
     consumer.awake();
   });
 });
@@ -372,7 +383,10 @@ describe('SpscRing across threads', () => {
     });
     try {
       const prod = await deadline(
-        Promise.race([produce(ring, data, space, { count, seed, pauseEvery: 50_000, pauseMs: 20 }), w.failure]),
+        Promise.race([
+          produce(ring, data, space, { count, seed, pauseEvery: 50_000, pauseMs: 20 }),
+          w.failure,
+        ]),
         15_000,
         'producer',
       );

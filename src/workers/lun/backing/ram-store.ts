@@ -51,6 +51,11 @@ export class RamStore implements BackingStore {
     cb(this.#mem === null ? closedError() : null);
   }
 
+  /** Every callback runs before the call returns: nothing is ever in flight. */
+  get inFlight(): number {
+    return 0;
+  }
+
   close(): Promise<void> {
     this.#mem = null;
     return Promise.resolve();

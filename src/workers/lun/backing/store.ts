@@ -10,6 +10,11 @@ export type IoCallback = (err: NodeJS.ErrnoException | null) => void;
 export interface BackingStore {
   /** Size in bytes; a multiple of the logical block size. */
   readonly sizeBytes: number;
+  /**
+   * Requests issued and not yet called back. The LU-wide exclusive gate (COMPARE AND
+   * WRITE, WRITE ATOMIC) waits for 0; a synchronous store is always at 0.
+   */
+  readonly inFlight: number;
   /** Read `length` bytes at `position` into dst[dstOffset ...]. Short reads past EOF read zeros. */
   read(dst: Buffer, dstOffset: number, length: number, position: number, cb: IoCallback): void;
   /**

@@ -67,8 +67,12 @@ export function readCapacity16(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   // 8-11: LOGICAL BLOCK LENGTH IN BYTES.
   buf.writeUInt32BE(lu.blockSize, 8);
   // 12: reserved | RC BASIS 00b | P_TYPE 000b | PROT_EN 0: no protection information.
-  // 13: P_I_EXPONENT 0 | LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 0 (1:1).
-  // 14-15: LBPME 0 (fully provisioned) | LBPRZ 0 | LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0.
+  // 13: P_I_EXPONENT 0 (7..4) | LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (3..0).
+  buf[13] = lu.sbc.physicalExponent & 0x0f;
+  // 14: LBPME(7) | LBPRZ(6) | LOWEST ALIGNED LOGICAL BLOCK ADDRESS (13..8) = 0; 15: (7..0) = 0.
+  // A thin LU: logical block provisioning management enabled, deallocated blocks read
+  // zeros (SBC-4 5.21.2, 4.7.4.5).
+  buf[14] = lu.sbc.thin ? 0xc0 : 0x00;
   // 16-31: reserved.
   respondData(cmd, buf, READ_CAPACITY_16_LENGTH, allocationLength16(cdb));
   return Completion.DONE;

@@ -115,6 +115,8 @@ export function write(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (n === 0) return Completion.DONE;
   // WRITE(6) has no FUA bit; its byte 1 is LBA.
   const fua = cmd.cdb[0] !== Opcode.WRITE_6 && (cmd.cdb[1]! & FUA) !== 0;
+  // Thin LUs: the written blocks become mapped (one null check otherwise; allocation free).
+  lu.sbc.noteWritten(lba, blocks);
   cmd.onIo = writeDone;
   lu.store.write(cmd.data, 0, n, lba * lu.blockSize, fua || !lu.writeCacheEnabled, cmd.ioTrampoline);
   return Completion.PENDING;

@@ -1,68 +1,149 @@
 /**
- * VERIFY(10/12/16) (SBC-4 5.33-5.35).
+ * VERIFY(10/12/16) (SBC-4 5.33-5.35) and WRITE AND VERIFY(10/12/16) (SBC-4 5.45-5.47).
  *
- * BYTCHK 00b: the medium is always readable here, so only the range is checked.
- * BYTCHK 01b: the Data-Out buffer is compared with the medium; the first difference ends
- * the command with MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION and the INFORMATION
- * field set to the offset of that byte in the Data-Out buffer (SBC-4 5.33.1).
- * BYTCHK 11b (one block compared against every block) is optional and not supported;
- * 10b is reserved.
+ * VERIFY BYTCHK (SBC-4 5.33 table 115):
+ *   00b: verify the medium: the range is read (a read error is a MEDIUM ERROR);
+ *   01b: the Data-Out buffer (verification length blocks) is compared with the medium;
+ *   10b: reserved;
+ *   11b: one block of Data-Out is compared with every block of the range.
+ * A difference ends the command with MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION and
+ * the INFORMATION field set to the offset of the first differing byte (from the start of
+ * the Data-Out buffer for 01b, from the start of the range for 11b).
  *
- * Not a hot path: a byte-checking VERIFY allocates a buffer for the medium's data and a
- * closure for its continuation.
+ * Not a hot path: these allocate buffers for the medium's data and closures.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
-import { ScsiStatus } from '../../../shared/scsi/command.ts';
-import { cdbLba, cdbTransferLength } from '../../../shared/scsi/cdb.ts';
+import { cdbLba, cdbLengthOf, cdbTransferLength } from '../../../shared/scsi/cdb.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits } from '../spc/unit-status.ts';
+import { CHUNK_BYTES, readAt, runAsync, writeAt, yieldTurn } from './bulk.ts';
+import { rejectProtectField, rejectWriteProtected } from './common.ts';
 import { rejectLbaRange } from './read-write.ts';
 
+/** Offset of the GROUP NUMBER byte by CDB length (bits 7..6 reserved, SBC-4). */
+function groupByte(cdb: Buffer): number {
+  const len = cdbLengthOf(cdb[0]!);
+  return len === 10 ? 6 : len === 12 ? 10 : 14;
+}
+
 /**
- * CDB byte 1 (SBC-4 5.33 table 114):
+ * VERIFY CDB byte 1 (SBC-4 5.33 table 114):
  *   VRPROTECT(7..5) | DPO(4) | reserved(3) | BYTCHK(2..1) | obsolete(0)
  * LBA and VERIFICATION LENGTH sit where READ(10/12/16) has LBA and TRANSFER LENGTH.
  */
 export function verify(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   const cdb = cmd.cdb;
-  if ((cdb[1]! & 0xe0) !== 0) {
-    // No protection information: VRPROTECT must be zero.
-    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(1, 7));
+  if (rejectProtectField(cmd) || rejectReservedBits(cmd, 1, 0x09) || rejectReservedBits(cmd, groupByte(cdb), 0xc0)) {
     return Completion.DONE;
   }
-  if (rejectReservedBits(cmd, 1, 0x08)) return Completion.DONE;
   const bytchk = (cdb[1]! >> 1) & 0x03;
-  if (bytchk === 0b10 || bytchk === 0b11) {
+  if (bytchk === 0b10) {
     setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(1, 2));
     return Completion.DONE;
   }
   const lba = cdbLba(cdb);
   const blocks = cdbTransferLength(cdb);
-  const total = blocks * lu.blockSize;
-  // BYTCHK 01b transfers verification length x block size of data-out (SBC-4 5.33).
+  const bs = lu.blockSize;
+  const total = blocks * bs;
+  // Data-out: verification length blocks (01b), one block (11b), none (00b).
   if (bytchk === 0b01) cmd.dataOutWanted = total;
+  else if (bytchk === 0b11) cmd.dataOutWanted = blocks === 0 ? 0 : bs;
   if (rejectLbaRange(lu, cmd, lba, blocks)) return Completion.DONE;
-  if (bytchk === 0b00 || blocks === 0) return Completion.DONE;
+  if (blocks === 0) return Completion.DONE; // SBC-4 5.33: not an error
 
-  // Compare what the initiator sent (at most the verification length).
-  let n = total < cmd.dataOutLength ? total : cmd.dataOutLength;
-  if (n > cmd.data.length) n = cmd.data.length;
-  if (n === 0) return Completion.DONE;
-  const medium = Buffer.allocUnsafe(n);
-  cmd.onIo = (c, err) => {
-    if (err !== null) {
-      setCheckCondition(c, SenseReason.UNRECOVERED_READ_ERROR);
-    } else {
-      const offset = firstDifference(c.data, medium, n);
-      if (offset < 0) c.status = ScsiStatus.GOOD;
-      else setCheckCondition(c, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, offset);
+  if (bytchk === 0b00) {
+    return runAsync(lu, cmd, () => scanMedium(lu, lba, blocks));
+  }
+  if (bytchk === 0b11) {
+    if (cmd.dataOutLength < bs || cmd.data.length < bs) {
+      setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT);
+      return Completion.DONE;
     }
-    c.finish();
-  };
-  lu.store.read(medium, 0, n, lba * lu.blockSize, cmd.ioTrampoline);
-  return Completion.PENDING;
+    return runAsync(lu, cmd, () => compareEveryBlock(lu, cmd, lba, blocks));
+  }
+  // 01b: compare what the initiator sent (at most the verification length).
+  const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
+  if (n === 0) return Completion.DONE;
+  return runAsync(lu, cmd, async () => {
+    const medium = Buffer.allocUnsafe(n);
+    await readAt(lu, medium, 0, n, lba);
+    const offset = firstDifference(cmd.data, medium, n);
+    if (offset >= 0) setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, offset);
+  });
+}
+
+/** Read [lba, +blocks) in chunks: a read error fails the command (BYTCHK 00b). */
+async function scanMedium(lu: LogicalUnit, lba: number, blocks: number): Promise<void> {
+  const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / lu.blockSize)));
+  const buf = Buffer.allocUnsafe(chunkBlocks * lu.blockSize);
+  for (let done = 0; done < blocks; ) {
+    const n = Math.min(chunkBlocks, blocks - done);
+    await readAt(lu, buf, 0, n * lu.blockSize, lba + done);
+    done += n;
+    if (done < blocks) await yieldTurn();
+  }
+}
+
+/** BYTCHK 11b: cmd.data[0, blockSize) against every block of [lba, +blocks). */
+async function compareEveryBlock(lu: LogicalUnit, cmd: ScsiCommand, lba: number, blocks: number): Promise<void> {
+  const bs = lu.blockSize;
+  const pattern = cmd.data.subarray(0, bs);
+  const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / bs)));
+  const buf = Buffer.allocUnsafe(chunkBlocks * bs);
+  for (let done = 0; done < blocks; ) {
+    const n = Math.min(chunkBlocks, blocks - done);
+    await readAt(lu, buf, 0, n * bs, lba + done);
+    for (let b = 0; b < n; b++) {
+      const at = firstDifference(pattern, buf.subarray(b * bs, (b + 1) * bs), bs);
+      if (at >= 0) {
+        setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, (done + b) * bs + at);
+        return;
+      }
+    }
+    done += n;
+    if (done < blocks) await yieldTurn();
+  }
+}
+
+/**
+ * WRITE AND VERIFY(10/12/16) CDB byte 1 (SBC-4 5.45 table 198):
+ *   WRPROTECT(7..5) | DPO(4) | reserved(3) | BYTCHK(2..1) | obsolete(0)
+ * BYTCHK 00b: write, then read the range back (medium verification); 01b: write, then
+ * compare the medium with the Data-Out buffer; 10b and 11b are reserved here.
+ * The write is always durable before it is verified: verifying a volatile cache would
+ * prove nothing about the medium. Like WRITE, a shorter data-out than the CDB
+ * describes is processed as far as it goes (the fabric reports the residual).
+ */
+export function writeAndVerify(lu: LogicalUnit, cmd: ScsiCommand): Completion {
+  const cdb = cmd.cdb;
+  const lba = cdbLba(cdb);
+  const blocks = cdbTransferLength(cdb);
+  const total = blocks * lu.blockSize;
+  cmd.dataOutWanted = total;
+  if (rejectProtectField(cmd) || rejectReservedBits(cmd, 1, 0x09) || rejectReservedBits(cmd, groupByte(cdb), 0xc0)) {
+    return Completion.DONE;
+  }
+  const bytchk = (cdb[1]! >> 1) & 0x03;
+  if (bytchk >= 0b10) {
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(1, 2));
+    return Completion.DONE;
+  }
+  if (rejectLbaRange(lu, cmd, lba, blocks)) return Completion.DONE;
+  if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
+  const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
+  if (n === 0) return Completion.DONE;
+  return runAsync(lu, cmd, async () => {
+    await writeAt(lu, cmd.data, 0, n, lba, true);
+    lu.sbc.noteWritten(lba, Math.ceil(n / lu.blockSize));
+    const medium = Buffer.allocUnsafe(n);
+    await readAt(lu, medium, 0, n, lba);
+    if (bytchk === 0b01) {
+      const offset = firstDifference(cmd.data, medium, n);
+      if (offset >= 0) setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, offset);
+    }
+  });
 }
 
 /** Offset of the first byte where a[0, n) and b[0, n) differ, or -1. */

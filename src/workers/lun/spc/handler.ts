@@ -37,4 +37,15 @@ export interface CommandDescriptor {
    */
   readonly usage: readonly number[];
   readonly handler: CommandHandler;
+  /**
+   * Whether this LU supports the command (absent: every LU does). A command an LU does not
+   * support is dispatched and reported (REPORT SUPPORTED OPERATION CODES) as if it were
+   * not in the table, e.g. SANITIZE BLOCK ERASE only on thin-provisioned LUs.
+   */
+  readonly supported?: (lu: LogicalUnit) => boolean;
 }
+
+/** CDB usage: the control byte's NACA (bit 2) and LINK (bit 0) are evaluated (rejected when set). */
+export const CTL = 0x05;
+/** CDB usage: every bit of the byte is evaluated. */
+export const FF = 0xff;

@@ -10,6 +10,7 @@ import { VpdPage } from '../../../shared/scsi/opcodes.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from './handler.ts';
+import { buildThirdPartyCopyDescriptors } from '../xcopy/receive-copy-results.ts';
 
 /** PERIPHERAL QUALIFIER 000b (connected) | PERIPHERAL DEVICE TYPE 00h (direct access block). */
 const PERIPHERAL_DISK = 0x00;
@@ -71,11 +72,11 @@ export function inquiry(lu: LogicalUnit, cmd: ScsiCommand): Completion {
 export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   buf.fill(0, 0, STANDARD_INQUIRY_LENGTH);
   buf[0] = PERIPHERAL_DISK; // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
-  buf[1] = 0x00; // RMB 0: not removable | LU_CONG 0
+  buf[1] = lu.sbc.removable ? 0x80 : 0x00; // RMB: removable medium (device config) | LU_CONG 0
   buf[2] = 0x06; // VERSION: SPC-4
   buf[3] = 0x12; // NORMACA 0 | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
   buf[4] = STANDARD_INQUIRY_LENGTH - 5; // ADDITIONAL LENGTH: bytes after byte 4
-  buf[5] = 0x00; // SCCS 0 | ACC 0 | TPGS 00b (no ALUA yet) | 3PC 0 | PROTECT 0
+  buf[5] = 0x08; // SCCS 0 | ACC 0 | TPGS 00b (no ALUA yet) | 3PC 1 (EXTENDED COPY) | PROTECT 0
   buf[6] = 0x00; // ENCSERV 0 | MULTIP 0 (one port as far as this LU reports)
   buf[7] = 0x02; // CMDQUE 1: full task management model (SAM-5 8.4)
   buf.write(lu.vendor, 8, 8, 'latin1'); // 8-15: T10 VENDOR IDENTIFICATION
@@ -139,6 +140,13 @@ function buildDeviceIdentification(lu: LogicalUnit, buf: Buffer): number {
   return p;
 }
 
+/** 8Fh Third-party Copy (SPC-4 7.8.17): the copy manager's commands and limits. */
+function buildThirdPartyCopy(lu: LogicalUnit, buf: Buffer): number {
+  const n = buildThirdPartyCopyDescriptors(lu, buf);
+  vpdHeader(buf, VpdPage.THIRD_PARTY_COPY, n - 4);
+  return n;
+}
+
 /** Block Limits page length: 3Ch, the SBC-3/SBC-4 size libiscsi checks for SBC-3 claims. */
 const BLOCK_LIMITS_PAGE_LENGTH = 0x3c;
 
@@ -147,38 +155,60 @@ function buildBlockLimits(lu: LogicalUnit, buf: Buffer): number {
   buf.fill(0, 0, 4 + BLOCK_LIMITS_PAGE_LENGTH);
   vpdHeader(buf, VpdPage.BLOCK_LIMITS, BLOCK_LIMITS_PAGE_LENGTH);
   buf[4] = 0x00; // WSNZ 0
-  buf[5] = 0x00; // MAXIMUM COMPARE AND WRITE LENGTH: 0, not supported yet
-  // 6-7: OPTIMAL TRANSFER LENGTH GRANULARITY: one logical block.
-  buf.writeUInt16BE(1, 6);
+  const sbc = lu.sbc;
+  buf[5] = sbc.maxCompareAndWriteBlocks; // MAXIMUM COMPARE AND WRITE LENGTH (sbc/atomic.ts)
+  // 6-7: OPTIMAL TRANSFER LENGTH GRANULARITY: one physical block.
+  buf.writeUInt16BE(sbc.blocksPerPhysical, 6);
   // 8-11: MAXIMUM TRANSFER LENGTH in blocks (0: not reported).
   buf.writeUInt32BE(lu.maxTransferBlocks, 8);
   // 12-15: OPTIMAL TRANSFER LENGTH: 0, not reported.
   // 16-19: MAXIMUM PREFETCH LENGTH: 0.
-  // 20-23: MAXIMUM UNMAP LBA COUNT and 24-27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT: 0
-  //        (no UNMAP: libiscsi requires 0 when LBPU is 0).
-  // 28-31: OPTIMAL UNMAP GRANULARITY; 32-35: UGAVALID | UNMAP GRANULARITY ALIGNMENT: 0.
-  // 36-43: MAXIMUM WRITE SAME LENGTH: 0. 44-63: atomic transfer limits: 0 (none).
+  if (sbc.thin) {
+    // 20-23: MAXIMUM UNMAP LBA COUNT; 24-27: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+    // (0 on fully provisioned LUs: LBPU = 0, sbc/provisioning.ts).
+    buf.writeUInt32BE(sbc.maxUnmapBlocks, 20);
+    buf.writeUInt32BE(sbc.maxUnmapDescriptors, 24);
+    // 28-31: OPTIMAL UNMAP GRANULARITY: the allocation map granule (sbc/allocation.ts).
+    buf.writeUInt32BE(sbc.map?.granule ?? sbc.blocksPerPhysical, 28);
+    // 32-35: UGAVALID 0 | UNMAP GRANULARITY ALIGNMENT: not reported.
+  }
+  // 36-43: MAXIMUM WRITE SAME LENGTH (sbc/write-same.ts); < 2^32 blocks.
+  buf.writeUInt32BE(sbc.maxWriteSameBlocks, 40);
+  // 44-47: MAXIMUM ATOMIC TRANSFER LENGTH (WRITE ATOMIC(16), sbc/atomic.ts).
+  buf.writeUInt32BE(sbc.maxAtomicBlocks, 44);
+  // 48-51: ATOMIC ALIGNMENT 0 and 52-55: ATOMIC TRANSFER LENGTH GRANULARITY 0 (none
+  // required); 56-63: atomic boundaries not supported (0).
   return 4 + BLOCK_LIMITS_PAGE_LENGTH;
 }
 
 /** B1h Block Device Characteristics (SBC-4 6.6.2 table 257). */
-function buildBlockDeviceCharacteristics(_lu: LogicalUnit, buf: Buffer): number {
+function buildBlockDeviceCharacteristics(lu: LogicalUnit, buf: Buffer): number {
   buf.fill(0, 0, 64);
   vpdHeader(buf, VpdPage.BLOCK_DEVICE_CHARACTERISTICS, 0x3c);
   buf.writeUInt16BE(0x0001, 4); // 4-5: MEDIUM ROTATION RATE 0001h: non-rotating medium
   buf[6] = 0x00; // PRODUCT TYPE: not indicated
-  buf[7] = 0x00; // WABEREQ | WACEREQ | NOMINAL FORM FACTOR: not reported
+  // 7: WABEREQ(7..6) | WACEREQ(5..4) | NOMINAL FORM FACTOR(3..0) not reported.
+  // 01b: a read after SANITIZE BLOCK ERASE / CRYPTOGRAPHIC ERASE succeeds and returns
+  // the erased data (zeros); both exist on thin LUs only (sbc/sanitize.ts), 00b otherwise.
+  buf[7] = lu.sbc.thin ? 0x50 : 0x00;
   buf[8] = 0x00; // ZONED 00b | BOCS 0 | FUAB 0 | VBULS 0
   // 9-63: reserved.
   return 64;
 }
 
-/** B2h Logical Block Provisioning (SBC-4 6.6.6 table 264): fully provisioned, no UNMAP. */
-function buildLogicalBlockProvisioning(_lu: LogicalUnit, buf: Buffer): number {
+/**
+ * B2h Logical Block Provisioning (SBC-4 6.6.6 table 264). A thin LU (device `thin`)
+ * supports UNMAP and WRITE SAME(10/16) with UNMAP, deallocated blocks read zeros; a
+ * fully provisioned LU supports none of them (sbc/provisioning.ts, sbc/write-same.ts).
+ */
+function buildLogicalBlockProvisioning(lu: LogicalUnit, buf: Buffer): number {
   vpdHeader(buf, VpdPage.LOGICAL_BLOCK_PROVISIONING, 4);
+  const thin = lu.sbc.thin;
   buf[4] = 0x00; // THRESHOLD EXPONENT: no thresholds
-  buf[5] = 0x00; // LBPU 0 | LBPWS 0 | LBPWS10 0 | LBPRZ 000b | ANC_SUP 0 | DP 0
-  buf[6] = 0x00; // MINIMUM PERCENTAGE 0 | PROVISIONING TYPE 000b (not thin, not resource)
+  // 5: LBPU(7) | LBPWS(6) | LBPWS10(5) | LBPRZ(4..2) = 001b | ANC_SUP(1) 0 | DP(0) 0
+  buf[5] = thin ? 0xe0 | (0b001 << 2) : 0x00;
+  // 6: MINIMUM PERCENTAGE 0 | PROVISIONING TYPE (2..0): 010b thin, 000b fully provisioned
+  buf[6] = thin ? 0x02 : 0x00;
   buf[7] = 0x00; // THRESHOLD PERCENTAGE
   return 8;
 }
@@ -188,6 +218,7 @@ export const VPD_PAGES: readonly VpdEntry[] = [
   { page: VpdPage.SUPPORTED_VPD_PAGES, build: buildSupportedPages },
   { page: VpdPage.UNIT_SERIAL_NUMBER, build: buildUnitSerial },
   { page: VpdPage.DEVICE_IDENTIFICATION, build: buildDeviceIdentification },
+  { page: VpdPage.THIRD_PARTY_COPY, build: buildThirdPartyCopy },
   { page: VpdPage.BLOCK_LIMITS, build: buildBlockLimits },
   { page: VpdPage.BLOCK_DEVICE_CHARACTERISTICS, build: buildBlockDeviceCharacteristics },
   { page: VpdPage.LOGICAL_BLOCK_PROVISIONING, build: buildLogicalBlockProvisioning },

@@ -1,16 +1,18 @@
 /**
  * MODE SENSE(6) and MODE SENSE(10) (SPC-4 6.11, 6.12) for a disk.
  *
- * Mode pages are a table, ascending by page code; "return all pages" (3Fh) walks it.
- * No page has subpages. MODE SELECT is not implemented yet, so no parameter is
- * changeable and current = default; saved values are not supported.
+ * The pages and their current / changeable / default / saved values live in
+ * mode-pages.ts (the same state MODE SELECT changes); "return all pages" (3Fh) walks the
+ * table in page, subpage order.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { allocationLength10, allocationLength6, respondData } from '../../../shared/scsi/cdb.ts';
-import { ModePage, Opcode } from '../../../shared/scsi/opcodes.ts';
+import { Opcode } from '../../../shared/scsi/opcodes.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from './handler.ts';
+import type { ModeState } from './mode-pages.ts';
+import { MODE_PAGES, ModePageCode, ModeSubpage } from './mode-pages.ts';
 
 /** SPC-4 6.11.1 table 162: PAGE CONTROL. */
 export const PageControl = {
@@ -20,62 +22,26 @@ export const PageControl = {
   SAVED: 3,
 } as const;
 
-/** Builds one page at buf[offset...] for the page control value; returns its length. */
-type ModePageBuilder = (lu: LogicalUnit, pc: number, buf: Buffer, offset: number) => number;
-
-interface ModePageEntry {
-  readonly page: number;
-  readonly build: ModePageBuilder;
+/**
+ * Copy page `i` for page control `pc` to buf[o...]; returns its length. PS (bit 7 of
+ * byte 0) is set when the LU implements saved values (SPC-4 7.5.7).
+ */
+function emitPage(lu: LogicalUnit, i: number, pc: number, buf: Buffer, o: number): number {
+  const m = lu.modes;
+  const def = MODE_PAGES[i]!;
+  if (pc === PageControl.CHANGEABLE) {
+    // Changeable values (SPC-4 6.11.1): the page header, then the changeable mask.
+    const headerLength = def.subpage === 0 ? 2 : 4;
+    m.defaults[i]!.copy(buf, o, 0, headerLength);
+    m.changeable[i]!.copy(buf, o + headerLength, headerLength);
+  } else {
+    const src =
+      pc === PageControl.CURRENT ? m.current[i]! : pc === PageControl.DEFAULT ? m.defaults[i]! : (m.saved[i] ?? m.defaults[i]!);
+    src.copy(buf, o);
+  }
+  if (m.savable) buf[o] = buf[o]! | 0x80; // PS: the page is savable
+  return def.length;
 }
-
-/** 01h Read-Write Error Recovery (SBC-4 6.5.9 table 250): no recovery knobs, all zero. */
-function buildReadWriteErrorRecovery(_lu: LogicalUnit, _pc: number, buf: Buffer, o: number): number {
-  buf.fill(0, o, o + 12);
-  buf[o] = ModePage.READ_WRITE_ERROR_RECOVERY; // PS 0 | SPF 0 | PAGE CODE 01h
-  buf[o + 1] = 0x0a; // PAGE LENGTH
-  // 2: AWRE ARRE TB RC EER PER DTE DCR = 0; 3: READ RETRY COUNT; 4-7 obsolete/reserved;
-  // 8: WRITE RETRY COUNT; 9: reserved; 10-11: RECOVERY TIME LIMIT. All zero.
-  return 12;
-}
-
-/** 08h Caching (SBC-4 6.5.5 table 242): WCE mirrors the device's write cache mode. */
-function buildCaching(lu: LogicalUnit, pc: number, buf: Buffer, o: number): number {
-  buf.fill(0, o, o + 20);
-  buf[o] = ModePage.CACHING; // PS 0 | SPF 0 | PAGE CODE 08h
-  buf[o + 1] = 0x12; // PAGE LENGTH
-  if (pc === PageControl.CHANGEABLE) return 20; // nothing changeable until MODE SELECT
-  // 2: IC ABPF CAP DISC SIZE WCE(2) MF RCD(0): WCE per write cache mode; RCD 0 (read
-  //    cache, i.e. the page cache, is used).
-  buf[o + 2] = lu.writeCacheEnabled ? 0x04 : 0x00;
-  // 3: DEMAND READ / WRITE RETENTION PRIORITY 0; 4-11: pre-fetch lengths 0;
-  // 12: FSW LBCSS DRA ... NV_DIS = 0; 13: NUMBER OF CACHE SEGMENTS 0;
-  // 14-15: CACHE SEGMENT SIZE 0; 16: reserved; 17-19: obsolete.
-  return 20;
-}
-
-/** 0Ah Control (SPC-4 7.5.8 table 458). */
-function buildControl(_lu: LogicalUnit, pc: number, buf: Buffer, o: number): number {
-  buf.fill(0, o, o + 12);
-  buf[o] = ModePage.CONTROL; // PS 0 | SPF 0 | PAGE CODE 0Ah
-  buf[o + 1] = 0x0a; // PAGE LENGTH
-  if (pc === PageControl.CHANGEABLE) return 12;
-  // 2: TST 000b (one task set per LU) | TMF_ONLY 0 | DPICZ 0 | D_SENSE 0 (fixed format
-  //    sense) | GLTSD 1 (no implicit log parameter saving) | RLEC 0.
-  buf[o + 2] = 0x02;
-  // 3: QUEUE ALGORITHM MODIFIER 1h (unrestricted reordering) | NUAR 0 | QERR 00b.
-  buf[o + 3] = 0x10;
-  // 4: VS 0 | RAC 0 | UA_INTLCK_CTRL 00b | SWP 0; 5: ATO 0 | TAS 0 | AUTOLOAD MODE 0.
-  // 6-7: obsolete; 8-9: BUSY TIMEOUT PERIOD 0 (undefined);
-  // 10-11: EXTENDED SELF-TEST COMPLETION TIME 0.
-  return 12;
-}
-
-/** Mode pages, ascending by page code (the order of "return all pages"). */
-export const MODE_PAGES: readonly ModePageEntry[] = [
-  { page: ModePage.READ_WRITE_ERROR_RECOVERY, build: buildReadWriteErrorRecovery },
-  { page: ModePage.CACHING, build: buildCaching },
-  { page: ModePage.CONTROL, build: buildControl },
-];
 
 /**
  * MODE SENSE(6) CDB (SPC-4 6.11.1 table 161):
@@ -104,33 +70,22 @@ export function modeSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   const pc = cdb[2]! >> 6;
   const pageCode = cdb[2]! & 0x3f;
   const subpage = cdb[3]!;
-  if (pc === PageControl.SAVED) {
-    // SPC-4 6.11.1: saved values not implemented.
+  if (pc === PageControl.SAVED && !lu.modes.savable) {
+    // SPC-4 6.11.1: saved values are not implemented without a state directory.
     setCheckCondition(cmd, SenseReason.SAVING_PARAMETERS_NOT_SUPPORTED, cdbField(2, 7));
     return Completion.DONE;
   }
-
-  // Which pages: one page (subpage 0 only: none of ours has subpages), or all pages with
-  // subpage 00h (pages only) or FFh (pages and subpages: the same set here).
-  let first = 0;
-  let end = 0;
-  if (pageCode === ModePage.ALL_PAGES) {
-    if (subpage !== 0x00 && subpage !== 0xff) {
-      setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(3, 7));
-      return Completion.DONE;
-    }
-    end = MODE_PAGES.length;
-  } else {
-    first = MODE_PAGES.findIndex((e) => e.page === pageCode);
-    if (first < 0) {
-      setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(2, 5));
-      return Completion.DONE;
-    }
-    if (subpage !== 0) {
-      setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(3, 7));
-      return Completion.DONE;
-    }
-    end = first + 1;
+  // Which pages (SPC-4 6.11.1 table 163): 3Fh/00h all page_0 pages; 3Fh/FFh all pages
+  // and subpages; PP/FFh page PP and all its subpages; PP/SS one page.
+  const modes = lu.modes;
+  const selected = selectPages(modes, pageCode, subpage);
+  if (selected === PAGE_NOT_FOUND) {
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(2, 5));
+    return Completion.DONE;
+  }
+  if (selected === SUBPAGE_NOT_FOUND) {
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(3, 7));
+    return Completion.DONE;
   }
 
   const buf = lu.scratch;
@@ -157,7 +112,7 @@ export function modeSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
     }
   }
   p += descriptorLength;
-  for (let i = first; i < end; i++) p += MODE_PAGES[i]!.build(lu, pc, buf, p);
+  for (const i of selected) p += emitPage(lu, i, pc, buf, p);
 
   // DEVICE-SPECIFIC PARAMETER for direct-access devices (SBC-4 6.5.1 table 236):
   // WP(7) = read-only device | reserved(6..5) | DPOFUA(4) = 1: DPO and FUA are accepted.
@@ -180,4 +135,27 @@ export function modeSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
     respondData(cmd, buf, p, allocationLength6(cdb));
   }
   return Completion.DONE;
+}
+
+const PAGE_NOT_FOUND = 0;
+const SUBPAGE_NOT_FOUND = 1;
+
+/** Indexes into MODE_PAGES of the pages MODE SENSE returns, in order; or a not-found code. */
+function selectPages(modes: ModeState, pageCode: number, subpage: number): number[] | 0 | 1 {
+  const out: number[] = []; // allocation: MODE SENSE is not a hot-path command
+  let pageSeen = false;
+  for (let i = 0; i < MODE_PAGES.length; i++) {
+    if (modes.current[i] === null) continue;
+    const d = MODE_PAGES[i]!;
+    if (pageCode === ModePageCode.ALL_PAGES) {
+      if (subpage === ModeSubpage.ALL || d.subpage === 0) out.push(i);
+      continue;
+    }
+    if (d.page !== pageCode) continue;
+    pageSeen = true;
+    if (subpage === ModeSubpage.ALL || d.subpage === subpage) out.push(i);
+  }
+  if (pageCode === ModePageCode.ALL_PAGES) return subpage === 0 || subpage === ModeSubpage.ALL ? out : SUBPAGE_NOT_FOUND;
+  if (!pageSeen) return PAGE_NOT_FOUND;
+  return out.length === 0 ? SUBPAGE_NOT_FOUND : out;
 }

@@ -13,6 +13,7 @@ import {
 } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from './handler.ts';
+import { takeUnitAttention } from '../ua/unit-attention.ts';
 
 /**
  * Reject a CDB whose bytes [from, to) are not zero (reserved fields, SPC-4 4.4.2: a
@@ -54,17 +55,17 @@ export function testUnitReady(_lu: LogicalUnit, cmd: ScsiCommand): Completion {
  *   0 opcode 03h | 1 reserved(7..1) DESC(0) | 2-3 reserved | 4 ALLOCATION LENGTH | 5 CONTROL
  *
  * spindle delivers sense with CHECK CONDITION (autosense, SAM-5 5.14), never holds it
- * pending, and has no deferred errors: REQUEST SENSE on an existing LU reports NO SENSE
- * (SPC-4 6.39.2). DESC = 1 is honoured: the descriptor-format answer has no descriptors
+ * pending, and has no deferred errors: REQUEST SENSE on an existing LU reports a pending
+ * unit attention (clearing it) or else NO SENSE (SPC-4 6.39.2). DESC = 1 is honoured: the descriptor-format answer has no descriptors
  * (8 bytes); DESC = 0 gives 18 bytes of fixed format.
  */
 export function requestSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (rejectReservedBits(cmd, 1, 0xfe) || rejectReservedBytes(cmd, 2, 4)) return Completion.DONE;
   const buf = lu.scratch;
+  // SPC-4 6.39.2: a pending unit attention is reported (and cleared) as the sense data.
+  const reason = takeUnitAttention(lu, cmd.nexus) ?? SenseReason.NO_SENSE;
   const n =
-    (cmd.cdb[1]! & 0x01) !== 0
-      ? writeDescriptorSenseHeader(buf, SenseReason.NO_SENSE)
-      : writeFixedSense(buf, SenseReason.NO_SENSE);
+    (cmd.cdb[1]! & 0x01) !== 0 ? writeDescriptorSenseHeader(buf, reason) : writeFixedSense(buf, reason);
   respondData(cmd, buf, n, allocationLength6(cmd.cdb));
   return Completion.DONE;
 }

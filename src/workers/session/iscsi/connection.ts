@@ -139,6 +139,8 @@ export class IscsiConnection implements TaskOwner {
   private readonly tasks = new Map<number, Task>();
   private readonly local = new LocalCommand();
   private pendingTmf: PendingTmf[] = [];
+  /** Tasks with all data, waiting for a lower CmdSN (gap) to arrive. */
+  private held: Task[] = [];
   private nopTimer: NodeJS.Timeout | null = null;
   private nopOutstanding = false;
   private nopTtt = 1;
@@ -481,8 +483,9 @@ export class IscsiConnection implements TaskOwner {
       this.rejectReason = RejectReason.PROTOCOL_ERROR; // SCSI commands are not allowed in discovery sessions
       return;
     }
-    if (!imm && !s.inWindow(cmdSN)) {
-      // RFC 7143 3.2.2.1: non-immediate commands outside the window are silently ignored.
+    if (!imm && (!s.inWindow(cmdSN) || s.ahead.has(cmdSN))) {
+      // RFC 7143 3.2.2.1: non-immediate commands outside the window (or repeating a
+      // CmdSN already received) are silently ignored.
       this.log.debug({ cmdSN, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN }, 'CmdSN outside window: dropped');
       return;
     }
@@ -526,8 +529,7 @@ export class IscsiConnection implements TaskOwner {
     t.cdbLength = cdbLengthFor(h[Field.CDB]);
     this.tasks.set(ittValue, t);
     if (!imm) {
-      s.expCmdSN = (s.expCmdSN + 1) >>> 0;
-      if (snLess(s.expCmdSN, (cmdSN + 1) >>> 0)) s.expCmdSN = (cmdSN + 1) >>> 0;
+      s.arrived(cmdSN);
       s.outstanding++;
     }
     const len = Math.min(edtl, this.ctx.tuning.maxTransferLength);
@@ -563,13 +565,26 @@ export class IscsiConnection implements TaskOwner {
       this.log.debug({ itt: ittValue }, 'Data-Out for no receiving task: discarded');
       return;
     }
-    if (ttt !== RESERVED_TAG ? ttt !== t.ttt : offset + this.dsl > t.unsolicitedLimit) {
-      this.rejectReason = RejectReason.PROTOCOL_ERROR;
+    if (ttt !== RESERVED_TAG && ttt !== t.ttt) {
+      // RFC 7143 11.7.4: a solicited Data-Out echoes the R2T's Target Transfer Tag.
+      this.rejectReason = RejectReason.INVALID_PDU_FIELD;
       return;
     }
-    if (offset + this.dsl > t.data.length) {
-      // RFC 7143 11.7.x: data beyond the expected transfer length.
-      this.rejectReason = RejectReason.PROTOCOL_ERROR;
+    // We negotiate DataPDUInOrder=Yes and DataSequenceInOrder=Yes, so a write's data
+    // arrives at continuously increasing offsets with no gaps or overlays (RFC 7143
+    // 13.18, 13.19): every Data-Out must start exactly where the data so far ends, and
+    // stay inside what was offered (unsolicited burst) or solicited (R2Ts). Anything
+    // else would let a write complete with bytes the initiator never sent (leftover
+    // slab memory), so at ErrorRecoveryLevel 0 the connection is dropped (7.1.5).
+    const end = offset + this.dsl;
+    const limit = ttt === RESERVED_TAG ? (t.unsolicitedOpen ? t.unsolicitedLimit : 0) : t.nextR2TOffset;
+    if (offset !== t.received || end > limit) {
+      this.log.warn(
+        { itt: ittValue, offset, length: this.dsl, expectedOffset: t.received, limit },
+        'Data-Out outside the expected sequence: dropping connection',
+      );
+      this.sendReject(RejectReason.PROTOCOL_ERROR, h);
+      this.close('Data-Out sequence error');
       return;
     }
     const dataSN = u32(h, Field.DATA_SN);
@@ -636,17 +651,33 @@ export class IscsiConnection implements TaskOwner {
       if (late && late.state === TaskState.RESPONDING && late.owner === this) this.sendResponse(late);
       return;
     }
-    const s = this.session!;
     t.received = this.dsl;
     if (!t.write || t.received >= t.data.length) {
-      this.dispatch(t);
-      return;
+      this.dataComplete(t);
+    } else {
+      this.beginDataOut(t);
     }
+    this.releaseHeld();
+  }
+
+  private beginDataOut(t: Task): void {
+    const s = this.session!;
     // RFC 7143 10.6 / 13.11: unsolicited data may follow when InitialR2T=No and the
-    // command PDU did not set F; it is bounded by FirstBurstLength.
-    const unsolicitedMore = !s.params.InitialR2T && !finalBit(this.hdr, 0);
-    t.unsolicitedLimit = unsolicitedMore ? Math.min(s.params.FirstBurstLength, t.data.length) : t.received;
-    t.nextR2TOffset = t.unsolicitedLimit;
+    // command PDU did not set F; it is bounded by FirstBurstLength. R2Ts start once
+    // that burst has ended, from wherever it ended.
+    if (!s.params.InitialR2T && !finalBit(this.hdr, 0)) {
+      t.unsolicitedLimit = Math.min(s.params.FirstBurstLength, t.data.length);
+      t.unsolicitedOpen = t.received < t.unsolicitedLimit;
+    } else {
+      t.unsolicitedLimit = t.received;
+    }
+    if (t.unsolicitedOpen) return;
+    this.startR2Ts(t);
+  }
+
+  private startR2Ts(t: Task): void {
+    t.nextR2TOffset = t.received;
+    t.r2tBase = t.received;
     this.sendR2Ts(t);
   }
 
@@ -655,14 +686,38 @@ export class IscsiConnection implements TaskOwner {
     if (t === null) return;
     t.received += this.dsl;
     t.expectedDataSN++;
+    const solicited = u32(this.hdr, Field.TTT) !== RESERVED_TAG;
     if (finalBit(this.hdr, 0)) {
       // F ends the sequence (an R2T's burst or the unsolicited burst); the next one
       // numbers its Data-Outs from 0 again (RFC 7143 11.7.5).
       t.expectedDataSN = 0;
-      if (u32(this.hdr, Field.TTT) !== RESERVED_TAG && t.outstandingR2T > 0) t.outstandingR2T--;
+      if (solicited) {
+        // A solicited burst ends exactly at its R2T's end (bursts are MaxBurstLength
+        // long from r2tBase, the last one shorter): F anywhere else is a protocol error.
+        const mbl = this.session!.params.MaxBurstLength;
+        if ((t.received - t.r2tBase) % mbl !== 0 && t.received !== t.data.length) {
+          this.log.warn({ itt: t.itt, received: t.received }, 'F bit before the end of an R2T burst');
+          this.sendReject(RejectReason.PROTOCOL_ERROR, this.hdr);
+          this.close('short R2T burst');
+          return;
+        }
+        if (t.outstandingR2T > 0) t.outstandingR2T--;
+      } else if (t.unsolicitedOpen) {
+        t.unsolicitedOpen = false;
+        if (t.received < t.data.length) {
+          this.startR2Ts(t);
+          return;
+        }
+      }
+    } else if (!solicited && t.received === t.unsolicitedLimit) {
+      t.unsolicitedOpen = false; // a full burst without F: tolerate, and solicit the rest
+      if (t.received < t.data.length) {
+        this.startR2Ts(t);
+        return;
+      }
     }
     if (t.received >= t.data.length) {
-      this.dispatch(t);
+      this.dataComplete(t);
       return;
     }
     this.sendR2Ts(t);
@@ -681,6 +736,33 @@ export class IscsiConnection implements TaskOwner {
       t.r2tSN++;
       t.nextR2TOffset += len;
       t.outstandingR2T++;
+    }
+  }
+
+  /**
+   * A task has all its data. Commands are delivered to the SCSI layer in CmdSN order
+   * (RFC 7143 3.2.2.1): one that arrived ahead of a CmdSN gap waits until the gap fills.
+   */
+  private dataComplete(t: Task): void {
+    if (t.immediate || this.session!.deliverable(t.cmdSN)) {
+      this.dispatch(t);
+      return;
+    }
+    t.held = true;
+    this.held.push(t);
+  }
+
+  /** ExpCmdSN may have moved: deliver held tasks that are now in order. */
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const s = this.session!;
+    const ready = this.held.filter((t) => s.deliverable(t.cmdSN));
+    if (ready.length === 0) return;
+    this.held = this.held.filter((t) => !s.deliverable(t.cmdSN));
+    ready.sort((a, b) => (snLess(a.cmdSN, b.cmdSN) ? -1 : 1));
+    for (const t of ready) {
+      t.held = false;
+      if (!t.aborted) this.dispatch(t);
     }
   }
 
@@ -832,13 +914,14 @@ export class IscsiConnection implements TaskOwner {
       if (ttt !== RESERVED_TAG) this.nopOutstanding = false;
       return;
     }
-    // A ping from the initiator: echo its data in a NOP-In (RFC 7143 11.19.x).
-    void s;
+    // A ping from the initiator: echo its data in a NOP-In, at most the initiator's
+    // MaxRecvDataSegmentLength of it (RFC 7143 11.18.5, 13.12).
+    const n = Math.min(this.dsl, s.params.InitiatorMaxRecvDataSegmentLength);
     this.fillSeq(true);
     const w = this.writer;
     w.begin();
-    buildNopIn(w.buf, w.off, h, Field.LUN, ittValue, RESERVED_TAG, this.dsl, this.seq);
-    this.sendControlData(this.dsl > 0 ? this.ctrl.subarray(0, this.dsl) : EMPTY);
+    buildNopIn(w.buf, w.off, h, Field.LUN, ittValue, RESERVED_TAG, n, this.seq);
+    this.sendControlData(n > 0 ? this.ctrl.subarray(0, n) : EMPTY);
   }
 
   private onTextRequest(): void {
@@ -948,9 +1031,19 @@ export class IscsiConnection implements TaskOwner {
           const rtt = u32(h, Field.RTT);
           const t = this.tasks.get(rtt);
           if (t === undefined) {
-            // RFC 7143 11.5.1: a task that completed (or never arrived) needs no abort;
-            // the response says it does not exist.
-            response = TmfResponse.TASK_DOES_NOT_EXIST;
+            // RFC 7143 11.5.1: if the referenced command never arrived but its CmdSN
+            // (RefCmdSN) lies in the window below the TMF's own CmdSN, the target treats
+            // that CmdSN as received (so the command, if it comes later, is ignored) and
+            // answers Function Complete; otherwise the task does not exist.
+            const ref = u32(h, Field.REF_CMD_SN);
+            const tmfCmdSN = u32(h, Field.CMD_SN);
+            if (s.inWindow(ref) && snLess(ref, tmfCmdSN) && !s.deliverable(ref) && !s.ahead.has(ref)) {
+              s.arrived(ref);
+              this.releaseHeld();
+              response = TmfResponse.FUNCTION_COMPLETE;
+            } else {
+              response = TmfResponse.TASK_DOES_NOT_EXIST;
+            }
           } else if (t.lun !== lun) {
             response = TmfResponse.TASK_DOES_NOT_EXIST;
           } else {
@@ -988,6 +1081,7 @@ export class IscsiConnection implements TaskOwner {
       t.aborted = true;
       if (t.state === TaskState.RECEIVING) {
         // Not yet at the LU: it ends here, silently (SAM-5 7.2, TAS=0).
+        if (t.held) this.held = this.held.filter((x) => x !== t);
         this.finishTask(t, false);
         this.ctx.pool.release(t);
       } else if (t.state === TaskState.SUBMITTED || t.state === TaskState.QUEUED) {
@@ -1030,9 +1124,11 @@ export class IscsiConnection implements TaskOwner {
     w.sendInline(0);
   }
 
+  /** A non-immediate non-SCSI PDU consumed `cmdSN`; it may fill a gap. */
   private advanceCmdSN(cmdSN: number): void {
     const s = this.session!;
-    if (cmdSN === s.expCmdSN) s.expCmdSN = (s.expCmdSN + 1) >>> 0;
+    if (s.inWindow(cmdSN)) s.arrived(cmdSN);
+    this.releaseHeld();
   }
 
   // =========================================================================
@@ -1124,6 +1220,7 @@ export class IscsiConnection implements TaskOwner {
       }
     }
     this.tasks.clear();
+    this.held = [];
     if (this.session) this.log.info({ why }, 'session closed');
     const cb = this.onClosed;
     this.onClosed = null;

@@ -31,15 +31,43 @@ export class IscsiSession {
     this.target = target;
     this.expCmdSN = cmdSN >>> 0;
     this.window = window;
+    this.lastMaxCmdSN = (this.expCmdSN + window - 1) >>> 0;
   }
+
+  /** CmdSNs received ahead of ExpCmdSN (a gap before them), RFC 7143 4.2.2.1. */
+  readonly ahead = new Set<number>();
+  private lastMaxCmdSN: number;
 
   /**
    * MaxCmdSN = ExpCmdSN + (window - outstanding) - 1: receiving a command moves ExpCmdSN
-   * and outstanding together, completing one opens the window by one, so MaxCmdSN never
-   * moves backwards (RFC 7143 4.2.2.1).
+   * and outstanding together, completing one opens the window by one. A command that
+   * arrives ahead of a gap raises outstanding without moving ExpCmdSN, so the value is
+   * held at its previous maximum: the window never shrinks once offered.
    */
   get maxCmdSN(): number {
-    return (this.expCmdSN + this.window - this.outstanding - 1) >>> 0;
+    const v = (this.expCmdSN + this.window - this.outstanding - 1) >>> 0;
+    if (snLess(this.lastMaxCmdSN, v)) this.lastMaxCmdSN = v;
+    return this.lastMaxCmdSN;
+  }
+
+  /**
+   * A non-immediate PDU with this CmdSN (already checked to be in the window) arrived.
+   * Returns false for a duplicate. ExpCmdSN advances only over CmdSNs actually received.
+   */
+  arrived(cmdSN: number): boolean {
+    if (cmdSN !== this.expCmdSN) {
+      if (this.ahead.has(cmdSN)) return false;
+      this.ahead.add(cmdSN);
+      return true;
+    }
+    this.expCmdSN = (this.expCmdSN + 1) >>> 0;
+    while (this.ahead.size > 0 && this.ahead.delete(this.expCmdSN)) this.expCmdSN = (this.expCmdSN + 1) >>> 0;
+    return true;
+  }
+
+  /** True once every CmdSN before `cmdSN` has arrived: the command may be delivered. */
+  deliverable(cmdSN: number): boolean {
+    return snLess(cmdSN, this.expCmdSN);
   }
 
   /** True when a non-immediate CmdSN lies in [ExpCmdSN, MaxCmdSN]. */

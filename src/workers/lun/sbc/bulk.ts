@@ -1,0 +1,136 @@
+/**
+ * Helpers for the SBC commands that are not on the hot path: several backing-store
+ * steps per command (read-compare-write, pattern fills, deallocation, sanitize).
+ *
+ * These allocate freely (promises, closures, chunk buffers): they are rare, and READ /
+ * WRITE never come through here.
+ *
+ * Long operations (WRITE SAME over a large range, UNMAP, SANITIZE) are cut into chunks of
+ * at most CHUNK_BYTES and yield to the event loop (setImmediate) between chunks, so the
+ * LUN worker keeps serving the other commands and LUs it owns. RAM stores complete
+ * synchronously, so without the yield a 1 GiB fill would hold the loop for the whole
+ * copy. Chunking on the LUN worker is preferred over piscina: a RAM store's memory is
+ * not shareable with a pool thread, a file store's descriptors and allocation map
+ * belong to this thread, and the work is I/O or memcpy bound, which a pool would not
+ * speed up.
+ */
+import type { ScsiCommand } from '../../../shared/scsi/command.ts';
+import { ScsiStatus } from '../../../shared/scsi/command.ts';
+import type { SenseDetail } from '../../../shared/scsi/sense.ts';
+import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
+import type { LogicalUnit } from '../logical-unit.ts';
+import { Completion } from '../spc/handler.ts';
+
+/** Largest single backing-store request of a bulk operation. */
+export const CHUNK_BYTES = 1 << 20;
+
+/** A backing-store error, carrying the sense the command must report. */
+export class IoFailure extends Error {
+  override readonly name = 'IoFailure';
+  readonly reason: SenseDetail;
+  constructor(reason: SenseDetail, cause: unknown) {
+    super(reason === SenseReason.WRITE_ERROR ? 'backing store write failed' : 'backing store read failed', { cause });
+    this.reason = reason;
+  }
+}
+
+export function readAt(lu: LogicalUnit, buf: Buffer, off: number, len: number, lba: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    lu.store.read(buf, off, len, lba * lu.blockSize, (err) =>
+      err === null ? resolve() : reject(new IoFailure(SenseReason.UNRECOVERED_READ_ERROR, err)),
+    ),
+  );
+}
+
+export function writeAt(
+  lu: LogicalUnit,
+  buf: Buffer,
+  off: number,
+  len: number,
+  lba: number,
+  durable: boolean,
+): Promise<void> {
+  return new Promise((resolve, reject) =>
+    lu.store.write(buf, off, len, lba * lu.blockSize, durable, (err) =>
+      err === null ? resolve() : reject(new IoFailure(SenseReason.WRITE_ERROR, err)),
+    ),
+  );
+}
+
+export function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Write `pattern` (exactly one logical block) to every block of [lba, lba + blocks), in
+ * chunks with a yield between them. Marks the range mapped on thin LUs.
+ */
+export async function fillBlocks(
+  lu: LogicalUnit,
+  lba: number,
+  blocks: number,
+  pattern: Buffer,
+  durable: boolean,
+): Promise<void> {
+  if (blocks <= 0) return;
+  const bs = lu.blockSize;
+  const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / bs)));
+  const chunk = Buffer.allocUnsafe(chunkBlocks * bs);
+  for (let i = 0; i < chunkBlocks; i++) pattern.copy(chunk, i * bs, 0, bs);
+  let done = 0;
+  while (done < blocks) {
+    const n = Math.min(chunkBlocks, blocks - done);
+    await writeAt(lu, chunk, 0, n * bs, lba + done, durable);
+    lu.sbc.noteWritten(lba + done, n);
+    done += n;
+    if (done < blocks) await yieldTurn();
+  }
+}
+
+let zeroBlock4k: Buffer | null = null;
+
+/** A zero-filled logical block (shared, never written to). */
+export function zeroBlock(lu: LogicalUnit): Buffer {
+  zeroBlock4k ??= Buffer.alloc(65536);
+  return zeroBlock4k.subarray(0, lu.blockSize);
+}
+
+/**
+ * Deallocate [lba, lba + blocks) of a thin LU: the blocks read as zeros afterwards
+ * (LBPRZ = 1; zeros are written, see allocation.ts) and whole granules are marked
+ * deallocated. On a fully provisioned LU the zeros are simply written.
+ */
+export async function deallocate(lu: LogicalUnit, lba: number, blocks: number): Promise<void> {
+  if (blocks <= 0) return;
+  await fillBlocks(lu, lba, blocks, zeroBlock(lu), !lu.writeCacheEnabled);
+  lu.sbc.map?.markDeallocated(lba, blocks);
+}
+
+/**
+ * Run an asynchronous executor: counts it in `active` (so exclusive commands wait for
+ * it), maps IoFailure to its sense and any other exception to INTERNAL TARGET FAILURE,
+ * and finishes the command exactly once. `body` sets status GOOD or a CHECK CONDITION.
+ */
+export function runAsync(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<void>): Completion {
+  lu.sbc.active++;
+  cmd.status = ScsiStatus.GOOD;
+  body()
+    .catch((err: unknown) => failCommand(cmd, err))
+    .finally(() => {
+      lu.sbc.active--;
+      cmd.finish();
+    });
+  return Completion.PENDING;
+}
+
+/** Like runAsync, but with nothing else of the LU in flight (sbc/state.ts gate). */
+export function runExclusive(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<void>): Completion {
+  cmd.status = ScsiStatus.GOOD;
+  lu.sbc.runExclusive(cmd, () => body().catch((err: unknown) => failCommand(cmd, err)));
+  return Completion.PENDING;
+}
+
+function failCommand(cmd: ScsiCommand, err: unknown): void {
+  if (err instanceof IoFailure) setCheckCondition(cmd, err.reason);
+  else setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
+}

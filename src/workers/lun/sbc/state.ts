@@ -1,0 +1,244 @@
+/**
+ * SBC-4 state of one logical unit beyond its geometry: logical block provisioning,
+ * the removable medium and PREVENT ALLOW MEDIUM REMOVAL, sanitize progress, and the
+ * LU-wide exclusive gate that makes COMPARE AND WRITE, ORWRITE and WRITE ATOMIC atomic.
+ *
+ * Owned by the LUN worker thread that owns the LU, like the rest of LogicalUnit.
+ *
+ * Exclusive gate (SBC-4 5.3 COMPARE AND WRITE: the compare and the write are "an
+ * uninterrupted series of actions" with respect to any other command that accesses the
+ * same LBAs; SBC-4 4.29.2 atomic writes: no other command observes a partial write).
+ * File I/O is asynchronous, so commands of one LU run concurrently; a per-range lock
+ * would have to be consulted by every READ/WRITE. Instead, an exclusive command closes
+ * the gate: commands that arrive after it are queued in order (executeCommand checks one
+ * field, `gate`, on the hot path); the exclusive command starts once nothing else of the
+ * LU is in flight (no backing-store request, no multi-step command counted in `active`),
+ * runs alone, then reopens the gate and replays the queue. These commands are rare and
+ * short (at most MAXIMUM COMPARE AND WRITE LENGTH / MAXIMUM ATOMIC TRANSFER LENGTH
+ * blocks), so draining the LU for them costs little; correctness does not depend on
+ * ranges being computed right. Waiting for in-flight work polls once per event-loop turn
+ * (setImmediate) only while an exclusive command is waiting.
+ */
+import type { BackingConfig, DeviceConfig } from '../../../shared/config-types.ts';
+import type { ScsiCommand } from '../../../shared/scsi/command.ts';
+import { Opcode } from '../../../shared/scsi/opcodes.ts';
+import type { SenseDetail } from '../../../shared/scsi/sense.ts';
+import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
+import type { LogicalUnit } from '../logical-unit.ts';
+import { AllocationMap } from './allocation.ts';
+
+/** Commands a LU without medium still serves (SPC-4 / SBC-4: no medium access). */
+const WITHOUT_MEDIUM_OPS: readonly number[] = [
+  Opcode.REQUEST_SENSE,
+  Opcode.INQUIRY,
+  Opcode.MODE_SELECT_6,
+  Opcode.RESERVE_6,
+  Opcode.RELEASE_6,
+  Opcode.MODE_SENSE_6,
+  Opcode.START_STOP_UNIT,
+  Opcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
+  Opcode.LOG_SELECT,
+  Opcode.LOG_SENSE,
+  Opcode.MODE_SELECT_10,
+  Opcode.MODE_SENSE_10,
+  Opcode.PERSISTENT_RESERVE_IN,
+  Opcode.PERSISTENT_RESERVE_OUT,
+  Opcode.REPORT_LUNS,
+  Opcode.MAINTENANCE_IN,
+  Opcode.MAINTENANCE_OUT,
+];
+const WITHOUT_MEDIUM = opcodeSet(WITHOUT_MEDIUM_OPS);
+
+/**
+ * Commands served while a sanitize operation is in progress (SBC-4 4.11.3: every other
+ * command is terminated with NOT READY, SANITIZE IN PROGRESS).
+ */
+const DURING_SANITIZE = opcodeSet([
+  Opcode.REQUEST_SENSE,
+  Opcode.INQUIRY,
+  Opcode.LOG_SENSE,
+  Opcode.REPORT_LUNS,
+  Opcode.MAINTENANCE_IN,
+]);
+
+/**
+ * Commands served after a failed sanitize (SBC-4 4.11.4: medium access fails with
+ * MEDIUM ERROR, SANITIZE COMMAND FAILED until a sanitize succeeds or EXIT FAILURE MODE).
+ */
+const AFTER_FAILED_SANITIZE = opcodeSet([...WITHOUT_MEDIUM_OPS, Opcode.SANITIZE]);
+
+function opcodeSet(ops: readonly number[]): Uint8Array {
+  const t = new Uint8Array(256);
+  for (const op of ops) t[op] = 1;
+  return t;
+}
+
+/** Bytes one WRITE SAME or UNMAP may cover (see maxWriteSameBlocks). */
+const MAX_BULK_BYTES = 1 << 30;
+
+/** Sanitize state (SBC-4 4.11). */
+export const SanitizeState = {
+  IDLE: 0,
+  IN_PROGRESS: 1,
+  FAILED: 2,
+} as const;
+export type SanitizeState = (typeof SanitizeState)[keyof typeof SanitizeState];
+
+type Executor = (lu: LogicalUnit, cmd: ScsiCommand) => void;
+
+export class SbcState {
+  readonly lu: LogicalUnit;
+  /** Thin provisioned (LBPME = 1, LBPRZ = 1, UNMAP and WRITE SAME UNMAP supported). */
+  readonly thin: boolean;
+  /** Removable medium (RMB = 1). */
+  readonly removable: boolean;
+  /** LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (SBC-4 5.21.2). */
+  readonly physicalExponent: number;
+  /** Logical blocks per physical block (2^physicalExponent). */
+  readonly blocksPerPhysical: number;
+  // Block Limits (VPD B0h, SBC-4 6.6.4), enforced by the commands they limit.
+  /** MAXIMUM WRITE SAME LENGTH: 1 GiB worth of blocks (one command, bounded time). */
+  readonly maxWriteSameBlocks: number;
+  /** MAXIMUM UNMAP LBA COUNT (per UNMAP command): as for WRITE SAME. */
+  readonly maxUnmapBlocks: number;
+  /** MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. */
+  readonly maxUnmapDescriptors = 256;
+  /** MAXIMUM COMPARE AND WRITE LENGTH (8 bits): the data-out (2 x n blocks) must fit a transfer. */
+  readonly maxCompareAndWriteBlocks: number;
+  /** MAXIMUM ATOMIC TRANSFER LENGTH: <= MAXIMUM TRANSFER LENGTH; WRITE ATOMIC(16) has 16 bits. */
+  readonly maxAtomicBlocks: number;
+
+  /** Allocation map of a thin LU (null: fully provisioned). Set by open(). */
+  map: AllocationMap | null = null;
+  /** Path of the persisted allocation map (file-backed thin LUs). */
+  #mapPath: string | null = null;
+
+  /** Medium present (always true for a non-removable LU). */
+  mediumPresent = true;
+  /** I_T nexuses that hold a PREVENT (SBC-4 5.13: the prevent state is per I_T nexus). */
+  readonly preventing = new Set<number>();
+  sanitize: SanitizeState = SanitizeState.IDLE;
+  /** Why medium-access commands fail now (null: ready). Hot path reads this one field. */
+  notReady: SenseDetail | null = null;
+
+  /** The exclusive command waiting or running (null: gate open). */
+  gate: ScsiCommand | null = null;
+  /** Multi-step commands in progress (bulk WRITE SAME, UNMAP, SANITIZE, ...). */
+  active = 0;
+  #queue: ScsiCommand[] = [];
+  #exec: Executor | null = null;
+
+  constructor(dev: DeviceConfig, lu: LogicalUnit) {
+    this.lu = lu;
+    this.thin = dev.thin === true;
+    this.removable = dev.removable === true;
+    const physical = dev.physicalBlockSize ?? dev.blockSize;
+    this.blocksPerPhysical = Math.max(1, Math.floor(physical / dev.blockSize));
+    this.physicalExponent = Math.log2(this.blocksPerPhysical);
+    this.maxWriteSameBlocks = Math.floor(MAX_BULK_BYTES / dev.blockSize);
+    this.maxUnmapBlocks = this.maxWriteSameBlocks;
+    const maxXfer = lu.maxTransferBlocks > 0 ? lu.maxTransferBlocks : 0xffff;
+    this.maxCompareAndWriteBlocks = Math.max(1, Math.min(255, Math.floor(maxXfer / 2)));
+    this.maxAtomicBlocks = Math.min(0xffff, maxXfer);
+  }
+
+  /** Load (or create) the allocation map of a thin LU. */
+  async open(backing: BackingConfig): Promise<void> {
+    if (!this.thin) return;
+    // One bit per physical block, at least 4 KiB (see allocation.ts).
+    const granule = Math.max(this.blocksPerPhysical, Math.ceil(4096 / this.lu.blockSize));
+    if (backing.type === 'file') {
+      this.#mapPath = `${backing.path}.map`;
+      this.map = await AllocationMap.load(this.#mapPath, this.lu.blockCount, granule);
+    } else {
+      // A fresh RAM disk is all zeros: every block starts deallocated.
+      this.map = new AllocationMap(this.lu.blockCount, granule, false);
+    }
+  }
+
+  /** Persist the allocation map (clean shutdown). */
+  async close(): Promise<void> {
+    if (this.map !== null && this.#mapPath !== null) await this.map.save(this.#mapPath);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Readiness
+
+  /**
+   * Complete `cmd` with the not-ready sense when the current state refuses it;
+   * returns true when it did (the caller finishes the command).
+   */
+  rejectNotReady(cmd: ScsiCommand): boolean {
+    const op = cmd.cdb[0]!;
+    const reason = this.notReady!;
+    let allowed: Uint8Array;
+    if (this.sanitize === SanitizeState.IN_PROGRESS) allowed = DURING_SANITIZE;
+    else if (this.sanitize === SanitizeState.FAILED) allowed = AFTER_FAILED_SANITIZE;
+    else allowed = WITHOUT_MEDIUM;
+    if (allowed[op] === 1) return false;
+    setCheckCondition(cmd, reason);
+    return true;
+  }
+
+  setMediumPresent(present: boolean): void {
+    this.mediumPresent = present;
+    this.#update();
+  }
+
+  setSanitize(state: SanitizeState): void {
+    this.sanitize = state;
+    this.#update();
+  }
+
+  #update(): void {
+    if (this.sanitize === SanitizeState.IN_PROGRESS) this.notReady = SenseReason.LUN_NOT_READY_SANITIZE_IN_PROGRESS;
+    else if (this.sanitize === SanitizeState.FAILED) this.notReady = SenseReason.SANITIZE_COMMAND_FAILED;
+    else if (!this.mediumPresent) this.notReady = SenseReason.MEDIUM_NOT_PRESENT;
+    else this.notReady = null;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Provisioning
+
+  /** A write landed on [lba, +blocks): mark it mapped (thin LUs; allocation free). */
+  noteWritten(lba: number, blocks: number): void {
+    if (this.map !== null) this.map.markMapped(lba, blocks);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Exclusive gate (see the file comment)
+
+  /** Queue `cmd` behind the exclusive command; `exec` re-executes it later. */
+  defer(cmd: ScsiCommand, exec: Executor): void {
+    this.#exec = exec;
+    this.#queue.push(cmd);
+  }
+
+  /**
+   * Run `body` for `cmd` with no other command of this LU in flight. `body` sets the
+   * command's outputs; the gate then reopens, `cmd` finishes and the queue is replayed.
+   */
+  runExclusive(cmd: ScsiCommand, body: () => Promise<void>): void {
+    this.gate = cmd;
+    const start = (): void => {
+      if (this.lu.store.inFlight > 0 || this.active > 0) {
+        setImmediate(start);
+        return;
+      }
+      body()
+        .catch(() => setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE))
+        .finally(() => {
+          this.gate = null;
+          cmd.finish();
+          this.#replay();
+        });
+    };
+    start();
+  }
+
+  #replay(): void {
+    const exec = this.#exec;
+    if (exec === null) return;
+    while (this.gate === null && this.#queue.length > 0) exec(this.lu, this.#queue.shift()!);
+  }
+}
