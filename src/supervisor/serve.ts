@@ -24,6 +24,8 @@ const SLAB_MIN_BLOCK = 4096;
 const CMD_WINDOW = 128;
 const NOP_INTERVAL_SEC = 30;
 const DRAIN_TIMEOUT_MS = 15_000;
+/** Session workers poll for completions this long after submitting (see pollCompletions). */
+const POLL_BUDGET_US = 50;
 
 const WORKER_URL = {
   lun: new URL('../workers/lun/lun-worker.ts', import.meta.url),
@@ -156,6 +158,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
       const wd: LunWorkerData = {
         index: l,
         clusterId: config.clusterId,
+        stateDir: config.stateDir,
         maxTransferLength: config.iscsi.maxTransferLength,
         devices,
         doorbell: lunDoorbells[l].sab,
@@ -194,6 +197,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
         discoveryAuth: config.discovery.auth,
         cmdWindow: CMD_WINDOW,
         nopIntervalSec: NOP_INTERVAL_SEC,
+        pollBudgetUs: Number(process.env.SPINDLE_POLL_US ?? POLL_BUDGET_US),
         logLevel: level,
         pretty,
         portalPorts,

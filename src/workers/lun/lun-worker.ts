@@ -18,6 +18,8 @@ import { executeCommand } from './execute.ts';
 export interface LunWorkerData {
   index: number;
   clusterId: string;
+  /** Local state directory (saved mode pages, later embedded cluster state). */
+  stateDir: string;
   /** Largest transfer one command may move (VPD 0xB0 MAXIMUM TRANSFER LENGTH). */
   maxTransferLength: number;
   devices: DeviceConfig[];
@@ -227,7 +229,7 @@ async function loop(): Promise<void> {
 
 async function main(): Promise<void> {
   try {
-    units = await Promise.all(data.devices.map((d) => LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength })));
+    units = await Promise.all(data.devices.map((d) => LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir })));
   } catch (err) {
     parentPort!.postMessage(encodeControl({ type: 'error', message: (err as Error).message }));
     return;

@@ -21,10 +21,17 @@ export interface SessionWorkerContext {
   readonly cmdWindow: number;
   /** Seconds between target NOP-In pings; 0 disables them. */
   readonly nopIntervalSec: number;
+  /** Shutting down: no new SCSI commands are accepted (in-flight ones finish). */
+  readonly draining: boolean;
   allocTsih(): number;
   allocNexus(): number;
   /** Ring the doorbells of LUN workers that got commands since the last call. */
   flushDoorbells(): void;
+  /**
+   * After submitting commands: poll the completion rings for a bounded time before
+   * going back to the event loop, so a fast completion skips the doorbell wake-up.
+   */
+  pollCompletions(): void;
   /** Write fixed-format sense for a named SenseReason into buf; returns its length. */
   writeSense(buf: Buffer, reason: string): number;
 }

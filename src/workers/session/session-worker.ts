@@ -29,6 +29,8 @@ export interface SessionWorkerData {
   discoveryAuth?: AuthConfig;
   cmdWindow: number;
   nopIntervalSec: number;
+  /** Microseconds to poll for completions after submitting (0 disables). */
+  pollBudgetUs: number;
   logLevel: string;
   pretty: boolean;
   /** One port per fabric port worker, in portal-worker order. */
@@ -42,10 +44,12 @@ const pool = new TaskPool(slab);
 const channels = data.channels.map((c) => new LunChannel(c, pool));
 const doorbell = new Doorbell(data.doorbell);
 const { targets, portals } = routesFromWire(data.routes);
+const pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
 let tsihCounter = 0;
 let nexusCounter = 0;
 
 const ctx: SessionWorkerContext = {
+  draining: false,
   index: data.index,
   log,
   pool,
@@ -68,6 +72,26 @@ const ctx: SessionWorkerContext = {
   },
   flushDoorbells() {
     for (let i = 0; i < channels.length; i++) channels[i].flushDoorbell();
+  },
+  pollCompletions() {
+    // A wake-up through the doorbell costs ~30 us on a VM (futex wake, IPI, the
+    // waiting thread's event loop turning over); a RAM or page-cache command completes
+    // faster than that. So right after submitting, poll the rings for at most
+    // pollBudgetNs; if nothing comes back the doorbell path takes over as usual. The
+    // budget bounds how long other sockets on this worker can be kept waiting.
+    if (data.pollBudgetUs <= 0) return;
+    let pending = 0;
+    for (let i = 0; i < channels.length; i++) pending += channels[i].pending;
+    if (pending === 0) return;
+    const deadline = process.hrtime.bigint() + pollBudgetNs;
+    do {
+      let n = 0;
+      for (let i = 0; i < channels.length; i++) n += channels[i].drain();
+      if (n > 0) {
+        ctx.flushDoorbells();
+        return;
+      }
+    } while (process.hrtime.bigint() < deadline);
   },
   writeSense(buf, reason) {
     return writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]);
@@ -138,6 +162,10 @@ parentPort!.on('message', (raw: Uint8Array) => {
   const msg = decodeControl(raw);
   if (msg.type === 'drain') {
     draining = true;
+    (ctx as { draining: boolean }).draining = true;
+    // Ask every initiator to log out now (RFC 7143 11.9.1, AsyncEvent 1) so it can
+    // move to another path before the connection closes.
+    for (const c of connections) c.requestLogout(0);
     const deadline = setTimeout(() => {
       for (const c of connections) c.close('shutdown deadline');
       parentPort!.postMessage(encodeControl({ type: 'drained' }));

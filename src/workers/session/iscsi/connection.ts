@@ -262,6 +262,7 @@ export class IscsiConnection implements TaskOwner {
       }
     }
     this.ctx.flushDoorbells();
+    this.ctx.pollCompletions();
   }
 
   private headerComplete(): void {
@@ -487,6 +488,11 @@ export class IscsiConnection implements TaskOwner {
       // RFC 7143 3.2.2.1: non-immediate commands outside the window (or repeating a
       // CmdSN already received) are silently ignored.
       this.log.debug({ cmdSN, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN }, 'CmdSN outside window: dropped');
+      return;
+    }
+    if (this.ctx.draining) {
+      // Shutting down: commands already here finish, new ones are not started. The
+      // initiator re-issues them after the connection closes (on another path).
       return;
     }
     const ittValue = u32(h, Field.ITT);
