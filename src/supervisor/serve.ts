@@ -13,6 +13,7 @@ import { decodeControl, encodeControl, type ControlMessage } from '../shared/mes
 import { Doorbell } from '../shared/ring/doorbell.ts';
 import { SpscRing } from '../shared/ring/spsc-ring.ts';
 import { CMD_DESC_BYTES, CPL_DESC_BYTES } from '../shared/ring/descriptors.ts';
+import { NexusTable } from '../shared/ring/nexus-table.ts';
 import type { LunWorkerData } from '../workers/lun/lun-worker.ts';
 import type { SessionWorkerData } from '../workers/session/session-worker.ts';
 import type { PortalWorkerData } from '../workers/fabric/iscsi/portal-worker.ts';
@@ -111,6 +112,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
   const sessionDoorbells = Array.from({ length: nSession }, () => new Doorbell());
   const slabSize = slabBytes(config);
   const slabs = Array.from({ length: nSession }, () => new SharedArrayBuffer(slabSize));
+  const nexusTables = Array.from({ length: nSession }, () => NexusTable.create().sab);
   // rings[s][l]: the command and completion rings of session worker s with LUN worker l.
   const rings = Array.from({ length: nSession }, () =>
     Array.from({ length: nLun }, () => ({
@@ -169,6 +171,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
           slab: slabs[s],
           slabMinBlock: SLAB_MIN_BLOCK,
           doorbell: sessionDoorbells[s].sab,
+          nexusTable: nexusTables[s],
         })),
         logLevel: level,
         pretty,
@@ -186,6 +189,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
         slab: slabs[s],
         slabMinBlock: SLAB_MIN_BLOCK,
         doorbell: sessionDoorbells[s].sab,
+        nexusTable: nexusTables[s],
         channels: Array.from({ length: nLun }, (_, l): LunChannelInit => ({
           cmdRing: rings[s][l].cmd,
           cplRing: rings[s][l].cpl,

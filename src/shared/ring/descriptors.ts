@@ -35,8 +35,14 @@ export const CPL_SENSE_MAX = 80;
 export const DescKind = {
   /** A SCSI command for a logical unit. */
   COMMAND: 1,
-  /** Completion of a SCSI command. */
+  /** Completion of a SCSI command (or acknowledgement of a control descriptor). */
   COMPLETION: 2,
+  /**
+   * The session behind `nexus` has ended (I_T nexus loss, SAM-5 6.3.4). No command of
+   * it follows on this ring; the LUN worker drops state tied to the handle and
+   * acknowledges with a COMPLETION carrying the same tag.
+   */
+  NEXUS_LOSS: 3,
 } as const;
 
 export const DescFlags = {

@@ -4,6 +4,8 @@
  *
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
+import { TaskSet } from './task-set.ts';
+import type { NexusDirectory } from './nexus.ts';
 import { createHash } from 'node:crypto';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { BackingStore } from './backing/store.ts';
@@ -45,6 +47,9 @@ export interface LogicalUnitIdentity {
    */
   readonly stateDir?: string;
 }
+
+/** Directory used until the LUN worker installs its own (unit tests, tools). */
+const NO_NEXUSES: NexusDirectory = { get: () => undefined };
 
 export class LogicalUnit {
   readonly name: string;
@@ -92,6 +97,10 @@ export class LogicalUnit {
   modes!: ModeState;
   /** Pending unit attentions per I_T nexus (ua/unit-attention.ts). */
   readonly ua = new UnitAttentionState();
+  /** Commands accepted and not yet completed, across all nexuses (task-set.ts). */
+  readonly taskSet = new TaskSet();
+  /** Resolves ScsiCommand.nexus to the I_T nexus identity; set by the LUN worker. */
+  nexuses: NexusDirectory = NO_NEXUSES;
   /** EXTENDED COPY: copies in progress and held results (xcopy/copy-state.ts). */
   readonly copies = new CopyManagerState();
 

@@ -14,6 +14,8 @@ import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { IoContinuation, ScsiCommand } from '../../shared/scsi/command.ts';
 import { LogicalUnit } from './logical-unit.ts';
 import { executeCommand } from './execute.ts';
+import { WorkerNexusDirectory } from './nexus-directory.ts';
+import { nexusLost } from './nexus-events.ts';
 
 export interface LunWorkerData {
   index: number;
@@ -32,6 +34,7 @@ export interface LunWorkerData {
     slab: SharedArrayBuffer;
     slabMinBlock: number;
     doorbell: SharedArrayBuffer;
+    nexusTable: SharedArrayBuffer;
   }[];
   logLevel: string;
   pretty: boolean;
@@ -91,6 +94,8 @@ class LunTask implements ScsiCommand {
   onIo: IoContinuation | null = null;
   readonly ioTrampoline: (err: NodeJS.ErrnoException | null) => void;
   link: SessionLink | null = null;
+  /** The LU executing this command (its task set holds it until finish). */
+  lu: LogicalUnit | null = null;
   tag = 0;
   busy = false;
 
@@ -104,6 +109,10 @@ class LunTask implements ScsiCommand {
 
   finish(): void {
     const link = this.link!;
+    if (this.lu !== null) {
+      this.lu.taskSet.remove(this);
+      this.lu = null;
+    }
     const o = link.cpl.reserve();
     if (o < 0) {
       // Cannot happen: a session worker never has more commands in flight with us than
@@ -147,6 +156,7 @@ function release(t: LunTask): void {
 
 let units: LogicalUnit[] = [];
 const links = data.sessions.map((s) => new SessionLink(s));
+const nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
 const doorbell = new Doorbell(data.doorbell);
 /** True while draining rings: completions then ring each peer once at the batch end. */
 let inBatch = false;
@@ -159,7 +169,16 @@ function drainLink(link: SessionLink): number {
   for (let o = ring.peek(); o >= 0; o = ring.peek()) {
     const kind = v.getUint8(o + Cmd.KIND);
     if (kind !== DescKind.COMMAND) {
+      const tag = v.getUint32(o + Cmd.TAG, true);
+      const nexus = v.getUint32(o + Cmd.NEXUS, true);
       ring.release();
+      if (kind === DescKind.NEXUS_LOSS) {
+        const info = nexuses.get(nexus);
+        for (const lu of units) nexusLost(lu, nexus, info);
+        nexuses.forget(nexus);
+      }
+      acknowledge(link, tag);
+      n++;
       continue;
     }
     const t = acquire();
@@ -190,9 +209,27 @@ function drainLink(link: SessionLink): number {
       t.finish();
       continue;
     }
+    t.lu = lu;
+    lu.taskSet.add(t);
     executeCommand(lu, t);
   }
   return n;
+}
+
+/** Complete a control descriptor (no status, no data) so its sender can reuse the task. */
+function acknowledge(link: SessionLink, tag: number): void {
+  const o = link.cpl.reserve();
+  if (o < 0) throw new Error('completion ring full'); // impossible: see LunTask.finish
+  const v = link.cpl.view;
+  v.setUint8(o + Cpl.KIND, DescKind.COMPLETION);
+  v.setUint8(o + Cpl.STATUS, 0);
+  v.setUint16(o + Cpl.SENSE_LENGTH, 0, true);
+  v.setUint32(o + Cpl.TAG, tag, true);
+  v.setUint32(o + Cpl.DATA_IN_LENGTH, 0, true);
+  v.setUint32(o + Cpl.DATA_OUT_WANTED, 0, true);
+  link.cpl.publish();
+  if (inBatch) link.completedSinceRing = true;
+  else link.peer.ring();
 }
 
 function drainAll(): number {
@@ -234,6 +271,7 @@ async function main(): Promise<void> {
     parentPort!.postMessage(encodeControl({ type: 'error', message: (err as Error).message }));
     return;
   }
+  for (const u of units) u.nexuses = nexuses;
   for (const d of data.devices) log.info({ device: d.name, backing: d.backing.type }, 'logical unit online');
   parentPort!.on('message', (raw: Uint8Array) => {
     const msg = decodeControl(raw);

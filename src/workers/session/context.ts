@@ -7,6 +7,7 @@ import type { Logger } from '../../shared/logging.ts';
 import type { LunChannel } from './lun-channel.ts';
 import type { PortalRoute, TargetRoute } from './routes.ts';
 import type { TaskPool } from './task.ts';
+import type { NexusRecord } from '../../shared/ring/nexus-table.ts';
 
 export interface SessionWorkerContext {
   readonly index: number;
@@ -24,7 +25,10 @@ export interface SessionWorkerContext {
   /** Shutting down: no new SCSI commands are accepted (in-flight ones finish). */
   readonly draining: boolean;
   allocTsih(): number;
-  allocNexus(): number;
+  /** Publish a new I_T nexus in the nexus table; its handle, or undefined when full. */
+  registerNexus(r: NexusRecord): number | undefined;
+  /** The session ended: tell every LUN worker, then free the handle's slot. */
+  releaseNexus(id: number): void;
   /** Ring the doorbells of LUN workers that got commands since the last call. */
   flushDoorbells(): void;
   /**

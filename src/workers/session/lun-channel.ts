@@ -7,7 +7,7 @@
  */
 import { SpscRing } from '../../shared/ring/spsc-ring.ts';
 import { Doorbell } from '../../shared/ring/doorbell.ts';
-import { Cmd, Cpl, DescFlags, DescKind, CMD_DESC_BYTES, CPL_DESC_BYTES } from '../../shared/ring/descriptors.ts';
+import { Cmd, Cpl, DescFlags, CMD_DESC_BYTES, CPL_DESC_BYTES } from '../../shared/ring/descriptors.ts';
 import { TaskState, type Task, type TaskPool } from './task.ts';
 
 export interface LunChannelInit {
@@ -53,7 +53,7 @@ export class LunChannel {
     if (o < 0) return false;
     const v = this.cmd.view;
     const b = this.cmd.bytes;
-    v.setUint8(o + Cmd.KIND, DescKind.COMMAND);
+    v.setUint8(o + Cmd.KIND, t.kind);
     v.setUint8(o + Cmd.ATTRIBUTE, t.attribute);
     v.setUint8(o + Cmd.CDB_LENGTH, t.cdbLength);
     v.setUint8(o + Cmd.FLAGS, (t.read ? DescFlags.DATA_IN : 0) | (t.write ? DescFlags.DATA_OUT : 0));

@@ -13,7 +13,9 @@ import { writeFixedSense, SenseReason } from '../../shared/scsi/sense.ts';
 import { decodeControl, encodeControl } from '../../shared/messages.ts';
 import type { AuthConfig, IscsiTuning } from '../../shared/config-types.ts';
 import { LunChannel, type LunChannelInit } from './lun-channel.ts';
-import { TaskPool } from './task.ts';
+import { TaskPool, type TaskOwner } from './task.ts';
+import { NexusSlots, NexusTable, nexusHandle } from '../../shared/ring/nexus-table.ts';
+import { DescKind } from '../../shared/ring/descriptors.ts';
 import { routesFromWire, type RoutesWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
@@ -23,6 +25,8 @@ export interface SessionWorkerData {
   slab: SharedArrayBuffer;
   slabMinBlock: number;
   doorbell: SharedArrayBuffer;
+  /** This worker's nexus table (it writes, LUN workers read). */
+  nexusTable: SharedArrayBuffer;
   channels: LunChannelInit[];
   routes: RoutesWire;
   tuning: IscsiTuning;
@@ -46,7 +50,8 @@ const doorbell = new Doorbell(data.doorbell);
 const { targets, portals } = routesFromWire(data.routes);
 const pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
 let tsihCounter = 0;
-let nexusCounter = 0;
+const nexusTable = new NexusTable(data.nexusTable);
+const nexusSlots = new NexusSlots();
 
 const ctx: SessionWorkerContext = {
   draining: false,
@@ -66,9 +71,37 @@ const ctx: SessionWorkerContext = {
     tsihCounter = (tsihCounter + 1) & 0x3ff || 1;
     return ((data.index & 0x3f) << 10) | tsihCounter;
   },
-  allocNexus() {
-    nexusCounter = (nexusCounter + 1) & 0xfffff;
-    return ((data.index & 0xfff) << 20) | nexusCounter;
+  registerNexus(r) {
+    const got = nexusSlots.acquire();
+    if (got === undefined) return undefined;
+    const [slot, gen] = got;
+    nexusTable.write(slot, gen, r);
+    return nexusHandle(data.index, gen, slot);
+  },
+  releaseNexus(id) {
+    // One NEXUS_LOSS descriptor per LUN worker, queued behind the session's own
+    // commands on each ring; the slot is reused once all of them are acknowledged.
+    let waiting = channels.length;
+    const ack: TaskOwner = {
+      onTaskComplete(t) {
+        pool.release(t);
+        if (--waiting === 0) nexusSlots.release(id & 0xfff);
+      },
+    };
+    for (const ch of channels) {
+      const t = pool.acquire();
+      if (t === null) {
+        // Pool exhausted (cannot happen below 65536 tasks): leak the slot, not the state.
+        log.error({ nexus: id }, 'no task for nexus loss notification');
+        continue;
+      }
+      t.kind = DescKind.NEXUS_LOSS;
+      t.owner = ack;
+      t.cdbLength = 0;
+      t.cdb.fill(0);
+      ch.submit(t, id);
+    }
+    ctx.flushDoorbells();
   },
   flushDoorbells() {
     for (let i = 0; i < channels.length; i++) channels[i].flushDoorbell();

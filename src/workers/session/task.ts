@@ -26,6 +26,8 @@ export class Task {
   readonly tag: number;
   private readonly pool: TaskPool;
   state: number = TaskState.FREE;
+  /** Descriptor kind pushed for this task (DescKind): a SCSI command or a control item. */
+  kind = 1;
   /** Bumped at every reuse; part of the TTT so stale Data-Outs never match. */
   generation = 0;
   owner: TaskOwner | null = null;
@@ -127,6 +129,7 @@ export class TaskPool {
     }
     t.generation = (t.generation + 1) & 0x7fff;
     t.state = TaskState.RECEIVING;
+    t.kind = 1;
     t.owner = null;
     t.slabOffset = -1;
     t.data = EMPTY;

@@ -430,7 +430,24 @@ export class IscsiConnection implements TaskOwner {
         return;
       }
     }
-    const nexus = this.ctx.allocNexus();
+    let nexus = 0;
+    if (target !== null) {
+      const portal = this.ctx.portals[this.portalIndex];
+      const id = this.ctx.registerNexus({
+        initiatorName: params.InitiatorName,
+        isid: req.isid,
+        targetName: target.iqn,
+        // Each portal is one target port and its own target port group for now.
+        relativeTargetPortId: portal.tag,
+        targetPortGroup: portal.tag,
+      });
+      if (id === undefined) {
+        this.log.error({}, 'nexus table full: refusing the session');
+        this.close('nexus table full');
+        return;
+      }
+      nexus = id;
+    }
     this.session = new IscsiSession(tsih, req.isid, nexus, params, target, req.cmdSN, this.ctx.cmdWindow);
     this.phase = Phase.FULL_FEATURE;
     this.login = null;
@@ -1227,6 +1244,8 @@ export class IscsiConnection implements TaskOwner {
     }
     this.tasks.clear();
     this.held = [];
+    // I_T nexus loss (SAM-5 6.3.4): LUN workers learn it after the session's last command.
+    if (this.session && this.session.target !== null) this.ctx.releaseNexus(this.session.nexus);
     if (this.session) this.log.info({ why }, 'session closed');
     const cb = this.onClosed;
     this.onClosed = null;

@@ -1,0 +1,45 @@
+/**
+ * Nexus handles are recycled only after every LUN worker acknowledged the loss of the
+ * previous session: more sessions than the table has slots, one after another, must
+ * all log in and do I/O.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NEXUS_SLOTS } from '../../src/shared/ring/nexus-table.ts';
+import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { assertServes } from '../helpers/initiator.ts';
+
+let t: StartedTarget;
+
+beforeAll(async () => {
+  t = await startTarget({
+    yaml: ({ port, iqn }) => `
+workers: { session: 1, lun: 2 }
+iscsi: { maxConnectionsPerPortal: 64 }
+devices: [{ name: a, ram: { size: 8MiB } }, { name: b, ram: { size: 8MiB } }]
+targets:
+  - iqn: ${iqn}
+    portals: ['127.0.0.1:${port}']
+    luns: { 0: a, 1: b }
+`,
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+  cleanup(t);
+});
+
+describe('nexus lifecycle', () => {
+  it(`serves ${NEXUS_SLOTS + 200} sessions in turn on one session worker (slots recycle)`, async () => {
+    // Paced below the portal's accept rate limit (200/s sustained, burst 100).
+    const started = Date.now();
+    for (let i = 0; i < NEXUS_SLOTS + 200; i++) {
+      await assertServes(t.port, t.iqn);
+      const due = started + (i * 1000) / 190;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    expect(t.proc.exitCode).toBeNull();
+    expect(t.output()).not.toContain('nexus table full');
+  }, 120_000);
+});
