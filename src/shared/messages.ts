@@ -14,6 +14,9 @@ export type ControlMessage =
   | { type: 'stop' }
   | { type: 'stopped' }
   | { type: 'closed' }
+  | { type: 'session-up'; key: string }
+  | { type: 'session-down'; key: string }
+  | { type: 'reinstate'; key: string }
   | { type: 'stats' }
   | { type: 'stats'; connections: number; tasks: number; slabInUse: number };
 

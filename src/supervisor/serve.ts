@@ -229,6 +229,23 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     });
     await Promise.all(portalWorkers.map((w, i) => waitFor(w, 'ready', `portal ${portals[i].host}:${portals[i].port}`)));
 
+    // Session reinstatement across session workers (RFC 7143 6.3.5): the supervisor
+    // knows which worker holds each session identity and tells the old one to close
+    // its session when a newer one logs in elsewhere.
+    const sessionOwner = new Map<string, number>();
+    sessionWorkers.forEach((w, i) => {
+      w.on('message', (raw: Uint8Array) => {
+        const m = decodeControl(raw);
+        if (m.type === 'session-up') {
+          const prev = sessionOwner.get(m.key);
+          sessionOwner.set(m.key, i);
+          if (prev !== undefined && prev !== i) sessionWorkers[prev].postMessage(encodeControl({ type: 'reinstate', key: m.key }));
+        } else if (m.type === 'session-down') {
+          if (sessionOwner.get(m.key) === i) sessionOwner.delete(m.key);
+        }
+      });
+    });
+
     // Any later worker death is fatal for now (restart with in-flight recovery is a
     // later issue): stop cleanly rather than serve with a hole in the data plane.
     for (const s of spawned) {

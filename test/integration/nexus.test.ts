@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEXUS_SLOTS } from '../../src/shared/ring/nexus-table.ts';
 import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
-import { assertServes } from '../helpers/initiator.ts';
+import { assertServes, connectAndLogin } from '../helpers/initiator.ts';
 
 let t: StartedTarget;
 
@@ -42,4 +42,22 @@ describe('nexus lifecycle', () => {
     expect(t.proc.exitCode).toBeNull();
     expect(t.output()).not.toContain('nexus table full');
   }, 120_000);
+
+  it('a second leading login with the same identity on the same session worker replaces the first (RFC 7143 6.3.5)', async () => {
+    const isid = Uint8Array.from([0x80, 0, 0, 0, 0x42, 0x01]);
+    const opts = { initiatorName: 'iqn.2026-11.io.spindle:reinstate', isid };
+    const a = await connectAndLogin(t.port, t.iqn, opts);
+    const b = await connectAndLogin(t.port, t.iqn, opts);
+    try {
+      expect(await a.waitClosed(3000)).toBe(true);
+      const other = await connectAndLogin(t.port, t.iqn, { ...opts, isid: Uint8Array.from([0x80, 0, 0, 0, 0x42, 0x02]) });
+      // A different ISID is a different session: both stay.
+      expect(await b.waitClosed(300)).toBe(false);
+      other.close();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
 });
+

@@ -499,8 +499,7 @@ describe('discovery and login failures', () => {
     }
   });
 
-  // KNOWN BUG (reported): remove .fails once fixed.
-  it.fails(
+  it(
     'a second leading login with the same ISID reinstates the session: the old connection is dropped (RFC 7143 6.3.5)',
     async () => {
       const isid = nextIsid();

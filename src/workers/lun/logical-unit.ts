@@ -14,6 +14,7 @@ import { SbcState } from './sbc/state.ts';
 import type { ModeState } from './spc/mode-pages.ts';
 import { openModeState } from './spc/mode-pages.ts';
 import { UnitAttentionState } from './ua/unit-attention.ts';
+import { PrEngine } from './pr/engine.ts';
 import { CopyManagerState, registerCopyTarget, unregisterCopyTarget } from './xcopy/copy-state.ts';
 
 /**
@@ -103,6 +104,8 @@ export class LogicalUnit {
   nexuses: NexusDirectory = NO_NEXUSES;
   /** EXTENDED COPY: copies in progress and held results (xcopy/copy-state.ts). */
   readonly copies = new CopyManagerState();
+  /** Persistent and SPC-2 reservations: the local copy of ClusterState (pr/engine.ts); set by open(). */
+  pr!: PrEngine;
 
   // State later issues add lives here, owned by this LU: pending unit attentions per
   // I_T nexus, the persistent reservation cache, current mode page values (once MODE
@@ -135,6 +138,7 @@ export class LogicalUnit {
     const lu = new LogicalUnit(dev, store, ident);
     await lu.sbc.open(dev.backing);
     lu.modes = await openModeState(lu, ident.stateDir);
+    lu.pr = await PrEngine.open(lu, ident.stateDir);
     registerCopyTarget(lu);
     return lu;
   }
@@ -146,6 +150,7 @@ export class LogicalUnit {
 
   async close(): Promise<void> {
     unregisterCopyTarget(this);
+    await this.pr?.close();
     await this.sbc.close();
     await this.store.close();
   }

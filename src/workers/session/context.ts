@@ -25,6 +25,13 @@ export interface SessionWorkerContext {
   /** Shutting down: no new SCSI commands are accepted (in-flight ones finish). */
   readonly draining: boolean;
   allocTsih(): number;
+  /**
+   * A session with this identity (InitiatorName, ISID, TargetName, portal group) is now
+   * in full feature phase on `conn`: an older session with the same identity, here or on
+   * another session worker, is closed (session reinstatement, RFC 7143 6.3.5).
+   */
+  sessionUp(key: string, conn: { close(why: string): void }): void;
+  sessionDown(key: string, conn: { close(why: string): void }): void;
   /** Publish a new I_T nexus in the nexus table; its handle, or undefined when full. */
   registerNexus(r: NexusRecord): number | undefined;
   /** The session ended: tell every LUN worker, then free the handle's slot. */

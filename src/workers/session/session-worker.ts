@@ -71,6 +71,17 @@ const ctx: SessionWorkerContext = {
     tsihCounter = (tsihCounter + 1) & 0x3ff || 1;
     return ((data.index & 0x3f) << 10) | tsihCounter;
   },
+  sessionUp(key, conn) {
+    const old = sessions.get(key);
+    sessions.set(key, conn);
+    if (old !== undefined && old !== conn) old.close('session reinstatement');
+    parentPort!.postMessage(encodeControl({ type: 'session-up', key }));
+  },
+  sessionDown(key, conn) {
+    if (sessions.get(key) !== conn) return;
+    sessions.delete(key);
+    parentPort!.postMessage(encodeControl({ type: 'session-down', key }));
+  },
   registerNexus(r) {
     const got = nexusSlots.acquire();
     if (got === undefined) return undefined;
@@ -132,6 +143,8 @@ const ctx: SessionWorkerContext = {
 };
 
 const connections = new Set<IscsiConnection>();
+/** Sessions in full feature phase on this worker, by session identity. */
+const sessions = new Map<string, { close(why: string): void }>();
 let draining = false;
 
 function onConnectionClosed(c: IscsiConnection, port: MessagePort): void {
@@ -209,6 +222,13 @@ parentPort!.on('message', (raw: Uint8Array) => {
     }, 50);
     poll.unref();
     maybeDrained();
+  } else if (msg.type === 'reinstate') {
+    // A newer session with this identity logged in on another session worker.
+    const old = sessions.get(msg.key);
+    if (old !== undefined) {
+      sessions.delete(msg.key);
+      old.close('session reinstatement');
+    }
   } else if (msg.type === 'stats') {
     parentPort!.postMessage(
       encodeControl({ type: 'stats', connections: connections.size, tasks: pool.inUse, slabInUse: slab.inUse }),

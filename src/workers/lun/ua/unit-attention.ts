@@ -47,6 +47,20 @@ export function establish(lu: LogicalUnit, reason: SenseDetail, exceptNexus?: nu
   }
 }
 
+/**
+ * Queue `reason` for every nexus known to the LU for which `select(nexus handle)` holds:
+ * conditions addressed to I_T nexus identities rather than to "all but one" (SPC-4
+ * 5.14.11: REGISTRATIONS PREEMPTED for the preempted registrants, RESERVATIONS RELEASED
+ * for the remaining ones); the caller resolves the handle through lu.nexuses.
+ */
+export function establishFor(lu: LogicalUnit, reason: SenseDetail, select: (nexus: number) => boolean): void {
+  for (const [nexus, queue] of lu.ua.pending) {
+    if (queue.includes(reason) || !select(nexus)) continue;
+    if (queue.length >= QUEUE_LIMIT) queue.shift();
+    queue.push(reason);
+  }
+}
+
 /** Remove and return the oldest pending condition of `nexus`, or undefined. */
 export function takeUnitAttention(lu: LogicalUnit, nexus: number): SenseDetail | undefined {
   const queue = lu.ua.pending.get(nexus);

@@ -109,6 +109,7 @@ export class IscsiConnection implements TaskOwner {
   private login: LoginPhase | null;
   private loginTimer: NodeJS.Timeout | null = null;
   session: IscsiSession | null = null;
+  private sessionKey = '';
   private statSN = 0;
   private maxDsl = LOGIN_MAX_DSL;
 
@@ -449,6 +450,16 @@ export class IscsiConnection implements TaskOwner {
       nexus = id;
     }
     this.session = new IscsiSession(tsih, req.isid, nexus, params, target, req.cmdSN, this.ctx.cmdWindow);
+    // RFC 7143 6.3.5: a leading login whose InitiatorName, ISID, TargetName and portal
+    // group match a live session replaces it (the initiator lost that session, e.g. a
+    // network cut); the old session's tasks are terminated with it.
+    this.sessionKey = [
+      params.InitiatorName,
+      req.isid.toString('hex'),
+      params.TargetName,
+      this.ctx.portals[this.portalIndex].tag,
+    ].join('\0');
+    this.ctx.sessionUp(this.sessionKey, this);
     this.phase = Phase.FULL_FEATURE;
     this.login = null;
     if (this.loginTimer) clearTimeout(this.loginTimer);
@@ -1244,6 +1255,7 @@ export class IscsiConnection implements TaskOwner {
     }
     this.tasks.clear();
     this.held = [];
+    if (this.sessionKey) this.ctx.sessionDown(this.sessionKey, this);
     // I_T nexus loss (SAM-5 6.3.4): LUN workers learn it after the session's last command.
     if (this.session && this.session.target !== null) this.ctx.releaseNexus(this.session.nexus);
     if (this.session) this.log.info({ why }, 'session closed');
