@@ -44,6 +44,12 @@ export interface ChapCredentials {
 export interface AuthConfig {
   /** One-way CHAP: the initiator must authenticate with these credentials. */
   readonly chap?: ChapCredentials;
+  /**
+   * Mutual CHAP (RFC 7143 12.1.3): the name and secret the target answers with when the
+   * initiator challenges it (CHAP_I/CHAP_C). Only together with `chap`, and never the same
+   * secret as any `chap` secret (RFC 7143 9.2.1).
+   */
+  readonly mutualChap?: ChapCredentials;
 }
 
 export interface TargetConfig {
@@ -52,6 +58,30 @@ export interface TargetConfig {
   readonly portals: readonly PortalConfig[];
   /** LUN number -> device name. */
   readonly luns: Readonly<Record<number, string>>;
+  readonly auth?: AuthConfig;
+  /**
+   * LUN masking (issue 5): an initiator matching an entry sees exactly that entry's LUN
+   * map (its own LUN numbers). Absent: every initiator sees `luns`.
+   */
+  readonly acls?: readonly AclEntry[];
+  /**
+   * Initiators matching no ACL entry: `allow` sees `luns`, `deny` is refused at login
+   * (AUTHORIZATION FAILURE). Default: `allow` without `acls`, `deny` with them.
+   */
+  readonly defaultAccess?: 'allow' | 'deny';
+}
+
+/** One ACL entry of a target (config `targets[].acls[]`). */
+export interface AclEntry {
+  /**
+   * Initiator names this entry applies to: exact iSCSI names or patterns with `*`
+   * (any run of characters), compared case-insensitively (RFC 7143 4.2.7.2). The YAML
+   * `initiator: X` form is normalized to a one-element list.
+   */
+  readonly initiators: readonly string[];
+  /** LUN number -> device name, as this entry's initiators see them. */
+  readonly luns: Readonly<Record<number, string>>;
+  /** Per-entry credentials; replaces the target's `auth` for these initiators. */
   readonly auth?: AuthConfig;
 }
 
@@ -74,6 +104,14 @@ export interface IscsiTuning {
   readonly maxConnectionsPerPortal: number;
   /** Seconds a connection may stay in the login phase. */
   readonly loginTimeoutSec: number;
+  /** Seconds between target NOP-In pings on an idle full-feature connection; 0: no pings. */
+  readonly nopIntervalSec: number;
+  /** Seconds to wait for the NOP-Out answering a ping before dropping the connection. */
+  readonly nopTimeoutSec: number;
+  /** Sessions (normal, full feature) allowed per target at once on this node. */
+  readonly maxSessionsPerTarget: number;
+  /** Cap of the delay held before a failed-authentication response; 0: no throttle. */
+  readonly authBackoffMaxSec: number;
 }
 
 export interface SpindleConfig {

@@ -17,6 +17,9 @@ export type ControlMessage =
   | { type: 'session-up'; key: string }
   | { type: 'session-down'; key: string }
   | { type: 'reinstate'; key: string }
+  | { type: 'auth-failure'; id: number; key: string }
+  | { type: 'auth-success'; key: string }
+  | { type: 'auth-delay'; id: number; delayMs: number; failures: number }
   | { type: 'stats' }
   | { type: 'stats'; connections: number; tasks: number; slabInUse: number };
 

@@ -131,6 +131,11 @@ export function describeConfig(config: SpindleConfig, source: string): string {
       `max transfer ${formatSize(t.maxTransferLength)}, ${t.maxConnectionsPerPortal} connections/portal, ` +
       `login timeout ${t.loginTimeoutSec}s`,
   );
+  out.push(
+    `  sessions: ${t.maxSessionsPerTarget} per target; NOP-In pings ` +
+      (t.nopIntervalSec === 0 ? 'off' : `every ${t.nopIntervalSec}s (timeout ${t.nopTimeoutSec}s)`) +
+      `; auth failure backoff ${t.authBackoffMaxSec === 0 ? 'off' : `up to ${t.authBackoffMaxSec}s`}`,
+  );
   out.push(`  devices (${config.devices.length}):`);
   for (const d of config.devices) {
     const backing = d.backing.type === 'ram' ? 'ram' : `file ${d.backing.path}`;
@@ -142,7 +147,8 @@ export function describeConfig(config: SpindleConfig, source: string): string {
     const portals = tg.portals.map((p) =>
       p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`,
     );
-    const auth = tg.auth?.chap === undefined ? 'no auth' : `CHAP user ${tg.auth.chap.user}`;
+    const mutual = tg.auth?.mutualChap === undefined ? '' : `, mutual CHAP as ${tg.auth.mutualChap.user}`;
+    const auth = tg.auth?.chap === undefined ? 'no auth' : `CHAP user ${tg.auth.chap.user}${mutual}`;
     out.push(
       `    ${tg.iqn}${tg.alias === undefined ? '' : ` (${tg.alias})`} on ${portals.join(', ')}, ${auth}`,
     );
@@ -150,6 +156,8 @@ export function describeConfig(config: SpindleConfig, source: string): string {
     for (const [lun, dev] of luns) out.push(`      LUN ${lun}: ${dev}`);
   }
   const dchap = config.discovery.auth?.chap;
-  out.push(`  discovery: ${dchap === undefined ? 'no auth' : `CHAP user ${dchap.user}`}`);
+  const dmutual = config.discovery.auth?.mutualChap;
+  const dmutualText = dmutual === undefined ? '' : `, mutual CHAP as ${dmutual.user}`;
+  out.push(`  discovery: ${dchap === undefined ? 'no auth' : `CHAP user ${dchap.user}${dmutualText}`}`);
   return out.join('\n');
 }

@@ -14,7 +14,9 @@ import { Doorbell } from '../shared/ring/doorbell.ts';
 import { SpscRing } from '../shared/ring/spsc-ring.ts';
 import { CMD_DESC_BYTES, CPL_DESC_BYTES } from '../shared/ring/descriptors.ts';
 import { NexusTable } from '../shared/ring/nexus-table.ts';
+import { AuthThrottle } from '../workers/session/iscsi/login/auth-throttle.ts';
 import type { LunWorkerData } from '../workers/lun/lun-worker.ts';
+import type { AluaWire } from '../workers/lun/alua/port-groups.ts';
 import type { SessionWorkerData } from '../workers/session/session-worker.ts';
 import type { PortalWorkerData } from '../workers/fabric/iscsi/portal-worker.ts';
 import type { LunRoute, PortalRoute, RoutesWire } from '../workers/session/routes.ts';
@@ -23,8 +25,12 @@ import type { LunChannelInit } from '../workers/session/lun-channel.ts';
 const RING_CAPACITY = 1024;
 const SLAB_MIN_BLOCK = 4096;
 const CMD_WINDOW = 128;
-const NOP_INTERVAL_SEC = 30;
 const DRAIN_TIMEOUT_MS = 15_000;
+/**
+ * IMPLICIT TRANSITION TIME reported in REPORT TARGET PORT GROUPS (SPC-4 6.36.2): how long
+ * an initiator should allow an implicit ALUA transition (cluster failover) to take.
+ */
+const ALUA_IMPLICIT_TRANSITION_SEC = 30;
 /** Session workers poll for completions this long after submitting (see pollCompletions). */
 const POLL_BUDGET_US = 50;
 
@@ -93,18 +99,49 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
       }
     }
   }
+  const lunRoutes = (luns: Readonly<Record<number, string>>): [number, LunRoute][] =>
+    Object.entries(luns).map(([lun, dev]): [number, LunRoute] => {
+      const r = deviceRoute.get(dev)!;
+      return [Number(lun), { lunWorker: r.lunWorker, luIndex: r.luIndex, device: dev }];
+    });
   const routes: RoutesWire = {
     portals,
     targets: config.targets.map((t) => ({
       iqn: t.iqn,
       alias: t.alias,
       auth: t.auth,
-      luns: Object.entries(t.luns).map(([lun, dev]): [number, LunRoute] => {
-        const r = deviceRoute.get(dev)!;
-        return [Number(lun), { lunWorker: r.lunWorker, luIndex: r.luIndex, device: dev }];
-      }),
+      luns: lunRoutes(t.luns),
       portals: t.portals.map((p) => portalIndex.get(portalKey(p.host, p.port))!),
+      // LUN masking (routes.ts routeFor): per-entry LUN maps, resolved like `luns`.
+      ...(t.acls === undefined
+        ? {}
+        : {
+            acls: t.acls.map((a) => ({
+              initiators: [...a.initiators],
+              luns: lunRoutes(a.luns),
+              ...(a.auth === undefined ? {} : { auth: a.auth }),
+            })),
+          }),
+      ...(t.defaultAccess === undefined ? {} : { defaultAccess: t.defaultAccess }),
     })),
+  };
+
+  // ---- ALUA (SPC-4 5.16): each portal is one target port and its own target port group,
+  // both numbered by the portal's tag (as connection.ts registers nexuses). A device's
+  // groups are the portals of every target that maps it (in `luns` or an ACL entry).
+  const deviceGroups: Record<string, number[]> = {};
+  for (const t of config.targets) {
+    const tags = t.portals.map((p) => portals[portalIndex.get(portalKey(p.host, p.port))!].tag);
+    const devices = new Set([...Object.values(t.luns), ...(t.acls ?? []).flatMap((a) => Object.values(a.luns))]);
+    for (const dev of devices) {
+      const groups = (deviceGroups[dev] ??= []);
+      for (const tag of tags) if (!groups.includes(tag)) groups.push(tag);
+    }
+  }
+  const alua: AluaWire = {
+    implicitTransitionSec: ALUA_IMPLICIT_TRANSITION_SEC,
+    groups: portals.map((p) => ({ id: p.tag, relativeTargetPortIds: [p.tag] })),
+    deviceGroups,
   };
 
   // ---- data plane ----
@@ -112,6 +149,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
   const sessionDoorbells = Array.from({ length: nSession }, () => new Doorbell());
   const slabSize = slabBytes(config);
   const slabs = Array.from({ length: nSession }, () => new SharedArrayBuffer(slabSize));
+  const sessionCounts = new SharedArrayBuffer(4 * Math.max(1, config.targets.length));
   const nexusTables = Array.from({ length: nSession }, () => NexusTable.create().sab);
   // rings[s][l]: the command and completion rings of session worker s with LUN worker l.
   const rings = Array.from({ length: nSession }, () =>
@@ -163,6 +201,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
         stateDir: config.stateDir,
         maxTransferLength: config.iscsi.maxTransferLength,
         devices,
+        alua,
         doorbell: lunDoorbells[l].sab,
         sessions: Array.from({ length: nSession }, (_, s) => ({
           cmdRing: rings[s][l].cmd,
@@ -200,7 +239,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
         tuning: config.iscsi,
         discoveryAuth: config.discovery.auth,
         cmdWindow: CMD_WINDOW,
-        nopIntervalSec: NOP_INTERVAL_SEC,
+        sessionCounts,
         pollBudgetUs: Number(process.env.SPINDLE_POLL_US ?? POLL_BUDGET_US),
         logLevel: level,
         pretty,
@@ -233,9 +272,22 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     // knows which worker holds each session identity and tells the old one to close
     // its session when a newer one logs in elsewhere.
     const sessionOwner = new Map<string, number>();
+    // One failed-authentication throttle for the whole node (RFC 7143 12.1.3 leaves
+    // brute-force protection to the implementation): keyed by initiator and address.
+    const throttle = AuthThrottle.fromConfig(config.iscsi.authBackoffMaxSec);
     sessionWorkers.forEach((w, i) => {
       w.on('message', (raw: Uint8Array) => {
         const m = decodeControl(raw);
+        if (m.type === 'auth-failure') {
+          const now = Date.now();
+          const delayMs = throttle.failure(m.key, now);
+          w.postMessage(encodeControl({ type: 'auth-delay', id: m.id, delayMs, failures: throttle.failures(m.key, now) }));
+          return;
+        }
+        if (m.type === 'auth-success') {
+          throttle.success(m.key);
+          return;
+        }
         if (m.type === 'session-up') {
           const prev = sessionOwner.get(m.key);
           sessionOwner.set(m.key, i);

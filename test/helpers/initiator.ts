@@ -3,7 +3,7 @@
  * sequence, well formed or not: every BHS field of the initiator PDUs is settable, raw
  * bytes can be written, and digests can be corrupted on purpose. It reads target PDUs
  * (with optional header and data digests) and offers conveniences for the usual flows:
- * `login()` (security + operational stages, optional one-way CHAP), `scsi()` (R2T,
+ * `login()` (security + operational stages, optional one-way or mutual CHAP), `scsi()` (R2T,
  * Data-Out, Data-In, SCSI Response), NOP-Out pings, Text, Logout.
  *
  * Every wait is bounded: `nextPdu(timeoutMs)` and `expectClose(timeoutMs)` reject or
@@ -12,7 +12,7 @@
  * Written from RFC 7143 for this project; not derived from any other initiator.
  */
 import net from 'node:net';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import {
   BHS_LENGTH,
   Opcode,
@@ -358,6 +358,12 @@ export interface LoginOptions {
   /** Extra keys for the leading Login Request (e.g. InitiatorAlias). */
   leadingKeys?: ReadonlyArray<readonly [string, string]>;
   chap?: ChapCredentials;
+  /**
+   * Mutual CHAP (RFC 7143 12.1.3), with `chap`: challenge the target with CHAP_I/CHAP_C
+   * alongside our response and check its CHAP_N/CHAP_R against these credentials. The
+   * login stops (ok=false, targetAuth='failed') when the target's answer is wrong.
+   */
+  mutualChap?: MutualChapOptions;
   /** Skip the security stage (start in CSG=1). Not allowed by a target that needs CHAP. */
   skipSecurity?: boolean;
   isid?: Uint8Array;
@@ -365,9 +371,22 @@ export interface LoginOptions {
   timeoutMs?: number;
 }
 
+/** The target credentials an initiator expects, and how it challenges the target. */
+export interface MutualChapOptions extends ChapCredentials {
+  /** CHAP_I to send (default: random). */
+  id?: number;
+  /**
+   * CHAP_C to send (default: 16 random bytes); 'reflect' sends back the target's own
+   * CHAP_I and CHAP_C (a reflection attack, which the target must refuse).
+   */
+  challenge?: Buffer | 'reflect';
+}
+
 /** The outcome of a login: the final status and what both sides settled on. */
 export interface LoginResult {
   ok: boolean;
+  /** With `mutualChap`: whether the target proved it knows the expected secret. */
+  targetAuth?: 'verified' | 'failed';
   statusClass: number;
   statusDetail: number;
   tsih: number;
@@ -742,6 +761,7 @@ export class Initiator {
     const itt = this.allocItt();
     const targetKeys: Record<string, string> = {};
     const responses: Pdu[] = [];
+    let targetAuth: LoginResult['targetAuth'];
     const fail = (p: Pdu): LoginResult => {
       const s = loginStatus(p);
       return {
@@ -770,15 +790,35 @@ export class Initiator {
         const k = parseText(p.data);
         const id = Number(k['CHAP_I']);
         const challenge = Buffer.from((k['CHAP_C'] ?? '').replace(/^0x/i, ''), 'hex');
-        const resp = createHash('md5')
-          .update(Buffer.of(id & 0xff))
-          .update(o.chap.secret, 'utf8')
-          .update(challenge)
-          .digest();
-        p = await step({ csg: 0, nsg: 1, transit: true }, [
+        const resp = chapMd5(id, o.chap.secret, challenge);
+        const answer: Array<[string, string]> = [
           ['CHAP_N', o.chap.user],
           ['CHAP_R', `0x${resp.toString('hex')}`],
-        ]);
+        ];
+        // Mutual CHAP: our challenge to the target rides with our response (RFC 7143 12.1.3).
+        const m = o.mutualChap;
+        const reflect = m?.challenge === 'reflect';
+        const myId = reflect ? id : (m?.id ?? randomInt(256));
+        const myChallenge = reflect ? challenge : ((m?.challenge as Buffer | undefined) ?? randomBytes(16));
+        if (m) answer.push(['CHAP_I', String(myId)], ['CHAP_C', `0x${myChallenge.toString('hex')}`]);
+        p = await step({ csg: 0, nsg: 1, transit: true }, answer);
+        if (m && loginStatus(p).statusClass === 0) {
+          const t = parseText(p.data);
+          const got = Buffer.from((t['CHAP_R'] ?? '').replace(/^0x/i, ''), 'hex');
+          const expected = chapMd5(myId, m.secret, myChallenge);
+          if (t['CHAP_N'] !== m.user || !got.equals(expected)) {
+            return {
+              ok: false,
+              targetAuth: 'failed',
+              statusClass: 0,
+              statusDetail: 0,
+              tsih: 0,
+              targetKeys,
+              responses,
+            };
+          }
+          targetAuth = 'verified';
+        }
       } else {
         p = await step({ csg: 0, nsg: 1, transit: true }, [...leading, ['AuthMethod', 'None']]);
       }
@@ -800,7 +840,15 @@ export class Initiator {
     if (st.statusClass !== 0) return fail(p);
     if (!(st.transit && st.nsg === 3)) throw new Error('login did not reach full feature phase');
     this.applyNegotiation(opKeys, targetKeys);
-    return { ok: true, statusClass: 0, statusDetail: 0, tsih: st.tsih, targetKeys, responses };
+    return {
+      ok: true,
+      ...(targetAuth === undefined ? {} : { targetAuth }),
+      statusClass: 0,
+      statusDetail: 0,
+      tsih: st.tsih,
+      targetKeys,
+      responses,
+    };
   }
 
   /** Compute the session parameters from what we offered and what the target answered. */
@@ -1064,6 +1112,15 @@ export const TEST_UNIT_READY = Buffer.alloc(6);
 
 /** SCSI status codes (SAM-5). */
 export const Status = { GOOD: 0x00, CHECK_CONDITION: 0x02, BUSY: 0x08, TASK_SET_FULL: 0x28 } as const;
+
+/** CHAP response, RFC 1994 section 4.1: MD5(identifier || secret || challenge). */
+export function chapMd5(id: number, secret: string, challenge: Buffer): Buffer {
+  return createHash('md5')
+    .update(Buffer.of(id & 0xff))
+    .update(secret, 'utf8')
+    .update(challenge)
+    .digest();
+}
 
 /** Connect and log in to a normal session with default keys; throws if login fails. */
 export async function connectAndLogin(

@@ -43,6 +43,15 @@ export const DescKind = {
    * acknowledges with a COMPLETION carrying the same tag.
    */
   NEXUS_LOSS: 3,
+  /**
+   * A task management function that acts on the logical unit (LOGICAL UNIT RESET,
+   * CLEAR TASK SET, target resets): ATTRIBUTE carries the RFC 7143 function code,
+   * LU_INDEX the unit (0xffffffff: every unit of the worker). Acknowledged with a
+   * COMPLETION once the unit's affected commands have finished.
+   */
+  TMF: 4,
+  /** Completion of a command aborted by a task management function: send no status. */
+  COMPLETION_ABORTED: 5,
 } as const;
 
 export const DescFlags = {

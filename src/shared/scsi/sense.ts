@@ -80,6 +80,7 @@ export const SenseReason = {
   WRITE_PROTECTED: { key: K.DATA_PROTECT, asc: 0x27, ascq: 0x00 },
   // UNIT ATTENTION
   POWER_ON_RESET_OR_BUS_DEVICE_RESET: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x00 },
+  BUS_DEVICE_RESET_FUNCTION_OCCURRED: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x03 },
   I_T_NEXUS_LOSS: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x07 },
   MODE_PARAMETERS_CHANGED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x01 },
   RESERVATIONS_PREEMPTED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x03 },

@@ -14,6 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type {
+  AclEntry,
   AuthConfig,
   BackingConfig,
   ChapCredentials,
@@ -121,6 +122,10 @@ export const CONFIG_DEFAULTS = {
     maxTransferLength: 8388608,
     maxConnectionsPerPortal: 256,
     loginTimeoutSec: 15,
+    nopIntervalSec: 30,
+    nopTimeoutSec: 15,
+    maxSessionsPerTarget: 256,
+    authBackoffMaxSec: 30,
   },
   /** Default iSCSI port (RFC 7143 section 13: the IANA well-known port). */
   iscsiPort: 3260,
@@ -158,6 +163,8 @@ type At = readonly PathSegment[];
 
 class Checker {
   readonly issues: RawIssue[] = [];
+  /** Every CHAP secret seen, for the cross-direction reuse check (checkChapSecretReuse). */
+  readonly chapSecrets: ChapSecretUse[] = [];
   report(at: At, message: string): void {
     this.issues.push({ segments: [...at], message });
   }
@@ -426,11 +433,55 @@ function chap(ck: Checker, v: unknown, at: At): ChapCredentials | undefined {
 
 function auth(ck: Checker, v: unknown, at: At): AuthConfig | undefined {
   if (absent(v)) return undefined;
-  const o = mapping(ck, v, at, ['chap']);
+  const o = mapping(ck, v, at, ['chap', 'mutualChap']);
   if (o === undefined) return undefined;
-  if (absent(o['chap'])) return {};
-  const c = chap(ck, o['chap'], [...at, 'chap']);
-  return c === undefined ? undefined : { chap: c };
+  const before = ck.issues.length;
+  const c = absent(o['chap']) ? undefined : chap(ck, o['chap'], [...at, 'chap']);
+  let m: ChapCredentials | undefined;
+  if (!absent(o['mutualChap'])) {
+    m = chap(ck, o['mutualChap'], [...at, 'mutualChap']);
+    // RFC 7143 12.1.3: the initiator challenges the target inside the CHAP exchange the
+    // target started, so mutual CHAP cannot exist without one-way CHAP.
+    if (absent(o['chap'])) {
+      ck.report(
+        [...at, 'mutualChap'],
+        'mutualChap requires chap: the initiator can only challenge the target during a CHAP login (RFC 7143 section 12.1.3)',
+      );
+    }
+  }
+  if (c !== undefined)
+    ck.chapSecrets.push({ at: [...at, 'chap', 'secret'], secret: c.secret, role: 'initiator' });
+  if (m !== undefined)
+    ck.chapSecrets.push({ at: [...at, 'mutualChap', 'secret'], secret: m.secret, role: 'target' });
+  if (ck.issues.length !== before) return undefined;
+  return { ...(c === undefined ? {} : { chap: c }), ...(m === undefined ? {} : { mutualChap: m }) };
+}
+
+/** Where a CHAP secret is configured, and which side it authenticates. */
+interface ChapSecretUse {
+  readonly at: At;
+  readonly secret: string;
+  /** `chap` authenticates initiators; `mutualChap` authenticates the target. */
+  readonly role: 'initiator' | 'target';
+}
+
+/**
+ * RFC 7143 section 9.2.1: a CHAP secret used to authenticate initiators must not be
+ * configured to authenticate a target (or the reverse); otherwise an attacker can reflect
+ * one side's challenge to the other and get it answered. Checked across the whole file,
+ * discovery included. The secrets themselves are never echoed.
+ */
+function checkChapSecretReuse(ck: Checker): void {
+  const initiatorSecrets = ck.chapSecrets.filter((u) => u.role === 'initiator');
+  for (const t of ck.chapSecrets) {
+    if (t.role !== 'target') continue;
+    const clash = initiatorSecrets.find((i) => i.secret === t.secret);
+    if (clash === undefined) continue;
+    ck.report(
+      t.at,
+      `must differ from the secret at ${formatPath(clash.at)}: RFC 7143 section 9.2.1 forbids using one CHAP secret in both directions (initiator and target authentication)`,
+    );
+  }
 }
 
 function workers(ck: Checker, v: unknown, env: ConfigEnv): WorkerCounts {
@@ -495,6 +546,12 @@ function iscsi(ck: Checker, v: unknown): IscsiTuning {
     maxTransferLength,
     maxConnectionsPerPortal: count('maxConnectionsPerPortal', 1, 65535) ?? d.maxConnectionsPerPortal,
     loginTimeoutSec: count('loginTimeoutSec', 1, 3600) ?? d.loginTimeoutSec,
+    // Target NOP-In pings (RFC 7143 11.19): 0 disables them.
+    nopIntervalSec: count('nopIntervalSec', 0, 3600) ?? d.nopIntervalSec,
+    nopTimeoutSec: count('nopTimeoutSec', 1, 3600) ?? d.nopTimeoutSec,
+    maxSessionsPerTarget: count('maxSessionsPerTarget', 1, 65535) ?? d.maxSessionsPerTarget,
+    // Failed-authentication backoff cap (auth-throttle.ts): 0 disables the throttle.
+    authBackoffMaxSec: count('authBackoffMaxSec', 0, 3600) ?? d.authBackoffMaxSec,
   };
 }
 
@@ -659,7 +716,7 @@ function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig |
 }
 
 function target(ck: Checker, v: unknown, at: At, deviceNames: ReadonlySet<string>): TargetConfig | undefined {
-  const o = mapping(ck, v, at, ['iqn', 'alias', 'portals', 'luns', 'auth']);
+  const o = mapping(ck, v, at, ['iqn', 'alias', 'portals', 'luns', 'auth', 'acls', 'defaultAccess']);
   if (o === undefined) return undefined;
   const before = ck.issues.length;
 
@@ -709,9 +766,32 @@ function target(ck: Checker, v: unknown, at: At, deviceNames: ReadonlySet<string
     });
   }
 
-  const luns: Record<number, string> = {};
   const lat = [...at, 'luns'];
-  const lunsRaw = o['luns'];
+  // With ACLs the target's own map serves only `defaultAccess: allow`; it may be omitted.
+  const luns = !absent(o['acls']) && absent(o['luns']) ? {} : lunMap(ck, o['luns'], lat, deviceNames, 'target');
+
+  const a = auth(ck, o['auth'], [...at, 'auth']);
+  const access = targetAccess(ck, o, at, deviceNames, Object.keys(luns).length > 0);
+  if (ck.issues.length !== before || iqn === undefined) return undefined;
+  return {
+    iqn,
+    ...(alias === undefined ? {} : { alias }),
+    portals,
+    luns,
+    ...(a === undefined ? {} : { auth: a }),
+    ...access,
+  };
+}
+
+/** A LUN map `{ <lun>: <device> }` (targets[].luns, targets[].acls[].luns). */
+function lunMap(
+  ck: Checker,
+  lunsRaw: unknown,
+  lat: At,
+  deviceNames: ReadonlySet<string>,
+  owner: 'target' | 'ACL entry',
+): Record<number, string> {
+  const luns: Record<number, string> = {};
   if (absent(lunsRaw)) ck.report(lat, 'at least one LUN is required, e.g. { 0: ram0 }');
   else if (!isObj(lunsRaw)) {
     ck.report(
@@ -740,23 +820,122 @@ function target(ck: Checker, v: unknown, at: At, deviceNames: ReadonlySet<string
       }
       const other = usedBy.get(dev);
       if (other !== undefined) {
-        ck.report(kat, `device "${dev}" is already LUN ${other} of this target`);
+        ck.report(kat, `device "${dev}" is already LUN ${other} of this ${owner}`);
         continue;
       }
       usedBy.set(dev, lun);
       luns[lun] = dev;
     }
   }
+  return luns;
+}
 
+// ---------------------------------------------------------------------------------------------
+// LUN masking: targets[].acls and targets[].defaultAccess (issue 5)
+
+/** The characters of iSCSI names (iqn., eui., naa. forms) plus the `*` wildcard. */
+const INITIATOR_PATTERN_RE = /^[A-Za-z0-9.:*-]+$/;
+
+/**
+ * Why `pattern` cannot select initiators, or undefined when it can. Without `*` it must
+ * be a valid iSCSI name (RFC 7143 section 4.2.7); with `*` (any run of characters) it may
+ * use only the characters of iSCSI names, e.g. "iqn.1994-05.com.redhat:*".
+ */
+export function initiatorPatternProblem(pattern: string): string | undefined {
+  if (!pattern.includes('*')) return iscsiNameProblem(pattern);
+  if (byteLength(pattern) > LIMITS.maxIscsiNameBytes) {
+    return `pattern is ${byteLength(pattern)} bytes; at most ${LIMITS.maxIscsiNameBytes} are allowed`;
+  }
+  if (!INITIATOR_PATTERN_RE.test(pattern)) {
+    return `invalid initiator pattern ${JSON.stringify(pattern)}: use the characters of iSCSI names (a-z 0-9 . : -) and "*", e.g. "iqn.1994-05.com.redhat:*"`;
+  }
+  return undefined;
+}
+
+/** targets[i].acls and targets[i].defaultAccess; `hasLuns`: the target's own map is non-empty. */
+function targetAccess(
+  ck: Checker,
+  o: Obj,
+  at: At,
+  deviceNames: ReadonlySet<string>,
+  hasLuns: boolean,
+): { acls?: readonly AclEntry[]; defaultAccess?: 'allow' | 'deny' } {
+  const dat = [...at, 'defaultAccess'];
+  const given = absent(o['defaultAccess']) ? undefined : oneOf(ck, o['defaultAccess'], dat, ['allow', 'deny'] as const);
+  const rawAcls = o['acls'];
+  if (absent(rawAcls)) return given === undefined ? {} : { defaultAccess: given };
+  const aat = [...at, 'acls'];
+  if (!Array.isArray(rawAcls)) {
+    ck.report(aat, `must be a list of { initiator, luns } entries, got ${describe(rawAcls)}`);
+    return {};
+  }
+  if (rawAcls.length === 0) ck.report(aat, 'at least one entry is required (without acls every initiator sees luns)');
+  // Lower-cased name or pattern -> path of the entry that has it: one entry per initiator.
+  const seen = new Map<string, string>();
+  const acls: AclEntry[] = [];
+  rawAcls.forEach((raw: unknown, i: number) => {
+    const e = aclEntry(ck, raw, [...aat, i], deviceNames, seen);
+    if (e !== undefined) acls.push(e);
+  });
+  // With ACLs an initiator no entry names is refused unless the operator says otherwise.
+  const defaultAccess = given ?? 'deny';
+  if (defaultAccess === 'allow' && !hasLuns) {
+    ck.report(
+      [...at, 'luns'],
+      'defaultAccess: allow shows the target\'s luns to initiators matching no ACL entry: at least one LUN is required, e.g. { 0: ram0 }',
+    );
+  }
+  return { acls, defaultAccess };
+}
+
+/** One targets[i].acls[j] entry: `initiator` or `initiators`, `luns`, optional `auth`. */
+function aclEntry(
+  ck: Checker,
+  v: unknown,
+  at: At,
+  deviceNames: ReadonlySet<string>,
+  seen: Map<string, string>,
+): AclEntry | undefined {
+  const o = mapping(ck, v, at, ['initiator', 'initiators', 'luns', 'auth']);
+  if (o === undefined) return undefined;
+  const before = ck.issues.length;
+  const names: Array<[unknown, At]> = [];
+  if (absent(o['initiator']) && absent(o['initiators'])) {
+    ck.report([...at, 'initiator'], 'initiator is required: an iSCSI name or a pattern such as "iqn.1994-05.com.redhat:*" (or initiators: [...])');
+  } else if (!absent(o['initiator']) && !absent(o['initiators'])) {
+    ck.report([...at, 'initiators'], 'give either initiator or initiators, not both');
+  } else if (!absent(o['initiator'])) {
+    names.push([o['initiator'], [...at, 'initiator']]);
+  } else {
+    const iat = [...at, 'initiators'];
+    const list = o['initiators'];
+    if (!Array.isArray(list)) ck.report(iat, `must be a list of iSCSI names or patterns, got ${describe(list)}`);
+    else if (list.length === 0) ck.report(iat, 'at least one iSCSI name or pattern is required');
+    else list.forEach((n: unknown, k: number) => names.push([n, [...iat, k]]));
+  }
+  const initiators: string[] = [];
+  for (const [raw, nat] of names) {
+    const name = string(ck, raw, nat);
+    if (name === undefined) continue;
+    const problem = initiatorPatternProblem(name);
+    if (problem !== undefined) {
+      ck.report(nat, problem);
+      continue;
+    }
+    // RFC 7143 4.2.7.2: iSCSI names compare case-insensitively.
+    const key = name.toLowerCase();
+    const first = seen.get(key);
+    if (first !== undefined) {
+      ck.report(nat, `${JSON.stringify(name)} is already listed at ${first}`);
+      continue;
+    }
+    seen.set(key, formatPath(nat));
+    initiators.push(name);
+  }
+  const luns = lunMap(ck, o['luns'], [...at, 'luns'], deviceNames, 'ACL entry');
   const a = auth(ck, o['auth'], [...at, 'auth']);
-  if (ck.issues.length !== before || iqn === undefined) return undefined;
-  return {
-    iqn,
-    ...(alias === undefined ? {} : { alias }),
-    portals,
-    luns,
-    ...(a === undefined ? {} : { auth: a }),
-  };
+  if (ck.issues.length !== before) return undefined;
+  return { initiators, luns, ...(a === undefined ? {} : { auth: a }) };
 }
 
 function idString(ck: Checker, v: unknown, at: At, fallback: string, max: number): string {
@@ -884,6 +1063,7 @@ export function validateConfig(
     if (a !== undefined) discovery = { auth: a };
   }
 
+  checkChapSecretReuse(ck);
   if (ck.issues.length > 0) return { config: undefined, issues: ck.issues };
   const config: SpindleConfig = {
     clusterId,

@@ -19,6 +19,8 @@ import { buildReportLuns } from '../../shared/scsi/report-luns.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { LogicalUnit } from './logical-unit.ts';
 import { checkAndReport } from './ua/unit-attention.ts';
+import { checkAluaAccess } from './alua/access.ts';
+import { checkReservationConflict } from './pr/conflict.ts';
 import type { CommandDescriptor, CommandHandler } from './spc/handler.ts';
 import { CTL, Completion } from './spc/handler.ts';
 import { SPC_COMMANDS } from './spc/commands.ts';
@@ -117,6 +119,18 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   // Pipeline stage 1 (DESIGN.md): a pending unit attention for this I_T nexus
   // (ua/unit-attention.ts; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt there).
   if (checkAndReport(lu, cmd)) {
+    cmd.finish();
+    return;
+  }
+  // Pipeline stage 2: the ALUA state of the target port the command came through
+  // (alua/access.ts, SPC-4 5.16.2.4). One integer test while every group is active.
+  if (checkAluaAccess(lu, cmd)) {
+    cmd.finish();
+    return;
+  }
+  // Pipeline stage 3: reservations (pr/conflict.ts,
+  // SPC-4 5.14.1 / SBC-4 4.17). Returns at once when the LU has no reservation.
+  if (checkReservationConflict(lu, cmd)) {
     cmd.finish();
     return;
   }

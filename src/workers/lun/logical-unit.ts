@@ -14,6 +14,7 @@ import { SbcState } from './sbc/state.ts';
 import type { ModeState } from './spc/mode-pages.ts';
 import { openModeState } from './spc/mode-pages.ts';
 import { UnitAttentionState } from './ua/unit-attention.ts';
+import { standaloneAlua, type LuAlua } from './alua/port-groups.ts';
 import { PrEngine } from './pr/engine.ts';
 import { CopyManagerState, registerCopyTarget, unregisterCopyTarget } from './xcopy/copy-state.ts';
 
@@ -102,6 +103,11 @@ export class LogicalUnit {
   readonly taskSet = new TaskSet();
   /** Resolves ScsiCommand.nexus to the I_T nexus identity; set by the LUN worker. */
   nexuses: NexusDirectory = NO_NEXUSES;
+  /**
+   * ALUA (SPC-4 5.16): the worker's target port group table and the groups exporting
+   * this LU (alua/port-groups.ts); the LUN worker attaches it, a lone LU has one group.
+   */
+  alua: LuAlua = standaloneAlua();
   /** EXTENDED COPY: copies in progress and held results (xcopy/copy-state.ts). */
   readonly copies = new CopyManagerState();
   /** Persistent and SPC-2 reservations: the local copy of ClusterState (pr/engine.ts); set by open(). */

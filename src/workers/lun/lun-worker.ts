@@ -16,6 +16,8 @@ import { LogicalUnit } from './logical-unit.ts';
 import { executeCommand } from './execute.ts';
 import { WorkerNexusDirectory } from './nexus-directory.ts';
 import { nexusLost } from './nexus-events.ts';
+import { PortGroupTable, type AluaWire } from './alua/port-groups.ts';
+import { applyTaskManagement } from './task-management.ts';
 
 export interface LunWorkerData {
   index: number;
@@ -38,6 +40,11 @@ export interface LunWorkerData {
   }[];
   logLevel: string;
   pretty: boolean;
+  /**
+   * ALUA topology (alua/port-groups.ts): the node's target port groups and which of them
+   * export each device. Absent: one group (id 1, relative target port 1).
+   */
+  alua?: AluaWire;
 }
 
 const data = workerData as LunWorkerData;
@@ -97,6 +104,8 @@ class LunTask implements ScsiCommand {
   /** The LU executing this command (its task set holds it until finish). */
   lu: LogicalUnit | null = null;
   tag = 0;
+  /** Aborted by a task management function: complete without status. */
+  aborted = false;
   busy = false;
 
   constructor() {
@@ -120,7 +129,7 @@ class LunTask implements ScsiCommand {
       throw new Error('completion ring full');
     }
     const v = link.cpl.view;
-    v.setUint8(o + Cpl.KIND, DescKind.COMPLETION);
+    v.setUint8(o + Cpl.KIND, this.aborted ? DescKind.COMPLETION_ABORTED : DescKind.COMPLETION);
     v.setUint8(o + Cpl.STATUS, this.status);
     const sl = Math.min(this.senseLength, CPL_SENSE_MAX);
     v.setUint16(o + Cpl.SENSE_LENGTH, sl, true);
@@ -147,6 +156,7 @@ function acquire(): LunTask {
 }
 function release(t: LunTask): void {
   t.busy = false;
+  t.aborted = false;
   t.link = null;
   t.data = EMPTY;
   t.onIo = null;
@@ -155,6 +165,8 @@ function release(t: LunTask): void {
 }
 
 let units: LogicalUnit[] = [];
+/** This worker's ALUA target port group table (set in main when the topology is given). */
+let portGroups: PortGroupTable | null = null;
 const links = data.sessions.map((s) => new SessionLink(s));
 const nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
 const doorbell = new Doorbell(data.doorbell);
@@ -171,14 +183,26 @@ function drainLink(link: SessionLink): number {
     if (kind !== DescKind.COMMAND) {
       const tag = v.getUint32(o + Cmd.TAG, true);
       const nexus = v.getUint32(o + Cmd.NEXUS, true);
+      const fnCode = v.getUint8(o + Cmd.ATTRIBUTE);
+      const luIdx = v.getUint32(o + Cmd.LU_INDEX, true);
       ring.release();
+      n++;
       if (kind === DescKind.NEXUS_LOSS) {
         const info = nexuses.get(nexus);
         for (const lu of units) nexusLost(lu, nexus, info);
         nexuses.forget(nexus);
+      } else if (kind === DescKind.TMF) {
+        const targets = luIdx === 0xffffffff ? units : units[luIdx] ? [units[luIdx]] : [];
+        let waiting = targets.length;
+        if (waiting === 0) acknowledge(link, tag);
+        for (const lu of targets) {
+          applyTaskManagement(lu, fnCode, nexus, () => {
+            if (--waiting === 0) acknowledge(link, tag);
+          });
+        }
+        continue;
       }
       acknowledge(link, tag);
-      n++;
       continue;
     }
     const t = acquire();
@@ -272,6 +296,11 @@ async function main(): Promise<void> {
     return;
   }
   for (const u of units) u.nexuses = nexuses;
+  if (data.alua !== undefined) {
+    // One table per worker: setPortGroupState on it reaches every LU of this worker.
+    portGroups = new PortGroupTable(data.alua);
+    for (const u of units) portGroups.attach(u);
+  }
   for (const d of data.devices) log.info({ device: d.name, backing: d.backing.type }, 'logical unit online');
   parentPort!.on('message', (raw: Uint8Array) => {
     const msg = decodeControl(raw);

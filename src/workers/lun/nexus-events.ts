@@ -6,7 +6,11 @@
  */
 import type { LogicalUnit } from './logical-unit.ts';
 import type { NexusInfo } from './nexus.ts';
+import { prNexusLost } from './pr/engine.ts';
 
-export function nexusLost(lu: LogicalUnit, id: number, _info: NexusInfo | undefined): void {
+export function nexusLost(lu: LogicalUnit, id: number, info: NexusInfo | undefined): void {
   lu.ua.pending.delete(id);
+  // SBC-4 5.14: a PREVENT ALLOW MEDIUM REMOVAL prevention ends with its I_T nexus.
+  lu.sbc.preventing.delete(id);
+  prNexusLost(lu, id, info); // SPC-2 reservation of the nexus ends (pr/engine.ts)
 }

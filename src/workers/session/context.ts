@@ -20,8 +20,18 @@ export interface SessionWorkerContext {
   readonly discoveryAuth?: AuthConfig;
   /** Command window per session (MaxCmdSN - ExpCmdSN + 1 when idle). */
   readonly cmdWindow: number;
-  /** Seconds between target NOP-In pings; 0 disables them. */
-  readonly nopIntervalSec: number;
+  /** Target index by IQN (for the node-wide session counts). */
+  readonly targetIndex: Map<string, number>;
+  /** Count a new session of target `i`; false when maxSessionsPerTarget is reached. */
+  reserveSession(i: number): boolean;
+  releaseSession(i: number): void;
+  /**
+   * Failed-authentication backoff, node-wide (the supervisor owns the throttle so an
+   * initiator's retries landing on different session workers still add up): resolves
+   * with how long to hold this failure's response.
+   */
+  authFailure(key: string): Promise<{ delayMs: number; failures: number }>;
+  authSuccess(key: string): void;
   /** Shutting down: no new SCSI commands are accepted (in-flight ones finish). */
   readonly draining: boolean;
   allocTsih(): number;
@@ -36,6 +46,12 @@ export interface SessionWorkerContext {
   registerNexus(r: NexusRecord): number | undefined;
   /** The session ended: tell every LUN worker, then free the handle's slot. */
   releaseNexus(id: number): void;
+  /**
+   * Send a task management function to the logical unit `luIndex` of LUN worker
+   * `lunWorker`; `waiter.settle()` runs when the LU acknowledges. False if no task
+   * object was available (the function then acts on this session's tasks only).
+   */
+  sendTmf(lunWorker: number, luIndex: number, fn: number, nexus: number, waiter: { settle(): void }): boolean;
   /** Ring the doorbells of LUN workers that got commands since the last call. */
   flushDoorbells(): void;
   /**

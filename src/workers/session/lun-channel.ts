@@ -7,7 +7,7 @@
  */
 import { SpscRing } from '../../shared/ring/spsc-ring.ts';
 import { Doorbell } from '../../shared/ring/doorbell.ts';
-import { Cmd, Cpl, DescFlags, CMD_DESC_BYTES, CPL_DESC_BYTES } from '../../shared/ring/descriptors.ts';
+import { Cmd, Cpl, DescFlags, DescKind, CMD_DESC_BYTES, CPL_DESC_BYTES } from '../../shared/ring/descriptors.ts';
 import { TaskState, type Task, type TaskPool } from './task.ts';
 
 export interface LunChannelInit {
@@ -89,6 +89,9 @@ export class LunChannel {
       const tag = v.getUint32(o + Cpl.TAG, true);
       const t = this.pool.byTag(tag);
       if (t !== undefined && t.state === TaskState.SUBMITTED) {
+        // Aborted at the LU by a task management function (possibly another nexus's
+        // LOGICAL UNIT RESET): no status goes to the initiator (SAM-5 7.2, TAS = 0).
+        if (v.getUint8(o + Cpl.KIND) === DescKind.COMPLETION_ABORTED) t.aborted = true;
         t.status = v.getUint8(o + Cpl.STATUS);
         const sl = v.getUint16(o + Cpl.SENSE_LENGTH, true);
         t.senseLength = sl;

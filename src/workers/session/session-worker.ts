@@ -32,7 +32,8 @@ export interface SessionWorkerData {
   tuning: IscsiTuning;
   discoveryAuth?: AuthConfig;
   cmdWindow: number;
-  nopIntervalSec: number;
+  /** Sessions per target, node-wide (Int32 per target, shared by all session workers). */
+  sessionCounts: SharedArrayBuffer;
   /** Microseconds to poll for completions after submitting (0 disables). */
   pollBudgetUs: number;
   logLevel: string;
@@ -51,6 +52,7 @@ const { targets, portals } = routesFromWire(data.routes);
 const pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
 let tsihCounter = 0;
 const nexusTable = new NexusTable(data.nexusTable);
+const sessionCounts = new Int32Array(data.sessionCounts);
 const nexusSlots = new NexusSlots();
 
 const ctx: SessionWorkerContext = {
@@ -64,7 +66,28 @@ const ctx: SessionWorkerContext = {
   tuning: data.tuning,
   discoveryAuth: data.discoveryAuth,
   cmdWindow: data.cmdWindow,
-  nopIntervalSec: data.nopIntervalSec,
+  targetIndex: new Map(data.routes.targets.map((t, i) => [t.iqn, i])),
+  reserveSession(i) {
+    // Counted node-wide in a SharedArrayBuffer all session workers share.
+    if (Atomics.add(sessionCounts, i, 1) >= data.tuning.maxSessionsPerTarget) {
+      Atomics.sub(sessionCounts, i, 1);
+      return false;
+    }
+    return true;
+  },
+  releaseSession(i) {
+    Atomics.sub(sessionCounts, i, 1);
+  },
+  authFailure(key) {
+    const id = ++authRequestId;
+    return new Promise((resolve) => {
+      authWaiters.set(id, resolve);
+      parentPort!.postMessage(encodeControl({ type: 'auth-failure', id, key }));
+    });
+  },
+  authSuccess(key) {
+    parentPort!.postMessage(encodeControl({ type: 'auth-success', key }));
+  },
   // TSIH and nexus ids carry the worker index so they are unique target-wide without
   // coordination (RFC 7143 11.12.6: TSIH is target-assigned, non-zero).
   allocTsih() {
@@ -81,6 +104,24 @@ const ctx: SessionWorkerContext = {
     if (sessions.get(key) !== conn) return;
     sessions.delete(key);
     parentPort!.postMessage(encodeControl({ type: 'session-down', key }));
+  },
+  sendTmf(lunWorker, luIndex, fn, nexus, waiter) {
+    const t = pool.acquire();
+    if (t === null) return false;
+    t.kind = DescKind.TMF;
+    t.attribute = fn;
+    t.luIndex = luIndex;
+    t.cdbLength = 0;
+    t.cdb.fill(0);
+    t.owner = {
+      onTaskComplete(done) {
+        pool.release(done);
+        waiter.settle();
+      },
+    };
+    channels[lunWorker].submit(t, nexus);
+    ctx.flushDoorbells();
+    return true;
   },
   registerNexus(r) {
     const got = nexusSlots.acquire();
@@ -142,6 +183,8 @@ const ctx: SessionWorkerContext = {
   },
 };
 
+let authRequestId = 0;
+const authWaiters = new Map<number, (r: { delayMs: number; failures: number }) => void>();
 const connections = new Set<IscsiConnection>();
 /** Sessions in full feature phase on this worker, by session identity. */
 const sessions = new Map<string, { close(why: string): void }>();
@@ -222,6 +265,10 @@ parentPort!.on('message', (raw: Uint8Array) => {
     }, 50);
     poll.unref();
     maybeDrained();
+  } else if (msg.type === 'auth-delay') {
+    const w = authWaiters.get(msg.id);
+    authWaiters.delete(msg.id);
+    w?.({ delayMs: msg.delayMs, failures: msg.failures });
   } else if (msg.type === 'reinstate') {
     // A newer session with this identity logged in on another session worker.
     const old = sessions.get(msg.key);

@@ -69,6 +69,8 @@ export class Task {
   dataInLength = 0;
   dataOutWanted = 0;
   aborted = false;
+  /** The task management function waiting for this task to end, if any. */
+  tmf: { waiting: number; settle(): void } | null = null;
   /** Next task in an intrusive queue (ring backpressure). */
   next: Task | null = null;
   /** I_T nexus remembered while the task waits for a ring slot. */
@@ -147,6 +149,7 @@ export class TaskPool {
     t.dataInLength = 0;
     t.dataOutWanted = 0;
     t.aborted = false;
+    t.tmf = null;
     t.immediate = false;
     t.next = null;
     return t;

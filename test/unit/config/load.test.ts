@@ -111,6 +111,10 @@ describe('valid configurations', () => {
         maxTransferLength: 4194304,
         maxConnectionsPerPortal: 16,
         loginTimeoutSec: 30,
+        nopIntervalSec: 30,
+        nopTimeoutSec: 15,
+        maxSessionsPerTarget: 256,
+        authBackoffMaxSec: 30,
       },
       devices: [
         {
@@ -170,6 +174,10 @@ describe('valid configurations', () => {
       maxTransferLength: 8388608,
       maxConnectionsPerPortal: 256,
       loginTimeoutSec: 15,
+      nopIntervalSec: 30,
+      nopTimeoutSec: 15,
+      maxSessionsPerTarget: 256,
+      authBackoffMaxSec: 30,
     });
     expect(c.devices[0]).toEqual({
       name: 'ram0',

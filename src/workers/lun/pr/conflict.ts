@@ -67,8 +67,8 @@ const CLASS_BY_OPCODE: readonly (readonly [number, AccessClass])[] = [
   [Opcode.REPORT_LUNS, ALWAYS],
   [Opcode.RESERVE_6, ALWAYS],
   [Opcode.RELEASE_6, ALWAYS],
-  [0x56, ALWAYS], // RESERVE(10)
-  [0x57, ALWAYS], // RELEASE(10)
+  [Opcode.RESERVE_10, ALWAYS],
+  [Opcode.RELEASE_10, ALWAYS],
   [0xab, ALWAYS], // SERVICE ACTION IN(12): READ MEDIA SERIAL NUMBER
   [Opcode.MODE_SENSE_6, READ],
   [Opcode.MODE_SENSE_10, READ],
@@ -134,7 +134,7 @@ export function classOf(cdb: Buffer): AccessClass {
 
 /** Commands a non-holder may send while an SPC-2 reservation exists (SPC-2 5.5.1). */
 const SPC2_ALLOWED = new Uint8Array(256);
-for (const op of [Opcode.INQUIRY, Opcode.REQUEST_SENSE, Opcode.REPORT_LUNS, Opcode.RESERVE_6, Opcode.RELEASE_6, 0x56, 0x57])
+for (const op of [Opcode.INQUIRY, Opcode.REQUEST_SENSE, Opcode.REPORT_LUNS, Opcode.RESERVE_6, Opcode.RELEASE_6, Opcode.RESERVE_10, Opcode.RELEASE_10])
   SPC2_ALLOWED[op] = 1;
 
 /**

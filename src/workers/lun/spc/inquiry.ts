@@ -26,7 +26,8 @@ export const VERSION_DESCRIPTORS: readonly number[] = [
 /** Standard INQUIRY data length: 96 bytes, room for 8 version descriptors. */
 export const STANDARD_INQUIRY_LENGTH = 96;
 
-type VpdBuilder = (lu: LogicalUnit, buf: Buffer) => number;
+/** Builds a VPD page into buf, returns its length; `cmd` identifies the I_T nexus (0x83). */
+type VpdBuilder = (lu: LogicalUnit, buf: Buffer, cmd: ScsiCommand) => number;
 
 interface VpdEntry {
   readonly page: number;
@@ -64,7 +65,7 @@ export function inquiry(lu: LogicalUnit, cmd: ScsiCommand): Completion {
     setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(2, 7));
     return Completion.DONE;
   }
-  respondData(cmd, buf, entry.build(lu, buf), alloc);
+  respondData(cmd, buf, entry.build(lu, buf, cmd), alloc);
   return Completion.DONE;
 }
 
@@ -76,8 +77,11 @@ export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   buf[2] = 0x06; // VERSION: SPC-4
   buf[3] = 0x12; // NORMACA 0 | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
   buf[4] = STANDARD_INQUIRY_LENGTH - 5; // ADDITIONAL LENGTH: bytes after byte 4
-  buf[5] = 0x08; // SCCS 0 | ACC 0 | TPGS 00b (no ALUA yet) | 3PC 1 (EXTENDED COPY) | PROTECT 0
-  buf[6] = 0x00; // ENCSERV 0 | MULTIP 0 (one port as far as this LU reports)
+  // SCCS 0 | ACC 0 | TPGS 01b: implicit ALUA only (SPC-4 5.16, alua/) | 3PC 1 (EXTENDED
+  // COPY) | reserved | PROTECT 0
+  buf[5] = 0x10 | 0x08;
+  // ENCSERV 0 | VS | MULTIP (bit 4): the LU is reachable through more than one target port
+  buf[6] = targetPortCount(lu) > 1 ? 0x10 : 0x00;
   buf[7] = 0x02; // CMDQUE 1: full task management model (SAM-5 8.4)
   buf.write(lu.vendor, 8, 8, 'latin1'); // 8-15: T10 VENDOR IDENTIFICATION
   buf.write(lu.product, 16, 16, 'latin1'); // 16-31: PRODUCT IDENTIFICATION
@@ -87,6 +91,13 @@ export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   for (let i = 0; i < VERSION_DESCRIPTORS.length; i++) buf.writeUInt16BE(VERSION_DESCRIPTORS[i]!, 58 + 2 * i);
   // 74-95: reserved.
   return STANDARD_INQUIRY_LENGTH;
+}
+
+/** Target ports through which `lu` is exported (every port of its ALUA groups). */
+function targetPortCount(lu: LogicalUnit): number {
+  let n = 0;
+  for (const g of lu.alua.groups) n += g.relativeTargetPortIds.length;
+  return n;
 }
 
 /** VPD page header (SPC-4 7.8.1 table 467) with a 16-bit PAGE LENGTH. */
@@ -111,13 +122,20 @@ function buildUnitSerial(lu: LogicalUnit, buf: Buffer): number {
 }
 
 /**
- * 83h Device Identification (SPC-4 7.8.6). Two designators, both associated with the
- * LU and identical on every node of the cluster:
+ * 83h Device Identification (SPC-4 7.8.6). Two designators associated with the LU,
+ * identical on every node of the cluster:
  *   1. NAA IEEE Registered Extended (type 3h, binary) - what Linux multipath keys on;
- *   2. T10 vendor ID based (type 1h, ASCII): T10 VENDOR ID + unit serial number.
- * Target port / port group designators come with ALUA.
+ *   2. T10 vendor ID based (type 1h, ASCII): T10 VENDOR ID + unit serial number;
+ * then, for the target port the command came through (its I_T nexus), the designators
+ * ALUA initiators match against REPORT TARGET PORT GROUPS (SPC-4 5.16.3):
+ *   3. relative target port identifier (type 4h, association 01b: target port);
+ *   4. target port group (type 5h, association 01b);
+ *   5. SCSI target port name (type 8h, association 01b): iSCSI name + ",t,0x" + TPGT
+ *      (RFC 7143 4.2.7.x / SPC-4 7.8.6.11);
+ *   6. SCSI target device name (type 8h, association 10b): the iSCSI TargetName.
+ * A command without a known nexus (unit tests, loopback) gets 1 and 2 only.
  */
-function buildDeviceIdentification(lu: LogicalUnit, buf: Buffer): number {
+function buildDeviceIdentification(lu: LogicalUnit, buf: Buffer, cmd: ScsiCommand): number {
   let p = 4;
   // Designation descriptor (SPC-4 7.8.6.1 table 482):
   buf[p] = 0x01; // PROTOCOL IDENTIFIER 0 (ignored, PIV 0) | CODE SET 1h: binary
@@ -136,8 +154,61 @@ function buildDeviceIdentification(lu: LogicalUnit, buf: Buffer): number {
   buf[t10Start + 3] = 8 + serialLength; // DESIGNATOR LENGTH
   p += 4 + 8 + serialLength;
 
+  const nexus = lu.nexuses.get(cmd.nexus);
+  if (nexus !== undefined) {
+    p = portNumberDesignator(buf, p, DesignatorType.RELATIVE_TARGET_PORT, nexus.relativeTargetPortId);
+    p = portNumberDesignator(buf, p, DesignatorType.TARGET_PORT_GROUP, nexus.targetPortGroup);
+    // The iSCSI TPGT is the relative target port id today: serve.ts derives both from the
+    // portal's tag (one portal = one target port = one portal group).
+    const tpgt = nexus.relativeTargetPortId.toString(16).padStart(4, '0');
+    p = scsiNameDesignator(buf, p, Association.TARGET_PORT, `${nexus.targetName},t,0x${tpgt}`);
+    p = scsiNameDesignator(buf, p, Association.TARGET_DEVICE, nexus.targetName);
+  }
+
   vpdHeader(buf, VpdPage.DEVICE_IDENTIFICATION, p - 4);
   return p;
+}
+
+/** PROTOCOL IDENTIFIER 5h: iSCSI (SPC-4 7.6.1 table 445). */
+const PROTOCOL_ISCSI = 0x5;
+/** CODE SET (SPC-4 7.8.6.1 table 483). */
+const CodeSet = { BINARY: 0x1, ASCII: 0x2, UTF8: 0x3 } as const;
+/** ASSOCIATION (table 484), already shifted into bits 5..4 of byte 1. */
+const Association = { LOGICAL_UNIT: 0x00, TARGET_PORT: 0x10, TARGET_DEVICE: 0x20 } as const;
+/** DESIGNATOR TYPE (table 485). */
+const DesignatorType = { RELATIVE_TARGET_PORT: 0x4, TARGET_PORT_GROUP: 0x5, SCSI_NAME_STRING: 0x8 } as const;
+/** PIV (byte 1 bit 7): PROTOCOL IDENTIFIER is valid (association 01b or 10b). */
+const PIV = 0x80;
+
+/**
+ * Relative target port (SPC-4 7.8.6.7) or target port group (7.8.6.8) designator at p:
+ * 4 header bytes and 4 designator bytes; returns the next offset.
+ */
+function portNumberDesignator(buf: Buffer, p: number, type: number, value: number): number {
+  buf[p] = (PROTOCOL_ISCSI << 4) | CodeSet.BINARY; // PROTOCOL IDENTIFIER | CODE SET 1h: binary
+  buf[p + 1] = PIV | Association.TARGET_PORT | type; // PIV 1 | ASSOCIATION 01b | DESIGNATOR TYPE
+  buf[p + 2] = 0x00; // reserved
+  buf[p + 3] = 4; // DESIGNATOR LENGTH
+  buf.writeUInt16BE(0, p + 4); // 0-1: obsolete (7.8.6.7) / reserved (7.8.6.8)
+  buf.writeUInt16BE(value & 0xffff, p + 6); // 2-3: RELATIVE TARGET PORT IDENTIFIER / TARGET PORT GROUP
+  return p + 8;
+}
+
+/**
+ * SCSI name string designator (SPC-4 7.8.6.11) at p: UTF-8, null terminated, padded
+ * with nulls to a multiple of 4 bytes (at most 256); returns the next offset.
+ */
+function scsiNameDesignator(buf: Buffer, p: number, association: number, name: string): number {
+  buf[p] = (PROTOCOL_ISCSI << 4) | CodeSet.UTF8; // PROTOCOL IDENTIFIER | CODE SET 3h: UTF-8
+  buf[p + 1] = PIV | association | DesignatorType.SCSI_NAME_STRING; // PIV 1 | ASSOCIATION | TYPE 8h
+  buf[p + 2] = 0x00; // reserved
+  // iSCSI names are at most 223 bytes (RFC 7143 4.2.7.1), so with ",t,0x" + 4 digits and
+  // the terminator the string always fits 256 bytes.
+  const n = buf.write(name, p + 4, 251, 'utf8');
+  const length = (n + 1 + 3) & ~3; // null terminator, then pad to a multiple of 4
+  buf.fill(0, p + 4 + n, p + 4 + length); // SCSI NAME STRING terminator and padding
+  buf[p + 3] = length; // DESIGNATOR LENGTH
+  return p + 4 + length;
 }
 
 /** 8Fh Third-party Copy (SPC-4 7.8.17): the copy manager's commands and limits. */

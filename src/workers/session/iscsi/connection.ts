@@ -52,14 +52,15 @@ import { Opcode as ScsiOp } from '../../../shared/scsi/opcodes.ts';
 import { buildReportLuns } from '../../../shared/scsi/report-luns.ts';
 import { executeWithoutLun } from '../../../shared/scsi/no-lun.ts';
 import { LoginPhase } from './login/login-phase.ts';
-import { type LoginContext, type LoginRequest, type LoginTargetInfo } from './login/types.ts';
+import { type LoginContext, type LoginRequest, type LoginResponse, type LoginTargetInfo } from './login/types.ts';
+import { authThrottleKey } from './login/auth-throttle.ts';
 import { handleTextRequest } from './login/discovery.ts';
 import { INLINE_MAX, PduWriter } from './pdu-writer.ts';
 import { IscsiSession, snLess } from './session.ts';
 import { TaskState, type Task, type TaskOwner } from '../task.ts';
 import type { SessionWorkerContext } from '../context.ts';
 import type { Logger } from '../../../shared/logging.ts';
-import { formatTargetAddress, type TargetRoute } from '../routes.ts';
+import { formatTargetAddress, loginAccess, sessionRoute, type TargetRoute } from '../routes.ts';
 
 const Rx = { BHS: 0, AHS: 1, DATA: 2, PAD: 3, DDIGEST: 4 } as const;
 /** What the current PDU's data segment is for, decided in onHeader. */
@@ -90,12 +91,26 @@ class LocalCommand implements ScsiCommand {
   finish(): void {}
 }
 
-interface PendingTmf {
-  itt: number;
-  function: number;
-  waiting: number;
+/** A task management function waiting for its victims (and LU acknowledgements). */
+class PendingTmf {
+  readonly itt: number;
+  readonly fn: number;
+  waiting = 0;
   /** Drop the connection once answered (TARGET COLD RESET, RFC 7143 11.5.1). */
-  thenClose: boolean;
+  readonly thenClose: boolean;
+  private readonly conn: IscsiConnection;
+
+  constructor(conn: IscsiConnection, itt: number, fn: number, thenClose: boolean) {
+    this.conn = conn;
+    this.itt = itt;
+    this.fn = fn;
+    this.thenClose = thenClose;
+  }
+
+  /** One victim ended or one LUN worker acknowledged; answer when all have. */
+  settle(): void {
+    if (--this.waiting === 0) this.conn.answerTmf(this, TmfResponse.FUNCTION_COMPLETE);
+  }
 }
 
 export class IscsiConnection implements TaskOwner {
@@ -110,6 +125,8 @@ export class IscsiConnection implements TaskOwner {
   private loginTimer: NodeJS.Timeout | null = null;
   session: IscsiSession | null = null;
   private sessionKey = '';
+  /** Index of the target whose session count this connection holds (-1: none). */
+  private sessionTargetIndex = -1;
   private statSN = 0;
   private maxDsl = LOGIN_MAX_DSL;
 
@@ -139,10 +156,10 @@ export class IscsiConnection implements TaskOwner {
   /** Tasks of this connection by ITT. */
   private readonly tasks = new Map<number, Task>();
   private readonly local = new LocalCommand();
-  private pendingTmf: PendingTmf[] = [];
   /** Tasks with all data, waiting for a lower CmdSN (gap) to arrive. */
   private held: Task[] = [];
   private nopTimer: NodeJS.Timeout | null = null;
+  private nopDeadline: NodeJS.Timeout | null = null;
   private nopOutstanding = false;
   private nopTtt = 1;
   private readonly seq: SeqNumbers = { statSN: 0, expCmdSN: 0, maxCmdSN: 0 };
@@ -196,6 +213,7 @@ export class IscsiConnection implements TaskOwner {
         portalGroupTag: portal.tag,
         addresses: t.portals.map((i) => formatTargetAddress(this.ctx.portals[i])),
         auth: t.auth,
+        ...loginAccess(t),
       });
     }
     return {
@@ -377,6 +395,51 @@ export class IscsiConnection implements TaskOwner {
       return;
     }
     const r = result.response;
+    let failed = result.failed;
+    if (result.complete && result.params && result.params.SessionType === 'Normal') {
+      // Node-wide cap on sessions per target (iscsi.maxSessionsPerTarget): over it the
+      // login fails with "out of resources" (RFC 7143 11.13.5, class 3 detail 2).
+      const ti = this.ctx.targetIndex.get(result.params.TargetName);
+      if (ti !== undefined && !this.ctx.reserveSession(ti)) {
+        this.log.warn({ target: result.params.TargetName, max: this.ctx.tuning.maxSessionsPerTarget }, 'session limit reached: login refused');
+        failed = true;
+        r.statusClass = 0x03;
+        r.statusDetail = 0x02;
+        r.transit = false;
+        r.tsih = 0;
+        r.data = EMPTY;
+      } else if (ti !== undefined) {
+        this.sessionTargetIndex = ti;
+      }
+    }
+    // Failed authentications are answered late, with exponential backoff per initiator
+    // and address, so secrets cannot be guessed at wire speed (issue: brute force).
+    const key = authThrottleKey(this.login.initiatorName, this.socket.remoteAddress ?? '');
+    if (failed && r.statusClass === 0x02 && r.statusDetail === 0x01) {
+      // Hold the failure response for the node-wide backoff; read nothing meanwhile.
+      this.socket.pause();
+      if (this.loginTimer) clearTimeout(this.loginTimer);
+      this.loginTimer = null;
+      const initiator = this.login.initiatorName;
+      void this.ctx.authFailure(key).then(({ delayMs, failures }) => {
+        this.log.warn({ initiator, address: this.socket.remoteAddress, failures, delayMs }, 'authentication failed');
+        if (this.phase === Phase.CLOSED) return;
+        const send = () => {
+          if (this.phase !== Phase.CLOSED) this.sendLoginResponse(req, r, true, false);
+        };
+        if (delayMs <= 0) return send();
+        this.loginTimer = setTimeout(send, delayMs);
+        this.loginTimer.unref();
+      });
+      return;
+    } else if (result.complete) {
+      this.ctx.authSuccess(key);
+    }
+    this.sendLoginResponse(req, r, failed, result.complete);
+    if (!failed && result.complete && result.params) this.enterFullFeature(req, r.tsih, result.params);
+  }
+
+  private sendLoginResponse(req: LoginRequest, r: LoginResponse, failed: boolean, _complete: boolean): void {
     if (this.statSN === 0) this.statSN = (Math.random() * 0x7fffffff) >>> 0 || 1;
     const w = this.writer;
     const data = r.data;
@@ -403,12 +466,10 @@ export class IscsiConnection implements TaskOwner {
       this.seq,
     );
     this.sendControlData(data);
-    if (result.failed) {
+    if (failed) {
       this.log.info({ statusClass: r.statusClass, statusDetail: r.statusDetail }, 'login failed');
       this.closeAfterFlush();
-      return;
     }
-    if (result.complete && result.params) this.enterFullFeature(req, r.tsih, result.params);
   }
 
   private sendLoginFailure(h: Buffer, cls: number, detail: number): void {
@@ -425,9 +486,11 @@ export class IscsiConnection implements TaskOwner {
   private enterFullFeature(req: LoginRequest, tsih: number, params: SessionParams): void {
     let target: TargetRoute | null = null;
     if (params.SessionType === 'Normal') {
-      target = this.ctx.targets.get(params.TargetName) ?? null;
+      const configured = this.ctx.targets.get(params.TargetName);
+      // LUN masking: the session routes by this initiator's own LUN map (routes.ts).
+      target = configured === undefined ? null : sessionRoute(configured, params.InitiatorName);
       if (target === null) {
-        this.close('login completed for an unknown target');
+        this.close('login completed for an unknown or refused target');
         return;
       }
     }
@@ -931,7 +994,11 @@ export class IscsiConnection implements TaskOwner {
     const s = this.session;
     if (s && !t.immediate) s.outstanding--;
     if (!answered) t.owner = null;
-    if (t.aborted && this.pendingTmf.length > 0) this.tmfTaskDone();
+    const tmf = t.tmf;
+    if (tmf !== null) {
+      t.tmf = null;
+      tmf.settle();
+    }
   }
 
   // =========================================================================
@@ -945,7 +1012,11 @@ export class IscsiConnection implements TaskOwner {
     if (!isImmediate(h, 0) && ittValue !== RESERVED_TAG) this.advanceCmdSN(u32(h, Field.CMD_SN));
     if (ittValue === RESERVED_TAG) {
       // RFC 7143 11.18: the reply to our NOP-In ping (TTT echoed); no response.
-      if (ttt !== RESERVED_TAG) this.nopOutstanding = false;
+      if (ttt !== RESERVED_TAG && ttt === this.nopTtt) {
+        this.nopOutstanding = false;
+        if (this.nopDeadline) clearTimeout(this.nopDeadline);
+        this.nopDeadline = null;
+      }
       return;
     }
     // A ping from the initiator: echo its data in a NOP-In, at most the initiator's
@@ -986,6 +1057,7 @@ export class IscsiConnection implements TaskOwner {
     const answer = handleTextRequest(request, {
       targets,
       sessionTarget: s.params.SessionType === 'Normal' ? s.params.TargetName : undefined,
+      initiatorName: s.params.InitiatorName,
     });
     if (!answer.ok) {
       this.log.warn({ reason: answer.reason }, 'malformed Text Request');
@@ -1018,6 +1090,7 @@ export class IscsiConnection implements TaskOwner {
         portalGroupTag: portal.tag,
         addresses: t.portals.map((i) => formatTargetAddress(this.ctx.portals[i])),
         auth: t.auth,
+        ...loginAccess(t),
       });
     }
     return out;
@@ -1109,7 +1182,10 @@ export class IscsiConnection implements TaskOwner {
           response = TmfResponse.FUNCTION_NOT_SUPPORTED;
       }
     }
-    const pending: PendingTmf = { itt: ittValue, function: fn, waiting: 0, thenClose: fn === TmfFunction.TARGET_COLD_RESET };
+    const pending = new PendingTmf(this, ittValue, fn, fn === TmfFunction.TARGET_COLD_RESET);
+    // Hold the answer until everything below has settled (the extra count is released
+    // at the end, so an acknowledgement arriving synchronously cannot answer early).
+    pending.waiting = 1;
     for (const t of victims) {
       if (t.aborted) continue;
       t.aborted = true;
@@ -1120,26 +1196,34 @@ export class IscsiConnection implements TaskOwner {
         this.ctx.pool.release(t);
       } else if (t.state === TaskState.SUBMITTED || t.state === TaskState.QUEUED) {
         pending.waiting++; // answered once the LU has finished it
+        t.tmf = pending;
       }
     }
-    if (pending.waiting > 0 && response === TmfResponse.FUNCTION_COMPLETE) {
-      this.pendingTmf.push(pending);
+    if (response === TmfResponse.FUNCTION_COMPLETE && target !== null) {
+      // Functions that act on the logical unit for every nexus (SAM-5 7.5-7.8) go to
+      // the LUN workers too; the answer waits for their acknowledgement, by which time
+      // every aborted command, whoever sent it, has finished.
+      const luScoped = fn === TmfFunction.LOGICAL_UNIT_RESET || fn === TmfFunction.CLEAR_TASK_SET;
+      const targetScoped = fn === TmfFunction.TARGET_WARM_RESET || fn === TmfFunction.TARGET_COLD_RESET;
+      if (luScoped || targetScoped) {
+        const seen = new Set<string>();
+        for (const [n, route] of target.luns) {
+          if (luScoped && n !== lun) continue;
+          if (seen.has(route.device)) continue;
+          seen.add(route.device);
+          if (this.ctx.sendTmf(route.lunWorker, route.luIndex, fn, s.nexus, pending)) pending.waiting++;
+        }
+      }
+    }
+    if (response !== TmfResponse.FUNCTION_COMPLETE) {
+      this.answerTmf(pending, response);
       return;
     }
-    this.sendTmfResponse(pending, response);
+    pending.settle();
   }
 
-  private tmfTaskDone(): void {
-    const p = this.pendingTmf[0];
-    if (p === undefined) return;
-    p.waiting--;
-    if (p.waiting <= 0) {
-      this.pendingTmf.shift();
-      this.sendTmfResponse(p, TmfResponse.FUNCTION_COMPLETE);
-    }
-  }
-
-  private sendTmfResponse(p: PendingTmf, response: number): void {
+  /** Send the TMF response (once). */
+  answerTmf(p: PendingTmf, response: number): void {
     this.fillSeq(true);
     const w = this.writer;
     w.begin();
@@ -1169,15 +1253,10 @@ export class IscsiConnection implements TaskOwner {
   // NOP-In pings: detect initiators that vanished without closing TCP.
 
   private startNopTimer(): void {
-    const intervalMs = this.ctx.nopIntervalSec * 1000;
+    const intervalMs = this.ctx.tuning.nopIntervalSec * 1000;
     if (intervalMs <= 0) return;
     this.nopTimer = setInterval(() => {
-      if (this.phase !== Phase.FULL_FEATURE) return;
-      if (this.nopOutstanding) {
-        this.log.warn({ intervalSec: this.ctx.nopIntervalSec }, 'NOP-In ping not answered: dropping connection');
-        this.close('nop timeout');
-        return;
-      }
+      if (this.phase !== Phase.FULL_FEATURE || this.nopOutstanding) return;
       this.nopOutstanding = true;
       this.nopTtt = (this.nopTtt + 1) & 0x7fffffff || 1;
       this.fillSeq(false);
@@ -1186,6 +1265,13 @@ export class IscsiConnection implements TaskOwner {
       // RFC 7143 11.19: a target ping has ITT 0xffffffff and a TTT the initiator echoes.
       buildNopIn(w.buf, w.off, null, 0, RESERVED_TAG, this.nopTtt, 0, this.seq);
       w.sendInline(0);
+      // No answer within nopTimeoutSec: the initiator is gone (or the path is), so the
+      // connection is dropped and its tasks cleaned up (RFC 7143 7.1.1, 7.14).
+      this.nopDeadline = setTimeout(() => {
+        this.log.warn({ timeoutSec: this.ctx.tuning.nopTimeoutSec }, 'NOP-In ping not answered: dropping connection');
+        this.close('nop timeout');
+      }, this.ctx.tuning.nopTimeoutSec * 1000);
+      this.nopDeadline.unref();
     }, intervalMs);
     this.nopTimer.unref();
   }
@@ -1246,6 +1332,7 @@ export class IscsiConnection implements TaskOwner {
     this.phase = Phase.CLOSED;
     if (this.loginTimer) clearTimeout(this.loginTimer);
     if (this.nopTimer) clearInterval(this.nopTimer);
+    if (this.nopDeadline) clearTimeout(this.nopDeadline);
     for (const t of this.tasks.values()) {
       if (t.state === TaskState.RECEIVING) {
         this.ctx.pool.release(t);
@@ -1256,6 +1343,8 @@ export class IscsiConnection implements TaskOwner {
     this.tasks.clear();
     this.held = [];
     if (this.sessionKey) this.ctx.sessionDown(this.sessionKey, this);
+    if (this.sessionTargetIndex >= 0) this.ctx.releaseSession(this.sessionTargetIndex);
+    this.sessionTargetIndex = -1;
     // I_T nexus loss (SAM-5 6.3.4): LUN workers learn it after the session's last command.
     if (this.session && this.session.target !== null) this.ctx.releaseNexus(this.session.nexus);
     if (this.session) this.log.info({ why }, 'session closed');

@@ -10,6 +10,10 @@ export const tuning: IscsiTuning = {
   maxTransferLength: 8 * 1048576,
   maxConnectionsPerPortal: 64,
   loginTimeoutSec: 15,
+  nopIntervalSec: 30,
+  nopTimeoutSec: 15,
+  maxSessionsPerTarget: 256,
+  authBackoffMaxSec: 30,
 };
 
 export const pairs = (o: Record<string, string>): TextPair[] =>

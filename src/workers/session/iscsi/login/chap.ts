@@ -11,9 +11,16 @@
  *   [CHAP_I, CHAP_C: mutual]    <--    [CHAP_N=<target user> CHAP_R=0x..]
  *
  * Only MD5 (CHAP_A=5) is offered: it is the one algorithm RFC 7143 12.1.3 requires.
- * One-way CHAP is what the configuration supports today. Mutual CHAP is implemented
- * behind `targetCredentials` (the hook): when absent, an initiator asking the target to
- * authenticate itself fails with an authentication failure.
+ * One-way CHAP comes from `auth.chap` in the configuration, mutual CHAP from
+ * `auth.mutualChap` (per target, and under `discovery.auth`), passed here as
+ * `targetCredentials`. Mutual CHAP is the initiator's choice (it sends CHAP_I/CHAP_C with
+ * its response); a target without `targetCredentials` fails such a login.
+ *
+ * Reflection defences (RFC 7143 9.2.1, 12.1.3):
+ * - an initiator challenge equal to the target's own challenge is refused;
+ * - an initiator response equal to the one the target would compute with its own
+ *   (mutual) secret is refused: the secret would be in use in both directions;
+ * - the configuration refuses one secret in both directions (config/schema.ts).
  *
  * Secrets, challenges and responses are never logged. Failures are logged through
  * `log.warn` with the initiator name and peer address.
@@ -31,9 +38,13 @@ export const ChapAlgorithm = {
 
 /** Challenge length sent to initiators: 16 random bytes, the MD5 output size. */
 export const CHAP_CHALLENGE_BYTES = 16;
-/** Largest CHAP_C accepted from an initiator (mutual CHAP). */
+/** Largest CHAP_C accepted from an initiator (RFC 7143 12.1.3: C is at most 1024 bytes). */
 const CHAP_C_MAX_BYTES = 1024;
-/** Shortest initiator challenge accepted for mutual CHAP. */
+/**
+ * Shortest initiator challenge accepted for mutual CHAP: the MD5 output size. RFC 1994
+ * section 2.3 asks for challenges that are unpredictable and not reused; a shorter one
+ * makes precomputed responses practical. open-iscsi and Windows send 16 bytes, libiscsi 32.
+ */
 const CHAP_C_MIN_BYTES = 16;
 const MD5_BYTES = 16;
 
@@ -67,6 +78,8 @@ export interface SecurityOptions {
    * CHAP_I/CHAP_C. Absent: mutual CHAP requests fail authentication.
    */
   readonly targetCredentials?: ChapCredentials;
+  /** The target being logged in to, for logs; absent in a discovery session. */
+  readonly targetName?: string;
   readonly initiatorName: string;
   readonly peer: string;
   readonly log: LoginContext['log'];
@@ -230,6 +243,14 @@ export class SecurityNegotiator {
     const responseOk = timingSafeEqual(got, expected);
     const nameOk = name === creds.user;
     if (!responseOk || !nameOk) return this.#fail(nameOk ? 'wrong CHAP response' : 'unknown CHAP user');
+    // RFC 7143 9.2.1: a response equal to what this end would compute with its own secret
+    // means one secret serves both directions; that must fail the login. The configuration
+    // already refuses it, so this only guards against a config that bypassed validation.
+    const own = this.#opts.targetCredentials;
+    if (own !== undefined) {
+      const reflected = chapMd5Response(this.#chapId, own.secret, this.#challenge!);
+      if (timingSafeEqual(got, reflected)) return this.#fail('CHAP secret used in both directions');
+    }
     return true;
   }
 
@@ -247,10 +268,16 @@ export class SecurityNegotiator {
       this.#fail('initiator requested mutual CHAP, which is not configured');
       return undefined;
     }
+    // RFC 7143 12.1.3: CHAP_I and CHAP_C come together; I is one octet (RFC 1994 4.1),
+    // C a binary value of at most 1024 bytes.
     const id = chapI === undefined ? undefined : parseNumber(chapI);
     const challenge = chapC === undefined ? undefined : parseBinary(chapC, CHAP_C_MAX_BYTES);
-    if (id === undefined || id > 255 || challenge === undefined || challenge.length < CHAP_C_MIN_BYTES) {
-      this.#fail('malformed mutual CHAP_I/CHAP_C');
+    if (id === undefined || id > 255) {
+      this.#fail('malformed or missing mutual CHAP_I');
+      return undefined;
+    }
+    if (challenge === undefined || challenge.length < CHAP_C_MIN_BYTES) {
+      this.#fail(`malformed or missing mutual CHAP_C (${CHAP_C_MIN_BYTES}-${CHAP_C_MAX_BYTES} bytes)`);
       return undefined;
     }
     // RFC 7143 12.1.3: a target must not answer a challenge identical to the one it sent
@@ -268,8 +295,14 @@ export class SecurityNegotiator {
   #fail(reason: string): false {
     this.#state = 'failed';
     // Never log secrets, challenges or responses: names, the peer and a reason only.
+    const target = this.#opts.targetName;
     this.#opts.log.warn(
-      { initiator: this.#opts.initiatorName, peer: this.#opts.peer, reason },
+      {
+        initiator: this.#opts.initiatorName,
+        peer: this.#opts.peer,
+        ...(target === undefined ? {} : { target }),
+        reason,
+      },
       'iSCSI login authentication failed',
     );
     return false;

@@ -27,15 +27,22 @@ export function buildSendTargetsResponse(
   value: string,
   targets: readonly LoginTargetInfo[],
   sessionTarget?: string,
+  initiatorName?: string,
 ): Buffer {
-  return buildTextKeys(sendTargetsPairs(value, targets, sessionTarget));
+  return buildTextKeys(sendTargetsPairs(value, targets, sessionTarget, initiatorName));
 }
 
 function sendTargetsPairs(
   value: string,
-  targets: readonly LoginTargetInfo[],
+  allTargets: readonly LoginTargetInfo[],
   sessionTarget: string | undefined,
+  initiatorName: string | undefined,
 ): Array<[string, string]> {
+  // LUN masking: a target the initiator may not log in to is not reported (RFC 7143
+  // Appendix C leaves the selection to the target; listing it would only invite a login
+  // that fails with AUTHORIZATION FAILURE). Without a name nothing masked is listed.
+  const name = initiatorName ?? '';
+  const targets = allTargets.filter((t) => t.authorize === undefined || t.authorize(name));
   const find = (name: string): LoginTargetInfo | undefined => {
     const wanted = name.toLowerCase(); // RFC 7143 4.2.7.2: names compare in lower case
     return targets.find((t) => t.iqn.toLowerCase() === wanted);
@@ -65,6 +72,8 @@ export interface TextRequestOptions {
   readonly targets: readonly LoginTargetInfo[];
   /** The session's target name; undefined in a discovery session. */
   readonly sessionTarget?: string;
+  /** The session's InitiatorName: targets whose `authorize` refuses it are not listed. */
+  readonly initiatorName?: string;
   /** Bound on the (joined) request text. */
   readonly maxBytes?: number;
 }
@@ -83,7 +92,7 @@ export function handleTextRequest(data: Uint8Array, opts: TextRequestOptions): T
   if (!parsed.ok) return { ok: false, reason: parsed.error };
   const out: Array<[string, string]> = [];
   for (const { key, value } of parsed.pairs) {
-    if (key === 'SendTargets') out.push(...sendTargetsPairs(value, opts.targets, opts.sessionTarget));
+    if (key === 'SendTargets') out.push(...sendTargetsPairs(value, opts.targets, opts.sessionTarget, opts.initiatorName));
     else out.push([key, KeyAnswer.NOT_UNDERSTOOD]);
   }
   return { ok: true, data: buildTextKeys(out) };

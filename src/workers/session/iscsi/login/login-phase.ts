@@ -117,6 +117,11 @@ export class LoginPhase {
     this.#text = new TextAccumulator(LoginLimits.MAX_TEXT_BYTES);
   }
 
+  /** The InitiatorName of the leading request ('' until known): the auth throttle's key. */
+  get initiatorName(): string {
+    return this.#initiatorName;
+  }
+
   /** Handle one Login Request. Never throws on wire input. */
   step(req: LoginRequest): LoginStepResult {
     if (this.#finished) {
@@ -345,7 +350,12 @@ export class LoginPhase {
       const wanted = targetName.toLowerCase();
       target = this.#ctx.targets.find((t) => t.iqn.toLowerCase() === wanted);
       if (target === undefined) return { status: LoginStatus.NOT_FOUND, reason: 'unknown target' };
-      auth = target.auth;
+      // LUN masking: an initiator the target's ACLs refuse gets AUTHORIZATION FAILURE
+      // (RFC 7143 11.13.5, status 0202h) before any authentication.
+      if (target.authorize !== undefined && !target.authorize(initiatorName)) {
+        return { status: LoginStatus.AUTHORIZATION_FAILURE, reason: 'initiator not allowed on this target' };
+      }
+      auth = target.authFor?.(initiatorName) ?? target.auth;
     } else {
       auth = this.#ctx.discoveryAuth; // a TargetName in a discovery login is ignored
     }
@@ -359,6 +369,11 @@ export class LoginPhase {
     };
     this.#security = new SecurityNegotiator({
       ...(auth?.chap === undefined ? {} : { credentials: auth.chap }),
+      // Mutual CHAP (RFC 7143 12.1.3): what the target answers an initiator's challenge with.
+      ...(auth?.chap === undefined || auth.mutualChap === undefined
+        ? {}
+        : { targetCredentials: auth.mutualChap }),
+      ...(target === undefined ? {} : { targetName: target.iqn }),
       initiatorName,
       peer: this.#ctx.peer,
       log: this.#ctx.log,

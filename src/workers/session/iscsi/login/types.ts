@@ -54,6 +54,14 @@ export interface LoginTargetInfo {
   /** Addresses for SendTargets, "host:port,tag" form (IPv6 hosts in brackets). */
   addresses: string[];
   auth?: AuthConfig;
+  /**
+   * LUN masking (routes.ts routeFor): whether `initiatorName` may log in to this target.
+   * false: the login fails with AUTHORIZATION FAILURE (RFC 7143 11.13.5) and SendTargets
+   * does not list the target. Absent: every initiator may.
+   */
+  authorize?: (initiatorName: string) => boolean;
+  /** Credentials for `initiatorName` when its ACL entry has its own; absent/undefined: `auth`. */
+  authFor?: (initiatorName: string) => AuthConfig | undefined;
 }
 
 export interface LoginContext {

@@ -1,0 +1,156 @@
+/**
+ * Asymmetric logical unit access (ALUA, SPC-4 5.16): the target port groups of this node
+ * and their asymmetric access states, as one LUN worker sees them.
+ *
+ * One node today: each distinct portal is one target port (relative target port
+ * identifier = portal group tag) and its own target port group (group id = the same
+ * number); the supervisor computes the topology (serve.ts) and hands it to every LUN
+ * worker as AluaWire. Every group starts active/optimized. Access is implicit only
+ * (TPGS = 01b in standard INQUIRY): the device server changes states itself, SET TARGET
+ * PORT GROUPS is not supported.
+ *
+ * Ownership: one PortGroupTable per LUN worker, owned by that thread; each LU holds a
+ * view (LuAlua) of the groups through which it is exported. A state change
+ * (setPortGroupState; cluster failover drives it in a later issue) updates the table and
+ * establishes ASYMMETRIC ACCESS STATE CHANGED (2A/06) for every I_T nexus of every LU
+ * that the group serves (SPC-4 5.16.2.6: implicit transitions are reported to all
+ * nexuses, including the one whose command may have caused them).
+ *
+ * The access check itself (which commands each state admits) is in access.ts.
+ */
+import { SenseReason } from '../../../shared/scsi/sense.ts';
+import type { LogicalUnit } from '../logical-unit.ts';
+import { establish } from '../ua/unit-attention.ts';
+
+/** ASYMMETRIC ACCESS STATE values (SPC-4 6.36.2 table 359 / 5.16.2.4). */
+export const AluaState = {
+  ACTIVE_OPTIMIZED: 0x0,
+  ACTIVE_NON_OPTIMIZED: 0x1,
+  STANDBY: 0x2,
+  UNAVAILABLE: 0x3,
+  // 0x4 logical block dependent and 0xE offline are not supported (LBD_SUP = O_SUP = 0).
+  TRANSITIONING: 0xf,
+} as const;
+export type AluaStateValue = (typeof AluaState)[keyof typeof AluaState];
+
+/** STATUS CODE of a target port group descriptor (SPC-4 6.36.2 table 360). */
+export const AluaStatusCode = {
+  NO_STATUS: 0x00,
+  ALTERED_BY_SET_TARGET_PORT_GROUPS: 0x01,
+  ALTERED_BY_IMPLICIT_BEHAVIOR: 0x02,
+} as const;
+
+/** Serializable topology the supervisor sends in LunWorkerData. */
+export interface AluaWire {
+  /** IMPLICIT TRANSITION TIME reported by REPORT TARGET PORT GROUPS (0-255 s). */
+  implicitTransitionSec: number;
+  /** Every target port group of the node, with the relative target port ids in it. */
+  groups: { id: number; relativeTargetPortIds: number[] }[];
+  /**
+   * Device name -> ids of the groups through which that device is exported (some
+   * target maps it, in `luns` or an ACL entry). Absent device: every group.
+   */
+  deviceGroups?: Record<string, number[]>;
+}
+
+export interface PortGroup {
+  /** TARGET PORT GROUP (SPC-4 7.8.6.8), 1-65535. */
+  readonly id: number;
+  /** RELATIVE TARGET PORT IDENTIFIERs of the ports in the group (SPC-4 7.8.6.7). */
+  readonly relativeTargetPortIds: readonly number[];
+  state: AluaStateValue;
+  /** Why the state last changed (reported in RTPG). */
+  statusCode: number;
+}
+
+const ACTIVE = (s: AluaStateValue): boolean =>
+  s === AluaState.ACTIVE_OPTIMIZED || s === AluaState.ACTIVE_NON_OPTIMIZED;
+
+/** The states setPortGroupState accepts. */
+const SETTABLE: ReadonlySet<number> = new Set(Object.values(AluaState));
+
+export class PortGroupTable {
+  readonly implicitTransitionSec: number;
+  /** Ascending by id (the order RTPG reports them in). */
+  readonly groups: readonly PortGroup[];
+  readonly #byId = new Map<number, PortGroup>();
+  /**
+   * Groups in a state other than active/optimized or active/non-optimized. Zero is the
+   * fast path of the pipeline check (access.ts): no nexus lookup at all.
+   */
+  inaccessible = 0;
+  /** LUs to notify on a state change (attach). */
+  readonly #units: LogicalUnit[] = [];
+  /** Device name -> groups exporting it (AluaWire.deviceGroups). */
+  readonly #deviceGroups: Record<string, number[]> | undefined;
+
+  constructor(wire: AluaWire) {
+    this.implicitTransitionSec = Math.max(0, Math.min(255, Math.trunc(wire.implicitTransitionSec)));
+    this.groups = wire.groups
+      .map((g): PortGroup => ({
+        id: g.id,
+        relativeTargetPortIds: [...g.relativeTargetPortIds].sort((a, b) => a - b),
+        state: AluaState.ACTIVE_OPTIMIZED,
+        statusCode: AluaStatusCode.NO_STATUS,
+      }))
+      .sort((a, b) => a.id - b.id);
+    for (const g of this.groups) this.#byId.set(g.id, g);
+    this.#deviceGroups = wire.deviceGroups;
+  }
+
+  group(id: number): PortGroup | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** Give `lu` its view of the table (the groups exporting it) and register it for UAs. */
+  attach(lu: LogicalUnit): void {
+    const ids = this.#deviceGroups?.[lu.name];
+    const groups = ids === undefined ? this.groups : this.groups.filter((g) => ids.includes(g.id));
+    lu.alua = { table: this, groups };
+    if (!this.#units.includes(lu)) this.#units.push(lu);
+  }
+
+  detach(lu: LogicalUnit): void {
+    const i = this.#units.indexOf(lu);
+    if (i >= 0) this.#units.splice(i, 1);
+  }
+
+  /**
+   * Change the asymmetric access state of target port group `groupId` (an implicit
+   * transition, SPC-4 5.16.2.6). Returns false when the group is unknown or the state
+   * not supported; true otherwise (also when the state is unchanged: no UA then).
+   */
+  setPortGroupState(groupId: number, state: AluaStateValue): boolean {
+    const g = this.#byId.get(groupId);
+    if (g === undefined || !SETTABLE.has(state)) return false;
+    if (g.state === state) return true;
+    if (!ACTIVE(g.state)) this.inaccessible--;
+    if (!ACTIVE(state)) this.inaccessible++;
+    g.state = state;
+    g.statusCode = AluaStatusCode.ALTERED_BY_IMPLICIT_BEHAVIOR;
+    // SPC-4 5.16.2.6: the device server establishes ASYMMETRIC ACCESS STATE CHANGED for
+    // every I_T nexus of each logical unit whose access through the group changed.
+    for (const lu of this.#units) {
+      if (lu.alua.groups.includes(g)) establish(lu, SenseReason.ASYMMETRIC_ACCESS_STATE_CHANGED);
+    }
+    return true;
+  }
+}
+
+/** An LU's ALUA view: the worker's table and the groups through which the LU is exported. */
+export interface LuAlua {
+  readonly table: PortGroupTable;
+  readonly groups: readonly PortGroup[];
+}
+
+/**
+ * The view an LU has before its LUN worker attaches it (unit tests, tools): one group,
+ * id 1, holding relative target port 1, active/optimized, like a one-portal target.
+ */
+export function standaloneAlua(): LuAlua {
+  const table = new PortGroupTable({
+    implicitTransitionSec: 0,
+    groups: [{ id: 1, relativeTargetPortIds: [1] }],
+  });
+  return { table, groups: table.groups };
+}
