@@ -25,6 +25,11 @@ export interface DeviceConfig {
   readonly physicalBlockSize?: number;
   /** Write cache mode: write-through makes every write durable before status. */
   readonly writeCache: 'writethrough' | 'writeback';
+  /**
+   * Commands the LU's task set holds at once, across all I_T nexuses (SAM-5 5.3.2):
+   * beyond it TASK SET FULL (or BUSY when the nexus has nothing in the set). Absent: 128.
+   */
+  readonly queueDepth?: number;
   /** Unit serial number (VPD 0x80); derived from clusterId + name when absent. */
   readonly serial?: string;
   readonly vendor: string; // INQUIRY T10 vendor id, <= 8 ASCII chars
@@ -100,6 +105,10 @@ export interface IscsiTuning {
   readonly maxOutstandingR2T: number;
   /** Largest EDTL accepted for one command (bounds slab use). */
   readonly maxTransferLength: number;
+  /** The target's ImmediateData value (RFC 7143 13.11, AND-negotiated). Default true. */
+  readonly immediateData?: boolean;
+  /** The target's InitialR2T value (RFC 7143 13.10, OR-negotiated). Default false. */
+  readonly initialR2T?: boolean;
   /** Max concurrent connections per portal. */
   readonly maxConnectionsPerPortal: number;
   /** Seconds a connection may stay in the login phase. */

@@ -200,3 +200,35 @@ function listening(port: number): Promise<boolean> {
     s.once('error', () => resolve(false));
   });
 }
+
+describe('portals', () => {
+  it('serves one target on IPv4 and IPv6 portals; SendTargets lists both with their group tags', async () => {
+    const v6 = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(0, '::1', () => s.close(() => resolve(true)));
+    });
+    if (!v6) return; // no IPv6 loopback on this machine
+    const t = await startTarget({
+      yaml: ({ port, iqn }) => `
+devices: [{ name: r, ram: { size: 16MiB } }]
+targets:
+  - iqn: ${iqn}
+    alias: six
+    portals: ['127.0.0.1:${port}', '[::1]:${port}']
+    luns: { 0: r }
+`,
+    });
+    try {
+      const r = await run('iscsi-ls', ['-s', `iscsi://[::1]:${t.port}`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`Target:${t.iqn} Portal:[::1]:${t.port},2`);
+      expect(r.stdout).toContain(`Target:${t.iqn} Portal:127.0.0.1:${t.port},1`);
+      const inq = await run('iscsi-inq', [`iscsi://[::1]:${t.port}/${t.iqn}/0`]);
+      expect(inq.code, inq.stderr).toBe(0);
+    } finally {
+      await t.stop();
+      cleanup(t);
+    }
+  });
+});

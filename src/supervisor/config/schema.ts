@@ -126,6 +126,8 @@ export const CONFIG_DEFAULTS = {
     nopTimeoutSec: 15,
     maxSessionsPerTarget: 256,
     authBackoffMaxSec: 30,
+    immediateData: true,
+    initialR2T: false,
   },
   /** Default iSCSI port (RFC 7143 section 13: the IANA well-known port). */
   iscsiPort: 3260,
@@ -552,6 +554,9 @@ function iscsi(ck: Checker, v: unknown): IscsiTuning {
     maxSessionsPerTarget: count('maxSessionsPerTarget', 1, 65535) ?? d.maxSessionsPerTarget,
     // Failed-authentication backoff cap (auth-throttle.ts): 0 disables the throttle.
     authBackoffMaxSec: count('authBackoffMaxSec', 0, 3600) ?? d.authBackoffMaxSec,
+    // The target's own ImmediateData / InitialR2T values (RFC 7143 13.10, 13.11).
+    immediateData: (absent(o['immediateData']) ? undefined : bool(ck, o['immediateData'], at('immediateData'))) ?? d.immediateData,
+    initialR2T: (absent(o['initialR2T']) ? undefined : bool(ck, o['initialR2T'], at('initialR2T'))) ?? d.initialR2T,
   };
 }
 
@@ -565,6 +570,7 @@ const DEVICE_KEYS = [
   'removable',
   'physicalBlockSize',
   'writeCache',
+  'queueDepth',
   'serial',
   'vendor',
   'product',
@@ -677,6 +683,10 @@ function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig |
   const writeCache = absent(o['writeCache'])
     ? CONFIG_DEFAULTS.writeCache
     : need(oneOf(ck, o['writeCache'], [...at, 'writeCache'], ['writethrough', 'writeback'] as const));
+  // Per-LU task set capacity (SAM-5 5.3.2): beyond it TASK SET FULL or BUSY.
+  const queueDepth = absent(o['queueDepth'])
+    ? undefined
+    : need(integer(ck, o['queueDepth'], [...at, 'queueDepth'], 1, 65536));
   const serial = absent(o['serial']) ? undefined : need(asciiField(ck, o['serial'], [...at, 'serial'], 32));
   const vendor = absent(o['vendor'])
     ? CONFIG_DEFAULTS.vendor
@@ -709,6 +719,7 @@ function device(ck: Checker, v: unknown, at: At, env: ConfigEnv): DeviceConfig |
     ...(removable ? { removable } : {}),
     ...(physicalBlockSize === undefined ? {} : { physicalBlockSize }),
     writeCache,
+    ...(queueDepth === undefined ? {} : { queueDepth }),
     ...(serial === undefined ? {} : { serial }),
     vendor,
     product,

@@ -115,6 +115,8 @@ describe('valid configurations', () => {
         nopTimeoutSec: 15,
         maxSessionsPerTarget: 256,
         authBackoffMaxSec: 30,
+        immediateData: true,
+        initialR2T: false,
       },
       devices: [
         {
@@ -178,6 +180,8 @@ describe('valid configurations', () => {
       nopTimeoutSec: 15,
       maxSessionsPerTarget: 256,
       authBackoffMaxSec: 30,
+      immediateData: true,
+      initialR2T: false,
     });
     expect(c.devices[0]).toEqual({
       name: 'ram0',

@@ -189,3 +189,19 @@ describe('session policy settings (iscsi.*)', () => {
     expectOnly(config({ iscsi }), path, message);
   });
 });
+
+describe('iscsi.immediateData / iscsi.initialR2T', () => {
+  it('default to Yes / No and accept booleans', async () => {
+    const { parseConfig } = await import('../../../src/supervisor/config/load.ts');
+    const base = `devices: [{ name: r, ram: { size: 1MiB } }]
+targets: [{ iqn: 'iqn.2026-11.io.spindle:x', portals: ['127.0.0.1:3260'], luns: { 0: r } }]
+`;
+    const d = parseConfig(base, 'x.yaml');
+    expect(d.iscsi.immediateData).toBe(true);
+    expect(d.iscsi.initialR2T).toBe(false);
+    const c = parseConfig(base + 'iscsi: { immediateData: false, initialR2T: true }\n', 'x.yaml');
+    expect(c.iscsi.immediateData).toBe(false);
+    expect(c.iscsi.initialR2T).toBe(true);
+    expect(() => parseConfig(base + 'iscsi: { immediateData: maybe }\n', 'x.yaml')).toThrow(/iscsi\.immediateData/);
+  });
+});

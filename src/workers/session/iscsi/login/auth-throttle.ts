@@ -18,8 +18,9 @@
  *   (a Map in insertion order; a failure moves its key to the end).
  *
  * The delay is a per-connection hold, not a lock-out: a correct login is never refused,
- * only failed ones are slowed. One instance per session worker; connections of the same
- * initiator that land on different workers are counted separately.
+ * only failed ones are slowed. One instance per node, owned by the supervisor
+ * (serve.ts): session workers ask it for the delay, so an initiator's connections that
+ * land on different session workers are counted together.
  */
 
 export interface AuthThrottleOptions {

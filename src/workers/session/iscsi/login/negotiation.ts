@@ -39,6 +39,8 @@ interface TargetValues {
   MaxBurstLength: number;
   FirstBurstLength: number;
   MaxOutstandingR2T: number;
+  InitialR2T: boolean;
+  ImmediateData: boolean;
 }
 
 interface Ctx {
@@ -123,7 +125,7 @@ function numericRule(
  */
 function booleanRule(
   fn: 'and' | 'or',
-  ours: boolean,
+  ours: boolean | ((t: TargetValues) => boolean),
   irrelevantInDiscovery: boolean,
   record: (state: Negotiated, b: boolean) => void,
 ): KeyRule {
@@ -132,7 +134,8 @@ function booleanRule(
     answer(value, ctx) {
       const offered = parseBoolean(value);
       if (offered === undefined) return KeyAnswer.REJECT;
-      const b = fn === 'and' ? offered && ours : offered || ours;
+      const mine = typeof ours === 'function' ? ours(ctx.target) : ours;
+      const b = fn === 'and' ? offered && mine : offered || mine;
       record(ctx.state, b);
       return formatBoolean(b);
     },
@@ -167,10 +170,12 @@ const RULES: Readonly<Record<string, KeyRule>> = {
     true,
     (s, n) => (s.MaxConnections = n),
   ),
-  // 13.10: OR. The target has no need for InitialR2T, so its own value is No.
-  InitialR2T: booleanRule('or', false, true, (s, b) => (s.InitialR2T = b)),
+  // 13.10: OR. The target's own value comes from config (iscsi.initialR2T, default No:
+  // it has no need for InitialR2T).
+  InitialR2T: booleanRule('or', (t) => t.InitialR2T, true, (s, b) => (s.InitialR2T = b)),
   // 13.11: AND. Immediate data is supported.
-  ImmediateData: booleanRule('and', true, true, (s, b) => (s.ImmediateData = b)),
+  // 13.11: AND; the target's value comes from config (iscsi.immediateData, default Yes).
+  ImmediateData: booleanRule('and', (t) => t.ImmediateData, true, (s, b) => (s.ImmediateData = b)),
   // 13.12: declarative; the initiator's value bounds what the target sends.
   MaxRecvDataSegmentLength: {
     irrelevantInDiscovery: false,
@@ -291,6 +296,8 @@ export class OperationalNegotiator {
       MaxBurstLength: clamp(opts.tuning.maxBurstLength, 512, MAX_24),
       FirstBurstLength: clamp(opts.tuning.firstBurstLength, 512, MAX_24),
       MaxOutstandingR2T: clamp(opts.tuning.maxOutstandingR2T, 1, 65535),
+      InitialR2T: opts.tuning.initialR2T ?? false,
+      ImmediateData: opts.tuning.immediateData ?? true,
     };
   }
 
