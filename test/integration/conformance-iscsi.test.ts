@@ -13,13 +13,10 @@
  * satisfies both: the command travels alone and its data follows an R2T. With the
  * defaults (Yes / No) every test but the reconnect case of iSCSIDataSnInvalid passes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { REPO, cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
-import { run } from '../helpers/run.ts';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { expectConformance, haveConformanceTool, runConformance } from '../helpers/conformance.ts';
 
-const TOOL = path.resolve(REPO, '../shared/tools/iscsi-conformance');
 let t: StartedTarget;
 
 beforeAll(async () => {
@@ -40,14 +37,9 @@ afterAll(async () => {
   cleanup(t);
 });
 
-describe.skipIf(!existsSync(TOOL))('libiscsi conformance: iSCSI family', () => {
+describe.skipIf(!haveConformanceTool)('libiscsi conformance: iSCSI family', () => {
   it('every iSCSI-family test passes', async () => {
-    const json = path.join(t.dir, 'iscsi.json');
-    const r = await run(TOOL, ['--tests', 'iSCSI', '--json', json, t.url(0)], 600_000);
-    const results = JSON.parse(readFileSync(json, 'utf8')) as { suite: string; test: string; result: string }[];
-    expect(results.filter((x) => x.result === 'fail' || x.result === 'missing'), r.stdout).toEqual([]);
-    for (const suite of ['iSCSIcmdsn', 'iSCSIdatasn', 'iSCSIResiduals', 'iSCSITMF']) {
-      expect(results.filter((x) => x.suite === suite && x.result === 'pass').length, suite).toBeGreaterThan(0);
-    }
+    const c = await runConformance(t.dir, 'iscsi', 'iSCSI', [t.url(0)]);
+    expectConformance(c, ['iSCSIcmdsn', 'iSCSIdatasn', 'iSCSIResiduals', 'iSCSITMF']);
   });
 });

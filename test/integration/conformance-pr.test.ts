@@ -8,13 +8,10 @@
  * Every test must pass, except the entries of KNOWN, each with the reason it cannot pass
  * yet; a KNOWN entry that starts passing fails this test too, so the list only shrinks.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { REPO, cleanup, freePort, startTarget, type StartedTarget } from '../helpers/target.ts';
-import { run } from '../helpers/run.ts';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { cleanup, freePort, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { expectConformance, haveConformanceTool, runConformance } from '../helpers/conformance.ts';
 
-const TOOL = path.resolve(REPO, '../shared/tools/iscsi-conformance');
 const SUITES = [
   'PrinReadKeys',
   'PrinServiceactionRange',
@@ -57,20 +54,11 @@ afterAll(async () => {
   cleanup(t);
 });
 
-describe.skipIf(!existsSync(TOOL))('libiscsi conformance: reservations and multipath', () => {
+describe.skipIf(!haveConformanceTool)('libiscsi conformance: reservations and multipath', () => {
   it('every test passes, apart from the known ones', async () => {
-    const json = path.join(t.dir, 'conformance-pr.json');
-    const pattern = SUITES.map((s) => `SCSI.${s}`).join(',');
     const second = `iscsi://127.0.0.1:${port2}/${t.iqn}/0`;
-    const r = await run(TOOL, ['--tests', pattern, '--json', json, '--log', path.join(t.dir, 'conformance-pr.log'), t.url(0), second], 600_000);
-    expect(existsSync(json), r.stdout + r.stderr).toBe(true);
-    const results = JSON.parse(readFileSync(json, 'utf8')) as { suite: string; test: string; result: string; detail: string }[];
-    const unexpected = results.filter((x) => (x.result === 'fail' || x.result === 'missing') && KNOWN[`${x.suite}.${x.test}`] === undefined);
-    expect(unexpected, r.stdout).toEqual([]);
-    const nowPassing = results.filter((x) => x.result === 'pass' && KNOWN[`${x.suite}.${x.test}`] !== undefined);
-    expect(nowPassing.map((x) => `${x.suite}.${x.test}`), 'remove these from KNOWN').toEqual([]);
-    for (const suite of SUITES) {
-      expect(results.some((x) => x.suite === suite && x.result === 'pass'), `suite ${suite} passed nothing:\n${r.stdout}`).toBe(true);
-    }
+    const pattern = SUITES.map((s) => `SCSI.${s}`).join(',');
+    const c = await runConformance(t.dir, 'conformance-pr', pattern, [t.url(0), second]);
+    expectConformance(c, SUITES, KNOWN);
   });
 });
