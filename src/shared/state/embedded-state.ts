@@ -8,8 +8,10 @@
  * across power loss; with APTPL = 0 they are lost. A target restart is a power off:
  * only APTPL state is written (temp file, fsync, rename, fsync of the directory, so a
  * crash leaves the old or the new file, never a torn one), and a state with APTPL = 0
- * removes the file. PRgeneration survives with the APTPL state; otherwise it starts at 0
- * (power on). SPC-2 reservations never persist (they end with a reset, SAM-5 6.3).
+ * removes the file. PRgeneration restarts at 0 on every power on, APTPL or not (SPC-4
+ * 6.15.2: "Regardless of the APTPL bit value the PRgeneration value shall be set to zero
+ * by a power on"); it is stored only for diagnostics. SPC-2 reservations never persist
+ * (they end with a reset, SAM-5 6.3).
  *
  * Transitions of one LU run one after the other (a promise chain per LU), each written
  * to disk before its result is returned, so a PR OUT that reported GOOD is durable.
@@ -99,7 +101,7 @@ export class EmbeddedClusterState implements ClusterState {
     this.onDisk.add(lu);
     return {
       version: 1,
-      generation: p.generation >>> 0,
+      generation: 0, // a restart is a power on (SPC-4 6.15.2)
       aptpl: true,
       registrations: p.registrations,
       reservation: p.reservation,
