@@ -425,6 +425,8 @@ export interface ScsiOptions {
   /** I bit on the command. */
   immediateDelivery?: boolean;
   attr?: number;
+  /** Report a first-contact unit attention instead of retrying (Initiator.absorbFirstUnitAttention). */
+  rawUnitAttention?: boolean;
   itt?: number;
   /** CmdSN to use instead of the next one (the counter still advances). */
   cmdSN?: number;
@@ -473,6 +475,17 @@ export class Initiator {
   };
   /** Answer target NOP-In pings automatically while scsi()/request flows wait. */
   autoNopReply = true;
+  /**
+   * On the first command this session sends to a LUN, retry while it meets a UNIT
+   * ATTENTION, as real initiators do after login (libiscsi and QEMU loop on TEST UNIT
+   * READY, Linux sd retries): the target reports POWER ON, RESET (29/00) on the first
+   * command of every new I_T nexus and I_T NEXUS LOSS (29/07) to a returning one, plus
+   * whatever was established for that I_T nexus while it was away (SAM-5 5.14, 6.3).
+   * Later commands report every unit attention. Set false (or pass `rawUnitAttention`
+   * to scsi()) to see them on the first command too.
+   */
+  absorbFirstUnitAttention = true;
+  private readonly unitAttentionAbsorbed = new Set<number>();
 
   private rx: Buffer = Buffer.alloc(0);
   private closed = false;
@@ -958,6 +971,18 @@ export class Initiator {
    * negotiated (or as asked), Data-Out for each R2T, Data-In collected by offset.
    */
   async scsi(cdb: Uint8Array, o: ScsiOptions): Promise<ScsiResult> {
+    let r = await this.scsiOnce(cdb, o);
+    const lun = o.lun ?? 0;
+    if (!this.absorbFirstUnitAttention || o.rawUnitAttention === true || this.unitAttentionAbsorbed.has(lun))
+      return r;
+    this.unitAttentionAbsorbed.add(lun);
+    // The target queues at most 8 conditions per I_T nexus (ua/unit-attention.ts).
+    for (let i = 0; i < 9 && isUnitAttention(r); i++)
+      r = await this.scsiOnce(cdb, { ...o, cmdSN: undefined });
+    return r;
+  }
+
+  private async scsiOnce(cdb: Uint8Array, o: ScsiOptions): Promise<ScsiResult> {
     const n = this.negotiated;
     const itt = o.itt ?? this.allocItt();
     const immediateDelivery = o.immediateDelivery ?? false;
@@ -1110,8 +1135,19 @@ export function inquiry(alloc = 96): Buffer {
 
 export const TEST_UNIT_READY = Buffer.alloc(6);
 
+/** CHECK CONDITION with sense key UNIT ATTENTION (fixed-format sense). */
+export function isUnitAttention(r: ScsiResult): boolean {
+  return r.status === 0x02 && r.sense.length >= 3 && (r.sense[2]! & 0x0f) === 0x06;
+}
+
 /** SCSI status codes (SAM-5). */
-export const Status = { GOOD: 0x00, CHECK_CONDITION: 0x02, BUSY: 0x08, TASK_SET_FULL: 0x28 } as const;
+export const Status = {
+  GOOD: 0x00,
+  CHECK_CONDITION: 0x02,
+  BUSY: 0x08,
+  TASK_SET_FULL: 0x28,
+  TASK_ABORTED: 0x40,
+} as const;
 
 /** CHAP response, RFC 1994 section 4.1: MD5(identifier || secret || challenge). */
 export function chapMd5(id: number, secret: string, challenge: Buffer): Buffer {

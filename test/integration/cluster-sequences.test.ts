@@ -955,16 +955,14 @@ describe('multipath: one host through both portals', () => {
     }
   });
 
-  // KNOWN BUG: SPC-4 6.16.3.1 (basic PR OUT parameter list): with ALL_TG_PT = 1 the device
-  // server "shall create the specified registration on all target ports in the SCSI
-  // target device known to the device server (i.e., as if the same registration request
-  // had been received individually through each target port)": one registered I_T nexus
-  // per target port, here two. READ KEYS (SPC-4 6.15.2) lists "each currently registered
-  // I_T nexus' reservation key. If multiple I_T nexuses have registered with the same
-  // key, then that key value shall be listed multiple times, once for each such
-  // registration." spindle keeps one registration record with allTgPt and
-  // persistent-reserve-in.ts readKeys writes one key per record, so KH appears once.
-  it.fails('KNOWN BUG: READ KEYS lists an ALL_TG_PT = 1 registration once per target port', async () => {
+  // SPC-4 6.16.3.1 (basic PR OUT parameter list): with ALL_TG_PT = 1 the device server
+  // "shall create the specified registration on all target ports in the SCSI target device
+  // known to the device server (i.e., as if the same registration request had been
+  // received individually through each target port)": one registered I_T nexus per target
+  // port, here two. READ KEYS (SPC-4 6.15.2) lists "each currently registered I_T nexus'
+  // reservation key. If multiple I_T nexuses have registered with the same key, then that
+  // key value shall be listed multiple times, once for each such registration."
+  it('READ KEYS lists an ALL_TG_PT = 1 registration once per target port', async () => {
     const lun = LUN_ALL_TG_PT;
     const KH = 0x3333n;
     const p1 = await login(t.port, t.iqn, 'alltgpt-keys', [lun], ISID_1);
@@ -983,16 +981,14 @@ describe('multipath: one host through both portals', () => {
     }
   });
 
-  // KNOWN BUG: SPC-4 5.14.10: for every type but the all registrants ones "the persistent
+  // SPC-4 5.14.10: for every type but the all registrants ones "the persistent
   // reservation holder is the I_T nexus for which the reservation was established" by
   // RESERVE/PREEMPT/...; an ALL_TG_PT registration makes the other I_T nexuses of the
   // initiator port registrants, not holders. Under Write Exclusive a registrant that is
   // not the holder may not write (SPC-4 5.14.1 table 62) and its RESERVE conflicts
-  // (SPC-4 5.14.9), its RELEASE is GOOD without effect (5.14.11.2). spindle records the
-  // holder as a registration id (shared/state/pr-transition.ts newReservation / holds),
-  // and the ALL_TG_PT registration covers both I_T nexuses, so path 2 acts as holder.
-  it.fails(
-    'KNOWN BUG: with ALL_TG_PT = 1, only the I_T nexus that reserved holds a Write Exclusive reservation',
+  // (SPC-4 5.14.9), its RELEASE is GOOD without effect (5.14.11.2).
+  it(
+    'with ALL_TG_PT = 1, only the I_T nexus that reserved holds a Write Exclusive reservation',
     async () => {
       const lun = LUN_ALL_TG_PT;
       const KH = 0x4444n;
@@ -1049,7 +1045,9 @@ describe('multipath: one host through both portals', () => {
         await prout(p2, lun, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW, allTgPt: true }),
         'register via path 2',
       );
-      expect(await readKeys(other, lun)).toEqual({ generation: g0 + 2, keys: [KW, KW] });
+      // Each ALL_TG_PT = 1 REGISTER registers its initiator port through both target ports
+      // (SPC-4 6.16.3.1): four registered I_T nexuses, each listed (SPC-4 6.15.2).
+      expect(await readKeys(other, lun)).toEqual({ generation: g0 + 2, keys: [KW, KW, KW, KW] });
       good(await writeBlocks(p1, lun, 1, blk, RAM_BLOCK), 'write via path 1 (holder)');
       good(await writeBlocks(p2, lun, 2, blk, RAM_BLOCK), 'write via path 2 (registrant)');
       conflict(await writeBlocks(other, lun, 3, blk, RAM_BLOCK), 'write from the unregistered other node');
@@ -1236,11 +1234,9 @@ describe('restart (SIGTERM, same config and stateDir)', () => {
     }
   });
 
-  // KNOWN BUG (src/shared/state/embedded-state.ts readPersisted keeps the persisted
-  // generation): SPC-4 6.15.2 (READ KEYS) "Regardless of the APTPL bit value the
-  // PRgeneration value shall be set to zero by a power on." A restart is a power on
-  // (embedded-state.ts says so itself), so READ KEYS after it must report PRGENERATION 0
-  // even though the APTPL registrations survive.
+  // SPC-4 6.15.2 (READ KEYS): "Regardless of the APTPL bit value the PRgeneration value
+  // shall be set to zero by a power on." A restart is a power on, so READ KEYS after it
+  // reports PRGENERATION 0 even though the APTPL registrations survive.
   it('PRgeneration is zero after the restart (power on), APTPL or not', () => {
     expect(generationBefore, 'the first test ran').toBeGreaterThan(0);
     expect(generationAfter).toBe(0);

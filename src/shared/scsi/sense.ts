@@ -68,6 +68,8 @@ export const SenseReason = {
   PARAMETER_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x01 },
   PARAMETER_VALUE_INVALID: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x02 },
   SAVING_PARAMETERS_NOT_SUPPORTED: { key: K.ILLEGAL_REQUEST, asc: 0x39, ascq: 0x00 },
+  /** SAM-5 8.6.5: a command with the ACA task attribute while no ACA condition exists. */
+  INVALID_MESSAGE_ERROR: { key: K.ILLEGAL_REQUEST, asc: 0x49, ascq: 0x00 },
   // EXTENDED COPY parameter list errors (SPC-4 6.4, annex F table F.1).
   OPERATION_IN_PROGRESS: { key: K.ILLEGAL_REQUEST, asc: 0x00, ascq: 0x16 },
   TOO_MANY_TARGET_DESCRIPTORS: { key: K.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x06 },

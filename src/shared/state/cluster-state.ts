@@ -76,13 +76,19 @@ export interface PrNexus {
 }
 
 /**
- * One registration (SPC-4 5.14.7): a reservation key for a set of I_T nexuses.
+ * One registration (SPC-4 5.14.7): a reservation key for an I_T nexus, i.e. one
+ * initiator port through one target port (`relativeTargetPortId`).
  *
- * Normally one I_T nexus. Two forms cover several at once:
- * - `isid === null`: every initiator port of the iSCSI initiator device `initiatorName`
- *   (a SPEC_I_PT or REGISTER AND MOVE TransportID of format 00b, SPC-4 7.6.4.6);
- * - `allTgPt`: every target port (REGISTER with ALL_TG_PT = 1, SPC-4 6.16.3.1);
- *   `relativeTargetPortId` is then the port the registration arrived through.
+ * `isid === null` covers every initiator port of the iSCSI initiator device
+ * `initiatorName` through that target port (a SPEC_I_PT TransportID of format 00b,
+ * SPC-4 7.6.4.6).
+ *
+ * REGISTER with ALL_TG_PT = 1 is not one record covering every target port: SPC-4
+ * 6.16.3.1 creates the registration "as if the same registration request had been
+ * received individually through each target port", so it becomes one record per target
+ * port exporting the LU (pr-transition.ts register). Each is its own registered I_T
+ * nexus: READ KEYS lists each (6.15.2), only the one that reserved holds the
+ * reservation (5.14.10), and each unregisters on its own.
  */
 export interface PrRegistration {
   /** Identity (see registrationId); the reservation holder refers to it. */
@@ -91,17 +97,18 @@ export interface PrRegistration {
   readonly initiatorName: string;
   readonly isid: string | null;
   readonly relativeTargetPortId: number;
+  /** Made by a REGISTER with ALL_TG_PT = 1 (informational: it covers its own port only). */
   readonly allTgPt: boolean;
 }
 
-export function registrationId(initiatorName: string, isid: string | null, rtpi: number, allTgPt: boolean): string {
-  return `${initiatorName.toLowerCase()},i,0x${isid ?? '*'}|${allTgPt ? '*' : rtpi}`;
+export function registrationId(initiatorName: string, isid: string | null, rtpi: number): string {
+  return `${initiatorName.toLowerCase()},i,0x${isid ?? '*'}|${rtpi}`;
 }
 
 /** Does registration `r` cover the I_T nexus `n`? */
 export function registrationCovers(r: PrRegistration, n: PrNexus): boolean {
   return (
-    (r.allTgPt || r.relativeTargetPortId === n.relativeTargetPortId) &&
+    r.relativeTargetPortId === n.relativeTargetPortId &&
     (r.isid === null || r.isid === n.isid) &&
     r.initiatorName.toLowerCase() === n.initiatorName.toLowerCase()
   );
@@ -164,6 +171,11 @@ export interface PrOutRequest {
   readonly saKey: PrKey;
   readonly aptpl: boolean;
   readonly allTgPt: boolean;
+  /**
+   * RELATIVE TARGET PORT IDENTIFIERs of every target port exporting the LU (the LU's
+   * ALUA port groups): where an ALL_TG_PT = 1 registration is created (SPC-4 6.16.3.1).
+   */
+  readonly targetPortIds: readonly number[];
   readonly specIPt: boolean;
   /** SPEC_I_PT TransportIDs (REGISTER) or the one of REGISTER AND MOVE. */
   readonly transportIds: readonly PrTransportId[];

@@ -79,14 +79,14 @@ function effect(ua: PrUaReason | null, registrations: readonly PrRegistration[],
 }
 
 /**
- * The registration of the I_T nexus `n`: an exact one (its own ISID and target port)
- * before one that covers it through a wildcard (ALL_TG_PT, TransportID format 00b).
+ * The registration of the I_T nexus `n`: an exact one (its own ISID) before one that
+ * covers it through a TransportID of format 00b (every initiator port of the device).
  */
 export function registrationOf(s: PrState, n: PrNexus): PrRegistration | undefined {
   let loose: PrRegistration | undefined;
   for (const r of s.registrations) {
     if (!registrationCovers(r, n)) continue;
-    if (r.isid !== null && !r.allTgPt) return r;
+    if (r.isid !== null) return r;
     loose ??= r;
   }
   return loose;
@@ -165,7 +165,7 @@ function prOut(s: PrState, req: PrOutRequest): PrResult {
   if (s.spc2 !== null) return unchanged(s, CONFLICT);
   const reg = registrationOf(s, req.nexus);
   const A = PersistentReserveOut;
-  if (req.action === A.REGISTER || req.action === A.REGISTER_AND_IGNORE_EXISTING_KEY) return register(s, req, reg);
+  if (req.action === A.REGISTER || req.action === A.REGISTER_AND_IGNORE_EXISTING_KEY) return register(s, req);
   // SPC-4 5.14.x: every other service action needs a registered I_T nexus whose key
   // matches the RESERVATION KEY field; otherwise RESERVATION CONFLICT.
   if (reg === undefined || reg.key !== req.key) return unchanged(s, CONFLICT);
@@ -190,74 +190,103 @@ function prOut(s: PrState, req: PrOutRequest): PrResult {
 }
 
 /**
+ * The target ports a REGISTER applies to (SPC-4 6.16.3.1): with ALL_TG_PT = 1 every
+ * target port exporting the LU ("as if the same registration request had been received
+ * individually through each target port"), the receiving one first; otherwise only the
+ * target port through which the command was received.
+ */
+function registrationPorts(req: PrOutRequest): number[] {
+  const own = req.nexus.relativeTargetPortId;
+  if (!req.allTgPt) return [own];
+  return [own, ...req.targetPortIds.filter((p, i, all) => p !== own && all.indexOf(p) === i)];
+}
+
+/**
  * REGISTER and REGISTER AND IGNORE EXISTING KEY (SPC-4 5.14.7, 6.16.2 table 214).
  *
- * Unregistered nexus: RESERVATION KEY must be zero (REGISTER only); SERVICE ACTION
- * RESERVATION KEY zero does nothing; otherwise register it, and with SPEC_I_PT the
- * nexuses of the TransportIDs too (an already registered one is INVALID FIELD IN
- * PARAMETER LIST). Registered nexus: the key must match (REGISTER only); SPEC_I_PT is
- * INVALID FIELD IN CDB; SA key zero unregisters, otherwise the key is replaced.
+ * Evaluated for the I_T nexus of the issuing initiator port with each target port the
+ * request applies to (registrationPorts; one unless ALL_TG_PT = 1), all or nothing:
+ * - REGISTER: the RESERVATION KEY must be zero where that nexus is unregistered and its
+ *   key where it is registered; otherwise RESERVATION CONFLICT (REGISTER AND IGNORE
+ *   EXISTING KEY does not check);
+ * - SPEC_I_PT with any of them registered: INVALID FIELD IN CDB;
+ * - SERVICE ACTION RESERVATION KEY zero: the registered ones are unregistered (none:
+ *   GOOD, nothing changes);
+ * - otherwise the registered ones get the new key, the others are registered with it, and
+ *   with SPEC_I_PT the initiator ports of the TransportIDs are registered through the same
+ *   target ports (SPC-4 6.16.3.1; an already registered one is INVALID FIELD IN PARAMETER
+ *   LIST).
+ * So ALL_TG_PT = 1 creates one registration per target port (READ KEYS lists each, SPC-4
+ * 6.15.2), and with ALL_TG_PT = 0 only the receiving nexus's registration changes, also
+ * when it was made with ALL_TG_PT = 1 (the others are separate registrations).
  */
-function register(s: PrState, req: PrOutRequest, reg: PrRegistration | undefined): PrResult {
+function register(s: PrState, req: PrOutRequest): PrResult {
   const ignore = req.action === PersistentReserveOut.REGISTER_AND_IGNORE_EXISTING_KEY;
-  if (reg === undefined) {
-    if (!ignore && req.key !== ZERO_KEY) return unchanged(s, CONFLICT);
-    if (req.saKey === ZERO_KEY) return unchanged(s, GOOD);
-    const n = req.nexus;
-    const added: PrRegistration[] = [
-      {
-        id: registrationId(n.initiatorName, n.isid, n.relativeTargetPortId, req.allTgPt),
-        key: req.saKey,
-        initiatorName: n.initiatorName,
-        isid: n.isid,
-        relativeTargetPortId: n.relativeTargetPortId,
-        allTgPt: req.allTgPt,
-      },
-    ];
-    if (req.specIPt) {
-      for (const t of req.transportIds) {
-        const id = registrationId(t.initiatorName, t.isid, n.relativeTargetPortId, req.allTgPt);
+  const n = req.nexus;
+  const ports = registrationPorts(req);
+  const mine = ports.map((p) => registrationOf(s, { ...n, relativeTargetPortId: p }));
+  if (!ignore && mine.some((r) => req.key !== (r === undefined ? ZERO_KEY : r.key))) return unchanged(s, CONFLICT);
+  const registered = mine.filter((r): r is PrRegistration => r !== undefined);
+  if (req.specIPt && registered.length > 0) return unchanged(s, { status: 'check', reason: 'INVALID_FIELD_IN_CDB' });
+  if (req.saKey === ZERO_KEY) return registered.length === 0 ? unchanged(s, GOOD) : unregister(s, req, registered);
+  const added: PrRegistration[] = [];
+  ports.forEach((p, i) => {
+    if (mine[i] !== undefined) return;
+    added.push({
+      id: registrationId(n.initiatorName, n.isid, p),
+      key: req.saKey,
+      initiatorName: n.initiatorName,
+      isid: n.isid,
+      relativeTargetPortId: p,
+      allTgPt: req.allTgPt,
+    });
+  });
+  if (req.specIPt) {
+    for (const t of req.transportIds) {
+      for (const p of ports) {
+        const id = registrationId(t.initiatorName, t.isid, p);
         if (added.some((r) => r.id === id)) continue; // the issuing nexus, or listed twice
-        const target: PrNexus = { initiatorName: t.initiatorName, isid: t.isid ?? '', relativeTargetPortId: n.relativeTargetPortId };
+        const target: PrNexus = { initiatorName: t.initiatorName, isid: t.isid ?? '', relativeTargetPortId: p };
         const taken =
           s.registrations.some((r) => r.id === id) ||
-          (t.isid !== null ? registrationOf(s, target) !== undefined : s.registrations.some((r) => r.initiatorName.toLowerCase() === t.initiatorName.toLowerCase() && (r.allTgPt || r.relativeTargetPortId === n.relativeTargetPortId)));
+          (t.isid !== null
+            ? registrationOf(s, target) !== undefined
+            : s.registrations.some((r) => r.relativeTargetPortId === p && r.initiatorName.toLowerCase() === t.initiatorName.toLowerCase()));
         if (taken) return invalidParam(s, t.offset);
         added.push({
           id,
           key: req.saKey,
           initiatorName: t.initiatorName,
           isid: t.isid,
-          relativeTargetPortId: n.relativeTargetPortId,
+          relativeTargetPortId: p,
           allTgPt: req.allTgPt,
         });
       }
     }
-    if (s.registrations.length + added.length > MAX_REGISTRATIONS)
-      return unchanged(s, { status: 'check', reason: 'INSUFFICIENT_REGISTRATION_RESOURCES' });
-    return changed(s, { registrations: [...s.registrations, ...added], aptpl: req.aptpl }, true);
   }
-  if (!ignore && req.key !== reg.key) return unchanged(s, CONFLICT);
-  if (req.specIPt) return unchanged(s, { status: 'check', reason: 'INVALID_FIELD_IN_CDB' });
-  if (req.saKey === ZERO_KEY) return unregister(s, req, reg);
-  const registrations = s.registrations.map((r) => (r === reg ? { ...r, key: req.saKey } : r));
+  if (s.registrations.length + added.length > MAX_REGISTRATIONS)
+    return unchanged(s, { status: 'check', reason: 'INSUFFICIENT_REGISTRATION_RESOURCES' });
+  const registrations = [
+    ...s.registrations.map((r) => (registered.includes(r) ? { ...r, key: req.saKey } : r)),
+    ...added,
+  ];
   return changed(s, { registrations, aptpl: req.aptpl }, true);
 }
 
 /**
- * Unregistering (SPC-4 5.14.11.2.3): the registration goes; a reservation it held is
- * released (an all-registrants one only with the last registrant). Releasing a
- * registrants-only reservation this way gives every other registrant RESERVATIONS
- * RELEASED (SPC-4 5.14.11.2.2).
+ * Unregistering (SPC-4 5.14.11.2.3): the registrations `gone` go; a reservation one of
+ * them held is released (an all-registrants one only with the last registrant).
+ * Releasing a registrants-only reservation this way gives every other registrant
+ * RESERVATIONS RELEASED (SPC-4 5.14.11.2.2).
  */
-function unregister(s: PrState, req: PrOutRequest, reg: PrRegistration): PrResult {
-  const registrations = s.registrations.filter((r) => r !== reg);
+function unregister(s: PrState, req: PrOutRequest, gone: readonly PrRegistration[]): PrResult {
+  const registrations = s.registrations.filter((r) => !gone.includes(r));
   let reservation = s.reservation;
   const effects: PrEffect[] = [];
   if (reservation !== null) {
     if (reservation.holder === null) {
       if (registrations.length === 0) reservation = null;
-    } else if (reservation.holder === reg.id) {
+    } else if (gone.some((r) => r.id === reservation!.holder)) {
       if (reservation.type === 5 || reservation.type === 6)
         effects.push(effect('RESERVATIONS_RELEASED', registrations, req.nexus));
       reservation = null;
@@ -352,7 +381,7 @@ function registerAndMove(s: PrState, req: PrOutRequest, reg: PrRegistration): Pr
   // SPC-4 6.16.4: the TransportID and port must name another I_T nexus than the issuer's.
   if (rtpi === req.nexus.relativeTargetPortId && t.initiatorName.toLowerCase() === req.nexus.initiatorName.toLowerCase() && (t.isid === null || t.isid === req.nexus.isid))
     return invalidParam(s, t.offset);
-  const id = registrationId(t.initiatorName, t.isid, rtpi, false);
+  const id = registrationId(t.initiatorName, t.isid, rtpi);
   const existing = s.registrations.find((r) => r.id === id) ?? (t.isid !== null ? registrationOf(s, dest) : undefined);
   let registrations: PrRegistration[];
   let destReg: PrRegistration;

@@ -9,8 +9,10 @@
  * Contract: executeCommand calls cmd.finish() exactly once per command, synchronously
  * for commands without I/O, from the I/O continuation otherwise, also on I/O errors.
  *
- * Pipeline placement (DESIGN.md): unit attentions, ALUA state and reservations are
- * checked before this function once they exist; this is the "parse → execute" tail.
+ * Pipeline (DESIGN.md): submitCommand admits a command into the LU's task set
+ * (task-set.ts: task attributes, queue depth); once the command is enabled,
+ * executeCommand checks unit attentions, ALUA state and reservations, then parses and
+ * executes.
  */
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../shared/scsi/command.ts';
@@ -26,6 +28,7 @@ import { CTL, Completion } from './spc/handler.ts';
 import { SPC_COMMANDS } from './spc/commands.ts';
 import { SBC_COMMANDS } from './sbc/commands.ts';
 import { reportSupportedOperationCodes } from './spc/report-supported-opcodes.ts';
+import { setTaskRunner } from './task-set.ts';
 
 /**
  * REPORT LUNS normally never reaches a LUN worker: the session worker answers it from its
@@ -107,6 +110,16 @@ export let reportInternalError: (err: unknown, cmd: ScsiCommand) => void = (err)
 
 export function setInternalErrorReporter(fn: (err: unknown, cmd: ScsiCommand) => void): void {
   reportInternalError = fn;
+}
+
+/**
+ * A command arrived for `lu`: enter it into the task set (task-set.ts) and run it now if
+ * its task attribute allows, else later, when the commands it waits for have finished
+ * (the LUN worker's finish() removes them). Calls cmd.finish() exactly once, also when
+ * the task set rejects it (TASK SET FULL, BUSY, ACA attribute). Hot path: one branch.
+ */
+export function submitCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
+  if (lu.taskSet.admit(cmd)) executeCommand(lu, cmd);
 }
 
 /** Execute `cmd` against `lu`; calls cmd.finish() exactly once (see the file comment). */
@@ -193,3 +206,6 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   }
   if (completion === Completion.DONE) cmd.finish();
 }
+
+// Dormant commands the task set enables later run through the same pipeline.
+setTaskRunner(executeCommand);

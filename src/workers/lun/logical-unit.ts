@@ -4,7 +4,7 @@
  *
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
-import { TaskSet } from './task-set.ts';
+import { DEFAULT_QUEUE_DEPTH, TaskSet } from './task-set.ts';
 import type { NexusDirectory } from './nexus.ts';
 import { createHash } from 'node:crypto';
 import type { DeviceConfig } from '../../shared/config-types.ts';
@@ -99,8 +99,17 @@ export class LogicalUnit {
   modes!: ModeState;
   /** Pending unit attentions per I_T nexus (ua/unit-attention.ts). */
   readonly ua = new UnitAttentionState();
-  /** Commands accepted and not yet completed, across all nexuses (task-set.ts). */
-  readonly taskSet = new TaskSet();
+  /**
+   * Commands accepted and not yet completed, across all nexuses, with task attribute
+   * ordering and the queue depth (task-set.ts; config `queueDepth`).
+   */
+  readonly taskSet: TaskSet;
+  /**
+   * TAS in the control mode page (SPC-4 7.5.8), set by MODE SELECT: commands aborted by
+   * another nexus's task management complete with TASK ABORTED status instead of none
+   * (task-management.ts).
+   */
+  taskAbortedStatus = false;
   /** Resolves ScsiCommand.nexus to the I_T nexus identity; set by the LUN worker. */
   nexuses: NexusDirectory = NO_NEXUSES;
   /**
@@ -135,6 +144,7 @@ export class LogicalUnit {
     this.maxTransferBlocks = maxBytes > 0 ? Math.min(Math.floor(maxBytes / dev.blockSize), 0xffffffff) : 0;
     this.scratch = Buffer.alloc(SCRATCH_BYTES);
     this.sbc = new SbcState(dev, this);
+    this.taskSet = new TaskSet(this, dev.queueDepth ?? DEFAULT_QUEUE_DEPTH);
   }
 
   static async open(dev: DeviceConfig, ident: LogicalUnitIdentity): Promise<LogicalUnit> {

@@ -12,8 +12,9 @@ import { createLogger } from '../../shared/logging.ts';
 import { decodeControl, encodeControl } from '../../shared/messages.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { IoContinuation, ScsiCommand } from '../../shared/scsi/command.ts';
+import { ScsiStatus } from '../../shared/scsi/command.ts';
 import { LogicalUnit } from './logical-unit.ts';
-import { executeCommand } from './execute.ts';
+import { submitCommand } from './execute.ts';
 import { WorkerNexusDirectory } from './nexus-directory.ts';
 import { nexusLost } from './nexus-events.ts';
 import { PortGroupTable, type AluaWire } from './alua/port-groups.ts';
@@ -104,8 +105,10 @@ class LunTask implements ScsiCommand {
   /** The LU executing this command (its task set holds it until finish). */
   lu: LogicalUnit | null = null;
   tag = 0;
-  /** Aborted by a task management function: complete without status. */
+  /** Aborted by a task management function: complete without status... */
   aborted = false;
+  /** ...or, with TAS = 1 and another nexus's TMF, with TASK ABORTED (task-management.ts). */
+  abortedWithStatus = false;
   busy = false;
 
   constructor() {
@@ -118,10 +121,6 @@ class LunTask implements ScsiCommand {
 
   finish(): void {
     const link = this.link!;
-    if (this.lu !== null) {
-      this.lu.taskSet.remove(this);
-      this.lu = null;
-    }
     const o = link.cpl.reserve();
     if (o < 0) {
       // Cannot happen: a session worker never has more commands in flight with us than
@@ -129,7 +128,20 @@ class LunTask implements ScsiCommand {
       throw new Error('completion ring full');
     }
     const v = link.cpl.view;
-    v.setUint8(o + Cpl.KIND, this.aborted ? DescKind.COMPLETION_ABORTED : DescKind.COMPLETION);
+    if (this.aborted) {
+      if (this.abortedWithStatus) {
+        // SPC-4 7.5.8 TAS = 1: TASK ABORTED, no sense, no data (SAM-5 5.3.1).
+        this.status = ScsiStatus.TASK_ABORTED;
+        this.senseLength = 0;
+        this.dataInLength = 0;
+        this.dataOutWanted = 0;
+        v.setUint8(o + Cpl.KIND, DescKind.COMPLETION);
+      } else {
+        v.setUint8(o + Cpl.KIND, DescKind.COMPLETION_ABORTED);
+      }
+    } else {
+      v.setUint8(o + Cpl.KIND, DescKind.COMPLETION);
+    }
     v.setUint8(o + Cpl.STATUS, this.status);
     const sl = Math.min(this.senseLength, CPL_SENSE_MAX);
     v.setUint16(o + Cpl.SENSE_LENGTH, sl, true);
@@ -140,6 +152,13 @@ class LunTask implements ScsiCommand {
     v.setUint32(o + Cpl.DATA_OUT_WANTED, Math.min(this.dataOutWanted, 0xffffffff), true);
     if (sl > 0) link.cpl.bytes.set(this.sense.subarray(0, sl), o + Cpl.SENSE);
     link.cpl.publish();
+    // Leave the task set only now, after the completion is on the ring: remove() may
+    // enable dormant commands (and answer waiting TMFs), whose completions then follow.
+    const lu = this.lu;
+    if (lu !== null) {
+      this.lu = null;
+      lu.taskSet.remove(this);
+    }
     release(this);
     if (inBatch) link.completedSinceRing = true;
     else link.peer.ring();
@@ -157,6 +176,7 @@ function acquire(): LunTask {
 function release(t: LunTask): void {
   t.busy = false;
   t.aborted = false;
+  t.abortedWithStatus = false;
   t.link = null;
   t.data = EMPTY;
   t.onIo = null;
@@ -217,7 +237,9 @@ function drainLink(link: SessionLink): number {
     t.expectedLength = expected;
     t.dataOutLength = v.getUint32(o + Cmd.DATA_OUT_LENGTH, true);
     t.data = expected === 0 ? EMPTY : link.view(v.getUint32(o + Cmd.SLAB_OFFSET, true), expected);
-    t.cdb.set(b.subarray(o + Cmd.CDB, o + Cmd.CDB + Cmd.CDB_MAX));
+    // Byte copy rather than set(subarray): no view object per command.
+    const cdb = t.cdb;
+    for (let i = 0; i < Cmd.CDB_MAX; i++) cdb[i] = b[o + Cmd.CDB + i];
     t.dataInLength = 0;
     t.dataOutWanted = 0;
     t.status = 0;
@@ -234,8 +256,7 @@ function drainLink(link: SessionLink): number {
       continue;
     }
     t.lu = lu;
-    lu.taskSet.add(t);
-    executeCommand(lu, t);
+    submitCommand(lu, t);
   }
   return n;
 }

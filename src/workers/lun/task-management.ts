@@ -4,22 +4,31 @@
  * already dealt with its own tasks, this handles every nexus's commands on the LU and
  * the LU state a reset clears.
  *
- * Aborted commands of other nexuses are not interrupted mid-I/O (a backing-store write
- * that started completes), but their completions are sent as COMPLETION_ABORTED so no
- * status reaches the initiator (TAS = 0 in the control mode page, SAM-5 7.2). The TMF is
- * acknowledged only once every affected command has finished, so when the initiator gets
- * "function complete" none of the aborted writes can still land.
+ * Aborted commands (SAM-5 5.6) are not interrupted mid-I/O (a backing-store write that
+ * started completes); dormant ones (task-set.ts) complete at once without running. How
+ * an aborted command of *another* nexus ends depends on TAS in the control mode page
+ * (SPC-4 7.5.8, spc/mode-pages.ts, lu.taskAbortedStatus):
+ *   TAS = 0  no status at all: its completion is COMPLETION_ABORTED and its session
+ *            worker drops it; CLEAR TASK SET then establishes COMMANDS CLEARED BY
+ *            ANOTHER INITIATOR for that nexus (SAM-5 7.6).
+ *   TAS = 1  a normal completion with status TASK ABORTED (SAM-5 5.3.1, 5.6), no UA.
+ * The issuer's own aborted commands never get a status (its session worker also drops
+ * them). The TMF is acknowledged only once every affected enabled command has finished,
+ * so when the initiator gets "function complete" none of the aborted writes can still
+ * land.
  */
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import { SenseReason } from '../../shared/scsi/sense.ts';
 import { TmfFunction } from '../../shared/iscsi/pdu.ts';
 import type { LogicalUnit } from './logical-unit.ts';
-import { establish } from './ua/unit-attention.ts';
+import { establish, establishForNexus } from './ua/unit-attention.ts';
 import { prLogicalUnitReset } from './pr/engine.ts';
 
 /** A command that can be marked aborted (the LUN worker's pooled command objects). */
 export interface AbortableCommand extends ScsiCommand {
   aborted: boolean;
+  /** With `aborted`: complete with TASK ABORTED status instead of none (TAS = 1). */
+  abortedWithStatus: boolean;
 }
 
 /**
@@ -35,7 +44,7 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
       // attention is established for every I_T nexus (issuer included): BUS DEVICE
       // RESET FUNCTION OCCURRED after a LOGICAL UNIT RESET, the generic POWER ON,
       // RESET, OR BUS DEVICE RESET OCCURRED after a target reset.
-      abortAll(lu, () => true);
+      abortAll(lu, nexus, () => true);
       establish(
         lu,
         fn === TmfFunction.LOGICAL_UNIT_RESET
@@ -52,14 +61,17 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
     }
     case TmfFunction.CLEAR_TASK_SET: {
       // SAM-5 7.6: with one task set for all nexuses (TST = 000b) every task is
-      // aborted; the other nexuses whose tasks were cleared learn it from COMMANDS
-      // CLEARED BY ANOTHER INITIATOR (SPC-4 5.14 / SAM-5 7.6, TAS = 0).
+      // aborted; with TAS = 0 the other nexuses whose tasks were cleared learn it from
+      // COMMANDS CLEARED BY ANOTHER INITIATOR (SAM-5 7.6), with TAS = 1 from the
+      // TASK ABORTED status of each command.
       const others = new Set<number>();
-      abortAll(lu, (c) => {
+      abortAll(lu, nexus, (c) => {
         if (c.nexus !== nexus) others.add(c.nexus);
         return true;
       });
-      for (const n of others) establishOne(lu, n);
+      if (!lu.taskAbortedStatus) {
+        for (const n of others) establishForNexus(lu, n, SenseReason.COMMANDS_CLEARED_BY_ANOTHER_INITIATOR);
+      }
       lu.taskSet.whenNone(() => true, done);
       return;
     }
@@ -70,15 +82,12 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
   }
 }
 
-function abortAll(lu: LogicalUnit, pick: (c: ScsiCommand) => boolean): void {
-  lu.taskSet.forEach((c) => {
-    if (pick(c)) (c as AbortableCommand).aborted = true;
+/** Abort the commands `pick` selects; `issuer` is the nexus of the TMF (see file comment). */
+function abortAll(lu: LogicalUnit, issuer: number, pick: (c: ScsiCommand) => boolean): void {
+  const tas = lu.taskAbortedStatus;
+  lu.taskSet.abort(pick, (c) => {
+    const a = c as AbortableCommand;
+    a.aborted = true;
+    a.abortedWithStatus = tas && c.nexus !== issuer;
   });
-}
-
-function establishOne(lu: LogicalUnit, nexus: number): void {
-  const q = lu.ua.pending.get(nexus);
-  const r = SenseReason.COMMANDS_CLEARED_BY_ANOTHER_INITIATOR;
-  if (q === undefined) lu.ua.pending.set(nexus, [r]);
-  else if (!q.includes(r)) q.push(r);
 }

@@ -70,6 +70,15 @@ describe('ALUA', () => {
       deviceGroups: { disk0: [1, 2] },
     });
     table.attach(lu);
+    // Each nexus's first command since the LU came online reports POWER ON, RESET OR BUS
+    // DEVICE RESET OCCURRED (ua/unit-attention.ts): REQUEST SENSE takes it, so every
+    // test starts with nothing pending.
+    for (const n of NEXUSES.keys()) {
+      const c = makeCommand([0x03, 0, 0, 0, 18, 0], { dataLength: 18 });
+      c.nexus = n;
+      await run(lu, c);
+      expect([c.dataIn[12], c.dataIn[13]]).toEqual([0x29, 0x00]);
+    }
   });
   afterEach(async () => {
     await lu.close();
@@ -202,7 +211,13 @@ describe('ALUA', () => {
   for (const [state, sense] of states) {
     it(`state ${state}: NOT READY ${sense[1].toString(16)}/${sense[2].toString(16)} for media access, INQUIRY/RTPG/REPORT LUNS still served`, async () => {
       table.setPortGroupState(1, state);
-      // The UA established by the change comes first (nexus 1 is new here: none queued).
+      // The change established ASYMMETRIC ACCESS STATE CHANGED for both nexuses first.
+      for (const n of [1, 2]) {
+        const tur = makeCommand([0, 0, 0, 0, 0, 0]);
+        tur.nexus = n;
+        await run(lu, tur);
+        expect(tur.senseTriple).toEqual([0x6, 0x2a, 0x06]);
+      }
       const read = makeCommand([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], { dataLength: 512 });
       await run(lu, read);
       expect(read.status).toBe(ScsiStatus.CHECK_CONDITION);

@@ -154,3 +154,15 @@ export function standaloneAlua(): LuAlua {
   });
   return { table, groups: table.groups };
 }
+
+/**
+ * The RELATIVE TARGET PORT IDENTIFIERs of every target port through which the LU is
+ * exported (the ports of its groups), ascending. Persistent reservations use them for
+ * ALL_TG_PT = 1 (SPC-4 6.16.3.1: "all target ports in the SCSI target device known to
+ * the device server").
+ */
+export function luTargetPortIds(alua: LuAlua): number[] {
+  const ids = new Set<number>();
+  for (const g of alua.groups) for (const id of g.relativeTargetPortIds) ids.add(id);
+  return [...ids].sort((a, b) => a - b);
+}

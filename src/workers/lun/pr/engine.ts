@@ -20,7 +20,7 @@ import { SenseReason } from '../../../shared/scsi/sense.ts';
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import type { NexusInfo } from '../nexus.ts';
-import { establishFor } from '../ua/unit-attention.ts';
+import { NO_HANDLE, establishFor } from '../ua/unit-attention.ts';
 import path from 'node:path';
 
 /** Role bits of an I_T nexus at this LU (cached per nexus handle). */
@@ -136,9 +136,8 @@ export class PrEngine {
     this.applyEffects(ev.effects, -1);
   }
 
-  /** Does effect `e` reach the nexus behind `handle`? */
-  private reaches(e: PrEffect, handle: number): boolean {
-    const n = this.nexusOf(handle);
+  /** Does effect `e` reach the I_T nexus `n`? */
+  private reaches(e: PrEffect, n: PrNexus): boolean {
     const x = e.except;
     if (x !== null && x.isid === n.isid && x.relativeTargetPortId === n.relativeTargetPortId && x.initiatorName.toLowerCase() === n.initiatorName.toLowerCase())
       return false;
@@ -149,7 +148,13 @@ export class PrEngine {
   private applyEffects(effects: readonly PrEffect[], issuer: number): void {
     for (const e of effects) {
       if (e.ua === null || e.registrations.length === 0) continue;
-      establishFor(this.lu, SenseReason[e.ua], (handle) => handle !== issuer && this.reaches(e, handle));
+      // Every identity the LU knows, also those without a session now (they learn it
+      // when they come back): ua/unit-attention.ts keys conditions by identity.
+      establishFor(
+        this.lu,
+        SenseReason[e.ua],
+        (u) => !(u.handle !== NO_HANDLE && u.handle === issuer) && this.reaches(e, u.info ?? this.nexusOf(u.handle)),
+      );
     }
   }
 
@@ -167,7 +172,8 @@ export class PrEngine {
       if (c === cmd) return false;
       let v = verdict.get(c.nexus);
       if (v === undefined) {
-        v = cmd !== null && c.nexus === cmd.nexus ? false : effects.some((e) => this.reaches(e, c.nexus));
+        const n = this.nexusOf(c.nexus);
+        v = cmd !== null && c.nexus === cmd.nexus ? false : effects.some((e) => this.reaches(e, n));
         verdict.set(c.nexus, v);
       }
       return v;

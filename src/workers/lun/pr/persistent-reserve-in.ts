@@ -56,6 +56,8 @@ function badCdb(cmd: ScsiCommand): boolean {
 /**
  * READ KEYS (SPC-4 6.15.2 table 200):
  *   0-3 PRGENERATION | 4-7 ADDITIONAL LENGTH (8 x keys) | 8- one 8-byte key per registration
+ * A key registered by several I_T nexuses (ALL_TG_PT = 1 registers one per target port,
+ * SPC-4 6.16.3.1) is listed once per registration, as 6.15.2 requires.
  */
 export function readKeys(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (badCdb(cmd)) return Completion.DONE;
@@ -110,7 +112,8 @@ export function reportCapabilities(lu: LogicalUnit, cmd: ScsiCommand): Completio
 
 /**
  * READ FULL STATUS (SPC-4 6.15.5 tables 210, 211): 0-3 PRGENERATION, 4-7 ADDITIONAL
- * LENGTH, then one full status descriptor per registration:
+ * LENGTH, then one full status descriptor per registration (per registered I_T nexus;
+ * a REGISTER with ALL_TG_PT = 1 made one per target port):
  *   0-7 RESERVATION KEY | 8-11 reserved | 12 reserved(7..2) ALL_TG_PT(1) R_HOLDER(0)
  *   13 SCOPE(7..4) TYPE(3..0) (when R_HOLDER) | 14-17 reserved
  *   18-19 RELATIVE TARGET PORT IDENTIFIER | 20-23 ADDITIONAL DESCRIPTOR LENGTH (n - 23)
@@ -128,7 +131,12 @@ export function readFullStatus(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   for (const r of s.registrations) {
     b.write(r.key, at, 'hex');
     const holder = holds(s.reservation, r);
-    b[at + 12] = (r.allTgPt ? 0x02 : 0) | (holder ? 0x01 : 0);
+    // ALL_TG_PT (bit 1) = 0: each descriptor is one I_T nexus (SPC-4 6.15.5 lets the
+    // device server return a descriptor per I_T nexus instead of one with ALL_TG_PT = 1,
+    // which would claim the same holder status for every target port; an ALL_TG_PT = 1
+    // registration is one registration per target port here, and only one of them may be
+    // the holder, SPC-4 5.14.10).
+    b[at + 12] = holder ? 0x01 : 0;
     if (holder) b[at + 13] = (PR_SCOPE_LU << 4) | s.reservation!.type;
     b.writeUInt16BE(r.relativeTargetPortId, at + 18);
     const tidLength = writeTransportId(b, at + 24, r.initiatorName, r.isid);

@@ -31,6 +31,7 @@ import type { PrOutRequest, PrRequest, PrResult, PrTransportId } from '../../../
 import { PR_SCOPE_LU, isPrType } from '../../../shared/state/cluster-state.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { reportInternalError } from '../execute.ts';
+import { luTargetPortIds } from '../alua/port-groups.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
 import { parseTransportId } from './transport-id.ts';
@@ -119,6 +120,7 @@ export function persistentReserveOut(lu: LogicalUnit, cmd: ScsiCommand): Complet
       saKey: keyHex(p, 8),
       aptpl: (p[17]! & 0x01) !== 0,
       allTgPt: false,
+      targetPortIds: [],
       specIPt: false,
       transportIds: [parsed.tid],
       unreg: (p[17]! & 0x02) !== 0,
@@ -130,6 +132,7 @@ export function persistentReserveOut(lu: LogicalUnit, cmd: ScsiCommand): Complet
     if (p[21] !== 0) return paramError(cmd, 21, 31 - Math.clz32(p[21]!));
     const specIPt = (p[20]! & 0x08) !== 0;
     const registering = action === PersistentReserveOut.REGISTER || action === PersistentReserveOut.REGISTER_AND_IGNORE_EXISTING_KEY;
+    const allTgPt = registering && (p[20]! & 0x04) !== 0;
     const transportIds: PrTransportId[] = [];
     if (specIPt) {
       // SPC-4 6.16.3.1: SPEC_I_PT is valid only with REGISTER.
@@ -156,7 +159,9 @@ export function persistentReserveOut(lu: LogicalUnit, cmd: ScsiCommand): Complet
       saKey: keyHex(p, 8),
       // APTPL and ALL_TG_PT: valid only for the registering actions, ignored otherwise.
       aptpl: registering && (p[20]! & 0x01) !== 0,
-      allTgPt: registering && (p[20]! & 0x04) !== 0,
+      allTgPt,
+      // SPC-4 6.16.3.1: ALL_TG_PT = 1 registers through every target port exporting the LU.
+      targetPortIds: allTgPt ? luTargetPortIds(lu.alua) : [],
       specIPt,
       transportIds,
       unreg: false,

@@ -12,7 +12,12 @@
  *       0 INVERT(7) TEST(6..5) OVERWRITE COUNT(4..0) | 1 reserved
  *       2-3 INITIALIZATION PATTERN LENGTH | 4.. INITIALIZATION PATTERN
  *   BLOCK ERASE (02h), thin LUs only: every block is deallocated (reads zeros, LBPRZ).
- *     A fully provisioned LU has nothing to erase but data, so it does not offer it.
+ *     SBC-4 would allow it on a fully provisioned LU too (block erase sets the physical
+ *     blocks to a vendor-specific value; reads of mapped LBAs may then fail), but there
+ *     it would be an overwrite with zeros under another name, and initiators (libiscsi's
+ *     conformance suite among them) take BLOCK ERASE to mean LBPME = 1 and every LBA
+ *     deallocated afterwards, which a fully provisioned LU (LBPME = 0, every LBA mapped,
+ *     SBC-4 4.7.2) cannot report. OVERWRITE serves fully provisioned LUs.
  *   CRYPTOGRAPHIC ERASE (03h), thin LUs only: spindle stores no ciphertext, so there is
  *     no key to change; the same end state (user data irrecoverable through the LU) is
  *     reached by deallocating every block. WACEREQ = 01b: reads succeed after it.

@@ -16,10 +16,16 @@
  *                                    always served through the host page cache.
  *   0Ah   Control                    SWP: software write protect (writes fail with
  *                                    DATA PROTECT; WP is reported in the header).
- *                                    D_SENSE stays 0 (sense is always fixed format),
- *                                    QERR 00b, TST 000b, TAS 0 (aborted tasks end
- *                                    silently), UA_INTLCK_CTRL 00b: what the target
- *                                    core implements, so they are not negotiable.
+ *                                    TAS: 0 (default) aborted commands of other nexuses
+ *                                    end without status, 1 with TASK ABORTED
+ *                                    (task-management.ts).
+ *                                    Not changeable, because they are what the target
+ *                                    core implements: D_SENSE 0 (sense is always fixed
+ *                                    format); QERR 00b (other commands continue after a
+ *                                    CHECK CONDITION, SAM-5 5.8.3); TST 000b (one task
+ *                                    set for all nexuses, task-set.ts); TMF_ONLY 0 (it
+ *                                    only matters during ACA, which spindle never
+ *                                    establishes); UA_INTLCK_CTRL 00b (ua/).
  *   0Ah/01h Control Extension        nothing (no timestamps, no priorities).
  *   1Ah   Power Condition            nothing: no power conditions (timers disabled).
  *   1Ch   Informational Exceptions   PERF EWASC DEXCPT LOGERR MRIE, INTERVAL TIMER,
@@ -161,13 +167,14 @@ export const MODE_PAGES: readonly ModePageDef[] = [
       // 3: QUEUE ALGORITHM MODIFIER 1h (unrestricted reordering) | NUAR 0 | QERR 00b.
       p[3] = 0x10;
       // 4: VS 0 | RAC 0 | UA_INTLCK_CTRL 00b | SWP(3) 0 | reserved.
-      // 5: ATO 0 | TAS 0 | ATMPE 0 | RWWP 0 | reserved | AUTOLOAD MODE 000b.
+      // 5: ATO 0 | TAS(6) 0 | ATMPE 0 | RWWP 0 | reserved | AUTOLOAD MODE 000b.
       // 6-7: obsolete; 8-9: BUSY TIMEOUT PERIOD 0 (undefined);
       // 10-11: EXTENDED SELF-TEST COMPLETION TIME 0.
     },
-    changeable: [0, 0, 0, 0, 0x08], // SWP
+    changeable: [0, 0, 0, 0, 0x08, 0x40], // SWP, TAS
     apply: (lu, p) => {
       lu.softwareWriteProtect = (p[4]! & 0x08) !== 0;
+      lu.taskAbortedStatus = (p[5]! & 0x40) !== 0; // SPC-4 7.5.8 TAS
     },
   },
   {

@@ -1,10 +1,12 @@
 /**
- * PR test helpers: a LU with a directory of three I_T nexuses, and PR OUT / IN builders.
+ * PR test helpers: a LU exported through target ports 1 and 2 with a directory of four
+ * I_T nexuses, and PR OUT / IN builders.
  */
 import type { NexusInfo } from '../../../../src/workers/lun/nexus.ts';
 import { initiatorPortName, nexusKey } from '../../../../src/workers/lun/nexus.ts';
 import type { LogicalUnit } from '../../../../src/workers/lun/logical-unit.ts';
 import { LogicalUnit as LU } from '../../../../src/workers/lun/logical-unit.ts';
+import { PortGroupTable } from '../../../../src/workers/lun/alua/port-groups.ts';
 import { CLUSTER, makeCommand, ramDevice, run, type TestCommand } from '../helpers.ts';
 
 export function nexusInfo(id: number, initiatorName: string, isid: string, rtpi: number): NexusInfo {
@@ -32,6 +34,14 @@ export const NEXUSES: Record<number, NexusInfo> = {
 export async function openPrLu(stateDir?: string): Promise<LogicalUnit> {
   const lu = await LU.open(ramDevice({}, 64), stateDir === undefined ? CLUSTER : { ...CLUSTER, stateDir });
   lu.nexuses = { get: (id) => NEXUSES[id] };
+  // Exported through target ports 1 and 2 (one port group each, as one portal each).
+  new PortGroupTable({
+    implicitTransitionSec: 0,
+    groups: [
+      { id: 1, relativeTargetPortIds: [1] },
+      { id: 2, relativeTargetPortIds: [2] },
+    ],
+  }).attach(lu);
   // Make every nexus known to the LU (unit attentions queue for known nexuses only).
   for (const n of [1, 2, 3, 4]) await tur(lu, n);
   return lu;

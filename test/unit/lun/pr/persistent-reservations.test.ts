@@ -342,13 +342,105 @@ describe('PERSISTENT RESERVE OUT', () => {
     expect((await prout(l, 4, SA.REGISTER, { raw: p })).senseTriple).toEqual([0x5, 0x1a, 0x00]);
   });
 
-  it('ALL_TG_PT registers the initiator port through every target port', async () => {
-    const l = await lu();
-    await register(l, 1, 5, 0x04);
-    // nexus 4 is initiator A through target port 2: registered by the same registration
-    expect((await prout(l, 4, SA.RESERVE, { key: 5, type: 3 })).status).toBe(GOOD);
-    const fs = (await prin(l, 1, 3)).dataIn;
-    expect(fs[8 + 12]).toBe(0x03); // ALL_TG_PT | R_HOLDER
+  // SPC-4 6.16.3.1: ALL_TG_PT = 1 registers "as if the same registration request had been
+  // received individually through each target port". Nexus 1 and 4 are initiator port A
+  // through target ports 1 and 2; the LU is exported through both.
+  describe('ALL_TG_PT = 1: one registration per target port', () => {
+    it('READ KEYS lists the key once per target port, READ FULL STATUS one descriptor per I_T nexus', async () => {
+      const l = await lu();
+      const g = (await readKeys(l)).generation;
+      await register(l, 1, 5, 0x04);
+      // one PR OUT: PRgeneration + 1; two registered I_T nexuses (SPC-4 6.15.2)
+      expect(await readKeys(l)).toEqual({ generation: g + 1, keys: [5n, 5n] });
+      // nexus 4 is registered by the same command
+      expect((await prout(l, 4, SA.RESERVE, { key: 5, type: 3 })).status).toBe(GOOD);
+      const fs = (await prin(l, 1, 3)).dataIn;
+      expect(fs.readUInt32BE(4)).toBe(2 * (24 + 40));
+      // port 1 first (where the command arrived), not the holder; ALL_TG_PT = 0 in each
+      // descriptor: it describes one I_T nexus (SPC-4 6.15.5)
+      expect([fs[8 + 12], fs.readUInt16BE(8 + 18)]).toEqual([0x00, 1]);
+      expect([fs[72 + 12], fs[72 + 13], fs.readUInt16BE(72 + 18)]).toEqual([0x01, 0x03, 2]);
+      expect(fs.subarray(72 + 28, 72 + 28 + 35).toString()).toBe('iqn.2026-11.test:a,i,0x400000000001');
+    });
+
+    it('only the I_T nexus that reserved is the holder (SPC-4 5.14.10)', async () => {
+      const l = await lu();
+      await register(l, 1, 5, 0x04);
+      expect((await prout(l, 1, SA.RESERVE, { key: 5, type: 1 })).status).toBe(GOOD);
+      const data = Buffer.alloc(512, 0x11);
+      expect((await cmdAs(l, 1, WRITE10, { dataOut: data })).status).toBe(GOOD);
+      // nexus 4: registrant, not holder; under Write Exclusive it reads but may not write
+      expect((await cmdAs(l, 4, WRITE10, { dataOut: data })).status).toBe(CONFLICT);
+      expect((await cmdAs(l, 4, READ10, { dataLength: 512 })).status).toBe(GOOD);
+      // RESERVE from it conflicts (5.14.9), RELEASE is GOOD without effect (5.14.11.2)
+      expect((await prout(l, 4, SA.RESERVE, { key: 5, type: 1 })).status).toBe(CONFLICT);
+      expect((await prout(l, 4, SA.RELEASE, { key: 5, type: 1 })).status).toBe(GOOD);
+      const r = (await prin(l, 4, 1)).dataIn;
+      expect([r.readUInt32BE(4), r.readBigUInt64BE(8), r[21]]).toEqual([16, 5n, 0x01]);
+      // the holder releases
+      expect((await prout(l, 1, SA.RELEASE, { key: 5, type: 1 })).status).toBe(GOOD);
+      expect((await prin(l, 4, 1)).dataIn.readUInt32BE(4)).toBe(0);
+    });
+
+    it('unregistering with ALL_TG_PT = 0 removes one I_T nexus, with ALL_TG_PT = 1 every one', async () => {
+      const l = await lu();
+      await register(l, 1, 5, 0x04);
+      expect((await prout(l, 1, SA.REGISTER, { key: 5, saKey: 0 })).status).toBe(GOOD);
+      const g = (await readKeys(l)).generation;
+      expect((await readKeys(l)).keys).toEqual([5n]);
+      // nexus 1 is unregistered now, nexus 4 is not
+      expect((await prout(l, 1, SA.RESERVE, { key: 5, type: 1 })).status).toBe(CONFLICT);
+      expect((await prout(l, 4, SA.RESERVE, { key: 5, type: 1 })).status).toBe(GOOD);
+      await register(l, 1, 5, 0x04); // re-register A through both ports (port 2 keeps its key)
+      expect(await readKeys(l)).toEqual({ generation: g + 1, keys: [5n, 5n] });
+      // ALL_TG_PT = 1 unregister from nexus 1: both registrations go, and with the one on
+      // port 2 its reservation (SPC-4 5.14.11.2.3)
+      expect((await prout(l, 1, SA.REGISTER, { key: 5, saKey: 0, flags: 0x04 })).status).toBe(GOOD);
+      expect(await readKeys(l)).toEqual({ generation: g + 2, keys: [] });
+      expect((await prin(l, 1, 1)).dataIn.readUInt32BE(4)).toBe(0);
+      // nothing registered: an ALL_TG_PT unregister is GOOD and changes nothing
+      expect((await prout(l, 4, SA.RIEK, { saKey: 0, flags: 0x04 })).status).toBe(GOOD);
+      expect((await readKeys(l)).generation).toBe(g + 2);
+    });
+
+    it('REGISTER with ALL_TG_PT = 1 checks the key of every target port; REGISTER AND IGNORE EXISTING KEY does not', async () => {
+      const l = await lu();
+      await register(l, 1, 7); // ALL_TG_PT = 0: port 1 only
+      expect(await readKeys(l)).toMatchObject({ keys: [7n] });
+      // through port 2 (unregistered there), RESERVATION KEY 0 conflicts with port 1's key
+      expect((await prout(l, 4, SA.REGISTER, { key: 0, saKey: 9, flags: 0x04 })).status).toBe(CONFLICT);
+      // and RESERVATION KEY 7 with the unregistered nexus on port 2
+      expect((await prout(l, 4, SA.REGISTER, { key: 7, saKey: 9, flags: 0x04 })).status).toBe(CONFLICT);
+      expect((await readKeys(l)).keys).toEqual([7n]);
+      // REGISTER AND IGNORE EXISTING KEY: port 1's key is replaced, port 2 registered
+      await register(l, 4, 9, 0x04);
+      expect((await readKeys(l)).keys).toEqual([9n, 9n]);
+      // REGISTER with ALL_TG_PT = 1 and the key: replaces both
+      expect((await prout(l, 1, SA.REGISTER, { key: 9, saKey: 0xa, flags: 0x04 })).status).toBe(GOOD);
+      expect((await readKeys(l)).keys).toEqual([0xan, 0xan]);
+      // SPEC_I_PT from a nexus registered on any of the ports: INVALID FIELD IN CDB
+      const c = await prout(l, 1, SA.REGISTER, { key: 0xa, saKey: 0xb, flags: 0x0c, transportIds: [tid('iqn.2026-11.test:c', '400000000003')] });
+      expect(c.senseTriple).toEqual([0x5, 0x24, 0x00]);
+    });
+
+    it('SPEC_I_PT with ALL_TG_PT = 1 registers the TransportIDs through every target port too', async () => {
+      const l = await lu();
+      const c = await prout(l, 2, SA.REGISTER, { saKey: 0x22, flags: 0x0c, transportIds: [tid('iqn.2026-11.test:c', '400000000003')] });
+      expect(c.status).toBe(GOOD);
+      expect((await readKeys(l)).keys).toEqual([0x22n, 0x22n, 0x22n, 0x22n]);
+      const fs = (await prin(l, 1, 3)).dataIn;
+      const ports: [string, number][] = [];
+      for (let at = 8; at < fs.length; at += 24 + fs.readUInt32BE(at + 20))
+        ports.push([fs.subarray(at + 28, at + 28 + 18).toString(), fs.readUInt16BE(at + 18)]);
+      expect(ports).toEqual([
+        ['iqn.2026-11.test:b', 1],
+        ['iqn.2026-11.test:b', 2],
+        ['iqn.2026-11.test:c', 1],
+        ['iqn.2026-11.test:c', 2],
+      ]);
+      // C through port 1 is registered
+      expect((await prout(l, 3, SA.REGISTER, { key: 0x22, saKey: 0x33 })).status).toBe(GOOD);
+    });
   });
 
   it('REGISTER AND MOVE moves the reservation to the TransportID nexus', async () => {
