@@ -176,7 +176,11 @@ function yaml(ctx: { port: number; iqn: string; dir: string }): string {
   return `
 clusterId: test-sbc
 logging: { level: info }
-workers: { session: 2, lun: 2 }
+# One session worker: PreventAllow.ITNexusLoss drops its connection and logs straight
+# back in; with two session workers the new session can land on the other worker and
+# reach the LU before the old worker has seen the TCP close (no ordering across rings),
+# so the old nexus's PREVENT would still hold. Real initiators reconnect after a delay.
+workers: { session: 1, lun: 2 }
 devices:
   - name: ram512
     ram: { size: 64MiB }
