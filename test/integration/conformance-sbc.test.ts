@@ -191,7 +191,8 @@ devices:
     ram: { size: 16MiB }
     readOnly: true
   - name: thin
-    ram: { size: 16MiB }
+    # >= 65536 blocks, so the 4-byte-length WRITE SAME / UNMAP tests run (they skip below).
+    ram: { size: 64MiB }
     thin: true
     physicalBlockSize: 4096
   - name: thinfile

@@ -119,7 +119,7 @@ export const CONFIG_DEFAULTS = {
     maxBurstLength: 1048576,
     firstBurstLength: 262144,
     maxOutstandingR2T: 1,
-    maxTransferLength: 8388608,
+    maxTransferLength: 33554432,
     maxConnectionsPerPortal: 256,
     loginTimeoutSec: 15,
     nopIntervalSec: 30,

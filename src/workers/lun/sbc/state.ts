@@ -75,6 +75,8 @@ function opcodeSet(ops: readonly number[]): Uint8Array {
 
 /** Bytes one WRITE SAME or UNMAP may cover (see maxWriteSameBlocks). */
 const MAX_BULK_BYTES = 1 << 30;
+/** Upper bound of MAXIMUM UNMAP LBA COUNT (see SbcState). */
+const MAX_UNMAP_BLOCKS = 1 << 20;
 
 /** Sanitize state (SBC-4 4.11). */
 export const SanitizeState = {
@@ -136,7 +138,10 @@ export class SbcState {
     this.blocksPerPhysical = Math.max(1, Math.floor(physical / dev.blockSize));
     this.physicalExponent = Math.log2(this.blocksPerPhysical);
     this.maxWriteSameBlocks = Math.floor(MAX_BULK_BYTES / dev.blockSize);
-    this.maxUnmapBlocks = this.maxWriteSameBlocks;
+    // MAXIMUM UNMAP LBA COUNT: the bulk bound, but at most 2^20 blocks per command;
+    // initiators (libiscsi's Block Limits check among them) treat larger values as
+    // implausible, and an UNMAP that big is split by every real initiator anyway.
+    this.maxUnmapBlocks = Math.min(this.maxWriteSameBlocks, MAX_UNMAP_BLOCKS);
     const maxXfer = lu.maxTransferBlocks > 0 ? lu.maxTransferBlocks : 0xffff;
     this.maxCompareAndWriteBlocks = Math.max(1, Math.min(255, Math.floor(maxXfer / 2)));
     this.maxAtomicBlocks = Math.min(0xffff, maxXfer);
