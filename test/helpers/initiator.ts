@@ -366,6 +366,8 @@ export interface LoginOptions {
   mutualChap?: MutualChapOptions;
   /** Skip the security stage (start in CSG=1). Not allowed by a target that needs CHAP. */
   skipSecurity?: boolean;
+  /** TSIH for the login (non-zero: connection reinstatement of that session). */
+  tsih?: number;
   isid?: Uint8Array;
   cmdSN?: number;
   timeoutMs?: number;
@@ -458,6 +460,8 @@ export class Initiator {
   headerDigest = false;
   dataDigest = false;
   cmdSN = 1;
+  /** TSIH the target assigned at the last successful login. */
+  tsih = 0;
   expStatSN = 0;
   expCmdSN = 0;
   maxCmdSN = 0;
@@ -787,7 +791,7 @@ export class Initiator {
       };
     };
     const step = async (f: LoginFields, pairs: Array<[string, string]>): Promise<Pdu> => {
-      const p = await this.loginStep({ itt, isid, ...f }, buildText(pairs), timeoutMs);
+      const p = await this.loginStep({ itt, isid, tsih: o.tsih ?? 0, ...f }, buildText(pairs), timeoutMs);
       responses.push(p);
       Object.assign(targetKeys, parseText(p.data));
       return p;
@@ -853,6 +857,7 @@ export class Initiator {
     if (st.statusClass !== 0) return fail(p);
     if (!(st.transit && st.nsg === 3)) throw new Error('login did not reach full feature phase');
     this.applyNegotiation(opKeys, targetKeys);
+    this.tsih = st.tsih;
     return {
       ok: true,
       ...(targetAuth === undefined ? {} : { targetAuth }),

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEXUS_SLOTS } from '../../src/shared/ring/nexus-table.ts';
 import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
-import { assertServes, connectAndLogin } from '../helpers/initiator.ts';
+import { Initiator, assertServes, connectAndLogin } from '../helpers/initiator.ts';
 
 let t: StartedTarget;
 
@@ -55,6 +55,26 @@ describe('nexus lifecycle', () => {
       // A different ISID is a different session: both stay.
       expect(await b.waitClosed(300)).toBe(false);
       other.close();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a login with the TSIH of a live session reinstates its connection (RFC 7143 6.3.4)', async () => {
+    const isid = Uint8Array.from([0x80, 0, 0, 0, 0x43, 0x01]);
+    const opts = { initiatorName: 'iqn.2026-11.io.spindle:conn-reinstate', isid };
+    const a = await connectAndLogin(t.port, t.iqn, opts);
+    const b = await connectAndLogin(t.port, t.iqn, { ...opts, tsih: a.tsih });
+    try {
+      expect(b.tsih).toBe(a.tsih); // the same session continues
+      expect(await a.waitClosed(3000)).toBe(true);
+      await assertServes(t.port, t.iqn);
+      // A TSIH no live session has: "session does not exist" (RFC 7143 11.13.5).
+      const c = await Initiator.connect(t.port);
+      const r = await c.login({ ...opts, targetName: t.iqn, isid: Uint8Array.from([0x80, 0, 0, 0, 0x43, 0x02]), tsih: 0x7777 });
+      expect([r.statusClass, r.statusDetail]).toEqual([0x02, 0x0a]);
+      c.close();
     } finally {
       a.close();
       b.close();

@@ -42,6 +42,10 @@ export interface SessionWorkerContext {
    */
   sessionUp(key: string, conn: { close(why: string): void }): void;
   sessionDown(key: string, conn: { close(why: string): void }): void;
+  /** A live session with this TSIH and ISID on this worker (connection reinstatement). */
+  hasSession(tsih: number, isid: Buffer): boolean;
+  /** Close the connection of that session, except `keep` (its replacement). */
+  closeSession(tsih: number, isid: Buffer, keep: object, why: string): void;
   /** Publish a new I_T nexus in the nexus table; its handle, or undefined when full. */
   registerNexus(r: NexusRecord): number | undefined;
   /** The session ended: tell every LUN worker, then free the handle's slot. */

@@ -123,6 +123,13 @@ const ctx: SessionWorkerContext = {
     ctx.flushDoorbells();
     return true;
   },
+  hasSession(tsih, isid) {
+    for (const c of connections) if (c.isSession(tsih, isid)) return true;
+    return false;
+  },
+  closeSession(tsih, isid, keep, why) {
+    for (const c of connections) if (c !== keep && c.isSession(tsih, isid)) c.close(why);
+  },
   registerNexus(r) {
     const got = nexusSlots.acquire();
     if (got === undefined) return undefined;

@@ -164,6 +164,9 @@ export class IscsiConnection implements TaskOwner {
   private nopTtt = 1;
   private readonly seq: SeqNumbers = { statSN: 0, expCmdSN: 0, maxCmdSN: 0 };
   private textPending: Buffer | null = null;
+  /** A long Text Response being sent in parts (C bit), and the tags naming it. */
+  private textOut: { itt: number; ttt: number; data: Buffer; offset: number } | null = null;
+  private textTtt = 0;
   private onClosed: ((c: IscsiConnection) => void) | null;
 
   constructor(
@@ -222,6 +225,7 @@ export class IscsiConnection implements TaskOwner {
       discoveryAuth: this.ctx.discoveryAuth,
       tuning: this.ctx.tuning,
       allocTsih: () => this.ctx.allocTsih(),
+      hasSession: (tsih, isid) => this.ctx.hasSession(tsih, isid),
       peer: this.peer,
       log: this.log,
     };
@@ -511,6 +515,12 @@ export class IscsiConnection implements TaskOwner {
         return;
       }
       nexus = id;
+    }
+    if (req.tsih !== 0) {
+      // Connection reinstatement (RFC 7143 6.3.4): the session continues on this
+      // connection; the old one is closed and, at ErrorRecoveryLevel 0, its tasks are
+      // terminated (no task reassignment).
+      this.ctx.closeSession(req.tsih, req.isid, this, 'connection reinstatement');
     }
     this.session = new IscsiSession(tsih, req.isid, nexus, params, target, req.cmdSN, this.ctx.cmdWindow);
     // RFC 7143 6.3.5: a leading login whose InitiatorName, ISID, TargetName and portal
@@ -1035,6 +1045,16 @@ export class IscsiConnection implements TaskOwner {
     if (!isImmediate(h, 0)) this.advanceCmdSN(u32(h, Field.CMD_SN));
     const ittValue = u32(h, Field.ITT);
     const cont = (h[1] & 0x40) !== 0;
+    const ttt = u32(h, Field.TTT);
+    const out = this.textOut;
+    if (ttt !== RESERVED_TAG && out !== null && out.itt === ittValue && out.ttt === ttt && this.dsl === 0) {
+      // The initiator asks for the next part of a long answer (RFC 7143 11.10.4).
+      this.sendTextPart(out);
+      return;
+    }
+    // Any other request ends a pending long answer (RFC 7143 11.10.4: a new ITT or a
+    // reserved TTT resets the exchange).
+    this.textOut = null;
     // Accumulate a multi-PDU request (C bit, RFC 7143 11.10.2), bounded.
     const part = this.ctrl.subarray(0, this.dsl);
     this.textPending = this.textPending ? Buffer.concat([this.textPending, part]) : Buffer.from(part);
@@ -1064,20 +1084,25 @@ export class IscsiConnection implements TaskOwner {
       this.sendReject(RejectReason.PROTOCOL_ERROR, h);
       return;
     }
-    // The whole answer must fit the initiator's MaxRecvDataSegmentLength; SendTargets
-    // replies here are small (a few targets), longer ones are truncated at a key
-    // boundary rather than split (RFC 7143 11.11.2 allows C-bit continuation; not needed yet).
-    let data = answer.data;
-    const max = s.params.InitiatorMaxRecvDataSegmentLength;
-    if (data.length > max) {
-      const cut = data.lastIndexOf(0, max - 1);
-      data = data.subarray(0, cut + 1);
-    }
+    // An answer longer than the initiator's MaxRecvDataSegmentLength goes out in parts
+    // with the C bit and a Target Transfer Tag; the initiator asks for each next part
+    // with an empty Text Request echoing that tag (RFC 7143 11.11.2, 11.11.4).
+    this.textTtt = (this.textTtt + 1) & 0x7fffffff || 1;
+    this.sendTextPart({ itt: ittValue, ttt: this.textTtt, data: answer.data, offset: 0 });
+  }
+
+  private sendTextPart(out: { itt: number; ttt: number; data: Buffer; offset: number }): void {
+    const max = this.session!.params.InitiatorMaxRecvDataSegmentLength;
+    const n = Math.min(max, out.data.length - out.offset);
+    const last = out.offset + n >= out.data.length;
+    const part = out.data.subarray(out.offset, out.offset + n);
+    out.offset += n;
+    this.textOut = last ? null : out;
     this.fillSeq(true);
     const w = this.writer;
     w.begin();
-    buildTextResponse(w.buf, w.off, true, false, ittValue, RESERVED_TAG, data.length, this.seq);
-    this.sendControlData(data);
+    buildTextResponse(w.buf, w.off, last, !last, out.itt, last ? RESERVED_TAG : out.ttt, n, this.seq);
+    this.sendControlData(part);
   }
 
   private loginTargetsForText(): LoginTargetInfo[] {
@@ -1351,6 +1376,12 @@ export class IscsiConnection implements TaskOwner {
     const cb = this.onClosed;
     this.onClosed = null;
     if (cb) cb(this);
+  }
+
+  /** True when this connection carries the full-feature session (TSIH, ISID). */
+  isSession(tsih: number, isid: Buffer): boolean {
+    const s = this.session;
+    return this.phase === Phase.FULL_FEATURE && s !== null && s.tsih === tsih && s.isid.equals(isid);
   }
 
   /** In-flight tasks (for graceful shutdown). */

@@ -100,6 +100,8 @@ export class LoginPhase {
   #stage: number | undefined; // current stage (CSG); undefined before the first request
   #isid: Buffer | undefined;
   #cid = 0;
+  /** TSIH of the session a connection-reinstatement login continues (0: new session). */
+  #tsih = 0;
   #requests = 0;
   #textBytes = 0;
   /** Keys already received in this login, with their values (RFC 7143 6.2: no repeats). */
@@ -241,7 +243,8 @@ export class LoginPhase {
       csg: stage,
       nsg: LoginStage.FULL_FEATURE,
       ...LoginStatus.SUCCESS,
-      tsih: this.#ctx.allocTsih(),
+      // A reinstated connection keeps its session's TSIH; a new session gets one.
+      tsih: this.#tsih !== 0 ? this.#tsih : this.#ctx.allocTsih(),
       data: buildTextKeys(answers),
     };
     return { response, complete: true, failed: false, params };
@@ -263,9 +266,15 @@ export class LoginPhase {
     // RFC 7143 11.12 (C bit): T and C must not both be set.
     if (req.transit && req.cont) return { status: LoginStatus.INITIATOR_ERROR, reason: 'T and C both set' };
     if (this.#stage === undefined) {
-      // The leading request. A non-zero TSIH adds a connection to (or reinstates) an
-      // existing session: not supported with MaxConnections=1 and ErrorRecoveryLevel=0.
-      if (req.tsih !== 0) return { status: LoginStatus.SESSION_DOES_NOT_EXIST, reason: `TSIH ${req.tsih}` };
+      // The leading request. A non-zero TSIH names an existing session: with
+      // MaxConnections=1 that is connection reinstatement (RFC 7143 6.3.4), allowed when
+      // the session lives here; otherwise "session does not exist" (11.13.5).
+      if (req.tsih !== 0) {
+        if (this.#ctx.hasSession?.(req.tsih, req.isid) !== true) {
+          return { status: LoginStatus.SESSION_DOES_NOT_EXIST, reason: `TSIH ${req.tsih}` };
+        }
+        this.#tsih = req.tsih;
+      }
       if (req.csg !== LoginStage.SECURITY && req.csg !== LoginStage.OPERATIONAL) {
         return { status: LoginStatus.INITIATOR_ERROR, reason: `bad CSG ${req.csg}` };
       }
@@ -275,7 +284,7 @@ export class LoginPhase {
     } else {
       // RFC 7143 6.3 / 11.12: ISID, TSIH and CID stay the same through the login; the
       // initiator continues in the stage the target last agreed to.
-      if (req.tsih !== 0 || req.cid !== this.#cid || !this.#isid!.equals(req.isid)) {
+      if (req.tsih !== this.#tsih || req.cid !== this.#cid || !this.#isid!.equals(req.isid)) {
         return { status: LoginStatus.INITIATOR_ERROR, reason: 'ISID/TSIH/CID changed during login' };
       }
       if (req.csg !== this.#stage) {
