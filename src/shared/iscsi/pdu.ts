@@ -15,6 +15,7 @@
  *   16..19 Initiator Task Tag
  *   20..47 opcode-specific
  */
+import { encodeLun as encodeSamLun } from '../scsi/report-luns.ts';
 
 export const BHS_LENGTH = 48;
 export const DIGEST_LENGTH = 4;
@@ -201,19 +202,9 @@ export function decodeLun(b: Uint8Array, o: number): number {
   return -1;
 }
 
-/** Encode a LUN number (0..16383) as SAM-5 single-level LUN: peripheral (<256) or flat. */
+/** Encode a LUN number (0..16383) as a SAM-5 single-level LUN (shared/scsi/report-luns.ts). */
 export function encodeLun(b: Uint8Array, o: number, lun: number): void {
-  // Out-of-range values used to alias silently (16384 encoded as flat LUN 0, -1 as 255).
-  if (!Number.isInteger(lun) || lun < 0 || lun > 0x3fff) {
-    throw new RangeError(`LUN ${lun} is outside the single-level range 0..16383`);
-  }
-  b.fill(0, o, o + 8);
-  if (lun < 256) {
-    b[o + 1] = lun;
-  } else {
-    b[o] = 0x40 | (lun >> 8);
-    b[o + 1] = lun & 0xff;
-  }
+  if (!encodeSamLun(b, o, lun)) throw new RangeError(`LUN ${lun} is outside 0..16383`);
 }
 
 // ---------------------------------------------------------------------------

@@ -60,3 +60,27 @@ export class Doorbell {
     Atomics.store(this.words, SLEEPING, 0);
   }
 }
+
+/**
+ * The consumer side of the protocol above, as one loop every consumer thread runs:
+ * drain, announce sleep, drain again (a producer may have published before it could
+ * see the flag), then either yield to the event loop and go on (work arrived: stay
+ * awake, producers skip the notify) or park until rung. `drain` returns how many items
+ * it handled. Never resolves.
+ */
+export async function consumeForever(bell: Doorbell, drain: () => number): Promise<never> {
+  for (;;) {
+    let n = drain();
+    const seen = bell.prepareSleep();
+    n += drain();
+    if (n > 0) {
+      bell.awake();
+      // Yield so other event-loop work (socket I/O, fs callbacks) interleaves with batches.
+      await new Promise<void>((r) => setImmediate(r));
+      continue;
+    }
+    const r = bell.wait(seen);
+    if (typeof r !== 'string') await r;
+    bell.awake();
+  }
+}

@@ -32,7 +32,7 @@ const LUN_ENTRY_LENGTH = 8;
  *               and byte 1.
  * Bytes 2-7 (second to fourth level) are zero. Returns false for LUNs above 16383.
  */
-export function encodeLun(dst: Buffer, offset: number, lun: number): boolean {
+export function encodeLun(dst: Uint8Array, offset: number, lun: number): boolean {
   if (!Number.isInteger(lun) || lun < 0 || lun > MAX_SINGLE_LEVEL_LUN) return false;
   if (lun < 256) {
     dst[offset] = 0x00; // ADDRESS METHOD 00b | BUS IDENTIFIER 0

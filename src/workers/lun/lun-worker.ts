@@ -5,7 +5,7 @@
  * read from the backing store straight into the slab the session worker sends from.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { Doorbell, consumeForever } from '../../shared/ring/doorbell.ts';
 import { SpscRing } from '../../shared/ring/spsc-ring.ts';
 import { Cmd, Cpl, CMD_DESC_BYTES, CPL_DESC_BYTES, CPL_SENSE_MAX, DescKind } from '../../shared/ring/descriptors.ts';
 import { createLogger } from '../../shared/logging.ts';
@@ -292,22 +292,6 @@ function drainAll(): number {
   return n;
 }
 
-async function loop(): Promise<void> {
-  for (;;) {
-    let n = drainAll();
-    const seen = doorbell.prepareSleep();
-    n += drainAll();
-    if (n > 0) {
-      doorbell.awake();
-      // Yield so backing-store callbacks (fs I/O) run between batches.
-      await new Promise<void>((r) => setImmediate(r));
-      continue;
-    }
-    const r = doorbell.wait(seen);
-    if (typeof r !== 'string') await r;
-    doorbell.awake();
-  }
-}
 
 async function main(): Promise<void> {
   try {
@@ -327,7 +311,7 @@ async function main(): Promise<void> {
     const msg = decodeControl(raw);
     if (msg.type === 'stop') void stop();
   });
-  void loop();
+  void consumeForever(doorbell, drainAll);
   parentPort!.postMessage(encodeControl({ type: 'ready' }));
 }
 

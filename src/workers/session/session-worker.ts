@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Socket } from 'node:net';
-import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { Doorbell, consumeForever } from '../../shared/ring/doorbell.ts';
 import { Slab } from '../../shared/ring/slab.ts';
 import { createLogger } from '../../shared/logging.ts';
 import { writeFixedSense, SenseReason } from '../../shared/scsi/sense.ts';
@@ -218,30 +218,12 @@ data.portalPorts.forEach((port, portalWorker) => {
 });
 
 // ---- completion loop: drain every completion ring, then park on the doorbell ----
-async function completionLoop(): Promise<void> {
-  for (;;) {
-    let n = 0;
-    for (let i = 0; i < channels.length; i++) n += channels[i].drain();
-    const seen = doorbell.prepareSleep();
-    // Re-check after announcing sleep: a completion published before the flag was
-    // visible would otherwise be missed (see Doorbell).
-    for (let i = 0; i < channels.length; i++) n += channels[i].drain();
-    ctx.flushDoorbells();
-    if (n > 0) {
-      // Busy: stay awake (producers skip the notify) but yield to the event loop so
-      // socket I/O interleaves with completion batches.
-      doorbell.awake();
-      await yieldToEventLoop();
-      continue;
-    }
-    const r = doorbell.wait(seen);
-    if (typeof r !== 'string') await r;
-    doorbell.awake();
-  }
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise<void>((r) => setImmediate(r));
+function drainCompletions(): number {
+  let n = 0;
+  for (let i = 0; i < channels.length; i++) n += channels[i].drain();
+  // Completions freed ring slots and may have moved queued tasks onto the rings.
+  ctx.flushDoorbells();
+  return n;
 }
 
 function maybeDrained(): void {
@@ -290,5 +272,5 @@ parentPort!.on('message', (raw: Uint8Array) => {
   }
 });
 
-void completionLoop();
+void consumeForever(doorbell, drainCompletions);
 parentPort!.postMessage(encodeControl({ type: 'ready' }));

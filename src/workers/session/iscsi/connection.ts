@@ -49,6 +49,7 @@ import { crc32c, readDigest } from '../../../shared/iscsi/digest.ts';
 import type { SessionParams } from '../../../shared/iscsi/session-params.ts';
 import { ScsiStatus, type ScsiCommand } from '../../../shared/scsi/command.ts';
 import { Opcode as ScsiOp } from '../../../shared/scsi/opcodes.ts';
+import { cdbLengthOf } from '../../../shared/scsi/cdb.ts';
 import { buildReportLuns } from '../../../shared/scsi/report-luns.ts';
 import { executeWithoutLun } from '../../../shared/scsi/no-lun.ts';
 import { LoginPhase } from './login/login-phase.ts';
@@ -633,7 +634,9 @@ export class IscsiConnection implements TaskOwner {
     t.lun = decodeLun(h, Field.LUN);
     h.copy(t.cdb, 0, Field.CDB, Field.CDB + 16);
     t.cdb.fill(0, 16);
-    t.cdbLength = cdbLengthFor(h[Field.CDB]);
+    // Groups without a defined length (reserved, vendor specific) keep the 16 bytes
+    // the BHS carries (SPC-4 4.2.5.1).
+    t.cdbLength = cdbLengthOf(h[Field.CDB]) || 16;
     this.tasks.set(ittValue, t);
     if (!imm) {
       s.arrived(cmdSN);
@@ -1391,22 +1394,5 @@ export class IscsiConnection implements TaskOwner {
 
   get isFullFeature(): boolean {
     return this.phase === Phase.FULL_FEATURE;
-  }
-}
-
-/** CDB length from the group code of the operation code (SPC-4 4.2.5.1). */
-function cdbLengthFor(opcode: number): number {
-  switch (opcode >> 5) {
-    case 0:
-      return 6;
-    case 1:
-    case 2:
-      return 10;
-    case 4:
-      return 16;
-    case 5:
-      return 12;
-    default:
-      return 16;
   }
 }
