@@ -123,6 +123,25 @@ export interface IscsiTuning {
   readonly authBackoffMaxSec: number;
 }
 
+/**
+ * Asymmetric access state names of a target port group (SPC-4 5.16.2.4, table 359):
+ * config `aluaStates` values.
+ */
+export const ALUA_STATE_NAMES = [
+  'active-optimized',
+  'active-non-optimized',
+  'standby',
+  'unavailable',
+  'transitioning',
+] as const;
+export type AluaStateName = (typeof ALUA_STATE_NAMES)[number];
+
+/** One entry of config `aluaStates`: the state of the target port group of `portal`. */
+export interface PortalAluaState {
+  readonly portal: PortalConfig;
+  readonly state: AluaStateName;
+}
+
 export interface SpindleConfig {
   /** Cluster id: LU identifiers (NAA, serial) derive from it and the device name. */
   readonly clusterId: string;
@@ -136,4 +155,9 @@ export interface SpindleConfig {
   readonly logging: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
   /** Directory for local state (embedded ClusterState). */
   readonly stateDir: string;
+  /**
+   * ALUA states of target port groups (each portal is one group); portals not listed
+   * are active/optimized. Changeable at run time (configuration reload).
+   */
+  readonly aluaStates: readonly PortalAluaState[];
 }

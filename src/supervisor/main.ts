@@ -35,6 +35,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { serve } = await import('./serve.ts');
       return serve(config, {
         pretty: cmd.pretty,
+        reloadConfig: () => loadConfig(cmd.configPath),
         ...(cmd.logLevel === undefined ? {} : { logLevel: cmd.logLevel }),
       });
     }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { SpindleConfig } from '../shared/config-types.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
-import { decodeControl, encodeControl, type ControlMessage } from '../shared/messages.ts';
+import { decodeControl, encodeControl, type ControlMessage, type LunCommit, type LunPrepare, type RoutesUpdate } from '../shared/messages.ts';
 import { Doorbell } from '../shared/ring/doorbell.ts';
 import { SpscRing } from '../shared/ring/spsc-ring.ts';
 import { CMD_DESC_BYTES, CPL_DESC_BYTES } from '../shared/ring/descriptors.ts';
@@ -19,18 +19,14 @@ import type { LunWorkerData } from '../workers/lun/lun-worker.ts';
 import type { AluaWire } from '../workers/lun/alua/port-groups.ts';
 import type { SessionWorkerData } from '../workers/session/session-worker.ts';
 import type { PortalWorkerData } from '../workers/fabric/iscsi/portal-worker.ts';
-import type { LunRoute, PortalRoute, RoutesWire } from '../workers/session/routes.ts';
+import { MAX_TARGET_SLOTS, Topology } from './topology.ts';
+import { applyReload, planReload, type WorkerBus } from './reload.ts';
 import type { LunChannelInit } from '../workers/session/lun-channel.ts';
 
 const RING_CAPACITY = 1024;
 const SLAB_MIN_BLOCK = 4096;
 const CMD_WINDOW = 128;
 const DRAIN_TIMEOUT_MS = 15_000;
-/**
- * IMPLICIT TRANSITION TIME reported in REPORT TARGET PORT GROUPS (SPC-4 6.36.2): how long
- * an initiator should allow an implicit ALUA transition (cluster failover) to take.
- */
-const ALUA_IMPLICIT_TRANSITION_SEC = 30;
 /** Session workers poll for completions this long after submitting (see pollCompletions). */
 const POLL_BUDGET_US = 50;
 
@@ -51,12 +47,19 @@ export interface ServeOptions {
   logLevel?: string;
   /** Resolve once the target is ready (tests); serve() itself resolves at exit. */
   onReady?: (handle: RunningTarget) => void;
-  /** Install SIGTERM/SIGINT handlers (default true). */
+  /** Install SIGTERM/SIGINT (and, with reloadConfig, SIGHUP) handlers (default true). */
   handleSignals?: boolean;
+  /**
+   * Re-read the configuration file (SIGHUP). Rejects with a ConfigError (its message
+   * names every bad field) when the file is invalid.
+   */
+  reloadConfig?: () => Promise<SpindleConfig>;
 }
 
 export interface RunningTarget {
   stop(): Promise<number>;
+  /** Re-read and apply the configuration, as SIGHUP does. */
+  reload(): Promise<void>;
 }
 
 function nextPow2(n: number): number {
@@ -76,80 +79,19 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
   const nLun = Math.max(1, Math.min(config.workers.lun, config.devices.length || 1));
   const nSession = Math.max(1, config.workers.session);
 
-  // ---- placement: devices round-robin over LUN workers ----
-  const deviceRoute = new Map<string, { lunWorker: number; luIndex: number }>();
-  const lunDevices: SpindleConfig['devices'][number][][] = Array.from({ length: nLun }, () => []);
-  config.devices.forEach((d, i) => {
-    const w = i % nLun;
-    deviceRoute.set(d.name, { lunWorker: w, luIndex: lunDevices[w].length });
-    lunDevices[w].push(d);
-  });
-
-  // ---- portals: one fabric port worker per distinct host:port ----
-  const portalKey = (h: string, p: number) => `${h}|${p}`;
-  const portals: PortalRoute[] = [];
-  const portalIndex = new Map<string, number>();
-  for (const t of config.targets) {
-    for (const p of t.portals) {
-      const k = portalKey(p.host, p.port);
-      if (!portalIndex.has(k)) {
-        portalIndex.set(k, portals.length);
-        // Each portal is its own target portal group for now (tag = index + 1).
-        portals.push({ host: p.host, port: p.port, tag: portals.length + 1 });
-      }
-    }
-  }
-  const lunRoutes = (luns: Readonly<Record<number, string>>): [number, LunRoute][] =>
-    Object.entries(luns).map(([lun, dev]): [number, LunRoute] => {
-      const r = deviceRoute.get(dev)!;
-      return [Number(lun), { lunWorker: r.lunWorker, luIndex: r.luIndex, device: dev }];
-    });
-  const routes: RoutesWire = {
-    portals,
-    targets: config.targets.map((t) => ({
-      iqn: t.iqn,
-      alias: t.alias,
-      auth: t.auth,
-      luns: lunRoutes(t.luns),
-      portals: t.portals.map((p) => portalIndex.get(portalKey(p.host, p.port))!),
-      // LUN masking (routes.ts routeFor): per-entry LUN maps, resolved like `luns`.
-      ...(t.acls === undefined
-        ? {}
-        : {
-            acls: t.acls.map((a) => ({
-              initiators: [...a.initiators],
-              luns: lunRoutes(a.luns),
-              ...(a.auth === undefined ? {} : { auth: a.auth }),
-            })),
-          }),
-      ...(t.defaultAccess === undefined ? {} : { defaultAccess: t.defaultAccess }),
-    })),
-  };
-
-  // ---- ALUA (SPC-4 5.16): each portal is one target port and its own target port group,
-  // both numbered by the portal's tag (as connection.ts registers nexuses). A device's
-  // groups are the portals of every target that maps it (in `luns` or an ACL entry).
-  const deviceGroups: Record<string, number[]> = {};
-  for (const t of config.targets) {
-    const tags = t.portals.map((p) => portals[portalIndex.get(portalKey(p.host, p.port))!].tag);
-    const devices = new Set([...Object.values(t.luns), ...(t.acls ?? []).flatMap((a) => Object.values(a.luns))]);
-    for (const dev of devices) {
-      const groups = (deviceGroups[dev] ??= []);
-      for (const tag of tags) if (!groups.includes(tag)) groups.push(tag);
-    }
-  }
-  const alua: AluaWire = {
-    implicitTransitionSec: ALUA_IMPLICIT_TRANSITION_SEC,
-    groups: portals.map((p) => ({ id: p.tag, relativeTargetPortIds: [p.tag] })),
-    deviceGroups,
-  };
+  // ---- placement: devices round-robin over LUN workers; one port worker per portal ----
+  const topology = new Topology(config, nLun);
+  const portals = topology.portals;
+  const routes = topology.routes(config);
+  const alua: AluaWire = topology.alua(config);
+  const devicesOf = (w: number) => config.devices.filter((d) => topology.device(d.name)!.lunWorker === w);
 
   // ---- data plane ----
   const lunDoorbells = Array.from({ length: nLun }, () => new Doorbell());
   const sessionDoorbells = Array.from({ length: nSession }, () => new Doorbell());
   const slabSize = slabBytes(config);
   const slabs = Array.from({ length: nSession }, () => new SharedArrayBuffer(slabSize));
-  const sessionCounts = new SharedArrayBuffer(4 * Math.max(1, config.targets.length));
+  const sessionCounts = new SharedArrayBuffer(4 * MAX_TARGET_SLOTS);
   const nexusTables = Array.from({ length: nSession }, () => NexusTable.create().sab);
   // rings[s][l]: the command and completion rings of session worker s with LUN worker l.
   const rings = Array.from({ length: nSession }, () =>
@@ -194,7 +136,8 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
 
   try {
     // 1. LUN workers open their backing stores.
-    const lunWorkers = lunDevices.map((devices, l) => {
+    const lunWorkers = Array.from({ length: nLun }, (_, l) => {
+      const devices = devicesOf(l);
       const wd: LunWorkerData = {
         index: l,
         clusterId: config.clusterId,
@@ -298,6 +241,73 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
       });
     });
 
+    // ---- configuration reload (SIGHUP, reload.ts) ----
+    // Requests to workers carry an id; each answers with one `done`.
+    let requestId = 0;
+    const answers = new Map<number, (error: string | undefined) => void>();
+    const onDone = (raw: Uint8Array) => {
+      const m = decodeControl(raw);
+      if (m.type !== 'done') return;
+      const settle = answers.get(m.id);
+      answers.delete(m.id);
+      settle?.(m.error);
+    };
+    for (const w of [...lunWorkers, ...sessionWorkers]) w.on('message', onDone);
+    const request = (w: Worker, msg: LunPrepare | LunCommit | RoutesUpdate) =>
+      new Promise<string | undefined>((resolve) => {
+        const id = ++requestId;
+        answers.set(id, resolve);
+        w.postMessage(encodeControl({ ...msg, id }));
+      });
+    const bus: WorkerBus = {
+      lunWorkers: nLun,
+      sessionWorkers: nSession,
+      lun: (w, msg) => request(lunWorkers[w]!, msg),
+      routes: async (next) => {
+        const msg = { type: 'routes' as const, id: 0, routes: topology.routes(next), targetSlots: topology.targetSlots(next), ...(next.discovery.auth === undefined ? {} : { discoveryAuth: next.discovery.auth }) };
+        const errs = await Promise.all(sessionWorkers.map((w) => request(w, msg)));
+        return errs.find((e) => e !== undefined);
+      },
+    };
+    let running: SpindleConfig = config;
+    let reloading: Promise<void> = Promise.resolve();
+    const reload = (): Promise<void> => {
+      const load = opts.reloadConfig;
+      if (load === undefined || stopping) return reloading;
+      // One reload at a time, in the order the signals came.
+      reloading = reloading.then(async () => {
+        let next: SpindleConfig;
+        try {
+          next = await load();
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'configuration reload refused: the file is invalid; the running configuration stays');
+          return;
+        }
+        const planned = planReload(running, next, topology);
+        if ('problems' in planned) {
+          for (const p of planned.problems) log.error({ field: p.path }, `configuration reload refused: ${p.path}: ${p.message}`);
+          log.error({ problems: planned.problems.length }, 'configuration reload refused; the running configuration stays');
+          return;
+        }
+        const plan = planned.plan;
+        if (plan.empty) {
+          log.info({}, 'configuration reloaded: nothing changed');
+          return;
+        }
+        const error = await applyReload(plan, running, next, topology, bus);
+        if (error !== undefined) {
+          log.error({ err: error }, 'configuration reload failed; the running configuration stays');
+          return;
+        }
+        running = next;
+        log.info(
+          { added: plan.add.map((d) => d.name), removed: plan.remove, grown: plan.grow.map((g) => g.name), routes: plan.routesChanged, alua: plan.aluaChanged },
+          'configuration reloaded',
+        );
+      });
+      return reloading;
+    };
+
     // Any later worker death is fatal for now (restart with in-flight recovery is a
     // later issue): stop cleanly rather than serve with a hole in the data plane.
     for (const s of spawned) {
@@ -345,8 +355,14 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
       };
       process.once('SIGTERM', () => onSignal('SIGTERM'));
       process.once('SIGINT', () => onSignal('SIGINT'));
+      if (opts.reloadConfig !== undefined) {
+        process.on('SIGHUP', () => {
+          log.info({ signal: 'SIGHUP' }, 'reloading the configuration');
+          void reload();
+        });
+      }
     }
-    opts.onReady?.({ stop: () => stop(0) });
+    opts.onReady?.({ stop: () => stop(0), reload });
     return await exited;
   } catch (err) {
     log.error({ err: (err as Error).message }, 'startup failed: nothing is served');

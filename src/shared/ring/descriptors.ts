@@ -52,6 +52,21 @@ export const DescKind = {
   TMF: 4,
   /** Completion of a command aborted by a task management function: send no status. */
   COMPLETION_ABORTED: 5,
+  /**
+   * A unit attention event for the I_T nexus `nexus` at the unit LU_INDEX; ATTRIBUTE
+   * carries a UaEvent. Ordered with the session's commands on the ring, so the event
+   * takes effect exactly between the commands sent before and after it. Acknowledged
+   * with a COMPLETION carrying the same tag.
+   */
+  UNIT_ATTENTION: 6,
+} as const;
+
+/** ATTRIBUTE of a UNIT_ATTENTION descriptor. */
+export const UaEvent = {
+  /** The nexus's LUN inventory changed: establish REPORTED LUNS DATA HAS CHANGED (3F/0E). */
+  REPORTED_LUNS_CHANGED: 1,
+  /** The nexus ran REPORT LUNS (answered on the session worker): clear 3F/0E (SPC-4 6.33). */
+  REPORTED_LUNS_SEEN: 2,
 } as const;
 
 export const DescFlags = {

@@ -20,11 +20,13 @@ import type {
   ChapCredentials,
   DeviceConfig,
   IscsiTuning,
+  PortalAluaState,
   PortalConfig,
   SpindleConfig,
   TargetConfig,
   WorkerCounts,
 } from '../../shared/config-types.ts';
+import { ALUA_STATE_NAMES } from '../../shared/config-types.ts';
 import { parseSize, SizeError } from './sizes.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -968,6 +970,44 @@ function list(ck: Checker, v: unknown, at: At): readonly unknown[] {
   return v;
 }
 
+/**
+ * `aluaStates: { "host:port": state }`: the asymmetric access state of each portal's
+ * target port group (SPC-4 5.16.2.4). Every key must be a portal some target listens on.
+ */
+function aluaStates(ck: Checker, v: unknown, targets: readonly TargetConfig[]): PortalAluaState[] {
+  if (absent(v)) return [];
+  const at: At = ['aluaStates'];
+  if (!isObj(v)) {
+    ck.report(at, `must be a mapping of "host:port" to a state (${ALUA_STATE_NAMES.join(', ')}), got ${describe(v)}`);
+    return [];
+  }
+  const known = new Set(targets.flatMap((t) => t.portals.map(portalKey)));
+  const out: PortalAluaState[] = [];
+  const seen = new Map<string, string>();
+  for (const [key, raw] of Object.entries(v)) {
+    const kat = [...at, key];
+    const p = parsePortal(key);
+    if (typeof p === 'string') {
+      ck.report(kat, p);
+      continue;
+    }
+    const pk = portalKey(p);
+    if (!known.has(pk)) {
+      ck.report(kat, `no target listens on ${displayPortal(p)}: an ALUA state needs one of the targets' portals`);
+      continue;
+    }
+    const first = seen.get(pk);
+    if (first !== undefined) {
+      ck.report(kat, `duplicate portal (same as "${first}")`);
+      continue;
+    }
+    seen.set(pk, key);
+    const state = oneOf(ck, raw, kat, ALUA_STATE_NAMES);
+    if (state !== undefined) out.push({ portal: p, state });
+  }
+  return out;
+}
+
 function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
     for (const child of Object.values(v)) deepFreeze(child);
@@ -986,6 +1026,7 @@ const TOP_KEYS = [
   'devices',
   'targets',
   'discovery',
+  'aluaStates',
 ] as const;
 
 /**
@@ -1074,6 +1115,8 @@ export function validateConfig(
     if (a !== undefined) discovery = { auth: a };
   }
 
+  const alua = aluaStates(ck, o['aluaStates'], targets);
+
   checkChapSecretReuse(ck);
   if (ck.issues.length > 0) return { config: undefined, issues: ck.issues };
   const config: SpindleConfig = {
@@ -1086,6 +1129,7 @@ export function validateConfig(
     discovery,
     logging: { level },
     stateDir,
+    aluaStates: alua,
   };
   return { config: deepFreeze(config), issues: [] };
 }

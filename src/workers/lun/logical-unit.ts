@@ -13,7 +13,8 @@ import { openBackingStore } from './backing/open-store.ts';
 import { SbcState } from './sbc/state.ts';
 import type { ModeState } from './spc/mode-pages.ts';
 import { openModeState } from './spc/mode-pages.ts';
-import { UnitAttentionState } from './ua/unit-attention.ts';
+import { UnitAttentionState, establishAll } from './ua/unit-attention.ts';
+import { SenseReason } from '../../shared/scsi/sense.ts';
 import { standaloneAlua, type LuAlua } from './alua/port-groups.ts';
 import { PrEngine } from './pr/engine.ts';
 import { CopyManagerState, registerCopyTarget, unregisterCopyTarget } from './xcopy/copy-state.ts';
@@ -56,12 +57,17 @@ const NO_NEXUSES: NexusDirectory = { get: () => undefined };
 export class LogicalUnit {
   readonly name: string;
   readonly store: BackingStore;
+  /** The configured backing (grow() needs its kind). */
+  readonly backing: DeviceConfig['backing'];
   /** Logical block size in bytes (512 or 4096). */
   readonly blockSize: number;
   /** log2(blockSize). */
   readonly blockShift: number;
-  /** Number of logical blocks (capacity); the last LBA is blockCount - 1. */
-  readonly blockCount: number;
+  /**
+   * Number of logical blocks (capacity); the last LBA is blockCount - 1. Grows with
+   * grow() (runtime resize); never shrinks.
+   */
+  blockCount: number;
   /** Configured read-only (`readOnly: true`). */
   readonly mediumReadOnly: boolean;
   /** SWP in the control mode page (SPC-4 7.5.8), set by MODE SELECT. */
@@ -129,6 +135,7 @@ export class LogicalUnit {
   private constructor(dev: DeviceConfig, store: BackingStore, ident: LogicalUnitIdentity) {
     this.name = dev.name;
     this.store = store;
+    this.backing = dev.backing;
     this.blockSize = dev.blockSize;
     this.blockShift = Math.log2(dev.blockSize);
     this.blockCount = Math.floor(store.sizeBytes / dev.blockSize);
@@ -157,6 +164,24 @@ export class LogicalUnit {
     lu.pr = await PrEngine.open(lu, ident.stateDir);
     registerCopyTarget(lu);
     return lu;
+  }
+
+  /**
+   * Runtime resize (configuration reload) to `sizeBytes`, a multiple of the block size
+   * no smaller than today's. Every I_T nexus learns it from CAPACITY DATA HAS CHANGED
+   * (2A/09; SBC-4, READ CAPACITY (10) and (16) parameter data: whenever it changes, the
+   * device server establishes a unit attention), so an initiator re-reads the
+   * capacity before addressing the new blocks.
+   * Commands in flight were checked against the old capacity, which is still valid.
+   */
+  async grow(sizeBytes: number): Promise<void> {
+    const blocks = Math.floor(sizeBytes / this.blockSize);
+    if (blocks === this.blockCount) return;
+    if (blocks < this.blockCount) throw new RangeError(`${this.name}: a logical unit cannot shrink while serving`);
+    await this.store.grow(blocks * this.blockSize);
+    this.blockCount = blocks;
+    this.sbc.grow(this.backing);
+    establishAll(this, SenseReason.CAPACITY_DATA_HAS_CHANGED);
   }
 
   /** Byte offset of an LBA. */

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Doorbell, consumeForever } from '../../shared/ring/doorbell.ts';
 import { SpscRing } from '../../shared/ring/spsc-ring.ts';
-import { Cmd, Cpl, CMD_DESC_BYTES, CPL_DESC_BYTES, CPL_SENSE_MAX, DescKind } from '../../shared/ring/descriptors.ts';
+import { Cmd, Cpl, CMD_DESC_BYTES, CPL_DESC_BYTES, CPL_SENSE_MAX, DescKind, UaEvent } from '../../shared/ring/descriptors.ts';
 import { createLogger } from '../../shared/logging.ts';
 import { decodeControl, encodeControl } from '../../shared/messages.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
@@ -17,8 +17,11 @@ import { LogicalUnit } from './logical-unit.ts';
 import { submitCommand } from './execute.ts';
 import { WorkerNexusDirectory } from './nexus-directory.ts';
 import { nexusLost } from './nexus-events.ts';
-import { PortGroupTable, type AluaWire } from './alua/port-groups.ts';
+import { PortGroupTable, type AluaStateValue, type AluaWire } from './alua/port-groups.ts';
 import { applyTaskManagement } from './task-management.ts';
+import { reportedLunsEvent } from './ua/unit-attention.ts';
+import { SenseReason, setCheckCondition } from '../../shared/scsi/sense.ts';
+import type { LunCommit, LunPrepare } from '../../shared/messages.ts';
 
 export interface LunWorkerData {
   index: number;
@@ -184,7 +187,12 @@ function release(t: LunTask): void {
   free.push(t);
 }
 
-let units: LogicalUnit[] = [];
+/**
+ * Logical units by unit index. A unit removed by a configuration reload leaves a hole:
+ * indexes are never reused while the worker runs, so a command still on a ring for a
+ * removed unit can never reach another one.
+ */
+let units: (LogicalUnit | undefined)[] = [];
 /** This worker's ALUA target port group table (set in main when the topology is given). */
 let portGroups: PortGroupTable | null = null;
 const links = data.sessions.map((s) => new SessionLink(s));
@@ -209,10 +217,14 @@ function drainLink(link: SessionLink): number {
       n++;
       if (kind === DescKind.NEXUS_LOSS) {
         const info = nexuses.get(nexus);
-        for (const lu of units) nexusLost(lu, nexus, info);
+        for (const lu of units) if (lu !== undefined) nexusLost(lu, nexus, info);
         nexuses.forget(nexus);
+      } else if (kind === DescKind.UNIT_ATTENTION) {
+        const lu = units[luIdx];
+        if (lu !== undefined) reportedLunsEvent(lu, nexus, fnCode === UaEvent.REPORTED_LUNS_CHANGED);
       } else if (kind === DescKind.TMF) {
-        const targets = luIdx === 0xffffffff ? units : units[luIdx] ? [units[luIdx]] : [];
+        const lu = units[luIdx];
+        const targets = luIdx === 0xffffffff ? units.filter((u) => u !== undefined) : lu ? [lu] : [];
         let waiting = targets.length;
         if (waiting === 0) acknowledge(link, tag);
         for (const lu of targets) {
@@ -248,10 +260,10 @@ function drainLink(link: SessionLink): number {
     n++;
     const lu = units[luIndex];
     if (lu === undefined) {
-      // The supervisor routes only to units it assigned us; anything else is a bug.
-      log.error({ luIndex }, 'command for an unknown logical unit index');
-      t.status = 0x02;
-      t.senseLength = 0;
+      // The unit was removed by a configuration reload while this command was on the
+      // ring (routes changed first, so nothing newer can follow): the LUN no longer
+      // exists for the nexus (SPC-4 table F.2 25/00, as for any unmapped LUN).
+      setCheckCondition(t, SenseReason.LOGICAL_UNIT_NOT_SUPPORTED);
       t.finish();
       continue;
     }
@@ -293,23 +305,99 @@ function drainAll(): number {
 }
 
 
+function openUnit(d: DeviceConfig): Promise<LogicalUnit> {
+  return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir });
+}
+
+/** Make a freshly opened unit part of this worker (nexus directory, ALUA view). */
+function adopt(lu: LogicalUnit): void {
+  lu.nexuses = nexuses;
+  portGroups?.attach(lu);
+  log.info({ device: lu.name, backing: lu.backing.type, blocks: lu.blockCount }, 'logical unit online');
+}
+
+/**
+ * Reload, first step (supervisor/reload.ts): open the new units and grow resized ones.
+ * All-or-nothing for the new units: if one cannot be opened, those opened are closed
+ * again and the error is reported, so the supervisor can abandon the reload.
+ */
+async function prepare(m: LunPrepare): Promise<string | undefined> {
+  if (portGroups !== null) portGroups.setDeviceGroups(m.deviceGroups);
+  const opened = await Promise.allSettled(m.add.map((a) => openUnit(a.device)));
+  const failed = opened.find((r) => r.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(opened.map((r) => (r.status === 'fulfilled' ? r.value.close().catch(() => undefined) : undefined)));
+    return `${(failed as PromiseRejectedResult).reason?.message ?? failed}`;
+  }
+  opened.forEach((r, i) => {
+    const lu = (r as PromiseFulfilledResult<LogicalUnit>).value;
+    units[m.add[i]!.luIndex] = lu;
+    adopt(lu);
+  });
+  for (const g of m.grow) {
+    const lu = units[g.luIndex];
+    if (lu === undefined) continue;
+    try {
+      const before = lu.blockCount;
+      await lu.grow(g.sizeBytes);
+      log.info({ device: lu.name, blocks: lu.blockCount, was: before }, 'logical unit grown: CAPACITY DATA HAS CHANGED');
+    } catch (err) {
+      return `${lu.name}: ${(err as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reload, last step: take removed units offline (no route leads to them any more; the
+ * commands they still hold finish first, then the store is flushed and closed) and apply
+ * ALUA state changes.
+ */
+async function commit(m: LunCommit): Promise<string | undefined> {
+  for (const s of m.states) {
+    if (portGroups?.setPortGroupState(s.group, s.state as AluaStateValue)) {
+      log.info({ group: s.group, state: s.state }, 'target port group state changed: ASYMMETRIC ACCESS STATE CHANGED');
+    }
+  }
+  const closing = m.remove.map(async (i) => {
+    const lu = units[i];
+    if (lu === undefined) return;
+    units[i] = undefined;
+    portGroups?.detach(lu);
+    const deadline = Date.now() + REMOVE_DRAIN_MS;
+    while (lu.taskSet.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await lu.close();
+    log.info({ device: lu.name }, 'logical unit removed');
+  });
+  const results = await Promise.allSettled(closing);
+  const failed = results.find((r) => r.status === 'rejected');
+  return failed === undefined ? undefined : `${(failed as PromiseRejectedResult).reason?.message ?? failed}`;
+}
+
+/** How long a removed unit's last commands may take before its store is closed anyway. */
+const REMOVE_DRAIN_MS = 30_000;
+
 async function main(): Promise<void> {
+  let opened: LogicalUnit[];
   try {
-    units = await Promise.all(data.devices.map((d) => LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir })));
+    opened = await Promise.all(data.devices.map(openUnit));
   } catch (err) {
     parentPort!.postMessage(encodeControl({ type: 'error', message: (err as Error).message }));
     return;
   }
-  for (const u of units) u.nexuses = nexuses;
-  if (data.alua !== undefined) {
-    // One table per worker: setPortGroupState on it reaches every LU of this worker.
-    portGroups = new PortGroupTable(data.alua);
-    for (const u of units) portGroups.attach(u);
-  }
-  for (const d of data.devices) log.info({ device: d.name, backing: d.backing.type }, 'logical unit online');
+  // One table per worker: setPortGroupState on it reaches every LU of this worker.
+  if (data.alua !== undefined) portGroups = new PortGroupTable(data.alua);
+  units = opened;
+  for (const u of opened) adopt(u);
   parentPort!.on('message', (raw: Uint8Array) => {
     const msg = decodeControl(raw);
     if (msg.type === 'stop') void stop();
+    else if (msg.type === 'lun-prepare' || msg.type === 'lun-commit') {
+      const work = msg.type === 'lun-prepare' ? prepare(msg) : commit(msg);
+      void work
+        .catch((err: Error) => err.message)
+        .then((error) => parentPort!.postMessage(encodeControl({ type: 'done', id: msg.id, ...(error === undefined ? {} : { error }) })));
+    }
   });
   void consumeForever(doorbell, drainAll);
   parentPort!.postMessage(encodeControl({ type: 'ready' }));
@@ -320,7 +408,7 @@ async function stop(): Promise<void> {
   // flush and close every store (SIGTERM promise: acknowledged data is on disk).
   const deadline = Date.now() + 10_000;
   while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  await Promise.all(units.map((u) => u.close()));
+  await Promise.all(units.map((u) => u?.close()));
   parentPort!.postMessage(encodeControl({ type: 'stopped' }));
 }
 

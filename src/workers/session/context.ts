@@ -17,10 +17,11 @@ export interface SessionWorkerContext {
   readonly targets: Map<string, TargetRoute>;
   readonly portals: PortalRoute[];
   readonly tuning: IscsiTuning;
-  readonly discoveryAuth?: AuthConfig;
+  /** Replaced by a configuration reload. */
+  discoveryAuth?: AuthConfig;
   /** Command window per session (MaxCmdSN - ExpCmdSN + 1 when idle). */
   readonly cmdWindow: number;
-  /** Target index by IQN (for the node-wide session counts). */
+  /** Target slot by IQN in the node-wide session counts (stable across reloads). */
   readonly targetIndex: Map<string, number>;
   /** Count a new session of target `i`; false when maxSessionsPerTarget is reached. */
   reserveSession(i: number): boolean;
@@ -56,6 +57,11 @@ export interface SessionWorkerContext {
    * object was available (the function then acts on this session's tasks only).
    */
   sendTmf(lunWorker: number, luIndex: number, fn: number, nexus: number, waiter: { settle(): void }): boolean;
+  /**
+   * Send a unit attention event (descriptors.ts UaEvent) for `nexus` to every logical
+   * unit of `target`'s LUN map, ordered with the session's commands on each ring.
+   */
+  signalLuns(nexus: number, target: TargetRoute, event: number): void;
   /** Ring the doorbells of LUN workers that got commands since the last call. */
   flushDoorbells(): void;
   /**

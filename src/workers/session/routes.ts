@@ -173,3 +173,18 @@ export function sessionRoute(target: TargetRoute, initiatorName: string): Target
   if (view.luns === target.luns) return target;
   return { ...target, luns: view.luns, lunList: view.lunList };
 }
+
+/**
+ * True when two views show an initiator the same LUN inventory: the same LUN numbers
+ * leading to the same devices (SPC-4 6.33: what REPORT LUNS would return, and what each
+ * LUN addresses).
+ */
+export function sameInventory(a: TargetRoute, b: TargetRoute): boolean {
+  if (a.luns === b.luns) return true;
+  if (a.luns.size !== b.luns.size) return false;
+  for (const [lun, r] of a.luns) {
+    const o = b.luns.get(lun);
+    if (o === undefined || o.device !== r.device) return false;
+  }
+  return true;
+}

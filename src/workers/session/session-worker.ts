@@ -137,6 +137,31 @@ const ctx: SessionWorkerContext = {
     nexusTable.write(slot, gen, r);
     return nexusHandle(data.index, gen, slot);
   },
+  signalLuns(nexus, target, event) {
+    const ack: TaskOwner = {
+      onTaskComplete(t) {
+        pool.release(t);
+      },
+    };
+    const seen = new Set<string>();
+    for (const route of target.luns.values()) {
+      if (seen.has(route.device)) continue;
+      seen.add(route.device);
+      const t = pool.acquire();
+      if (t === null) {
+        log.error({ nexus }, 'no task for a unit attention event');
+        return;
+      }
+      t.kind = DescKind.UNIT_ATTENTION;
+      t.attribute = event;
+      t.luIndex = route.luIndex;
+      t.owner = ack;
+      t.cdbLength = 0;
+      t.cdb.fill(0);
+      channels[route.lunWorker].submit(t, nexus);
+    }
+    ctx.flushDoorbells();
+  },
   releaseNexus(id) {
     // One NEXUS_LOSS descriptor per LUN worker, queued behind the session's own
     // commands on each ring; the slot is reused once all of them are acknowledged.
@@ -265,6 +290,19 @@ parentPort!.on('message', (raw: Uint8Array) => {
       sessions.delete(msg.key);
       old.close('session reinstatement');
     }
+  } else if (msg.type === 'routes') {
+    // Configuration reload (supervisor/reload.ts). The maps are updated in place, so
+    // every holder of ctx sees the new tables; live sessions then re-resolve their own
+    // view (LUN map, access) and learn inventory changes as unit attentions.
+    const next = routesFromWire(msg.routes);
+    targets.clear();
+    for (const [iqn, t] of next.targets) targets.set(iqn, t);
+    ctx.targetIndex.clear();
+    for (const [iqn, slot] of msg.targetSlots) ctx.targetIndex.set(iqn, slot);
+    ctx.discoveryAuth = msg.discoveryAuth;
+    for (const c of connections) c.applyRoutes();
+    ctx.flushDoorbells();
+    parentPort!.postMessage(encodeControl({ type: 'done', id: msg.id }));
   } else if (msg.type === 'stats') {
     parentPort!.postMessage(
       encodeControl({ type: 'stats', connections: connections.size, tasks: pool.inUse, slabInUse: slab.inUse }),

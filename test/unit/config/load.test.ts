@@ -53,6 +53,7 @@ targets:
     portals: ["127.0.0.1:3260"]
     luns: { 7: ram0 }
 discovery: { auth: { chap: { user: d, secret: "discovery-secret" } } }
+aluaStates: { "[::1]:3260": standby }
 `;
 
 /** A small valid config as data, for tests that change one thing. */
@@ -101,6 +102,7 @@ describe('valid configurations', () => {
       clusterId: 'demo',
       nodeId: 'node-1',
       stateDir: '/var/lib/spindle',
+      aluaStates: [{ portal: { host: '::1', port: 3260 }, state: 'standby' }],
       workers: { session: 2, lun: 3 },
       logging: { level: 'debug' },
       iscsi: {

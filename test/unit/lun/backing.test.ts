@@ -96,3 +96,32 @@ describe('FileStore', () => {
     await expect(io.write(s, Buffer.alloc(10), 0, 10, 0)).rejects.toMatchObject({ code: 'EBADF' });
   });
 });
+
+describe('growing a store (runtime resize)', () => {
+  const dir = tempDir();
+  afterAll(() => dir.cleanup());
+
+  it('RamStore keeps its data, reads zeros in the new range and refuses to shrink', async () => {
+    const s = new RamStore(4096);
+    s.write(Buffer.alloc(4096, 0xab), 0, 4096, 0, false, () => undefined);
+    await s.grow(8192);
+    expect(s.sizeBytes).toBe(8192);
+    const out = Buffer.alloc(8192, 1);
+    s.read(out, 0, 8192, 0, () => undefined);
+    expect(out.subarray(0, 4096).every((b) => b === 0xab)).toBe(true);
+    expect(out.subarray(4096).every((b) => b === 0)).toBe(true);
+    await expect(s.grow(4096)).rejects.toThrow(RangeError);
+    await s.close();
+  });
+
+  it('FileStore extends the file and accepts writes in the new range', async () => {
+    const file = path.join(dir.dir, 'grow.img');
+    const s = await FileStore.open(file, 4096);
+    await s.grow(1 << 20);
+    expect(statSync(file).size).toBe(1 << 20);
+    const err = await new Promise<NodeJS.ErrnoException | null>((r) => s.write(Buffer.alloc(512, 7), 0, 512, (1 << 20) - 512, false, r));
+    expect(err).toBeNull();
+    await expect(s.grow(4096)).rejects.toThrow(RangeError);
+    await s.close();
+  });
+});

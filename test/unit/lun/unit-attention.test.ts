@@ -16,6 +16,7 @@ import {
   establish,
   establishAll,
   establishFor,
+  reportedLunsEvent,
 } from '../../../src/workers/lun/ua/unit-attention.ts';
 import { makeCommand, openLu, run, tempDir } from './helpers.ts';
 
@@ -23,6 +24,10 @@ const TUR = [0, 0, 0, 0, 0, 0];
 const INQUIRY = [0x12, 0, 0, 0, 96, 0];
 const REQUEST_SENSE = [0x03, 0, 0, 0, 18, 0];
 const REPORT_LUNS = [0xa0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0];
+
+function u32(n: number): number[] {
+  return [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+}
 
 /** Handle → identity, as session workers publish them at login. */
 const directory = new Map<number, NexusInfo>();
@@ -74,6 +79,42 @@ describe('unit attentions', () => {
     for (let s = await tur(nexus); s.length > 0; s = await tur(nexus)) out.push(s);
     return out;
   }
+
+  it('a runtime resize: CAPACITY DATA HAS CHANGED for every nexus, then the new blocks serve', async () => {
+    session(7, 'iqn.2026-11.test:a', '400000000001');
+    session(8, 'iqn.2026-11.test:b', '400000000001');
+    expect(await drain(7)).toEqual([[0x6, 0x29, 0x00]]);
+    expect(await drain(8)).toEqual([[0x6, 0x29, 0x00]]);
+    const blocks = lu.blockCount;
+    await lu.grow(2 * blocks * lu.blockSize);
+    expect(lu.blockCount).toBe(2 * blocks);
+    expect(await drain(7)).toEqual([[0x6, 0x2a, 0x09]]);
+    expect(await drain(8)).toEqual([[0x6, 0x2a, 0x09]]);
+    const rc = await send(7, [0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8);
+    expect(rc.dataIn.readUInt32BE(0)).toBe(2 * blocks - 1);
+    const read = await send(7, [0x28, 0, ...u32(2 * blocks - 1), 0, 0, 1, 0], 512);
+    expect(read.status).toBe(ScsiStatus.GOOD);
+    // The same size again is no change and no condition; shrinking is refused.
+    await lu.grow(2 * blocks * lu.blockSize);
+    expect(await tur(7)).toEqual([]);
+    await expect(lu.grow(blocks * lu.blockSize)).rejects.toThrow(/cannot shrink/);
+  });
+
+  it('REPORTED LUNS DATA HAS CHANGED: established per nexus, cleared by the REPORT LUNS event or by REPORT LUNS itself', async () => {
+    session(7, 'iqn.2026-11.test:a', '400000000001');
+    session(8, 'iqn.2026-11.test:b', '400000000001');
+    await drain(7);
+    await drain(8);
+    reportedLunsEvent(lu, 7, true);
+    reportedLunsEvent(lu, 8, true);
+    // Only the nexus whose inventory changed.
+    session(9, 'iqn.2026-11.test:c', '400000000001');
+    expect(await drain(9)).toEqual([[0x6, 0x29, 0x00]]);
+    reportedLunsEvent(lu, 7, false); // REPORT LUNS answered on the session worker
+    expect(await tur(7)).toEqual([]);
+    expect((await send(8, REPORT_LUNS, 256)).status).toBe(ScsiStatus.GOOD); // REPORT LUNS at the LU
+    expect(await tur(8)).toEqual([]);
+  });
 
   it('the first command of an I_T nexus gets POWER ON, RESET OR BUS DEVICE RESET OCCURRED, then GOOD', async () => {
     session(7, 'iqn.2026-11.test:a', '400000000001');

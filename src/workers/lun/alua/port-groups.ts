@@ -4,14 +4,16 @@
  *
  * One node today: each distinct portal is one target port (relative target port
  * identifier = portal group tag) and its own target port group (group id = the same
- * number); the supervisor computes the topology (serve.ts) and hands it to every LUN
- * worker as AluaWire. Every group starts active/optimized. Access is implicit only
+ * number); the supervisor computes the topology (supervisor/topology.ts) and hands it
+ * to every LUN worker as AluaWire. Every group starts in its configured state (config
+ * `aluaStates`, default active/optimized); a configuration reload that changes a state
+ * calls setPortGroupState. Access is implicit only
  * (TPGS = 01b in standard INQUIRY): the device server changes states itself, SET TARGET
  * PORT GROUPS is not supported.
  *
  * Ownership: one PortGroupTable per LUN worker, owned by that thread; each LU holds a
  * view (LuAlua) of the groups through which it is exported. A state change
- * (setPortGroupState; cluster failover drives it in a later issue) updates the table and
+ * (setPortGroupState: a configuration reload today, cluster failover later) updates the table and
  * establishes ASYMMETRIC ACCESS STATE CHANGED (2A/06) for every I_T nexus of every LU
  * that the group serves (SPC-4 5.16.2.6: implicit transitions are reported to all
  * nexuses, including the one whose command may have caused them).
@@ -51,6 +53,8 @@ export interface AluaWire {
    * target maps it, in `luns` or an ACL entry). Absent device: every group.
    */
   deviceGroups?: Record<string, number[]>;
+  /** Initial asymmetric access state per group (config `aluaStates`); absent: active/optimized. */
+  states?: { group: number; state: AluaStateValue }[];
 }
 
 export interface PortGroup {
@@ -82,7 +86,7 @@ export class PortGroupTable {
   /** LUs to notify on a state change (attach). */
   readonly #units: LogicalUnit[] = [];
   /** Device name -> groups exporting it (AluaWire.deviceGroups). */
-  readonly #deviceGroups: Record<string, number[]> | undefined;
+  #deviceGroups: Record<string, number[]> | undefined;
 
   constructor(wire: AluaWire) {
     this.implicitTransitionSec = Math.max(0, Math.min(255, Math.trunc(wire.implicitTransitionSec)));
@@ -96,6 +100,13 @@ export class PortGroupTable {
       .sort((a, b) => a.id - b.id);
     for (const g of this.groups) this.#byId.set(g.id, g);
     this.#deviceGroups = wire.deviceGroups;
+    // The configured starting states: the state at power on, so no unit attention.
+    for (const s of wire.states ?? []) {
+      const g = this.#byId.get(s.group);
+      if (g === undefined || !SETTABLE.has(s.state) || s.state === g.state) continue;
+      g.state = s.state;
+      if (!ACTIVE(s.state)) this.inaccessible++;
+    }
   }
 
   group(id: number): PortGroup | undefined {
@@ -108,6 +119,15 @@ export class PortGroupTable {
     const groups = ids === undefined ? this.groups : this.groups.filter((g) => ids.includes(g.id));
     lu.alua = { table: this, groups };
     if (!this.#units.includes(lu)) this.#units.push(lu);
+  }
+
+  /**
+   * A configuration reload changed which groups export which device (a target mapped
+   * or unmapped it): re-attach every unit with its new view.
+   */
+  setDeviceGroups(deviceGroups: Record<string, number[]>): void {
+    this.#deviceGroups = deviceGroups;
+    for (const lu of [...this.#units]) this.attach(lu);
   }
 
   detach(lu: LogicalUnit): void {

@@ -77,7 +77,7 @@ class FileRequest {
 }
 
 export class FileStore implements BackingStore {
-  readonly sizeBytes: number;
+  sizeBytes: number;
   readonly path: string;
   /** Main descriptor: reads, write-back writes, fdatasync. */
   fd: number;
@@ -163,6 +163,20 @@ export class FileStore implements BackingStore {
   flush(cb: IoCallback): void {
     if (this.#closed) return cb(badf());
     fs.fdatasync(this.fd, cb);
+  }
+
+  /**
+   * Extend the file (sparse: ftruncate) when it is shorter than `sizeBytes` (a block
+   * device is taken at its configured size, as in open()). Requests in flight stay
+   * inside the old size, so they are unaffected; later ones may use the new range.
+   */
+  async grow(sizeBytes: number): Promise<void> {
+    if (this.#closed) throw badf();
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < this.sizeBytes)
+      throw new RangeError(`cannot resize ${this.path} from ${this.sizeBytes} to ${sizeBytes} bytes`);
+    const st = await fstat(this.fd);
+    if (st.isFile() && st.size < sizeBytes) await ftruncate(this.fd, sizeBytes);
+    this.sizeBytes = sizeBytes;
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
 import type { BackingStore, IoCallback } from './store.ts';
 
 export class RamStore implements BackingStore {
-  readonly sizeBytes: number;
+  sizeBytes: number;
   #mem: Buffer | null;
 
   constructor(sizeBytes: number) {
@@ -54,6 +54,23 @@ export class RamStore implements BackingStore {
   /** Every callback runs before the call returns: nothing is ever in flight. */
   get inFlight(): number {
     return 0;
+  }
+
+  /**
+   * One new zero-filled buffer and a copy: I/O is synchronous, so nothing can be in
+   * flight against the old one. Not a hot path (an operator's resize).
+   */
+  grow(sizeBytes: number): Promise<void> {
+    const mem = this.#mem;
+    if (mem === null) return Promise.reject(closedError());
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < this.sizeBytes)
+      return Promise.reject(new RangeError(`cannot resize a ${this.sizeBytes}-byte RAM store to ${sizeBytes}`));
+    if (sizeBytes === this.sizeBytes) return Promise.resolve();
+    const next = Buffer.alloc(sizeBytes);
+    mem.copy(next, 0, 0, this.sizeBytes);
+    this.#mem = next;
+    this.sizeBytes = sizeBytes;
+    return Promise.resolve();
   }
 
   close(): Promise<void> {

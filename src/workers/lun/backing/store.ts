@@ -8,7 +8,7 @@
 export type IoCallback = (err: NodeJS.ErrnoException | null) => void;
 
 export interface BackingStore {
-  /** Size in bytes; a multiple of the logical block size. */
+  /** Size in bytes; a multiple of the logical block size. Grows with grow(). */
   readonly sizeBytes: number;
   /**
    * Requests issued and not yet called back. The LU-wide exclusive gate (COMPARE AND
@@ -24,6 +24,11 @@ export interface BackingStore {
   write(src: Buffer, srcOffset: number, length: number, position: number, durable: boolean, cb: IoCallback): void;
   /** Make every completed write durable (SYNCHRONIZE CACHE). */
   flush(cb: IoCallback): void;
+  /**
+   * Grow the store to `sizeBytes` (a runtime resize, configuration reload). Never
+   * shrinks: the bytes initiators wrote stay where they are; the new range reads zeros.
+   */
+  grow(sizeBytes: number): Promise<void>;
   /** Flush and release resources. */
   close(): Promise<void>;
 }

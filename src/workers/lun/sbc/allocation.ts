@@ -32,9 +32,9 @@ const HEADER_BYTES = 16;
 export class AllocationMap {
   /** Logical blocks per map bit. */
   readonly granule: number;
-  readonly blockCount: number;
-  readonly granules: number;
-  readonly words: Uint32Array;
+  blockCount: number;
+  granules: number;
+  words: Uint32Array;
 
   constructor(blockCount: number, granule: number, mapped: boolean) {
     this.granule = granule;
@@ -42,6 +42,21 @@ export class AllocationMap {
     this.granules = Math.ceil(blockCount / granule);
     this.words = new Uint32Array(Math.ceil(this.granules / 32));
     if (mapped) this.setRange(0, this.granules, true);
+  }
+
+  /**
+   * The LU grew to `blockCount` blocks (runtime resize): the new blocks are `mapped` or
+   * deallocated. A partial last granule that now has more blocks keeps its state.
+   */
+  grow(blockCount: number, mapped: boolean): void {
+    if (blockCount <= this.blockCount) return;
+    const oldGranules = this.granules;
+    this.blockCount = blockCount;
+    this.granules = Math.ceil(blockCount / this.granule);
+    const words = new Uint32Array(Math.ceil(this.granules / 32));
+    words.set(this.words);
+    this.words = words;
+    if (mapped) this.setRange(oldGranules, this.granules, true);
   }
 
   isMapped(g: number): boolean {

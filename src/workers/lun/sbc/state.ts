@@ -161,6 +161,15 @@ export class SbcState {
     }
   }
 
+  /**
+   * The LU grew (LogicalUnit.grow): extend the allocation map. New RAM blocks are zeros
+   * never written (deallocated); new file blocks are reported mapped, since a file
+   * longer than the old size may hold data there (mapped is always a safe answer).
+   */
+  grow(backing: BackingConfig): void {
+    this.map?.grow(this.lu.blockCount, backing.type === 'file');
+  }
+
   /** Persist the allocation map (clean shutdown). */
   async close(): Promise<void> {
     if (this.map !== null && this.#mapPath !== null) await this.map.save(this.#mapPath);

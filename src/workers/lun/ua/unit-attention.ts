@@ -20,12 +20,13 @@
  *     (task-management.ts), MODE PARAMETERS CHANGED (spc/mode-select.ts), reservation
  *     and registration changes (pr/engine.ts), ASYMMETRIC ACCESS STATE CHANGED
  *     (alua/port-groups.ts).
- *   - CAPACITY DATA HAS CHANGED and REPORTED LUNS DATA HAS CHANGED: establishAll() is
- *     the entry point; nothing calls it yet because runtime resize and LUN remapping do
- *     not exist. Note for that work: REPORT LUNS is answered on the session worker
- *     (shared/scsi/report-luns.ts), so the clearing of REPORTED LUNS DATA HAS CHANGED
- *     done here (SPC-4 6.33) only happens when REPORT LUNS reaches the LU; the session
- *     worker must then tell the LUN workers (or forward REPORT LUNS).
+ *   - CAPACITY DATA HAS CHANGED (2A/09) when a runtime resize grows the LU, for every
+ *     identity (LogicalUnit.grow).
+ *   - REPORTED LUNS DATA HAS CHANGED (3F/0E) for a nexus whose LUN inventory a
+ *     configuration reload changed: the session worker, which owns the inventory and
+ *     answers REPORT LUNS, sends UNIT_ATTENTION descriptors on the rings, to establish
+ *     it at every LU of the new inventory and to clear it at all of them once the nexus
+ *     has run REPORT LUNS (reportedLunsEvent).
  *
  * Precedence and overflow:
  *   - Reset-class conditions (ASC 29h) are merged (SAM-5 6.3.1 lists them in order of
@@ -178,9 +179,8 @@ export function establish(lu: LogicalUnit, reason: SenseDetail, exceptNexus?: nu
 }
 
 /**
- * Queue `reason` for every identity known to the LU: LU-wide events with no issuer.
- * Entry point for CAPACITY DATA HAS CHANGED (SBC-4 4.x, a runtime resize) and REPORTED
- * LUNS DATA HAS CHANGED (SPC-4 6.33, a LUN map change), which do not exist yet.
+ * Queue `reason` for every identity known to the LU: LU-wide events with no issuer
+ * (CAPACITY DATA HAS CHANGED after a runtime resize).
  */
 export function establishAll(lu: LogicalUnit, reason: SenseDetail): void {
   for (const u of lu.ua.byKey.values()) queueCondition(u, reason);
@@ -203,6 +203,22 @@ export function establishFor(
 /** Queue `reason` for the identity behind one handle. */
 export function establishForNexus(lu: LogicalUnit, nexus: number, reason: SenseDetail): void {
   queueCondition(nexusState(lu, nexus), reason);
+}
+
+/**
+ * A UNIT_ATTENTION descriptor (descriptors.ts UaEvent) for the nexus behind `nexus`:
+ * establish REPORTED LUNS DATA HAS CHANGED (SPC-4 6.33: the LUN inventory of the I_T
+ * nexus changed) or clear it because the nexus ran REPORT LUNS on the session worker
+ * (SPC-4 6.33 / SAM-5 5.14: REPORT LUNS clears that condition).
+ */
+export function reportedLunsEvent(lu: LogicalUnit, nexus: number, changed: boolean): void {
+  const u = nexusState(lu, nexus);
+  if (changed) {
+    queueCondition(u, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED);
+    return;
+  }
+  const i = u.queue.findIndex((d) => sameDetail(d, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED));
+  if (i >= 0) u.queue.splice(i, 1);
 }
 
 /** Remove and return the oldest pending condition of the nexus behind `nexus`, or undefined. */

@@ -61,7 +61,8 @@ import { IscsiSession, snLess } from './session.ts';
 import { TaskState, type Task, type TaskOwner } from '../task.ts';
 import type { SessionWorkerContext } from '../context.ts';
 import type { Logger } from '../../../shared/logging.ts';
-import { formatTargetAddress, loginAccess, sessionRoute, type TargetRoute } from '../routes.ts';
+import { formatTargetAddress, loginAccess, sameInventory, sessionRoute, type TargetRoute } from '../routes.ts';
+import { UaEvent } from '../../../shared/ring/descriptors.ts';
 
 const Rx = { BHS: 0, AHS: 1, DATA: 2, PAD: 3, DDIGEST: 4 } as const;
 /** What the current PDU's data segment is for, decided in onHeader. */
@@ -898,8 +899,16 @@ export class IscsiConnection implements TaskOwner {
       c.lun = t.lun;
       c.nexus = this.session!.nexus;
       c.attribute = t.attribute;
-      if (op === ScsiOp.REPORT_LUNS) buildReportLuns(c, target.lunList);
-      else executeWithoutLun(c);
+      if (op === ScsiOp.REPORT_LUNS) {
+        buildReportLuns(c, target.lunList);
+        const s = this.session!;
+        if (s.reportedLunsChanged && c.status === ScsiStatus.GOOD) {
+          // SPC-4 6.33: REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED for this nexus;
+          // the condition lives at the LUs, which learn it in order with later commands.
+          s.reportedLunsChanged = false;
+          this.ctx.signalLuns(s.nexus, target, UaEvent.REPORTED_LUNS_SEEN);
+        }
+      } else executeWithoutLun(c);
       t.status = c.status;
       t.senseLength = Math.min(c.senseLength, t.sense.length);
       if (t.senseLength > 0) c.sense.copy(t.sense, 0, 0, t.senseLength);
@@ -1379,6 +1388,32 @@ export class IscsiConnection implements TaskOwner {
     const cb = this.onClosed;
     this.onClosed = null;
     if (cb) cb(this);
+  }
+
+  /**
+   * The routing tables changed (configuration reload): re-resolve this session's view of
+   * its target. Access revoked (the target is gone, or no ACL entry admits the initiator
+   * any more): the session ends now, and a new login fails with AUTHORIZATION FAILURE.
+   * A different LUN inventory: REPORTED LUNS DATA HAS CHANGED for this I_T nexus at every
+   * LU it now sees (SPC-4 6.33), cleared when it runs REPORT LUNS (dispatch).
+   */
+  applyRoutes(): void {
+    const s = this.session;
+    if (this.phase !== Phase.FULL_FEATURE || s === null || s.target === null) return;
+    const configured = this.ctx.targets.get(s.params.TargetName);
+    const next = configured === undefined ? null : sessionRoute(configured, s.params.InitiatorName);
+    if (next === null) {
+      this.log.warn({}, 'access revoked by a configuration reload: closing the session');
+      this.close('access revoked');
+      return;
+    }
+    const changed = !sameInventory(s.target, next);
+    s.target = next;
+    if (changed) {
+      s.reportedLunsChanged = true;
+      this.ctx.signalLuns(s.nexus, next, UaEvent.REPORTED_LUNS_CHANGED);
+      this.log.info({ luns: next.lunList }, 'LUN inventory changed: REPORTED LUNS DATA HAS CHANGED');
+    }
   }
 
   /** True when this connection carries the full-feature session (TSIH, ISID). */

@@ -16,7 +16,13 @@ export class IscsiSession {
   readonly isid: Buffer;
   readonly nexus: number;
   readonly params: SessionParams;
-  readonly target: TargetRoute | null;
+  /** The session's view of its target; replaced when a configuration reload changes it. */
+  target: TargetRoute | null;
+  /**
+   * REPORTED LUNS DATA HAS CHANGED was established at the LUs for this nexus and REPORT
+   * LUNS has not run since (then the LUs are told to clear it, unit-attention.ts).
+   */
+  reportedLunsChanged = false;
   expCmdSN: number;
   /** Non-immediate commands received whose response has not been sent. */
   outstanding = 0;
