@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { TmfFunction, TmfResponse } from '../../src/shared/iscsi/pdu.ts';
 import {
   Opcode,
   Status,
@@ -201,6 +202,64 @@ describe('task attributes (SAM-5 8.6)', () => {
       expect(sense(r.sense)).toEqual([0x05, 0x49, 0x00]);
     } finally {
       ini.close();
+    }
+  });
+});
+
+describe('auto contingent allegiance (SAM-5 5.9) through the target', () => {
+  const ACA_ACTIVE = 0x30;
+  /** READ(10) past the end of the 64 MiB LU, NACA = 1 in the control byte. */
+  function failingRead(): Buffer {
+    const c = read10(0x7fffffff, 1);
+    c[9] = 0x04;
+    return c;
+  }
+
+  it('NACA = 1 and CHECK CONDITION: ACA ACTIVE for everyone, an ACA command for the faulted nexus, CLEAR ACA ends it', async () => {
+    const a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:aca-a' });
+    const b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:aca-b' });
+    try {
+      for (const ini of [a, b]) expect((await ini.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(Status.GOOD);
+      const f = await a.scsi(failingRead(), { read: true, edtl: 512 });
+      expect(f.status).toBe(Status.CHECK_CONDITION);
+      expect(sense(f.sense)).toEqual([0x05, 0x21, 0x00]); // LBA OUT OF RANGE
+      expect((await b.scsi(read10(0, 1), { read: true, edtl: 512 })).status).toBe(ACA_ACTIVE);
+      expect((await a.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(ACA_ACTIVE);
+      // The faulted nexus's recovery command, with the ACA attribute, is served.
+      const rec = await a.scsi(read10(0, 1), { read: true, edtl: 512, attr: 4 });
+      expect(rec.status).toBe(Status.GOOD);
+      // CLEAR ACA from another nexus changes nothing; from the faulted one it clears.
+      expect((await b.tmf({ fn: TmfFunction.CLEAR_ACA, lun: 0 })).bhs[2]).toBe(TmfResponse.FUNCTION_COMPLETE);
+      expect((await b.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(ACA_ACTIVE);
+      expect((await a.tmf({ fn: TmfFunction.CLEAR_ACA, lun: 0 })).bhs[2]).toBe(TmfResponse.FUNCTION_COMPLETE);
+      expect((await b.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(Status.GOOD);
+      expect((await a.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(Status.GOOD);
+      // INQUIRY reports NormACA.
+      const inq = await a.scsi(Buffer.from([0x12, 0, 0, 0, 36, 0]), { read: true, edtl: 36 });
+      expect(inq.data[3]! & 0x20).toBe(0x20);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('the loss of the faulted nexus clears the ACA condition', async () => {
+    const a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:aca-c' });
+    const b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:aca-d' });
+    try {
+      for (const ini of [a, b]) expect((await ini.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(Status.GOOD);
+      expect((await a.scsi(failingRead(), { read: true, edtl: 512 })).status).toBe(Status.CHECK_CONDITION);
+      expect((await b.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(ACA_ACTIVE);
+      a.close();
+      let status = -1;
+      for (let i = 0; i < 50 && status !== Status.GOOD; i++) {
+        await sleep(20);
+        status = (await b.scsi(TEST_UNIT_READY, { edtl: 0 })).status;
+      }
+      expect(status).toBe(Status.GOOD);
+    } finally {
+      a.close();
+      b.close();
     }
   });
 });

@@ -24,7 +24,7 @@ import { checkAndReport } from './ua/unit-attention.ts';
 import { checkAluaAccess } from './alua/access.ts';
 import { checkReservationConflict } from './pr/conflict.ts';
 import type { CommandDescriptor, CommandHandler } from './spc/handler.ts';
-import { CTL, Completion } from './spc/handler.ts';
+import { CTL, CTL_LINK, Completion } from './spc/handler.ts';
 import { SPC_COMMANDS } from './spc/commands.ts';
 import { SBC_COMMANDS } from './sbc/commands.ts';
 import { reportSupportedOperationCodes } from './spc/report-supported-opcodes.ts';
@@ -184,12 +184,12 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
     cmd.finish();
     return;
   }
-  // CONTROL byte (SAM-5 5.2, table 21): NACA = 1 needs ACA support (spindle has none,
-  // SAM-5 5.9.1); LINK = 1 requests linked commands, obsolete since SAM-4.
+  // CONTROL byte (SAM-5 5.2, table 21): LINK = 1 requests linked commands, obsolete
+  // since SAM-4. NACA = 1 is accepted: a CHECK CONDITION then establishes an ACA
+  // condition (SAM-5 5.9, task-set.ts).
   const control = desc.usage.length - 1;
-  const bad = cdb[control]! & CTL;
-  if (bad !== 0) {
-    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(control, bad & 0x04 ? 2 : 0));
+  if ((cdb[control]! & CTL_LINK) !== 0) {
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(control, 0));
     cmd.finish();
     return;
   }

@@ -9,6 +9,7 @@ import type { LogicalUnit } from './logical-unit.ts';
 import type { NexusInfo } from './nexus.ts';
 import { prNexusLost } from './pr/engine.ts';
 import { unitAttentionNexusLost } from './ua/unit-attention.ts';
+import { abortNexusCommands } from './task-management.ts';
 
 export function nexusLost(lu: LogicalUnit, id: number, info: NexusInfo | undefined): void {
   // The identity keeps its unit attentions and gains I_T NEXUS LOSS OCCURRED (ua/).
@@ -16,4 +17,6 @@ export function nexusLost(lu: LogicalUnit, id: number, info: NexusInfo | undefin
   // SBC-4 5.14: a PREVENT ALLOW MEDIUM REMOVAL prevention ends with its I_T nexus.
   lu.sbc.preventing.delete(id);
   prNexusLost(lu, id, info); // SPC-2 reservation of the nexus ends (pr/engine.ts)
+  // Its commands still in the task set end unanswered; an ACA it faulted is cleared.
+  abortNexusCommands(lu, id);
 }

@@ -45,6 +45,8 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
       // RESET FUNCTION OCCURRED after a LOGICAL UNIT RESET, the generic POWER ON,
       // RESET, OR BUS DEVICE RESET OCCURRED after a target reset.
       abortAll(lu, nexus, () => true);
+      // SAM-5 5.9.5: a reset clears the ACA condition (its commands were just aborted).
+      lu.taskSet.clearAca();
       establish(
         lu,
         fn === TmfFunction.LOGICAL_UNIT_RESET
@@ -75,9 +77,32 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
       lu.taskSet.whenNone(() => true, done);
       return;
     }
+    case TmfFunction.ABORT_TASK_SET: {
+      // SAM-5 7.2: the issuer's commands on this LU. Its session worker marked them
+      // already; here the dormant ones end at once, which matters while an ACA condition
+      // blocks them (they would otherwise wait for the ACA to be cleared).
+      abortAll(lu, nexus, (c) => c.nexus === nexus);
+      lu.taskSet.whenNone((c) => c.nexus === nexus, done);
+      return;
+    }
+    case TmfFunction.CLEAR_ACA: {
+      // SAM-5 7.3: from the faulted I_T nexus, CLEAR ACA aborts the command with the ACA
+      // attribute (as ABORT TASK would) and clears the ACA condition, so the blocked
+      // commands resume. From any other nexus, or without ACA, it changes nothing.
+      const ts = lu.taskSet;
+      if (ts.acaNexus !== nexus) {
+        done();
+        return;
+      }
+      const aca = ts.acaTask;
+      if (aca !== null) abortAll(lu, nexus, (c) => c === aca);
+      ts.clearAca();
+      ts.whenNone((c) => c === aca, done);
+      return;
+    }
     default:
-      // ABORT TASK / ABORT TASK SET touch only the issuer's own tasks, which its session
-      // worker already tracks; nothing to do at the LU.
+      // ABORT TASK touches only the issuer's own task, which its session worker already
+      // tracks; nothing to do at the LU.
       done();
   }
 }
@@ -90,4 +115,13 @@ function abortAll(lu: LogicalUnit, issuer: number, pick: (c: ScsiCommand) => boo
     a.aborted = true;
     a.abortedWithStatus = tas && c.nexus !== issuer;
   });
+}
+
+/**
+ * I_T nexus loss (SAM-5 6.3.4, nexus-events.ts): the lost nexus's commands are aborted
+ * (they will never be answered) and an ACA condition it faulted is cleared (5.9.5).
+ */
+export function abortNexusCommands(lu: LogicalUnit, nexus: number): void {
+  abortAll(lu, nexus, (c) => c.nexus === nexus);
+  if (lu.taskSet.acaNexus === nexus) lu.taskSet.clearAca();
 }

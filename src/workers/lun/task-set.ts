@@ -17,9 +17,22 @@
  *     (SAM-5 8.6.3).
  *   HEAD OF QUEUE: enabled at once, without waiting for anything (SAM-5 8.6.4); newer
  *     SIMPLE and ORDERED commands wait until it has completed.
- *   ACA: only while an ACA condition exists (SAM-5 8.6.5). spindle never establishes
- *     one (NACA = 1 is rejected, execute.ts), so an ACA command is terminated with
- *     CHECK CONDITION, ILLEGAL REQUEST, INVALID MESSAGE ERROR (SAM-5 8.6.5).
+ *   ACA: only while an ACA condition exists (SAM-5 8.6.5); otherwise terminated with
+ *     CHECK CONDITION, ILLEGAL REQUEST, INVALID MESSAGE ERROR.
+ *
+ * Auto contingent allegiance (SAM-5 5.9), with QErr = 00b and TST = 000b (control mode
+ * page): a command whose CDB has NACA = 1 and that completes with CHECK CONDITION
+ * establishes an ACA condition for its I_T nexus, the faulted nexus (5.9.2). While it
+ * exists:
+ *   - commands already enabled complete as usual; dormant ones are blocked (they stay
+ *     dormant, 5.9.2 table 31, QErr = 00b) until it is cleared;
+ *   - the faulted nexus may have one command with the ACA attribute in the set, which
+ *     runs at once (its recovery command); every other new command, from any nexus
+ *     (TST = 000b: one task set), is terminated with ACA ACTIVE status (5.9.3);
+ *   - it is cleared (5.9.5) by CLEAR ACA from the faulted nexus, which also aborts the
+ *     ACA command (SAM-5 7.3), by a logical unit or target reset, by the loss of the
+ *     faulted nexus (task-management.ts, nexus-events.ts), and when the ACA command
+ *     itself completes with CHECK CONDITION (a new ACA follows if its NACA is 1).
  *
  *   arrival ──admit──┬─ full ────────────────> TASK SET FULL / BUSY (SAM-5 5.3.2)
  *                    ├─ may run ─> active ──finish──> remove ──> pump (enable dormant)
@@ -41,6 +54,8 @@
  * (this is what PREEMPT AND ABORT relies on, pr/engine.ts).
  */
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
+import { cdbLengthOf } from '../../shared/scsi/cdb.ts';
+import { CTL_NACA } from './spc/handler.ts';
 import { ScsiStatus, TaskAttribute } from '../../shared/scsi/command.ts';
 import { SenseReason, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { LogicalUnit } from './logical-unit.ts';
@@ -77,13 +92,17 @@ export class TaskSet {
   private headOfQueue = 0;
   /**
    * A SIMPLE command may start at once while active.size < simpleLimit: `depth` while no
-   * ORDERED or HEAD OF QUEUE command is in the set (then nothing is dormant either),
-   * 0 otherwise. Keeps the hot path to one comparison.
+   * ORDERED or HEAD OF QUEUE command is in the set (then nothing is dormant either) and
+   * no ACA condition exists, 0 otherwise (relimit). Keeps the hot path to one comparison.
    */
   private simpleLimit: number;
   /** Re-entrancy guard: an enabled command that finishes synchronously calls remove(). */
   private pumping = false;
   private waiters: { pred: (cmd: ScsiCommand) => boolean; done: () => void }[] = [];
+  /** The faulted I_T nexus while an ACA condition exists (SAM-5 5.9), else -1. */
+  acaNexus = -1;
+  /** The faulted nexus's command with the ACA attribute in the set, if any (at most one). */
+  acaTask: ScsiCommand | null = null;
 
   constructor(lu: LogicalUnit, depth = DEFAULT_QUEUE_DEPTH) {
     this.lu = lu;
@@ -117,8 +136,20 @@ export class TaskSet {
 
   private admitSlow(cmd: ScsiCommand): boolean {
     const attr = cmd.attribute;
+    if (this.acaNexus >= 0) {
+      // SAM-5 5.9.3: during ACA only the faulted nexus's one ACA command is processed;
+      // every other new command ends with ACA ACTIVE (TST = 000b: for every nexus).
+      if (cmd.nexus === this.acaNexus && attr === TaskAttribute.ACA && this.acaTask === null) {
+        this.acaTask = cmd;
+        this.active.add(cmd);
+        return true;
+      }
+      reject(cmd, ScsiStatus.ACA_ACTIVE);
+      cmd.finish();
+      return false;
+    }
     if (attr === TaskAttribute.ACA) {
-      // SAM-5 8.6.5: ACA attribute without an ACA condition (spindle never has one).
+      // SAM-5 8.6.5: the ACA attribute without an ACA condition.
       reject(cmd, ScsiStatus.CHECK_CONDITION);
       setCheckCondition(cmd, SenseReason.INVALID_MESSAGE_ERROR);
       cmd.finish();
@@ -171,6 +202,8 @@ export class TaskSet {
     if (!this.active.delete(cmd)) return;
     const attr = cmd.attribute;
     if (attr === TaskAttribute.ORDERED || attr === TaskAttribute.HEAD_OF_QUEUE) this.retire(attr);
+    if (cmd.status === ScsiStatus.CHECK_CONDITION) this.checkCondition(cmd);
+    else if (cmd === this.acaTask) this.acaTask = null;
     if (this.head < this.dormant.length) this.pump();
     if (this.waiters.length !== 0) this.settle();
   }
@@ -182,7 +215,44 @@ export class TaskSet {
     } else {
       this.headOfQueue--;
     }
-    if (this.ordered === 0 && this.headOfQueue === 0) this.simpleLimit = this.depth;
+    this.relimit();
+  }
+
+  /** The hot path is open only with no ORDERED or HEAD OF QUEUE command and no ACA. */
+  private relimit(): void {
+    this.simpleLimit = this.ordered === 0 && this.headOfQueue === 0 && this.acaNexus < 0 ? this.depth : 0;
+  }
+
+  /**
+   * A command of the set completed with CHECK CONDITION (slow path): the ACA rules of
+   * SAM-5 5.9.2 / 5.9.5 (file comment). An aborted command is not reported with its
+   * status, so it establishes nothing.
+   */
+  private checkCondition(cmd: ScsiCommand): void {
+    if ((cmd as { aborted?: boolean }).aborted === true) return;
+    if (cmd === this.acaTask) {
+      // SAM-5 5.9.5: the ACA command ending in CHECK CONDITION clears the condition.
+      this.acaTask = null;
+      this.acaNexus = -1;
+      this.relimit();
+    }
+    const control = cmd.cdb[cdbLengthOf(cmd.cdb[0]!) - 1]!;
+    if ((control & CTL_NACA) !== 0) {
+      this.acaNexus = cmd.nexus;
+      this.relimit();
+    }
+  }
+
+  /**
+   * Clear the ACA condition (SAM-5 5.9.5): blocked commands become eligible again. The
+   * caller aborts the ACA command first when the clearing function says so (CLEAR ACA).
+   */
+  clearAca(): void {
+    if (this.acaNexus < 0) return;
+    this.acaNexus = -1;
+    this.acaTask = null;
+    this.relimit();
+    if (this.head < this.dormant.length) this.pump();
   }
 
   /**
@@ -194,7 +264,8 @@ export class TaskSet {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.head < this.dormant.length && this.headOfQueue === 0) {
+      // During ACA dormant commands are blocked (SAM-5 5.9.2, QErr = 00b).
+      while (this.head < this.dormant.length && this.headOfQueue === 0 && this.acaNexus < 0) {
         const c = this.dormant[this.head]!;
         if (c.attribute === TaskAttribute.ORDERED) {
           if (this.active.size !== 0) break; // older commands still running
@@ -246,7 +317,7 @@ export class TaskSet {
     for (const c of drop) {
       if (c.attribute === TaskAttribute.ORDERED) {
         this.ordered--;
-        if (this.ordered === 0 && this.headOfQueue === 0) this.simpleLimit = this.depth;
+        this.relimit();
       }
     }
     for (const c of drop) {

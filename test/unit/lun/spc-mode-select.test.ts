@@ -258,10 +258,10 @@ describe('LOG SENSE / LOG SELECT (SPC-4 6.7, 6.8)', () => {
 });
 
 describe('REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-4 6.37)', () => {
-  it('reports ATS ATSS CTSS LURS; REPD gives 16 bytes', async () => {
+  it('reports ATS ATSS CACAS CTSS LURS; REPD gives 16 bytes', async () => {
     const basic = await run(lu, makeCommand([0xa3, 0x0d, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], { dataLength: 16 }));
     expect(basic.dataInLength).toBe(4);
-    expect(basic.dataIn[0]).toBe(0xd8);
+    expect(basic.dataIn[0]).toBe(0xf8);
     const ext = await run(lu, makeCommand([0xa3, 0x0d, 0x80, 0, 0, 0, 0, 0, 0, 16, 0, 0], { dataLength: 16 }));
     expect(ext.dataInLength).toBe(16);
     expect(ext.dataIn[3]).toBe(0x0c);

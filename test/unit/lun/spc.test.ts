@@ -48,10 +48,9 @@ describe('executeCommand dispatch', () => {
     expect(cmd.fieldPointer).toMatchObject({ field: 1, bit: 4 });
   });
 
-  it('rejects NACA and LINK in the control byte', async () => {
+  it('accepts NACA (ACA support, task-set.ts) and rejects LINK in the control byte', async () => {
     const naca = await run(lu, makeCommand([0x00, 0, 0, 0, 0, 0x04]));
-    expectCheck(naca, [5, 0x24, 0]);
-    expect(naca.fieldPointer).toMatchObject({ field: 5, bit: 2 });
+    expect(naca.status).toBe(ScsiStatus.GOOD);
     const link = await run(lu, makeCommand([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0x01], { dataLength: 512 }));
     expect(link.fieldPointer).toMatchObject({ field: 9, bit: 0 });
   });
@@ -65,7 +64,7 @@ describe('INQUIRY standard data (SPC-4 6.6.2)', () => {
     const d = cmd.dataIn;
     expect(d[0]).toBe(0x00);
     expect(d[2]).toBe(0x06);
-    expect(d[3]).toBe(0x12); // HISUP | format 2
+    expect(d[3]).toBe(0x32); // NORMACA | HISUP | format 2
     expect(d[4]).toBe(91);
     expect(d[3]! & 0xc0).toBe(0); // no AERC/TRMTSK
     expect(d.toString('latin1', 8, 16)).toBe('SPINDLE ');

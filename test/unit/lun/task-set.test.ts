@@ -200,6 +200,97 @@ describe('TaskSet (task attributes, SAM-5 8.6)', () => {
     expect(set.size).toBe(0);
   });
 
+  /** Complete `t` with CHECK CONDITION; `naca` sets NACA in its (6-byte) control byte. */
+  const fail = (t: Task, naca: boolean): void => {
+    running = running.filter((x) => x !== t);
+    t.cdb[5] = naca ? 0x04 : 0;
+    t.status = ScsiStatus.CHECK_CONDITION;
+    t.finish();
+  };
+
+  describe('auto contingent allegiance (SAM-5 5.9, QErr = 00b, TST = 000b)', () => {
+    it('CHECK CONDITION with NACA = 0 establishes nothing', () => {
+      const a = mk('a', SIMPLE);
+      submit(a);
+      fail(a, false);
+      expect(set.acaNexus).toBe(-1);
+      const b = mk('b', SIMPLE, 2);
+      submit(b);
+      expect(b.started).toBe(true);
+    });
+
+    it('NACA = 1: new commands of every nexus get ACA ACTIVE; the faulted nexus may run one ACA command', () => {
+      const a = mk('a', SIMPLE, 1);
+      submit(a);
+      fail(a, true);
+      expect(set.acaNexus).toBe(1);
+      const other = mk('other', SIMPLE, 2);
+      submit(other);
+      expect([other.started, other.status]).toEqual([false, ScsiStatus.ACA_ACTIVE]);
+      const own = mk('own', ORDERED, 1);
+      submit(own);
+      expect(own.status).toBe(ScsiStatus.ACA_ACTIVE);
+      const notFaulted = mk('aca2', ACA, 2);
+      submit(notFaulted);
+      expect(notFaulted.status).toBe(ScsiStatus.ACA_ACTIVE);
+      const recovery = mk('recovery', ACA, 1);
+      submit(recovery);
+      expect(recovery.started).toBe(true);
+      const second = mk('second', ACA, 1);
+      submit(second);
+      expect(second.status).toBe(ScsiStatus.ACA_ACTIVE); // one ACA command at a time
+      complete(recovery); // GOOD: the ACA condition stays until CLEAR ACA
+      expect(set.acaNexus).toBe(1);
+      const again = mk('again', ACA, 1);
+      submit(again);
+      expect(again.started).toBe(true);
+    });
+
+    it('dormant commands are blocked during ACA and resume, in order, once it is cleared', () => {
+      const ord = mk('ord', ORDERED, 2);
+      submit(ord);
+      const waiting = mk('waiting', SIMPLE, 3);
+      submit(waiting); // dormant behind the ORDERED command
+      const running1 = mk('r', HEAD_OF_QUEUE, 1);
+      submit(running1);
+      fail(running1, true);
+      expect(set.acaNexus).toBe(1);
+      complete(ord);
+      expect(waiting.started).toBe(false); // blocked
+      set.clearAca();
+      expect(waiting.started).toBe(true);
+      const fresh = mk('fresh', SIMPLE, 2);
+      submit(fresh);
+      expect(fresh.started).toBe(true); // the hot path is open again
+    });
+
+    it('the ACA command ending in CHECK CONDITION clears it; with NACA = 1 a new one starts', () => {
+      const a = mk('a', SIMPLE, 1);
+      submit(a);
+      fail(a, true);
+      const r1 = mk('r1', ACA, 1);
+      submit(r1);
+      fail(r1, false);
+      expect(set.acaNexus).toBe(-1);
+      const b = mk('b', SIMPLE, 2);
+      submit(b);
+      fail(b, true);
+      expect(set.acaNexus).toBe(2);
+      const r2 = mk('r2', ACA, 2);
+      submit(r2);
+      fail(r2, true);
+      expect(set.acaNexus).toBe(2); // cleared, then established again by r2 itself
+    });
+
+    it('an aborted command establishes nothing', () => {
+      const a = mk('a', SIMPLE, 1);
+      submit(a);
+      a.aborted = true;
+      fail(a, true);
+      expect(set.acaNexus).toBe(-1);
+    });
+  });
+
   it('abort: enabled commands are marked, dormant ones complete at once without running', () => {
     const s = mk('s', SIMPLE, 1);
     const o = mk('o', ORDERED, 2);

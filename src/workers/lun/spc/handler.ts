@@ -45,7 +45,14 @@ export interface CommandDescriptor {
   readonly supported?: (lu: LogicalUnit) => boolean;
 }
 
-/** CDB usage: the control byte's NACA (bit 2) and LINK (bit 0) are evaluated (rejected when set). */
+/**
+ * CDB usage: the control byte's NACA (bit 2, ACA on CHECK CONDITION, task-set.ts) and
+ * LINK (bit 0, rejected when set: linked commands are obsolete) are evaluated.
+ */
 export const CTL = 0x05;
+/** The control byte's LINK bit (SAM-5 5.2). */
+export const CTL_LINK = 0x01;
+/** The control byte's NACA bit (SAM-5 5.2, 5.9). */
+export const CTL_NACA = 0x04;
 /** CDB usage: every bit of the byte is evaluated. */
 export const FF = 0xff;

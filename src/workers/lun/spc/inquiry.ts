@@ -75,7 +75,7 @@ export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   buf[0] = PERIPHERAL_DISK; // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
   buf[1] = lu.sbc.removable ? 0x80 : 0x00; // RMB: removable medium (device config) | LU_CONG 0
   buf[2] = 0x06; // VERSION: SPC-4
-  buf[3] = 0x12; // NORMACA 0 | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
+  buf[3] = 0x32; // NORMACA 1 (NACA = 1 supported, task-set.ts) | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
   buf[4] = STANDARD_INQUIRY_LENGTH - 5; // ADDITIONAL LENGTH: bytes after byte 4
   // SCCS 0 | ACC 0 | TPGS 01b: implicit ALUA only (SPC-4 5.16, alua/) | 3PC 1 (EXTENDED
   // COPY) | reserved | PROTECT 0

@@ -23,9 +23,9 @@
  *                                    core implements: D_SENSE 0 (sense is always fixed
  *                                    format); QERR 00b (other commands continue after a
  *                                    CHECK CONDITION, SAM-5 5.8.3); TST 000b (one task
- *                                    set for all nexuses, task-set.ts); TMF_ONLY 0 (it
- *                                    only matters during ACA, which spindle never
- *                                    establishes); UA_INTLCK_CTRL 00b (ua/).
+ *                                    set for all nexuses, task-set.ts); TMF_ONLY 0 (during
+ *                                    ACA the faulted nexus may send an ACA command,
+ *                                    task-set.ts); UA_INTLCK_CTRL 00b (ua/).
  *   0Ah/01h Control Extension        nothing (no timestamps, no priorities).
  *   1Ah   Power Condition            nothing: no power conditions (timers disabled).
  *   1Ch   Informational Exceptions   PERF EWASC DEXCPT LOGERR MRIE, INTERVAL TIMER,

@@ -3,8 +3,7 @@
  *
  * The functions are those the iSCSI session worker answers with FUNCTION COMPLETE
  * (src/workers/session/iscsi/connection.ts onTaskManagement): ABORT TASK, ABORT TASK SET,
- * CLEAR TASK SET, LOGICAL UNIT RESET. CLEAR ACA is acknowledged there but spindle has no
- * ACA (NACA is rejected), so CACAS is 0; QUERY TASK / QUERY TASK SET / QUERY
+ * CLEAR TASK SET, LOGICAL UNIT RESET, CLEAR ACA (task-set.ts ACA); QUERY TASK / QUERY TASK SET / QUERY
  * ASYNCHRONOUS EVENT and I_T NEXUS RESET are answered FUNCTION NOT SUPPORTED.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
@@ -32,7 +31,7 @@ export function reportSupportedTmf(lu: LogicalUnit, cmd: ScsiCommand): Completio
   const n = repd ? 16 : 4;
   buf.fill(0, 0, n);
   // 0: ATS(7) ATSS(6) CACAS(5) CTSS(4) LURS(3) QTS(2) TRS(1) WAKES(0).
-  buf[0] = 0x80 | 0x40 | 0x10 | 0x08;
+  buf[0] = 0x80 | 0x40 | 0x20 | 0x10 | 0x08;
   // 1: reserved(7..3) QAES(2) QTSS(1) ITNRS(0): none. 2: reserved.
   // 3: ADDITIONAL DATA LENGTH: 0Ch with REPD = 1 (extended format), else 00h.
   buf[3] = repd ? 0x0c : 0x00;

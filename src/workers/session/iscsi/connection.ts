@@ -1209,7 +1209,8 @@ export class IscsiConnection implements TaskOwner {
           for (const t of this.tasks.values()) victims.push(t);
           break;
         case TmfFunction.CLEAR_ACA:
-          response = TmfResponse.FUNCTION_COMPLETE;
+          // Acts at the LU (lun/task-management.ts): clears an ACA this nexus faulted.
+          if (lun < 0 || !target.luns.has(lun)) response = TmfResponse.LUN_DOES_NOT_EXIST;
           break;
         case TmfFunction.TASK_REASSIGN:
           // RFC 7143 11.5.1: reassignment needs ErrorRecoveryLevel 2.
@@ -1240,7 +1241,13 @@ export class IscsiConnection implements TaskOwner {
       // Functions that act on the logical unit for every nexus (SAM-5 7.5-7.8) go to
       // the LUN workers too; the answer waits for their acknowledgement, by which time
       // every aborted command, whoever sent it, has finished.
-      const luScoped = fn === TmfFunction.LOGICAL_UNIT_RESET || fn === TmfFunction.CLEAR_TASK_SET;
+      // ABORT TASK SET too: the LU ends this nexus's dormant commands at once (blocked
+      // ones during ACA would otherwise hold the answer). CLEAR ACA acts there only.
+      const luScoped =
+        fn === TmfFunction.LOGICAL_UNIT_RESET ||
+        fn === TmfFunction.CLEAR_TASK_SET ||
+        fn === TmfFunction.ABORT_TASK_SET ||
+        fn === TmfFunction.CLEAR_ACA;
       const targetScoped = fn === TmfFunction.TARGET_WARM_RESET || fn === TmfFunction.TARGET_COLD_RESET;
       if (luScoped || targetScoped) {
         const seen = new Set<string>();
