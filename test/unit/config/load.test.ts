@@ -117,6 +117,8 @@ describe('valid configurations', () => {
         authBackoffMaxSec: 30,
         immediateData: true,
         initialR2T: false,
+        dataPDUInOrder: false,
+        dataSequenceInOrder: false,
       },
       devices: [
         {
@@ -182,6 +184,8 @@ describe('valid configurations', () => {
       authBackoffMaxSec: 30,
       immediateData: true,
       initialR2T: false,
+      dataPDUInOrder: false,
+      dataSequenceInOrder: false,
     });
     expect(c.devices[0]).toEqual({
       name: 'ram0',

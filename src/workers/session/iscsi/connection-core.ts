@@ -53,7 +53,10 @@ export interface ConnectionCore extends TaskOwner {
   sendReject(reason: number, rejected: Buffer): void;
   /** A non-immediate non-SCSI PDU consumed `cmdSN`; it may fill a CmdSN gap. */
   advanceCmdSN(cmdSN: number): void;
+  /** Drop the connection at once (timeouts, broken framing, lost data). */
   close(why: string): void;
+  /** Drop the connection after a protocol error, letting the queued Reject go out first. */
+  abort(why: string): void;
   /** Half-close once queued PDUs are out (logout, failed login, cold reset). */
   closeAfterFlush(): void;
 }

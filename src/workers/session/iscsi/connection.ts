@@ -154,7 +154,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       // is a protocol error; the stream cannot be trusted to resynchronise, so reject and close.
       this.log.warn({ dsl, max: this.maxDsl }, 'data segment longer than MaxRecvDataSegmentLength');
       this.sendReject(RejectReason.PROTOCOL_ERROR, h);
-      this.close('oversized data segment');
+      this.abort('oversized data segment');
       return;
     }
     if (this.phase !== Phase.FULL_FEATURE) return;
@@ -188,7 +188,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.sendReject(RejectReason.DATA_DIGEST_ERROR, h);
     const route = this.rx.route;
     if (route === DataRoute.SCSI || route === DataRoute.DATA_OUT)
-      this.close('data digest error on SCSI data');
+      this.abort('data digest error on SCSI data');
   }
 
   private onFullFeaturePdu(): void {
@@ -293,6 +293,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.rx.dataDigest = dataDigest;
     this.writer.configure(headerDigest, dataDigest);
     this.maxDsl = params.TargetMaxRecvDataSegmentLength;
+    this.dataOut.configure(params, this.ctx.tuning.maxTransferLength);
     if (this.rx.ctrl.length < this.maxDsl) this.rx.ctrl = Buffer.alloc(this.maxDsl);
     this.log = this.log.child({
       initiator: params.InitiatorName,
@@ -307,6 +308,9 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
         FirstBurstLength: params.FirstBurstLength,
         InitialR2T: params.InitialR2T,
         ImmediateData: params.ImmediateData,
+        MaxOutstandingR2T: params.MaxOutstandingR2T,
+        DataPDUInOrder: params.DataPDUInOrder,
+        DataSequenceInOrder: params.DataSequenceInOrder,
         HeaderDigest: params.HeaderDigest,
         DataDigest: params.DataDigest,
       },
@@ -382,6 +386,20 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.socket.end();
     const t = setTimeout(() => this.close('close after flush timed out'), 5000);
     t.unref();
+  }
+
+  /**
+   * End the connection after a protocol error: nothing more is read or acted on from
+   * now, but the PDUs already queued (the Reject explaining why) still go out before
+   * the FIN; the socket is destroyed if the initiator has not closed within 5 s.
+   */
+  abort(why: string): void {
+    if (this.phase === Phase.CLOSED) return;
+    this.log.debug({ why }, 'closing connection after a protocol error');
+    const socket = this.socket;
+    this.teardown(why);
+    socket.end();
+    setTimeout(() => socket.destroy(), 5000).unref();
   }
 
   close(why: string): void {
