@@ -33,7 +33,7 @@ import { sessionRoute, type TargetRoute } from '../routes.ts';
 import type { LoginRequest } from './login/types.ts';
 import { INLINE_MAX, PduWriter } from './pdu-writer.ts';
 import { DataRoute, PduReceiver, type PduSink } from './pdu-receiver.ts';
-import { IscsiSession } from './session.ts';
+import { IscsiSession, sessionIdentityKey } from './session.ts';
 import type { ConnectionCore } from './connection-core.ts';
 import { LoginExchange, type LoginHost } from './login-exchange.ts';
 import { CommandIntake } from './scsi-command.ts';
@@ -63,6 +63,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   session: IscsiSession | null = null;
   private sessionKey = '';
   sessionTargetIndex = -1;
+  heldTsih = 0;
   statSN = 0;
   /** The DataSegmentLength this connection accepts (RFC 7143 13.12). */
   private maxDsl = LOGIN_MAX_DSL;
@@ -236,6 +237,10 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.socket.pause();
   }
 
+  resumeReading(): void {
+    if (this.phase !== Phase.CLOSED) this.socket.resume();
+  }
+
   enterFullFeature(req: LoginRequest, tsih: number, params: SessionParams): void {
     let target: TargetRoute | null = null;
     if (params.SessionType === 'Normal') {
@@ -275,13 +280,13 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     // RFC 7143 6.3.5: a leading login whose InitiatorName, ISID, TargetName and portal
     // group match a live session replaces it (the initiator lost that session, e.g. a
     // network cut); the old session's tasks are terminated with it.
-    this.sessionKey = [
+    this.sessionKey = sessionIdentityKey(
       params.InitiatorName,
-      req.isid.toString('hex'),
+      req.isid,
       params.TargetName,
       this.ctx.portals[this.portalIndex].tag,
-    ].join('\0');
-    this.ctx.sessionUp(this.sessionKey, this);
+    );
+    this.ctx.sessionUp(this.sessionKey, tsih, this);
     this.phase = Phase.FULL_FEATURE;
     this.login?.stop();
     this.login = null;
@@ -428,6 +433,8 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     if (this.sessionKey) this.ctx.sessionDown(this.sessionKey, this);
     if (this.sessionTargetIndex >= 0) this.ctx.releaseSession(this.sessionTargetIndex);
     this.sessionTargetIndex = -1;
+    if (this.heldTsih !== 0) this.ctx.releaseTsih(this.heldTsih);
+    this.heldTsih = 0;
     // I_T nexus loss (SAM-5 6.3.4): LUN workers learn it after the session's last command.
     if (this.session && this.session.target !== null) this.ctx.releaseNexus(this.session.nexus);
     if (this.session) this.log.info({ why }, 'session closed');

@@ -7,8 +7,15 @@
  */
 import { Opcode, buildLoginResponse, opcodeOf, u16, u32 } from '../../../shared/iscsi/pdu.ts';
 import type { SessionParams } from '../../../shared/iscsi/session-params.ts';
-import { LoginPhase } from './login/login-phase.ts';
-import type { LoginContext, LoginRequest, LoginResponse, LoginTargetInfo } from './login/types.ts';
+import { LoginPhase, LoginStatus, type LoginStatusValue } from './login/login-phase.ts';
+import type {
+  LoginContext,
+  LoginRequest,
+  LoginResponse,
+  LoginStepResult,
+  LoginTargetInfo,
+} from './login/types.ts';
+import { sessionIdentityKey } from './session.ts';
 import { authThrottleKey } from './login/auth-throttle.ts';
 import { formatTargetAddress, loginAccess } from '../routes.ts';
 import type { ConnectionCore } from './connection-core.ts';
@@ -24,8 +31,11 @@ export interface LoginHost extends ConnectionCore {
   statSN: number;
   /** Index of the target whose node-wide session count this connection holds (-1: none). */
   sessionTargetIndex: number;
-  /** Stop reading from the socket (a login answer is being held back). */
+  /** Stop reading from the socket (a login answer is being held back), and go on again. */
   pauseReading(): void;
+  resumeReading(): void;
+  /** The TSIH this connection holds in the node-wide table (0: none); released at close. */
+  heldTsih: number;
   /** The login succeeded and its final response is out: enter full feature phase. */
   enterFullFeature(req: LoginRequest, tsih: number, params: SessionParams): void;
 }
@@ -34,6 +44,8 @@ export class LoginExchange {
   private readonly host: LoginHost;
   private readonly phase: LoginPhase;
   private timer: NodeJS.Timeout | null = null;
+  /** A response is held back (asynchronous check or backoff): no PDU may arrive meanwhile. */
+  private held = false;
 
   constructor(host: LoginHost) {
     this.host = host;
@@ -84,6 +96,14 @@ export class LoginExchange {
   onPdu(): void {
     const host = this.host;
     const h = host.rx.hdr;
+    if (this.held) {
+      // A Login Response is being held back (reinstatement lookup, failed-auth backoff):
+      // the initiator must wait for it (RFC 7143 6.3); anything sent meanwhile is a
+      // protocol error.
+      host.log.warn({ opcode: opcodeOf(h, 0) }, 'PDU while a login response is pending');
+      host.close('PDU during a held login');
+      return;
+    }
     if (opcodeOf(h, 0) !== Opcode.LOGIN_REQUEST) {
       // RFC 7143 6.3: only Login Requests are allowed before the full feature phase.
       host.log.warn({ opcode: opcodeOf(h, 0) }, 'non-login PDU during login');
@@ -105,7 +125,7 @@ export class LoginExchange {
       expStatSN: u32(h, 28),
       data: Buffer.from(host.rx.ctrl.subarray(0, host.rx.dsl)),
     };
-    let result;
+    let result: LoginStepResult;
     try {
       result = this.phase.step(req);
     } catch (err) {
@@ -114,7 +134,94 @@ export class LoginExchange {
       return;
     }
     const r = result.response;
-    let failed = result.failed;
+    if (result.complete && !result.failed) {
+      if (req.tsih === 0) {
+        // The TSIH a leading login was just given: this connection holds it until it
+        // closes (the session keeps it), so a login that fails from here frees it.
+        if (r.tsih === 0) {
+          // All 65535 TSIHs in use node-wide (RFC 7143 11.13.5: out of resources).
+          host.log.warn({}, 'no free TSIH: login refused');
+          this.refuse(req, r, LoginStatus.OUT_OF_RESOURCES);
+          return;
+        }
+        host.heldTsih = r.tsih;
+      } else {
+        this.reinstate(req, result);
+        return;
+      }
+    }
+    this.complete(req, result);
+  }
+
+  /**
+   * The last step of a login that names an existing session by TSIH: connection
+   * reinstatement (RFC 7143 6.3.4). The session must be live with the identity this login
+   * just authenticated (InitiatorName, ISID, TargetName, portal group); otherwise the
+   * answer is "session does not exist" (11.13.5, 0x020a).
+   *
+   * The portal places every connection before anything is read from it, so the new
+   * connection may have landed on another session worker than its session. A socket
+   * that has been read from cannot move to another thread (Node transfers only sockets
+   * with nothing read or written), so the session comes here instead: at
+   * ErrorRecoveryLevel 0 reinstatement ends every task of the old connection anyway, so
+   * what continues is the session's identity and TSIH. The supervisor says where the
+   * identity lives; its TSIH moves to this worker in the shared TSIH table; the old
+   * connection is closed by the usual session-up message once this one is in full
+   * feature phase (login-exchange -> connection.enterFullFeature -> ctx.sessionUp).
+   */
+  private reinstate(req: LoginRequest, result: LoginStepResult): void {
+    const host = this.host;
+    const ctx = host.ctx;
+    const params = result.params!;
+    const tsih = req.tsih;
+    const key = sessionIdentityKey(
+      params.InitiatorName,
+      req.isid,
+      params.TargetName,
+      ctx.portals[host.portalIndex].tag,
+    );
+    if (ctx.localSessionTsih(key) === tsih && ctx.adoptTsih(tsih, ctx.index)) {
+      host.heldTsih = tsih;
+      this.complete(req, result);
+      return;
+    }
+    const owner = ctx.tsihOwner(tsih);
+    if (owner < 0 || owner === ctx.index) {
+      this.refuse(req, result.response, LoginStatus.SESSION_DOES_NOT_EXIST);
+      return;
+    }
+    // Ask the supervisor; read nothing meanwhile (the login timeout still runs).
+    host.pauseReading();
+    this.held = true;
+    void ctx.findSession(key).then((found) => {
+      this.held = false;
+      if (!host.receiving) return;
+      if (found !== null && found.worker === owner && found.tsih === tsih && ctx.adoptTsih(tsih, owner)) {
+        host.log.info({ tsih, from: owner }, 'connection reinstatement: session moves to this worker');
+        host.heldTsih = tsih;
+        host.resumeReading();
+        this.complete(req, result);
+      } else {
+        this.refuse(req, result.response, LoginStatus.SESSION_DOES_NOT_EXIST);
+      }
+    });
+  }
+
+  /** Turn the final response into a failure with `status` and send it. */
+  private refuse(req: LoginRequest, r: LoginResponse, status: LoginStatusValue): void {
+    r.statusClass = status.statusClass;
+    r.statusDetail = status.statusDetail;
+    r.transit = false;
+    r.tsih = 0;
+    r.data = EMPTY;
+    this.sendResponse(req, r, true);
+  }
+
+  /** Node-wide policies on the outcome, then the response (and full feature phase). */
+  private complete(req: LoginRequest, result: LoginStepResult): void {
+    const host = this.host;
+    const r = result.response;
+    const failed = result.failed;
     if (result.complete && result.params && result.params.SessionType === 'Normal') {
       // Node-wide cap on sessions per target (iscsi.maxSessionsPerTarget): over it the
       // login fails with "out of resources" (RFC 7143 11.13.5, class 3 detail 2).
@@ -124,12 +231,8 @@ export class LoginExchange {
           { target: result.params.TargetName, max: host.ctx.tuning.maxSessionsPerTarget },
           'session limit reached: login refused',
         );
-        failed = true;
-        r.statusClass = 0x03;
-        r.statusDetail = 0x02;
-        r.transit = false;
-        r.tsih = 0;
-        r.data = EMPTY;
+        this.refuse(req, r, LoginStatus.OUT_OF_RESOURCES);
+        return;
       } else if (ti !== undefined) {
         host.sessionTargetIndex = ti;
       }
@@ -140,6 +243,7 @@ export class LoginExchange {
     if (failed && r.statusClass === 0x02 && r.statusDetail === 0x01) {
       // Hold the failure response for the node-wide backoff; read nothing meanwhile.
       host.pauseReading();
+      this.held = true;
       this.stop();
       const initiator = this.phase.initiatorName;
       void host.ctx.authFailure(key).then(({ delayMs, failures }) => {
