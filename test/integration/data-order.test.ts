@@ -18,6 +18,7 @@ import {
   Status,
   TEST_UNIT_READY,
   dataOutBhs,
+  nopOutBhs,
   read10,
   rejectReason,
   scsiCommandBhs,
@@ -194,7 +195,86 @@ async function expectRejectAndClose(ini: Initiator, itt: number): Promise<void> 
   expect(got.some((p) => p.itt === itt && p.opcode === Opcode.SCSI_RESPONSE)).toBe(false);
 }
 
+/**
+ * A write whose data is all in while it waits behind a CmdSN gap (so its task is still
+ * "receiving"), then a stray Data-Out for it: discarded (RFC 7143 11.7: nothing more is
+ * expected), and the write runs exactly once, with its own data, when the gap fills.
+ *   'immediate': all data came as immediate data; the stray PDU is unsolicited.
+ *   'afterF':    the data came through an R2T, F on its last PDU; the stray PDU is a
+ *                zero-length F starting the next sequence (DataSN 0) at the end.
+ *   'withoutF':  the data came through an R2T with no F at all (complete by bytes); the
+ *                stray PDU is the zero-length F that would close that sequence.
+ */
+async function strayDataOutForHeldWrite(
+  ini: Initiator,
+  lba: number,
+  how: 'immediate' | 'afterF' | 'withoutF',
+): Promise<void> {
+  const solicited = how !== 'immediate';
+  const data = randomBytes(4096);
+  const itt = ini.allocItt();
+  const gap = ini.takeCmdSN(); // a CmdSN gap: the write waits, still receiving
+  ini.send(
+    scsiCommandBhs({
+      write: true,
+      itt,
+      edtl: data.length,
+      cmdSN: ini.takeCmdSN(),
+      expStatSN: ini.expStatSN,
+      cdb: write10(lba, 8),
+    }),
+    solicited ? Buffer.alloc(0) : data,
+  );
+  if (solicited) {
+    const [r2t] = await r2ts(ini, itt, 1);
+    const ps = pieces(0, data.length, r2t.ttt, 1024);
+    if (how === 'afterF') {
+      sendPieces(ini, itt, data, ps, seqKey);
+      ini.send(dataOutBhs({ final: true, itt, ttt: r2t.ttt, dataSN: 0, bufferOffset: data.length }));
+    } else {
+      for (const p of ps) {
+        ini.send(
+          dataOutBhs({ final: false, itt, ttt: p.ttt, dataSN: p.dataSN, bufferOffset: p.offset }),
+          data.subarray(p.offset, p.offset + p.length),
+        );
+      }
+      ini.send(dataOutBhs({ final: true, itt, ttt: r2t.ttt, dataSN: ps.length, bufferOffset: 0 }));
+    }
+  } else {
+    ini.send(
+      dataOutBhs({ final: false, itt, ttt: RESERVED_TAG, dataSN: 0, bufferOffset: 1024 }),
+      Buffer.alloc(512, 0xee),
+    );
+  }
+  expect(await ini.maybePdu(300)).toBeNull(); // no Reject, and no status before the gap fills
+  const ping = ini.allocItt();
+  ini.send(nopOutBhs({ itt: ping, cmdSN: gap, expStatSN: ini.expStatSN }));
+  const got: Pdu[] = [];
+  for (;;) {
+    const p = await ini.maybePdu(500);
+    if (p === null) break;
+    got.push(p);
+  }
+  expect(got.filter((p) => p.itt === ping && p.opcode === Opcode.NOP_IN)).toHaveLength(1);
+  const responses = got.filter((p) => p.itt === itt);
+  expect(responses.map((p) => p.opcode)).toEqual([Opcode.SCSI_RESPONSE]); // exactly once
+  expect(responses[0].bhs[3]).toBe(Status.GOOD);
+  expect((await readBack(ini, lba, data.length)).equals(data)).toBe(true);
+  expect(t.proc.exitCode).toBeNull();
+}
+
 const seqKey = (p: Piece): number => (p.ttt === RESERVED_TAG ? -1 : Math.floor(p.offset / BURST));
+
+describe('before any out-of-order write has used a task object (keep this first)', () => {
+  it('a Data-Out for a write that expected none is discarded, not a crash', async () => {
+    const ini = await open({ pdu: 'No', seq: 'No', initialR2T: 'No', immediateData: 'Yes' });
+    try {
+      await strayDataOutForHeldWrite(ini, 4200, 'immediate');
+    } finally {
+      ini.close();
+    }
+  });
+});
 
 describe('negotiation', () => {
   it("answers the initiator's own value for both keys (OR with the target's No)", async () => {
@@ -220,6 +300,24 @@ describe('DataPDUInOrder=Yes, DataSequenceInOrder=Yes (strict order)', () => {
       expect(w.status).toBe(Status.GOOD);
       expect(w.r2ts.map((p) => [u32(p.bhs, 40), u32(p.bhs, 44)])).toEqual([[BURST, BURST]]);
       expect((await readBack(ini, 50, data.length)).equals(data)).toBe(true);
+    } finally {
+      ini.close();
+    }
+  });
+
+  it('a zero-length Data-Out after all data of a write held behind a CmdSN gap does not run it twice', async () => {
+    const ini = await open({ pdu: 'Yes', seq: 'Yes' });
+    try {
+      await strayDataOutForHeldWrite(ini, 70, 'afterF');
+    } finally {
+      ini.close();
+    }
+  });
+
+  it('the same with DataPDUInOrder=No, DataSequenceInOrder=No', async () => {
+    const ini = await open({ pdu: 'No', seq: 'No' });
+    try {
+      await strayDataOutForHeldWrite(ini, 80, 'withoutF');
     } finally {
       ini.close();
     }
@@ -523,6 +621,20 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     sendPieces(ini, itt, data, shuffle(ps, 8), seqKey);
     const got = await ini.expectClose(3000);
     expect(got.some((p) => p.itt === itt && p.opcode === Opcode.SCSI_RESPONSE)).toBe(false);
+  });
+
+  it('a task object reused after an aborted write keeps nothing of it: a Data-Out matching the old sequence does not fit', async () => {
+    const ini = await open({ pdu: 'No', seq: 'No', initialR2T: 'No', immediateData: 'Yes' });
+    try {
+      // A write with an open unsolicited burst, aborted: its task object goes back to the pool.
+      const a = sendWrite(ini, 4300, randomBytes(BURST), 512, false);
+      const tmf = await ini.tmf({ fn: 1, rtt: a, refCmdSN: ini.cmdSN - 1 });
+      expect(tmf.bhs[2]).toBe(0);
+      // The next write takes that object again; a Data-Out inside the old burst's range must not fit.
+      await strayDataOutForHeldWrite(ini, 4310, 'immediate');
+    } finally {
+      ini.close();
+    }
   });
 
   it('after all of the above the target still serves a fresh initiator', async () => {

@@ -150,6 +150,7 @@ export class TaskPool {
     t.r2tBase = 0;
     t.unsolicitedOpen = false;
     t.expectedDataSN = 0;
+    if (t.sequences !== null) t.sequences.clear();
     t.held = false;
     t.status = 0;
     t.senseLength = 0;

@@ -101,9 +101,11 @@ export class DataOutEngine {
     const ittValue = u32(h, Field.ITT);
     const ttt = u32(h, Field.TTT);
     const t = c.tasks.get(ittValue);
-    if (t === undefined || t.state !== TaskState.RECEIVING || !t.write) {
+    if (t === undefined || t.state !== TaskState.RECEIVING || !t.write || t.held) {
       // RFC 7143 11.7 / 7.x: Data-Out for an unknown or finished task is discarded (it
-      // may race an abort); the initiator learns nothing wrong happened.
+      // may race an abort); the initiator learns nothing wrong happened. A task whose
+      // data is all in but that waits behind a CmdSN gap (held) expects nothing more
+      // either: a stray PDU must not complete it a second time.
       c.log.debug({ itt: ittValue }, 'Data-Out for no receiving task: discarded');
       return;
     }
@@ -149,9 +151,14 @@ export class DataOutEngine {
     const c = this.conn;
     const h = c.rx.hdr;
     const dsl = c.rx.dsl;
-    const d = t.sequences!;
+    const d = t.sequences;
     const offset = u32(h, Field.BUFFER_OFFSET);
     const end = offset + dsl;
+    if (d === null) {
+      // A write that never expected Data-Out (all its data came as immediate data).
+      this.sequenceError(t, offset, 'no data sequence open');
+      return;
+    }
     // The sequence this PDU belongs to: the unsolicited burst (reserved TTT), or the
     // open R2T whose range holds its offset (R2Ts of a task share one TTT).
     const slot = ttt === RESERVED_TAG ? (d.isOpen(UNSOLICITED) ? UNSOLICITED : -1) : d.solicitedAt(offset);

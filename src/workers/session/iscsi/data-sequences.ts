@@ -46,6 +46,12 @@ export class DataSequences {
   /** A new write: nothing received, nothing open. */
   reset(rangeCapacity: number): void {
     this.ranges.reset(rangeCapacity);
+    this.clear();
+  }
+
+  /** Nothing open (the task object is being reused): no Data-Out can match a stale sequence. */
+  clear(): void {
+    this.ranges.count = 0;
     this.used.fill(0);
     this.openR2T = 0;
   }
