@@ -271,9 +271,11 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       nexus = id;
     }
     if (req.tsih !== 0) {
-      // Connection reinstatement (RFC 7143 6.3.4): the session continues on this
-      // connection; the old one is closed and, at ErrorRecoveryLevel 0, its tasks are
-      // terminated (no task reassignment).
+      // Connection reinstatement (RFC 7143 6.3.4, checked in login-exchange.ts): the
+      // session continues on this connection; the old one is closed and, at
+      // ErrorRecoveryLevel 0, its tasks are terminated (no task reassignment). Here when
+      // it lives on this worker; on another one, sessionUp below has the supervisor
+      // tell that worker.
       this.ctx.closeSession(req.tsih, req.isid, this, 'connection reinstatement');
     }
     this.session = new IscsiSession(tsih, req.isid, nexus, params, target, req.cmdSN, this.ctx.cmdWindow);
