@@ -109,6 +109,13 @@ export interface IscsiTuning {
   readonly immediateData?: boolean;
   /** The target's InitialR2T value (RFC 7143 13.10, OR-negotiated). Default false. */
   readonly initialR2T?: boolean;
+  /**
+   * The target's DataPDUInOrder / DataSequenceInOrder values (RFC 7143 13.18, 13.19,
+   * OR-negotiated). Default false: the initiator's offer decides, and out-of-order
+   * Data-Out is accepted when it offers No; true insists on in-order data.
+   */
+  readonly dataPDUInOrder?: boolean;
+  readonly dataSequenceInOrder?: boolean;
   /** Max concurrent connections per portal. */
   readonly maxConnectionsPerPortal: number;
   /** Seconds a connection may stay in the login phase. */

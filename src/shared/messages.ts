@@ -51,9 +51,13 @@ export type ControlMessage =
   | { type: 'stop' }
   | { type: 'stopped' }
   | { type: 'closed' }
-  | { type: 'session-up'; key: string }
+  | { type: 'session-up'; key: string; tsih: number }
   | { type: 'session-down'; key: string }
   | { type: 'reinstate'; key: string }
+  // Connection reinstatement across session workers: which worker holds the session with
+  // this identity, and its TSIH (worker -1: none).
+  | { type: 'session-find'; id: number; key: string }
+  | { type: 'session-found'; id: number; worker: number; tsih: number }
   | { type: 'auth-failure'; id: number; key: string }
   | { type: 'auth-success'; key: string }
   | { type: 'auth-delay'; id: number; delayMs: number; failures: number }

@@ -14,6 +14,7 @@ import { Doorbell } from '../shared/ring/doorbell.ts';
 import { SpscRing } from '../shared/ring/spsc-ring.ts';
 import { CMD_DESC_BYTES, CPL_DESC_BYTES } from '../shared/ring/descriptors.ts';
 import { NexusTable } from '../shared/ring/nexus-table.ts';
+import { TsihTable } from '../shared/iscsi/tsih-table.ts';
 import { AuthThrottle } from '../workers/session/iscsi/login/auth-throttle.ts';
 import type { LunWorkerData } from '../workers/lun/lun-worker.ts';
 import type { AluaWire } from '../workers/lun/alua/port-groups.ts';
@@ -93,6 +94,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
   const slabs = Array.from({ length: nSession }, () => new SharedArrayBuffer(slabSize));
   const sessionCounts = new SharedArrayBuffer(4 * MAX_TARGET_SLOTS);
   const nexusTables = Array.from({ length: nSession }, () => NexusTable.create().sab);
+  const tsihTable = TsihTable.createBuffer();
   // rings[s][l]: the command and completion rings of session worker s with LUN worker l.
   const rings = Array.from({ length: nSession }, () =>
     Array.from({ length: nLun }, () => ({
@@ -183,6 +185,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
         discoveryAuth: config.discovery.auth,
         cmdWindow: CMD_WINDOW,
         sessionCounts,
+        tsihTable,
         pollBudgetUs: Number(process.env.SPINDLE_POLL_US ?? POLL_BUDGET_US),
         logLevel: level,
         pretty,
@@ -214,7 +217,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     // Session reinstatement across session workers (RFC 7143 6.3.5): the supervisor
     // knows which worker holds each session identity and tells the old one to close
     // its session when a newer one logs in elsewhere.
-    const sessionOwner = new Map<string, number>();
+    const sessionOwner = new Map<string, { worker: number; tsih: number }>();
     // One failed-authentication throttle for the whole node (RFC 7143 12.1.3 leaves
     // brute-force protection to the implementation): keyed by initiator and address.
     const throttle = AuthThrottle.fromConfig(config.iscsi.authBackoffMaxSec);
@@ -232,11 +235,15 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
           return;
         }
         if (m.type === 'session-up') {
-          const prev = sessionOwner.get(m.key);
-          sessionOwner.set(m.key, i);
+          const prev = sessionOwner.get(m.key)?.worker;
+          sessionOwner.set(m.key, { worker: i, tsih: m.tsih });
           if (prev !== undefined && prev !== i) sessionWorkers[prev].postMessage(encodeControl({ type: 'reinstate', key: m.key }));
         } else if (m.type === 'session-down') {
-          if (sessionOwner.get(m.key) === i) sessionOwner.delete(m.key);
+          if (sessionOwner.get(m.key)?.worker === i) sessionOwner.delete(m.key);
+        } else if (m.type === 'session-find') {
+          // Connection reinstatement landing on another worker than its session (RFC 7143 6.3.4).
+          const o = sessionOwner.get(m.key);
+          w.postMessage(encodeControl({ type: 'session-found', id: m.id, worker: o?.worker ?? -1, tsih: o?.tsih ?? 0 }));
         }
       });
     });

@@ -130,6 +130,8 @@ export const CONFIG_DEFAULTS = {
     authBackoffMaxSec: 30,
     immediateData: true,
     initialR2T: false,
+    dataPDUInOrder: false,
+    dataSequenceInOrder: false,
   },
   /** Default iSCSI port (RFC 7143 section 13: the IANA well-known port). */
   iscsiPort: 3260,
@@ -517,6 +519,7 @@ function iscsi(ck: Checker, v: unknown): IscsiTuning {
   };
   const count = (k: string, min: number, max: number): number | undefined =>
     absent(o[k]) ? undefined : integer(ck, o[k], at(k), min, max);
+  const flag = (k: string): boolean | undefined => (absent(o[k]) ? undefined : bool(ck, o[k], at(k)));
 
   const rfc = ' (RFC 7143 section 13)';
   const maxRecvDataSegmentLength =
@@ -559,6 +562,9 @@ function iscsi(ck: Checker, v: unknown): IscsiTuning {
     // The target's own ImmediateData / InitialR2T values (RFC 7143 13.10, 13.11).
     immediateData: (absent(o['immediateData']) ? undefined : bool(ck, o['immediateData'], at('immediateData'))) ?? d.immediateData,
     initialR2T: (absent(o['initialR2T']) ? undefined : bool(ck, o['initialR2T'], at('initialR2T'))) ?? d.initialR2T,
+    // The target's DataPDUInOrder / DataSequenceInOrder values (RFC 7143 13.18, 13.19).
+    dataPDUInOrder: flag('dataPDUInOrder') ?? d.dataPDUInOrder,
+    dataSequenceInOrder: flag('dataSequenceInOrder') ?? d.dataSequenceInOrder,
   };
 }
 

@@ -35,15 +35,30 @@ export interface SessionWorkerContext {
   authSuccess(key: string): void;
   /** Shutting down: no new SCSI commands are accepted (in-flight ones finish). */
   readonly draining: boolean;
+  /** A fresh TSIH, unique node-wide and held once by the caller; 0 when none is free. */
   allocTsih(): number;
+  /** The session worker holding a session with this TSIH, or -1. */
+  tsihOwner(tsih: number): number;
+  /** Hold `tsih` (again, or taking it over from worker `from`); false if `from` no longer has it. */
+  adoptTsih(tsih: number, from: number): boolean;
+  /** Drop one hold on `tsih`; the last one frees it. */
+  releaseTsih(tsih: number): void;
   /**
    * A session with this identity (InitiatorName, ISID, TargetName, portal group) is now
    * in full feature phase on `conn`: an older session with the same identity, here or on
    * another session worker, is closed (session reinstatement, RFC 7143 6.3.5).
    */
-  sessionUp(key: string, conn: { close(why: string): void }): void;
+  sessionUp(key: string, tsih: number, conn: { close(why: string): void }): void;
   sessionDown(key: string, conn: { close(why: string): void }): void;
-  /** A live session with this TSIH and ISID on this worker (connection reinstatement). */
+  /** The TSIH of the live session with this identity on this worker, or 0. */
+  localSessionTsih(key: string): number;
+  /** Which session worker holds the live session with this identity (the supervisor knows), or null. */
+  findSession(key: string): Promise<{ worker: number; tsih: number } | null>;
+  /**
+   * Whether a login may be reinstating a connection of the session with this TSIH
+   * (RFC 7143 6.3.4): a live session with this TSIH and ISID here, or any session with
+   * this TSIH on another worker (its identity is checked when the login completes).
+   */
   hasSession(tsih: number, isid: Buffer): boolean;
   /** Close the connection of that session, except `keep` (its replacement). */
   closeSession(tsih: number, isid: Buffer, keep: object, why: string): void;

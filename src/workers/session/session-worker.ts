@@ -15,6 +15,7 @@ import type { AuthConfig, IscsiTuning } from '../../shared/config-types.ts';
 import { LunChannel, type LunChannelInit } from './lun-channel.ts';
 import { TaskPool, type TaskOwner } from './task.ts';
 import { NexusSlots, NexusTable, nexusHandle } from '../../shared/ring/nexus-table.ts';
+import { TsihTable } from '../../shared/iscsi/tsih-table.ts';
 import { DescKind } from '../../shared/ring/descriptors.ts';
 import { routesFromWire, type RoutesWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
@@ -34,6 +35,8 @@ export interface SessionWorkerData {
   cmdWindow: number;
   /** Sessions per target, node-wide (Int32 per target, shared by all session workers). */
   sessionCounts: SharedArrayBuffer;
+  /** TSIHs in use, node-wide (tsih-table.ts). */
+  tsihTable: SharedArrayBuffer;
   /** Microseconds to poll for completions after submitting (0 disables). */
   pollBudgetUs: number;
   logLevel: string;
@@ -50,7 +53,7 @@ const channels = data.channels.map((c) => new LunChannel(c, pool));
 const doorbell = new Doorbell(data.doorbell);
 const { targets, portals } = routesFromWire(data.routes);
 const pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
-let tsihCounter = 0;
+const tsihs = new TsihTable(data.tsihTable, data.index);
 const nexusTable = new NexusTable(data.nexusTable);
 const sessionCounts = new Int32Array(data.sessionCounts);
 const nexusSlots = new NexusSlots();
@@ -88,17 +91,17 @@ const ctx: SessionWorkerContext = {
   authSuccess(key) {
     parentPort!.postMessage(encodeControl({ type: 'auth-success', key }));
   },
-  // TSIH and nexus ids carry the worker index so they are unique target-wide without
-  // coordination (RFC 7143 11.12.6: TSIH is target-assigned, non-zero).
-  allocTsih() {
-    tsihCounter = (tsihCounter + 1) & 0x3ff || 1;
-    return ((data.index & 0x3f) << 10) | tsihCounter;
-  },
-  sessionUp(key, conn) {
+  // TSIHs are unique node-wide through a shared table (RFC 7143 11.12.6: TSIH is
+  // target-assigned, non-zero); nexus ids carry the worker index.
+  allocTsih: () => tsihs.allocate(),
+  tsihOwner: (tsih) => tsihs.owner(tsih),
+  adoptTsih: (tsih, from) => tsihs.adopt(tsih, from),
+  releaseTsih: (tsih) => tsihs.release(tsih),
+  sessionUp(key, tsih, conn) {
     const old = sessions.get(key);
-    sessions.set(key, conn);
+    sessions.set(key, conn as IscsiConnection);
     if (old !== undefined && old !== conn) old.close('session reinstatement');
-    parentPort!.postMessage(encodeControl({ type: 'session-up', key }));
+    parentPort!.postMessage(encodeControl({ type: 'session-up', key, tsih }));
   },
   sessionDown(key, conn) {
     if (sessions.get(key) !== conn) return;
@@ -125,7 +128,18 @@ const ctx: SessionWorkerContext = {
   },
   hasSession(tsih, isid) {
     for (const c of connections) if (c.isSession(tsih, isid)) return true;
-    return false;
+    const owner = tsihs.owner(tsih);
+    return owner >= 0 && owner !== data.index;
+  },
+  localSessionTsih(key) {
+    return sessions.get(key)?.session?.tsih ?? 0;
+  },
+  findSession(key) {
+    const id = ++sessionFindId;
+    return new Promise((resolve) => {
+      sessionFinds.set(id, resolve);
+      parentPort!.postMessage(encodeControl({ type: 'session-find', id, key }));
+    });
   },
   closeSession(tsih, isid, keep, why) {
     for (const c of connections) if (c !== keep && c.isSession(tsih, isid)) c.close(why);
@@ -216,10 +230,12 @@ const ctx: SessionWorkerContext = {
 };
 
 let authRequestId = 0;
+let sessionFindId = 0;
+const sessionFinds = new Map<number, (r: { worker: number; tsih: number } | null) => void>();
 const authWaiters = new Map<number, (r: { delayMs: number; failures: number }) => void>();
 const connections = new Set<IscsiConnection>();
 /** Sessions in full feature phase on this worker, by session identity. */
-const sessions = new Map<string, { close(why: string): void }>();
+const sessions = new Map<string, IscsiConnection>();
 let draining = false;
 
 function onConnectionClosed(c: IscsiConnection, port: MessagePort): void {
@@ -283,6 +299,10 @@ parentPort!.on('message', (raw: Uint8Array) => {
     const w = authWaiters.get(msg.id);
     authWaiters.delete(msg.id);
     w?.({ delayMs: msg.delayMs, failures: msg.failures });
+  } else if (msg.type === 'session-found') {
+    const w = sessionFinds.get(msg.id);
+    sessionFinds.delete(msg.id);
+    w?.(msg.worker < 0 ? null : { worker: msg.worker, tsih: msg.tsih });
   } else if (msg.type === 'reinstate') {
     // A newer session with this identity logged in on another session worker.
     const old = sessions.get(msg.key);

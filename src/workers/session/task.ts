@@ -4,6 +4,7 @@
  * rings and, with a generation, in Target Transfer Tags.
  */
 import type { Slab } from '../../shared/ring/slab.ts';
+import type { DataSequences } from './iscsi/data-sequences.ts';
 
 export const TaskState = {
   FREE: 0,
@@ -60,6 +61,12 @@ export class Task {
   /** Still receiving the unsolicited burst (Data-Out with TTT 0xffffffff). */
   unsolicitedOpen = false;
   expectedDataSN = 0;
+  /**
+   * Received ranges and open data sequences when Data-Out may come out of order
+   * (DataPDUInOrder=No or DataSequenceInOrder=No): created on first use, then kept with
+   * this pooled task and reset by every write that uses it.
+   */
+  sequences: DataSequences | null = null;
   /** Data complete but held until every lower CmdSN has arrived (RFC 7143 3.2.2.1). */
   held = false;
   // Completion
@@ -143,6 +150,7 @@ export class TaskPool {
     t.r2tBase = 0;
     t.unsolicitedOpen = false;
     t.expectedDataSN = 0;
+    if (t.sequences !== null) t.sequences.clear();
     t.held = false;
     t.status = 0;
     t.senseLength = 0;

@@ -119,6 +119,8 @@ describe('valid configurations', () => {
         authBackoffMaxSec: 30,
         immediateData: true,
         initialR2T: false,
+        dataPDUInOrder: false,
+        dataSequenceInOrder: false,
       },
       devices: [
         {
@@ -184,6 +186,8 @@ describe('valid configurations', () => {
       authBackoffMaxSec: 30,
       immediateData: true,
       initialR2T: false,
+      dataPDUInOrder: false,
+      dataSequenceInOrder: false,
     });
     expect(c.devices[0]).toEqual({
       name: 'ram0',

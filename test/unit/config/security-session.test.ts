@@ -204,4 +204,18 @@ targets: [{ iqn: 'iqn.2026-11.io.spindle:x', portals: ['127.0.0.1:3260'], luns: 
     expect(c.iscsi.initialR2T).toBe(true);
     expect(() => parseConfig(base + 'iscsi: { immediateData: maybe }\n', 'x.yaml')).toThrow(/iscsi\.immediateData/);
   });
+
+  it('iscsi.dataPDUInOrder / iscsi.dataSequenceInOrder default to No (accept what the initiator offers)', async () => {
+    const { parseConfig } = await import('../../../src/supervisor/config/load.ts');
+    const base = `devices: [{ name: r, ram: { size: 1MiB } }]
+targets: [{ iqn: 'iqn.2026-11.io.spindle:x', portals: ['127.0.0.1:3260'], luns: { 0: r } }]
+`;
+    const d = parseConfig(base, 'x.yaml');
+    expect([d.iscsi.dataPDUInOrder, d.iscsi.dataSequenceInOrder]).toEqual([false, false]);
+    const c = parseConfig(base + 'iscsi: { dataPDUInOrder: true, dataSequenceInOrder: true }\n', 'x.yaml');
+    expect([c.iscsi.dataPDUInOrder, c.iscsi.dataSequenceInOrder]).toEqual([true, true]);
+    expect(() => parseConfig(base + 'iscsi: { dataSequenceInOrder: 1 }\n', 'x.yaml')).toThrow(
+      /iscsi\.dataSequenceInOrder/,
+    );
+  });
 });

@@ -6,6 +6,21 @@
 import type { SessionParams } from '../../../shared/iscsi/session-params.ts';
 import type { TargetRoute } from '../routes.ts';
 
+/**
+ * A session's identity (RFC 7143 6.3.5): InitiatorName, ISID, TargetName and the portal
+ * group it came through, as one key. A leading login with the identity of a live session
+ * replaces it (session reinstatement); a login naming a live session by TSIH must carry
+ * its identity (connection reinstatement, 6.3.4).
+ */
+export function sessionIdentityKey(
+  initiatorName: string,
+  isid: Uint8Array,
+  targetName: string,
+  portalGroupTag: number,
+): string {
+  return [initiatorName, Buffer.from(isid).toString('hex'), targetName, portalGroupTag].join('\0');
+}
+
 /** Serial number arithmetic (RFC 1982 as used by RFC 7143 4.2.2.1) on 32 bits. */
 export function snLess(a: number, b: number): boolean {
   return a !== b && ((a - b) | 0) < 0;

@@ -35,10 +35,13 @@ describe('operational negotiation (RFC 7143 6.2, 13)', () => {
     ['ImmediateData', 'Yes', 'Yes'],
     ['ImmediateData', 'No', 'No'],
     ['ImmediateData', 'yes', 'Reject'],
-    // DataPDUInOrder / DataSequenceInOrder: OR with the target's Yes
-    ['DataPDUInOrder', 'No', 'Yes'],
+    // DataPDUInOrder / DataSequenceInOrder: OR with the target's default No, so the
+    // initiator's offer decides (out-of-order Data-Out is accepted)
+    ['DataPDUInOrder', 'No', 'No'],
     ['DataPDUInOrder', 'Yes', 'Yes'],
-    ['DataSequenceInOrder', 'No', 'Yes'],
+    ['DataSequenceInOrder', 'No', 'No'],
+    ['DataSequenceInOrder', 'Yes', 'Yes'],
+    ['DataSequenceInOrder', 'maybe', 'Reject'],
     // numeric min
     ['MaxBurstLength', '16776192', '1048576'],
     ['MaxBurstLength', '65536', '65536'],
@@ -121,6 +124,21 @@ describe('operational negotiation (RFC 7143 6.2, 13)', () => {
     const p = m.finish(identity);
     expect(p.MaxBurstLength).toBe(8192);
     expect(p.FirstBurstLength).toBe(8192);
+  });
+
+  it('a target configured to insist on in-order data answers Yes to No (RFC 7143 13.18, 13.19: OR)', () => {
+    const strict = { ...tuning, dataPDUInOrder: true, dataSequenceInOrder: true };
+    const n = new OperationalNegotiator({ sessionType: 'Normal', tuning: strict });
+    expect(n.negotiate(pairs({ DataPDUInOrder: 'No', DataSequenceInOrder: 'No' }))).toEqual([
+      ['DataPDUInOrder', 'Yes'],
+      ['DataSequenceInOrder', 'Yes'],
+    ]);
+    const p = n.finish(identity);
+    expect([p.DataPDUInOrder, p.DataSequenceInOrder]).toEqual([true, true]);
+    const lax = new OperationalNegotiator({ sessionType: 'Normal', tuning });
+    lax.negotiate(pairs({ DataPDUInOrder: 'No', DataSequenceInOrder: 'Yes' }));
+    const q = lax.finish(identity);
+    expect([q.DataPDUInOrder, q.DataSequenceInOrder]).toEqual([false, true]);
   });
 
   it('answers Irrelevant to session keys in a discovery session', () => {

@@ -267,8 +267,9 @@ export class LoginPhase {
     if (req.transit && req.cont) return { status: LoginStatus.INITIATOR_ERROR, reason: 'T and C both set' };
     if (this.#stage === undefined) {
       // The leading request. A non-zero TSIH names an existing session: with
-      // MaxConnections=1 that is connection reinstatement (RFC 7143 6.3.4), allowed when
-      // the session lives here; otherwise "session does not exist" (11.13.5).
+      // MaxConnections=1 that is connection reinstatement (RFC 7143 6.3.4). A TSIH no
+      // live session has gets "session does not exist" (11.13.5) at once; the session's
+      // identity is checked against this login's when it completes (login-exchange.ts).
       if (req.tsih !== 0) {
         if (this.#ctx.hasSession?.(req.tsih, req.isid) !== true) {
           return { status: LoginStatus.SESSION_DOES_NOT_EXIST, reason: `TSIH ${req.tsih}` };

@@ -41,6 +41,8 @@ interface TargetValues {
   MaxOutstandingR2T: number;
   InitialR2T: boolean;
   ImmediateData: boolean;
+  DataPDUInOrder: boolean;
+  DataSequenceInOrder: boolean;
 }
 
 interface Ctx {
@@ -236,10 +238,11 @@ const RULES: Readonly<Record<string, KeyRule>> = {
       s.MaxOutstandingR2T = n;
     },
   ),
-  // 13.18, 13.19: OR. The target handles any order, but the answer is the OR with our
-  // own value: we say Yes, which keeps data in order (simplest for R2T bookkeeping).
-  DataPDUInOrder: booleanRule('or', true, true, (s, b) => (s.DataPDUInOrder = b)),
-  DataSequenceInOrder: booleanRule('or', true, true, (s, b) => (s.DataSequenceInOrder = b)),
+  // 13.18, 13.19: OR. The target's own values come from config (iscsi.dataPDUInOrder,
+  // iscsi.dataSequenceInOrder, default No): with No the answer is whatever the
+  // initiator offered, and Data-Out may then arrive in any order (data-out.ts).
+  DataPDUInOrder: booleanRule('or', (t) => t.DataPDUInOrder, true, (s, b) => (s.DataPDUInOrder = b)),
+  DataSequenceInOrder: booleanRule('or', (t) => t.DataSequenceInOrder, true, (s, b) => (s.DataSequenceInOrder = b)),
   // 13.20: min, 0..2; only level 0 is implemented.
   ErrorRecoveryLevel: numericRule(
     'min',
@@ -298,6 +301,8 @@ export class OperationalNegotiator {
       MaxOutstandingR2T: clamp(opts.tuning.maxOutstandingR2T, 1, 65535),
       InitialR2T: opts.tuning.initialR2T ?? false,
       ImmediateData: opts.tuning.immediateData ?? true,
+      DataPDUInOrder: opts.tuning.dataPDUInOrder ?? false,
+      DataSequenceInOrder: opts.tuning.dataSequenceInOrder ?? false,
     };
   }
 

@@ -74,8 +74,8 @@ export interface LoginContext {
   /** Allocate a fresh non-zero TSIH for a new session. */
   allocTsih(): number;
   /**
-   * Whether a live session with this TSIH and ISID is hosted here (a login with a
-   * non-zero TSIH reinstates one of its connections, RFC 7143 6.3.4).
+   * Whether a live session with this TSIH (and ISID, when it is hosted here) may exist:
+   * a login with a non-zero TSIH reinstates one of its connections (RFC 7143 6.3.4).
    */
   hasSession?(tsih: number, isid: Buffer): boolean;
   /** Remote address, for logs. */
