@@ -152,10 +152,12 @@ export class LogicalUnit {
       throw new RangeError(`unsupported block size ${dev.blockSize}`);
     const store = await openBackingStore(dev.backing);
     const lu = new LogicalUnit(dev, store, ident);
-    await lu.sbc.open(dev.backing);
+    await lu.sbc.open(dev.backing, ident.stateDir);
     lu.modes = await openModeState(lu, ident.stateDir);
     lu.pr = await PrEngine.open(lu, ident.stateDir);
     registerCopyTarget(lu);
+    // A sanitize interrupted by the last shutdown or crash carries on (SBC-4 4.11.2).
+    lu.sbc.resumeSanitize();
     return lu;
   }
 
