@@ -52,10 +52,18 @@ export interface SessionWorkerContext {
   releaseNexus(id: number): void;
   /**
    * Send a task management function to the logical unit `luIndex` of LUN worker
-   * `lunWorker`; `waiter.settle()` runs when the LU acknowledges. False if no task
-   * object was available (the function then acts on this session's tasks only).
+   * `lunWorker`; `waiter.settle()` runs when the LU acknowledges. `refTag` names the
+   * command of ABORT TASK (its task tag). False if no task object was available (the
+   * function then acts on this session's tasks only).
    */
-  sendTmf(lunWorker: number, luIndex: number, fn: number, nexus: number, waiter: { settle(): void }): boolean;
+  sendTmf(
+    lunWorker: number,
+    luIndex: number,
+    fn: number,
+    nexus: number,
+    waiter: { settle(): void },
+    refTag?: number,
+  ): boolean;
   /** Ring the doorbells of LUN workers that got commands since the last call. */
   flushDoorbells(): void;
   /**

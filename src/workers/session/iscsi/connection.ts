@@ -1227,6 +1227,20 @@ export class IscsiConnection implements TaskOwner {
         t.tmf = pending;
       }
     }
+    if (response === TmfResponse.FUNCTION_COMPLETE && (fn === TmfFunction.ABORT_TASK || fn === TmfFunction.ABORT_TASK_SET)) {
+      // The issuer's commands already at the LU are aborted there too (SAM-5 7.2, 7.3):
+      // a command whose work is an LU-wide operation (SANITIZE with IMMED = 0) then ends
+      // at once instead of when the operation does. One descriptor per LU concerned,
+      // queued behind the commands it aborts; the answer also waits for it.
+      const sent = new Set<string>();
+      for (const t of victims) {
+        if (t.state !== TaskState.SUBMITTED && t.state !== TaskState.QUEUED) continue;
+        const key = `${t.lunWorker}/${t.luIndex}`;
+        if (sent.has(key)) continue;
+        sent.add(key);
+        if (this.ctx.sendTmf(t.lunWorker, t.luIndex, fn, s.nexus, pending, t.tag)) pending.waiting++;
+      }
+    }
     if (response === TmfResponse.FUNCTION_COMPLETE && target !== null) {
       // Functions that act on the logical unit for every nexus (SAM-5 7.5-7.8) go to
       // the LUN workers too; the answer waits for their acknowledgement, by which time
