@@ -54,11 +54,14 @@ devices:
     ram: { size: 16MiB }
   - name: file0
     file: { path: ${dir}/file0.img, size: 16MiB }
+  # Sparse until written: a SANITIZE writes all of it durably (hundreds of milliseconds).
+  - name: file1
+    file: { path: ${dir}/file1.img, size: 256MiB }
 targets:
   - iqn: ${iqn}
     alias: proto
     portals: ['127.0.0.1:${port}']
-    luns: { 0: ram0, 1: file0 }
+    luns: { 0: ram0, 1: file0, 2: file1 }
   - iqn: ${iqn}-chap
     portals: ['127.0.0.1:${port}']
     luns: { 0: ram1 }
@@ -977,6 +980,36 @@ describe('NOP, Logout, task management, Reject', () => {
     expect((await ini.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(Status.GOOD);
     ini.close();
   });
+
+  it('ABORT TASK for a SANITIZE waiting for its operation: Function complete at once, no response; the sanitize goes on (SBC-4 4.11.2)', async () => {
+    const ini = await open({ keys: [['ImmediateData', 'Yes']] });
+    const lun = 2;
+    expect((await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun })).status).toBe(Status.GOOD);
+    // SANITIZE OVERWRITE, IMMED = 0: one pass of the byte 77h.
+    const list = Buffer.from([0x01, 0x00, 0x00, 0x01, 0x77]);
+    const cdb = Buffer.from([0x48, 0x01, 0, 0, 0, 0, 0, 0, list.length, 0]);
+    const itt = ini.allocItt();
+    const cmdSN = ini.takeCmdSN();
+    ini.send(scsiCommandBhs({ write: true, lun, itt, edtl: list.length, cmdSN, expStatSN: ini.expStatSN, cdb }), list);
+    const r = await ini.tmf({ fn: 1, lun, rtt: itt, refCmdSN: cmdSN });
+    expect(r.bhs[2]).toBe(0);
+    // Answered while the sanitize still runs (the command ended, the operation did not).
+    const tur = await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
+    expect(tur.status).toBe(Status.CHECK_CONDITION);
+    expect([tur.sense[2]! & 0x0f, tur.sense[12], tur.sense[13]]).toEqual([0x2, 0x04, 0x1b]);
+    const deadline = Date.now() + 60_000;
+    let last = tur;
+    while (last.status !== Status.GOOD && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 50));
+      last = await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
+    }
+    expect(last.status).toBe(Status.GOOD);
+    // No SCSI Response ever came for the aborted SANITIZE.
+    expect(last.pdus.concat(tur.pdus).some((p) => p.itt === itt)).toBe(false);
+    const rd = await ini.scsi(read10(524287, 1), { read: true, edtl: 512, lun });
+    expect(rd.data.every((b) => b === 0x77)).toBe(true);
+    ini.close();
+  }, 90_000);
 
   it('LOGICAL UNIT RESET on a mapped LUN completes; on an unmapped LUN: "LUN does not exist"', async () => {
     const ini = await open();

@@ -44,10 +44,12 @@ export const DescKind = {
    */
   NEXUS_LOSS: 3,
   /**
-   * A task management function that acts on the logical unit (LOGICAL UNIT RESET,
-   * CLEAR TASK SET, target resets): ATTRIBUTE carries the RFC 7143 function code,
-   * LU_INDEX the unit (0xffffffff: every unit of the worker). Acknowledged with a
-   * COMPLETION once the unit's affected commands have finished.
+   * A task management function that aborts commands at the logical unit (ABORT TASK,
+   * ABORT TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET, target resets): ATTRIBUTE
+   * carries the RFC 7143 function code, LU_INDEX the unit (0xffffffff: every unit of the
+   * worker), NEXUS the issuer, and for ABORT TASK the first four CDB bytes (u32 little
+   * endian) the tag of the command to abort. Acknowledged with a COMPLETION once the
+   * unit's affected commands have finished.
    */
   TMF: 4,
   /** Completion of a command aborted by a task management function: send no status. */

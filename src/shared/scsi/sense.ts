@@ -190,6 +190,49 @@ export function writeDescriptorSenseHeader(buf: Buffer, reason: SenseDetail): nu
 }
 
 /**
+ * Put PROGRESS INDICATION sense-key specific information (SPC-4 4.5.2.4.4) into
+ * fixed-format sense built by writeFixedSense: the fraction of an operation in progress
+ * (FORMAT UNIT, SANITIZE, ...) that is complete, in units of 1/65536.
+ */
+export function setFixedSenseProgress(buf: Buffer, progress: number): void {
+  // Byte 15: SKSV(7) = 1 | reserved(6..0).
+  buf[15] = 0x80;
+  // Bytes 16-17: PROGRESS INDICATION (numerator over 65536), big endian.
+  buf.writeUInt16BE(clampProgress(progress), 16);
+}
+
+/** Length of descriptor-format sense with one sense key specific descriptor. */
+export const DESCRIPTOR_SENSE_WITH_SKS_LENGTH = 16;
+
+/**
+ * Write descriptor-format sense data (SPC-4 4.5.2) with one sense key specific sense
+ * data descriptor (SPC-4 4.5.2.4, descriptor type 02h) carrying PROGRESS INDICATION
+ * (SPC-4 4.5.2.4.4) into buf[0, 16) and return 16.
+ */
+export function writeDescriptorSenseWithProgress(buf: Buffer, reason: SenseDetail, progress: number): number {
+  writeDescriptorSenseHeader(buf, reason);
+  // Byte 7: ADDITIONAL SENSE LENGTH: one 8-byte descriptor follows.
+  buf[7] = 8;
+  // Descriptor byte 0: DESCRIPTOR TYPE 02h (sense key specific).
+  buf[8] = 0x02;
+  // Descriptor byte 1: ADDITIONAL LENGTH 06h.
+  buf[9] = 0x06;
+  // Descriptor bytes 2-3: reserved.
+  buf[10] = 0;
+  buf[11] = 0;
+  // Descriptor byte 4: SKSV(7) = 1 | reserved(6..0); bytes 5-6: PROGRESS INDICATION.
+  buf[12] = 0x80;
+  buf.writeUInt16BE(clampProgress(progress), 13);
+  // Descriptor byte 7: reserved.
+  buf[15] = 0;
+  return DESCRIPTOR_SENSE_WITH_SKS_LENGTH;
+}
+
+function clampProgress(progress: number): number {
+  return progress <= 0 ? 0 : progress >= 0xffff ? 0xffff : Math.floor(progress);
+}
+
+/**
  * Complete `cmd` with CHECK CONDITION and fixed-format sense for `reason`
  * (SAM-5 5.3.2: sense data is delivered with the status). Does not call `finish()`.
  * Data-in already produced is discarded: SPC-4 says a device server that returns

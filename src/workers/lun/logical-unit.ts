@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { BackingStore } from './backing/store.ts';
 import { openBackingStore } from './backing/open-store.ts';
-import { SbcState } from './sbc/state.ts';
+import { SanitizeState, SbcState } from './sbc/state.ts';
 import type { ModeState } from './spc/mode-pages.ts';
 import { openModeState } from './spc/mode-pages.ts';
 import { UnitAttentionState, establishAll } from './ua/unit-attention.ts';
@@ -159,10 +159,12 @@ export class LogicalUnit {
       throw new RangeError(`unsupported block size ${dev.blockSize}`);
     const store = await openBackingStore(dev.backing);
     const lu = new LogicalUnit(dev, store, ident);
-    await lu.sbc.open(dev.backing);
+    await lu.sbc.open(dev.backing, ident.stateDir);
     lu.modes = await openModeState(lu, ident.stateDir);
     lu.pr = await PrEngine.open(lu, ident.stateDir);
     registerCopyTarget(lu);
+    // A sanitize interrupted by the last shutdown or crash carries on (SBC-4 4.11.2).
+    lu.sbc.resumeSanitize();
     return lu;
   }
 
@@ -178,6 +180,9 @@ export class LogicalUnit {
     const blocks = Math.floor(sizeBytes / this.blockSize);
     if (blocks === this.blockCount) return;
     if (blocks < this.blockCount) throw new RangeError(`${this.name}: a logical unit cannot shrink while serving`);
+    // A sanitize covers the capacity it started with (SBC-4 4.11): growing under it would
+    // leave unsanitized blocks behind a "sanitized" LU.
+    if (this.sbc.sanitize !== SanitizeState.IDLE) throw new Error(`${this.name}: a sanitize is in progress or failed; grow it afterwards`);
     await this.store.grow(blocks * this.blockSize);
     this.blockCount = blocks;
     this.sbc.grow(this.backing);

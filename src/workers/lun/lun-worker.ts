@@ -213,6 +213,8 @@ function drainLink(link: SessionLink): number {
       const nexus = v.getUint32(o + Cmd.NEXUS, true);
       const fnCode = v.getUint8(o + Cmd.ATTRIBUTE);
       const luIdx = v.getUint32(o + Cmd.LU_INDEX, true);
+      // TMF: ABORT TASK names its command by the session worker's tag (descriptors.ts).
+      const refTag = v.getUint32(o + Cmd.CDB, true);
       ring.release();
       n++;
       if (kind === DescKind.NEXUS_LOSS) {
@@ -227,10 +229,17 @@ function drainLink(link: SessionLink): number {
         const targets = luIdx === 0xffffffff ? units.filter((u) => u !== undefined) : lu ? [lu] : [];
         let waiting = targets.length;
         if (waiting === 0) acknowledge(link, tag);
+        const refersTo = (c: ScsiCommand): boolean => (c as LunTask).link === link && (c as LunTask).tag === refTag;
         for (const lu of targets) {
-          applyTaskManagement(lu, fnCode, nexus, () => {
-            if (--waiting === 0) acknowledge(link, tag);
-          });
+          applyTaskManagement(
+            lu,
+            fnCode,
+            nexus,
+            () => {
+              if (--waiting === 0) acknowledge(link, tag);
+            },
+            refersTo,
+          );
         }
         continue;
       }
@@ -404,8 +413,11 @@ async function main(): Promise<void> {
 }
 
 async function stop(): Promise<void> {
-  // Session workers have drained, so nothing new arrives; wait out stragglers, then
-  // flush and close every store (SIGTERM promise: acknowledged data is on disk).
+  // Session workers have drained, so nothing new arrives. A sanitize in progress stops
+  // after its current chunk and resumes at the next start (sbc/sanitize-operation.ts);
+  // wait out stragglers, then flush and close every store (SIGTERM promise:
+  // acknowledged data is on disk).
+  await Promise.all(units.map((u) => u?.sbc.suspendSanitize()));
   const deadline = Date.now() + 10_000;
   while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   await Promise.all(units.map((u) => u?.close()));

@@ -17,6 +17,10 @@ export function nexusLost(lu: LogicalUnit, id: number, info: NexusInfo | undefin
   // SBC-4 5.14: a PREVENT ALLOW MEDIUM REMOVAL prevention ends with its I_T nexus.
   lu.sbc.preventing.delete(id);
   prNexusLost(lu, id, info); // SPC-2 reservation of the nexus ends (pr/engine.ts)
+  // A SANITIZE command of the nexus that waits for its operation ends now (nobody is
+  // left to tell); the operation itself is not even suspended (SBC-4 4.11.2).
+  const waiter = lu.sbc.sanitizeOp?.waiter;
+  if (waiter != null && waiter.nexus === id) lu.sbc.releaseSanitizeWaiter(waiter);
   // Its commands still in the task set end unanswered; an ACA it faulted is cleared.
   abortNexusCommands(lu, id);
 }

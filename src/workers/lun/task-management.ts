@@ -1,13 +1,20 @@
 /**
- * Task management functions as the logical unit carries them out (SAM-5 7), for the
- * functions whose effect reaches beyond the issuing session: the session worker has
- * already dealt with its own tasks, this handles every nexus's commands on the LU and
- * the LU state a reset clears.
+ * Task management functions as the logical unit carries them out (SAM-5 7). The session
+ * worker deals with its own tasks first (those still receiving data end there); every
+ * function that aborts commands already at the LU reaches it here too, through a TMF
+ * descriptor on the ring, queued behind the commands it may abort.
+ *
+ *   ABORT TASK        the issuer's one command (`refersTo` names it)     SAM-5 7.2
+ *   ABORT TASK SET    the issuer's commands on the LU                    SAM-5 7.3
+ *   CLEAR TASK SET    every command on the LU                            SAM-5 7.6
+ *   LOGICAL UNIT RESET, target resets: every command, plus the LU state a reset clears
  *
  * Aborted commands (SAM-5 5.6) are not interrupted mid-I/O (a backing-store write that
- * started completes); dormant ones (task-set.ts) complete at once without running. How
- * an aborted command of *another* nexus ends depends on TAS in the control mode page
- * (SPC-4 7.5.8, spc/mode-pages.ts, lu.taskAbortedStatus):
+ * started completes); dormant ones (task-set.ts) complete at once without running. A
+ * SANITIZE command waiting for its sanitize operation ends at once and the operation
+ * carries on (SBC-4 4.11.2; sbc/sanitize-operation.ts). How an aborted command of
+ * *another* nexus ends depends on TAS in the control mode page (SPC-4 7.5.8,
+ * spc/mode-pages.ts, lu.taskAbortedStatus):
  *   TAS = 0  no status at all: its completion is COMPLETION_ABORTED and its session
  *            worker drops it; CLEAR TASK SET then establishes COMMANDS CLEARED BY
  *            ANOTHER INITIATOR for that nexus (SAM-5 7.6).
@@ -35,8 +42,24 @@ export interface AbortableCommand extends ScsiCommand {
  * Apply `fn` (an RFC 7143 TMF code) issued by `nexus` to `lu`; `done` runs once the
  * affected commands have finished.
  */
-export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, done: () => void): void {
+export function applyTaskManagement(
+  lu: LogicalUnit,
+  fn: number,
+  nexus: number,
+  done: () => void,
+  refersTo: (cmd: ScsiCommand) => boolean = () => false,
+): void {
   switch (fn) {
+    case TmfFunction.ABORT_TASK:
+    case TmfFunction.ABORT_TASK_SET: {
+      // SAM-5 7.2 / 7.3: only the issuer's commands; they end without status. Dormant
+      // ones end at once, which also matters while an ACA condition blocks them.
+      const one = fn === TmfFunction.ABORT_TASK;
+      const pick = (c: ScsiCommand): boolean => c.nexus === nexus && (!one || refersTo(c));
+      abortAll(lu, nexus, pick);
+      lu.taskSet.whenNone(pick, done);
+      return;
+    }
     case TmfFunction.LOGICAL_UNIT_RESET:
     case TmfFunction.TARGET_WARM_RESET:
     case TmfFunction.TARGET_COLD_RESET: {
@@ -77,14 +100,6 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
       lu.taskSet.whenNone(() => true, done);
       return;
     }
-    case TmfFunction.ABORT_TASK_SET: {
-      // SAM-5 7.2: the issuer's commands on this LU. Its session worker marked them
-      // already; here the dormant ones end at once, which matters while an ACA condition
-      // blocks them (they would otherwise wait for the ACA to be cleared).
-      abortAll(lu, nexus, (c) => c.nexus === nexus);
-      lu.taskSet.whenNone((c) => c.nexus === nexus, done);
-      return;
-    }
     case TmfFunction.CLEAR_ACA: {
       // SAM-5 7.3: from the faulted I_T nexus, CLEAR ACA aborts the command with the ACA
       // attribute (as ABORT TASK would) and clears the ACA condition, so the blocked
@@ -101,8 +116,6 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
       return;
     }
     default:
-      // ABORT TASK touches only the issuer's own task, which its session worker already
-      // tracks; nothing to do at the LU.
       done();
   }
 }
@@ -110,11 +123,15 @@ export function applyTaskManagement(lu: LogicalUnit, fn: number, nexus: number, 
 /** Abort the commands `pick` selects; `issuer` is the nexus of the TMF (see file comment). */
 function abortAll(lu: LogicalUnit, issuer: number, pick: (c: ScsiCommand) => boolean): void {
   const tas = lu.taskAbortedStatus;
+  let waiting: ScsiCommand | null = null;
   lu.taskSet.abort(pick, (c) => {
     const a = c as AbortableCommand;
     a.aborted = true;
     a.abortedWithStatus = tas && c.nexus !== issuer;
+    if (lu.sbc.sanitizeOp?.waiter === c) waiting = c;
   });
+  // Outside the task set's iteration: finishing it removes it from the set.
+  if (waiting !== null) lu.sbc.releaseSanitizeWaiter(waiting);
 }
 
 /**

@@ -68,10 +68,18 @@ export interface SessionWorkerContext {
   releaseNexus(id: number): void;
   /**
    * Send a task management function to the logical unit `luIndex` of LUN worker
-   * `lunWorker`; `waiter.settle()` runs when the LU acknowledges. False if no task
-   * object was available (the function then acts on this session's tasks only).
+   * `lunWorker`; `waiter.settle()` runs when the LU acknowledges. `refTag` names the
+   * command of ABORT TASK (its task tag). False if no task object was available (the
+   * function then acts on this session's tasks only).
    */
-  sendTmf(lunWorker: number, luIndex: number, fn: number, nexus: number, waiter: { settle(): void }): boolean;
+  sendTmf(
+    lunWorker: number,
+    luIndex: number,
+    fn: number,
+    nexus: number,
+    waiter: { settle(): void },
+    refTag?: number,
+  ): boolean;
   /**
    * Send a unit attention event (descriptors.ts UaEvent) for `nexus` to every logical
    * unit of `target`'s LUN map, ordered with the session's commands on each ring.

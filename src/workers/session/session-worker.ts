@@ -108,7 +108,7 @@ const ctx: SessionWorkerContext = {
     sessions.delete(key);
     parentPort!.postMessage(encodeControl({ type: 'session-down', key }));
   },
-  sendTmf(lunWorker, luIndex, fn, nexus, waiter) {
+  sendTmf(lunWorker, luIndex, fn, nexus, waiter, refTag = 0) {
     const t = pool.acquire();
     if (t === null) return false;
     t.kind = DescKind.TMF;
@@ -116,6 +116,7 @@ const ctx: SessionWorkerContext = {
     t.luIndex = luIndex;
     t.cdbLength = 0;
     t.cdb.fill(0);
+    t.cdb.writeUInt32LE(refTag, 0); // ABORT TASK: the referenced task (descriptors.ts)
     t.owner = {
       onTaskComplete(done) {
         pool.release(done);

@@ -135,6 +135,54 @@ for (const kind of ['ram', 'file'] as StoreKind[]) {
       expect(rc.dataIn[14]! & 0xc0).toBe(0xc0);
     });
 
+    it('GET LBA STATUS with 8 logical blocks per physical block: the first descriptor starts at the requested LBA', async () => {
+      // libiscsi GetLBAStatus.UnmapSingle's second loop: unmap [0, i), ask from i + 1.
+      const u = await lu({ thin: true, physicalBlockSize: 4096 });
+      expect(u.sbc.map!.granule).toBe(8);
+      await exec(u, cdb16(Opcode.WRITE_16, 0n, 264), Buffer.alloc(264 * 512, 0x41));
+      const unmap = unmapList([[0, 16]]);
+      expect((await exec(u, unmapCdb(unmap.length), unmap)).status).toBe(ScsiStatus.GOOD);
+      const lbaStatus = async (lba: number): Promise<{ lba: number; blocks: number; status: number }> => {
+        const c = [0x9e, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 24, 0, 0];
+        c[9] = lba;
+        const r = await exec(u, c, undefined, 24);
+        expect(r.status).toBe(ScsiStatus.GOOD);
+        return { lba: Number(r.dataIn.readBigUInt64BE(8)), blocks: r.dataIn.readUInt32BE(16), status: r.dataIn[20]! };
+      };
+      // SBC-4 5.20.2: the first descriptor's LBA is the STARTING LOGICAL BLOCK ADDRESS,
+      // also in the middle of a physical block; LBA 17 is mapped (16..23 was written).
+      // (Past LBA 264 a fresh RAM LU is deallocated, a fresh file LU "all mapped".)
+      expect(await lbaStatus(17)).toMatchObject({ lba: 17, status: 0 });
+      expect(await lbaStatus(16)).toMatchObject({ lba: 16, status: 0 });
+      expect(await lbaStatus(1)).toEqual({ lba: 1, blocks: 15, status: 1 });
+      // Half a physical block unmapped: zeros are written, the block stays mapped (a
+      // physical block is mapped or not as a whole; allocation.ts).
+      const half = unmapList([[24, 4]]);
+      expect((await exec(u, unmapCdb(half.length), half)).status).toBe(ScsiStatus.GOOD);
+      expect((await readBlocks(u, 24, 4)).every((b) => b === 0)).toBe(true);
+      expect((await readBlocks(u, 28, 4)).every((b) => b === 0x41)).toBe(true);
+      expect(await lbaStatus(24)).toMatchObject({ lba: 24, status: 0 });
+      expect((await lbaStatus(24)).blocks).toBeGreaterThanOrEqual(264 - 24);
+    });
+
+    it('START STOP UNIT POWER CONDITION: the seven values SBC-4 5.25 defines pass and ignore LOEJ; the rest are invalid', async () => {
+      const u = await lu({ removable: true });
+      const defined = [0x0, 0x1, 0x2, 0x3, 0x7, 0xa, 0xb];
+      for (let pc = 0x1; pc <= 0xf; pc++) {
+        // LOEJ = 1, START = 0: an eject for START_VALID only (SBC-4 5.25: ignored otherwise).
+        const r = await exec(u, [0x1b, 0x01, 0, 0, (pc << 4) | 0x02, 0]);
+        if (defined.includes(pc)) {
+          expect(r.status, `POWER CONDITION ${pc.toString(16)}h`).toBe(ScsiStatus.GOOD);
+          expect((await exec(u, [0, 0, 0, 0, 0, 0])).status).toBe(ScsiStatus.GOOD); // still loaded
+        } else {
+          // 4h, 6h, 8h, 9h, Ch-Fh reserved and 5h obsolete: SPC-4 3.5, reserved code values
+          // in defined fields are reported as errors.
+          expectCheck(r, INVALID_FIELD);
+          expect(r.fieldPointer).toMatchObject({ cd: true, field: 4, bit: 7 });
+        }
+      }
+    });
+
     it('UNMAP on a fully provisioned LU is refused, write protection first', async () => {
       const full = await lu();
       const list = unmapList([[0, 1]]);

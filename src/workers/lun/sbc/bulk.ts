@@ -62,8 +62,15 @@ export function yieldTurn(): Promise<void> {
 }
 
 /**
+ * After each chunk of a long fill: `blocks` more are written. Returning false stops the
+ * fill before the next chunk (a suspended sanitize operation, sanitize-operation.ts).
+ */
+export type ChunkHook = (blocks: number) => boolean;
+
+/**
  * Write `pattern` (exactly one logical block) to every block of [lba, lba + blocks), in
- * chunks with a yield between them. Marks the range mapped on thin LUs.
+ * chunks with a yield between them. Marks the range mapped on thin LUs. Resolves true
+ * when every block was written, false when `onChunk` stopped it early.
  */
 export async function fillBlocks(
   lu: LogicalUnit,
@@ -71,8 +78,9 @@ export async function fillBlocks(
   blocks: number,
   pattern: Buffer,
   durable: boolean,
-): Promise<void> {
-  if (blocks <= 0) return;
+  onChunk?: ChunkHook,
+): Promise<boolean> {
+  if (blocks <= 0) return true;
   const bs = lu.blockSize;
   const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / bs)));
   const chunk = Buffer.allocUnsafe(chunkBlocks * bs);
@@ -83,8 +91,10 @@ export async function fillBlocks(
     await writeAt(lu, chunk, 0, n * bs, lba + done, durable);
     lu.sbc.noteWritten(lba + done, n);
     done += n;
+    if (onChunk !== undefined && !onChunk(n) && done < blocks) return false;
     if (done < blocks) await yieldTurn();
   }
+  return true;
 }
 
 let zeroBlock4k: Buffer | null = null;

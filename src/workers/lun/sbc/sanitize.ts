@@ -1,5 +1,6 @@
 /**
- * SANITIZE (SBC-4 5.30; sanitize operations SBC-4 4.11).
+ * SANITIZE (SBC-4 5.30): validates the command and hands the sanitize operation to the
+ * LU (sanitize-operation.ts, which also explains how the operation outlives the command).
  *
  * CDB (SBC-4 5.30.1 table 143):
  *   0 48h | 1 IMMED(7) reserved(6) AUSE(5) SERVICE ACTION(4..0) | 2-6 reserved
@@ -12,23 +13,27 @@
  *       0 INVERT(7) TEST(6..5) OVERWRITE COUNT(4..0) | 1 reserved
  *       2-3 INITIALIZATION PATTERN LENGTH | 4.. INITIALIZATION PATTERN
  *   BLOCK ERASE (02h), thin LUs only: every block is deallocated (reads zeros, LBPRZ).
- *     SBC-4 would allow it on a fully provisioned LU too (block erase sets the physical
- *     blocks to a vendor-specific value; reads of mapped LBAs may then fail), but there
- *     it would be an overwrite with zeros under another name, and initiators (libiscsi's
- *     conformance suite among them) take BLOCK ERASE to mean LBPME = 1 and every LBA
- *     deallocated afterwards, which a fully provisioned LU (LBPME = 0, every LBA mapped,
- *     SBC-4 4.7.2) cannot report. OVERWRITE serves fully provisioned LUs.
+ *     SBC-4 allows block erase on a fully provisioned LU too (the physical blocks are set
+ *     to a vendor-specific value; reads of mapped LBAs may then fail), but there it would
+ *     be an overwrite with zeros under another name, and initiators take BLOCK ERASE to
+ *     mean LBPME = 1 and every LBA deallocated or anchored afterwards: libiscsi's
+ *     conformance test fails a BLOCK ERASE on an LU with LBPME = 0 and then requires GET
+ *     LBA STATUS to report no mapped LBA, which a fully provisioned LU (LBPME = 0, every
+ *     LBA mapped, SBC-4 4.7.2) cannot do. OVERWRITE serves fully provisioned LUs.
  *   CRYPTOGRAPHIC ERASE (03h), thin LUs only: spindle stores no ciphertext, so there is
  *     no key to change; the same end state (user data irrecoverable through the LU) is
  *     reached by deallocating every block. WACEREQ = 01b: reads succeed after it.
- *   EXIT FAILURE MODE (1Fh): leaves the failed state of a sanitize that failed.
+ *   EXIT FAILURE MODE (1Fh): leaves the failed state of a sanitize that failed, if it was
+ *     requested with AUSE = 1 (SBC-4 4.11.3).
  *
- * While the operation runs the LU answers NOT READY, SANITIZE IN PROGRESS to everything
- * but INQUIRY, REPORT LUNS, REQUEST SENSE, LOG SENSE and REPORT SUPPORTED OPERATION
- * CODES (state.ts). The operation starts once the commands already in flight are done,
- * runs in chunks across event-loop turns (bulk.ts), and ends GOOD, or in the failed
- * state (MEDIUM ERROR, SANITIZE COMMAND FAILED) on an I/O error. IMMED = 1 returns
- * status before the operation, IMMED = 0 after it.
+ * Restricted completion mode (SBC-4 4.11.3, 5.30.1): after a sanitize requested with
+ * AUSE = 0 has failed, only another sanitize that completes without error leaves the
+ * failed state. EXIT FAILURE MODE, and a SANITIZE with AUSE = 1, are then terminated with
+ * ILLEGAL REQUEST, INVALID FIELD IN CDB.
+ *
+ * IMMED = 1 returns status once the CDB and the parameter list are validated; IMMED = 0
+ * returns it when the operation has completed (GOOD, or MEDIUM ERROR, SANITIZE COMMAND
+ * FAILED). REQUEST SENSE polls the progress either way (spc/unit-status.ts).
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../../shared/scsi/command.ts';
@@ -38,12 +43,15 @@ import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/s
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
-import { deallocate, fillBlocks, yieldTurn } from './bulk.ts';
 import { rejectWriteProtected } from './common.ts';
+import type { SanitizePlan } from './sanitize-operation.ts';
 import { SanitizeState } from './state.ts';
 
 const IMMED = 0x80;
+const AUSE = 0x20;
 const PARAMETER_LIST_LENGTH_FIELD = Object.freeze(cdbField(7, 7));
+const SERVICE_ACTION_FIELD = Object.freeze(cdbField(1, 4));
+const AUSE_FIELD = Object.freeze(cdbField(1, 5));
 
 function paramField(byte: number, bit?: number): FieldPointer {
   return bit === undefined ? { cdb: false, byte } : { cdb: false, byte, bit };
@@ -55,67 +63,60 @@ export function sanitize(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   cmd.dataOutWanted = paramLength;
   if (rejectReservedBits(cmd, 1, 0x40) || rejectReservedBytes(cmd, 2, 7)) return Completion.DONE;
   const action = cdb[1]! & 0x1f;
+  const ause = (cdb[1]! & AUSE) !== 0;
+  const sbc = lu.sbc;
+  const restricted = sbc.sanitize === SanitizeState.FAILED && sbc.sanitizeOp !== null && !sbc.sanitizeOp.plan.ause;
   if (action === SanitizeAction.EXIT_FAILURE_MODE) {
     if (paramLength !== 0) {
       setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, PARAMETER_LIST_LENGTH_FIELD);
       return Completion.DONE;
     }
-    if (lu.sbc.sanitize === SanitizeState.FAILED) lu.sbc.setSanitize(SanitizeState.IDLE);
+    if (restricted) {
+      // SBC-4 5.30.1: a failure in the restricted completion mode cannot be exited.
+      setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, SERVICE_ACTION_FIELD);
+      return Completion.DONE;
+    }
     cmd.status = ScsiStatus.GOOD;
+    if (sbc.sanitize !== SanitizeState.FAILED) return Completion.DONE;
+    sbc.exitSanitizeFailure().then(
+      () => cmd.finish(),
+      () => {
+        setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
+        cmd.finish();
+      },
+    );
+    return Completion.PENDING;
+  }
+  if (restricted && ause) {
+    // SBC-4 4.11.3: the restricted completion mode cannot be left for the unrestricted one.
+    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, AUSE_FIELD);
     return Completion.DONE;
   }
-  let work: () => Promise<void>;
+  let plan: SanitizePlan;
   if (action === SanitizeAction.OVERWRITE) {
-    const pass = parseOverwrite(lu, cmd, paramLength);
-    if (pass === null) return Completion.DONE;
-    if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
-    work = () => overwrite(lu, pass);
+    const p = parseOverwrite(lu, cmd, paramLength, ause);
+    if (p === null) return Completion.DONE;
+    plan = p;
   } else {
     // BLOCK ERASE and CRYPTOGRAPHIC ERASE take no parameter list.
     if (paramLength !== 0) {
       setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, PARAMETER_LIST_LENGTH_FIELD);
       return Completion.DONE;
     }
-    if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
-    work = () => deallocate(lu, 0, lu.blockCount);
+    plan = { action, ause, count: 1, invert: false, block: null };
   }
-  const immediate = (cdb[1]! & IMMED) !== 0;
-  const sbc = lu.sbc;
-  sbc.setSanitize(SanitizeState.IN_PROGRESS);
+  if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
   cmd.status = ScsiStatus.GOOD;
-  const run = async (): Promise<void> => {
-    // Let the commands admitted before this one finish (SBC-4 4.11.2: the sanitize
-    // operation begins once the command is processed; nothing new is admitted meanwhile).
-    while (lu.store.inFlight > 0 || sbc.active > 0) await yieldTurn();
-    sbc.active++;
-    try {
-      await work();
-      await new Promise<void>((resolve, reject) => lu.store.flush((err) => (err ? reject(err) : resolve())));
-      sbc.setSanitize(SanitizeState.IDLE);
-    } catch {
-      sbc.setSanitize(SanitizeState.FAILED);
-      if (!immediate) setCheckCondition(cmd, SenseReason.SANITIZE_COMMAND_FAILED);
-    } finally {
-      sbc.active--;
-    }
-  };
-  if (immediate) {
-    void run();
+  if ((cdb[1]! & IMMED) !== 0) {
+    sbc.startSanitize(plan, null);
     return Completion.DONE;
   }
-  void run().finally(() => cmd.finish());
+  sbc.startSanitize(plan, cmd);
   return Completion.PENDING;
 }
 
-interface OverwritePlan {
-  readonly count: number;
-  readonly invert: boolean;
-  /** The initialization pattern repeated to one logical block. */
-  readonly block: Buffer;
-}
-
 /** Validate the OVERWRITE parameter list; null when the command was completed with an error. */
-function parseOverwrite(lu: LogicalUnit, cmd: ScsiCommand, paramLength: number): OverwritePlan | null {
+function parseOverwrite(lu: LogicalUnit, cmd: ScsiCommand, paramLength: number, ause: boolean): SanitizePlan | null {
   // The list is a 4-byte header and a pattern of 1..block length bytes (SBC-4 5.30.2.2).
   if (paramLength < 5 || paramLength > lu.blockSize + 4) {
     setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, PARAMETER_LIST_LENGTH_FIELD);
@@ -147,15 +148,5 @@ function parseOverwrite(lu: LogicalUnit, cmd: ScsiCommand, paramLength: number):
   }
   const block = Buffer.allocUnsafe(lu.blockSize);
   for (let o = 0; o < block.length; o += patternLength) p.copy(block, o, 4, 4 + Math.min(patternLength, block.length - o));
-  return { count, invert: (p[0]! & 0x80) !== 0, block };
-}
-
-async function overwrite(lu: LogicalUnit, plan: OverwritePlan): Promise<void> {
-  const inverted = Buffer.from(plan.block.map((b) => ~b & 0xff));
-  for (let pass = 0; pass < plan.count; pass++) {
-    // INVERT = 1: the pattern is inverted between consecutive passes (SBC-4 5.30.2.2);
-    // the last pass writes the pattern itself.
-    const flip = plan.invert && (plan.count - 1 - pass) % 2 === 1;
-    await fillBlocks(lu, 0, lu.blockCount, flip ? inverted : plan.block, false);
-  }
+  return { action: SanitizeAction.OVERWRITE, ause, count, invert: (p[0]! & 0x80) !== 0, block };
 }

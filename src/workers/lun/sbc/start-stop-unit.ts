@@ -10,7 +10,13 @@ import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
 
-/** SBC-4 5.25 table 94: POWER CONDITION values defined for direct-access devices. */
+/**
+ * SBC-4 5.25 table 94: POWER CONDITION values defined for direct-access devices. The
+ * others are reserved (4h, 6h, 8h, 9h, Ch-Fh) or obsolete (5h, SLEEP in SBC-2, which only
+ * a reset ended) and are rejected: SPC-4 3.5 ("reserved"): receipt of reserved code
+ * values in defined fields shall be reported as an error. (libiscsi's
+ * StartStopUnit.PwrCnd wants GOOD for every value 1h-Fh, as tgt answers without looking.)
+ */
 const VALID_POWER_CONDITIONS = new Set([
   0x0, // START_VALID: process START and LOEJ
   0x1, // ACTIVE

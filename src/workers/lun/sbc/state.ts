@@ -23,9 +23,17 @@ import type { BackingConfig, DeviceConfig } from '../../../shared/config-types.t
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { Opcode } from '../../../shared/scsi/opcodes.ts';
 import type { SenseDetail } from '../../../shared/scsi/sense.ts';
-import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
+import { SenseReason, setCheckCondition, setFixedSenseProgress } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { AllocationMap } from './allocation.ts';
+import type { SanitizePlan } from './sanitize-operation.ts';
+import {
+  SanitizeOperation,
+  readSanitizeRecord,
+  removeSanitizeRecord,
+  sanitizeRecordPath,
+  writeSanitizeRecord,
+} from './sanitize-operation.ts';
 
 /** Commands a LU without medium still serves (SPC-4 / SBC-4: no medium access). */
 const WITHOUT_MEDIUM_OPS: readonly number[] = [
@@ -50,8 +58,10 @@ const WITHOUT_MEDIUM_OPS: readonly number[] = [
 const WITHOUT_MEDIUM = opcodeSet(WITHOUT_MEDIUM_OPS);
 
 /**
- * Commands served while a sanitize operation is in progress (SBC-4 4.11.3: every other
- * command is terminated with NOT READY, SANITIZE IN PROGRESS).
+ * Commands served while a sanitize operation is in progress (SBC-4 4.11.2: every other
+ * command is terminated with NOT READY, LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS;
+ * REQUEST SENSE then reports that same condition with the progress indication,
+ * spc/unit-status.ts).
  */
 const DURING_SANITIZE = opcodeSet([
   Opcode.REQUEST_SENSE,
@@ -120,6 +130,15 @@ export class SbcState {
   /** I_T nexuses that hold a PREVENT (SBC-4 5.13: the prevent state is per I_T nexus). */
   readonly preventing = new Set<number>();
   sanitize: SanitizeState = SanitizeState.IDLE;
+  /**
+   * The sanitize operation in progress, or the one that failed (its AUSE decides how the
+   * failure may be left, SBC-4 4.11.3); null when idle (sanitize-operation.ts).
+   */
+  sanitizeOp: SanitizeOperation | null = null;
+  /** `<stateDir>/sanitize/<device>.json` (file-backed LUs with a stateDir), else null. */
+  #sanitizeFile: string | null = null;
+  /** A sanitize found running in the record at open, started by resumeSanitize(). */
+  #resume: SanitizeOperation | null = null;
   /** Why medium-access commands fail now (null: ready). Hot path reads this one field. */
   notReady: SenseDetail | null = null;
 
@@ -147,8 +166,26 @@ export class SbcState {
     this.maxAtomicBlocks = Math.min(0xffff, maxXfer);
   }
 
-  /** Load (or create) the allocation map of a thin LU. */
-  async open(backing: BackingConfig): Promise<void> {
+  /**
+   * Load (or create) the allocation map of a thin LU, and read the sanitize record: a
+   * sanitize that was running when the LU last closed resumes (resumeSanitize), one
+   * that had failed leaves the LU in the failed state (SBC-4 4.11.2, 4.11.3).
+   */
+  async open(backing: BackingConfig, stateDir?: string): Promise<void> {
+    this.#sanitizeFile = sanitizeRecordPath(this.lu, stateDir, backing.type === 'file');
+    if (this.#sanitizeFile !== null) {
+      const rec = await readSanitizeRecord(this.#sanitizeFile, this.lu);
+      if (rec !== null) {
+        const op = new SanitizeOperation(this.lu, rec.plan, null);
+        this.sanitizeOp = op;
+        if (rec.failed) {
+          this.setSanitize(SanitizeState.FAILED);
+        } else {
+          this.#resume = op;
+          this.setSanitize(SanitizeState.IN_PROGRESS);
+        }
+      }
+    }
     if (!this.thin) return;
     // One bit per physical block, at least 4 KiB (see allocation.ts).
     const granule = Math.max(this.blocksPerPhysical, Math.ceil(4096 / this.lu.blockSize));
@@ -170,9 +207,97 @@ export class SbcState {
     this.map?.grow(this.lu.blockCount, backing.type === 'file');
   }
 
-  /** Persist the allocation map (clean shutdown). */
+  /**
+   * Clean shutdown: a running sanitize stops after its current chunk (its record stays,
+   * so it resumes at the next open), then the allocation map is persisted.
+   */
   async close(): Promise<void> {
+    await this.suspendSanitize();
     if (this.map !== null && this.#mapPath !== null) await this.map.save(this.#mapPath);
+  }
+
+  /**
+   * Stop a running sanitize after its current chunk (shutdown); a SANITIZE command still
+   * waiting for it ends with NOT READY, SANITIZE IN PROGRESS.
+   */
+  async suspendSanitize(): Promise<void> {
+    const op = this.sanitizeOp;
+    if (op !== null && this.sanitize === SanitizeState.IN_PROGRESS) await op.suspend();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Sanitize (sanitize-operation.ts)
+
+  /**
+   * Begin a sanitize operation: the LU is NOT READY from now on; `waiter` (the SANITIZE
+   * command with IMMED = 0, or null) finishes when the operation ends. The record is
+   * written before the first block is, so a restart at any point resumes the operation.
+   */
+  startSanitize(plan: SanitizePlan, waiter: ScsiCommand | null): void {
+    const op = new SanitizeOperation(this.lu, plan, waiter);
+    this.sanitizeOp = op;
+    this.setSanitize(SanitizeState.IN_PROGRESS);
+    const file = this.#sanitizeFile;
+    void op.start(file === null ? undefined : () => writeSanitizeRecord(file, this.lu, plan, 'running'));
+  }
+
+  /** Start the sanitize found running at open (LogicalUnit.open, once the LU is whole). */
+  resumeSanitize(): void {
+    const op = this.#resume;
+    this.#resume = null;
+    if (op !== null) void op.start();
+  }
+
+  /**
+   * The operation ended (not suspended). Success: the record goes first, then the LU is
+   * ready, so a restart in between repeats the sanitize rather than wiping writes made
+   * after it. Failure: the failed state, recorded (SBC-4 4.11.3).
+   */
+  async sanitizeEnded(op: SanitizeOperation, ok: boolean): Promise<void> {
+    if (this.sanitizeOp !== op) return;
+    const file = this.#sanitizeFile;
+    if (ok) {
+      try {
+        if (file !== null) await removeSanitizeRecord(file);
+        this.sanitizeOp = null;
+        this.setSanitize(SanitizeState.IDLE);
+        return;
+      } catch {
+        // The record could not be removed: report the operation as failed below.
+      }
+    }
+    this.setSanitize(SanitizeState.FAILED);
+    if (file !== null) await writeSanitizeRecord(file, this.lu, op.plan, 'failed').catch(() => undefined);
+  }
+
+  /**
+   * EXIT FAILURE MODE accepted (sanitize.ts checked AUSE): leave the failed state.
+   * Resolves once the record is gone.
+   */
+  async exitSanitizeFailure(): Promise<void> {
+    if (this.sanitize !== SanitizeState.FAILED) return;
+    if (this.#sanitizeFile !== null) await removeSanitizeRecord(this.#sanitizeFile);
+    this.sanitizeOp = null;
+    this.setSanitize(SanitizeState.IDLE);
+  }
+
+  /** PROGRESS INDICATION of the sanitize in progress (0-65535), or -1 when none runs. */
+  sanitizeProgress(): number {
+    const op = this.sanitizeOp;
+    return this.sanitize === SanitizeState.IN_PROGRESS && op !== null ? op.progress : -1;
+  }
+
+  /**
+   * A task management function aborted `cmd`. When it is the SANITIZE command waiting
+   * for the operation, it ends now (without status: it is aborted) and the operation
+   * carries on (SBC-4 4.11.2). Returns true when it did.
+   */
+  releaseSanitizeWaiter(cmd: ScsiCommand): boolean {
+    const op = this.sanitizeOp;
+    if (op === null || op.waiter !== cmd) return false;
+    op.waiter = null;
+    cmd.finish();
+    return true;
   }
 
   // ---------------------------------------------------------------------------------
@@ -191,6 +316,10 @@ export class SbcState {
     else allowed = WITHOUT_MEDIUM;
     if (allowed[op] === 1) return false;
     setCheckCondition(cmd, reason);
+    // SPC-4 4.5.2.4.4: NOT READY for an operation in progress may carry its progress.
+    if (this.sanitize === SanitizeState.IN_PROGRESS && this.sanitizeOp !== null) {
+      setFixedSenseProgress(cmd.sense, this.sanitizeOp.progress);
+    }
     return true;
   }
 

@@ -91,5 +91,7 @@ export function writeSame(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   }
   // fillBlocks replicates the pattern into its own chunk buffer before the first write
   // (cmd.data stays valid until the command finishes anyway).
-  return runAsync(lu, cmd, () => fillBlocks(lu, lba, blocks, pattern, durable));
+  return runAsync(lu, cmd, async () => {
+    await fillBlocks(lu, lba, blocks, pattern, durable);
+  });
 }

@@ -8,7 +8,9 @@ import {
   SenseReason,
   cdbField,
   setCheckCondition,
+  setFixedSenseProgress,
   writeDescriptorSenseHeader,
+  writeDescriptorSenseWithProgress,
   writeFixedSense,
 } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
@@ -55,17 +57,37 @@ export function testUnitReady(_lu: LogicalUnit, cmd: ScsiCommand): Completion {
  *   0 opcode 03h | 1 reserved(7..1) DESC(0) | 2-3 reserved | 4 ALLOCATION LENGTH | 5 CONTROL
  *
  * spindle delivers sense with CHECK CONDITION (autosense, SAM-5 5.14), never holds it
- * pending, and has no deferred errors: REQUEST SENSE on an existing LU reports a pending
- * unit attention (clearing it) or else NO SENSE (SPC-4 6.39.2). DESC = 1 is honoured: the descriptor-format answer has no descriptors
- * (8 bytes); DESC = 0 gives 18 bytes of fixed format.
+ * pending, and has no deferred errors. REQUEST SENSE on an existing LU reports, in this
+ * order (SPC-4 6.39.2):
+ *   1. a pending unit attention for the nexus (clearing it);
+ *   2. pollable sense data: while a sanitize operation is in progress, NOT READY,
+ *      LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS with the PROGRESS INDICATION in the
+ *      sense-key specific information (SPC-4 4.5.2.4.4, SBC-4 4.11.2; SBC-4 5.30.1: an
+ *      application client polls a sanitize with REQUEST SENSE whatever its IMMED bit);
+ *   3. otherwise NO SENSE.
+ * DESC = 1 is honoured: descriptor format (8 bytes, plus an 8-byte sense key specific
+ * descriptor for the progress); DESC = 0 gives 18 bytes of fixed format.
  */
 export function requestSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (rejectReservedBits(cmd, 1, 0xfe) || rejectReservedBytes(cmd, 2, 4)) return Completion.DONE;
   const buf = lu.scratch;
+  const desc = (cmd.cdb[1]! & 0x01) !== 0;
   // SPC-4 6.39.2: a pending unit attention is reported (and cleared) as the sense data.
-  const reason = takeUnitAttention(lu, cmd.nexus) ?? SenseReason.NO_SENSE;
-  const n =
-    (cmd.cdb[1]! & 0x01) !== 0 ? writeDescriptorSenseHeader(buf, reason) : writeFixedSense(buf, reason);
+  const ua = takeUnitAttention(lu, cmd.nexus);
+  const sanitizing = lu.sbc.sanitizeProgress();
+  let n: number;
+  if (ua === undefined && sanitizing >= 0) {
+    const reason = SenseReason.LUN_NOT_READY_SANITIZE_IN_PROGRESS;
+    if (desc) {
+      n = writeDescriptorSenseWithProgress(buf, reason, sanitizing);
+    } else {
+      n = writeFixedSense(buf, reason);
+      setFixedSenseProgress(buf, sanitizing);
+    }
+  } else {
+    const reason = ua ?? SenseReason.NO_SENSE;
+    n = desc ? writeDescriptorSenseHeader(buf, reason) : writeFixedSense(buf, reason);
+  }
   respondData(cmd, buf, n, allocationLength6(cmd.cdb));
   return Completion.DONE;
 }

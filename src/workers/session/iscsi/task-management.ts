@@ -127,17 +127,28 @@ export class TaskManagement {
         t.tmf = pending;
       }
     }
+    if (response === TmfResponse.FUNCTION_COMPLETE && (fn === TmfFunction.ABORT_TASK || fn === TmfFunction.ABORT_TASK_SET)) {
+      // The issuer's commands already at the LU are aborted there too (SAM-5 7.2, 7.3):
+      // a command whose work is an LU-wide operation (SANITIZE with IMMED = 0), or one
+      // blocked by an ACA condition, then ends at once instead of when it would run. One
+      // descriptor per LU concerned, queued behind the commands it aborts; the answer
+      // also waits for it.
+      const sent = new Set<string>();
+      for (const t of victims) {
+        if (t.state !== TaskState.SUBMITTED && t.state !== TaskState.QUEUED) continue;
+        const key = `${t.lunWorker}/${t.luIndex}`;
+        if (sent.has(key)) continue;
+        sent.add(key);
+        if (c.ctx.sendTmf(t.lunWorker, t.luIndex, fn, s.nexus, pending, t.tag)) pending.waiting++;
+      }
+    }
     if (response === TmfResponse.FUNCTION_COMPLETE && target !== null) {
       // Functions that act on the logical unit for every nexus (SAM-5 7.5-7.8) go to
       // the LUN workers too; the answer waits for their acknowledgement, by which time
       // every aborted command, whoever sent it, has finished.
-      // ABORT TASK SET too: the LU ends this nexus's dormant commands at once (blocked
-      // ones during ACA would otherwise hold the answer). CLEAR ACA acts there only.
+      // CLEAR ACA acts at the LU only (lun/task-management.ts).
       const luScoped =
-        fn === TmfFunction.LOGICAL_UNIT_RESET ||
-        fn === TmfFunction.CLEAR_TASK_SET ||
-        fn === TmfFunction.ABORT_TASK_SET ||
-        fn === TmfFunction.CLEAR_ACA;
+        fn === TmfFunction.LOGICAL_UNIT_RESET || fn === TmfFunction.CLEAR_TASK_SET || fn === TmfFunction.CLEAR_ACA;
       const targetScoped = fn === TmfFunction.TARGET_WARM_RESET || fn === TmfFunction.TARGET_COLD_RESET;
       if (luScoped || targetScoped) {
         const seen = new Set<string>();
