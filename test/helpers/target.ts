@@ -63,6 +63,21 @@ targets:
 `;
 }
 
+/**
+ * A config with one RAM disk `r` (of `size`) as LUN 0 of the test target, after `extra`
+ * top-level YAML (e.g. `iscsi: { ... }` or `workers: { ... }` lines).
+ */
+export function ramDiskYaml(extra: string, size = '16MiB'): (ctx: { port: number; iqn: string }) => string {
+  return ({ port, iqn }) => `
+${extra}
+devices: [{ name: r, ram: { size: ${size} } }]
+targets:
+  - iqn: ${iqn}
+    portals: ['127.0.0.1:${port}']
+    luns: { 0: r }
+`;
+}
+
 export async function startTarget(opts: TargetOptions = {}): Promise<StartedTarget> {
   const port = await freePort();
   const iqn = opts.iqn ?? 'iqn.2026-11.io.spindle:test';

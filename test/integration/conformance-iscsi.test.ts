@@ -25,21 +25,19 @@
  * with the defaults only because no reconnect precedes it.
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { cleanup, ramDiskYaml, startTarget, type StartedTarget } from '../helpers/target.ts';
 import { expectConformance, haveConformanceTool, runConformance } from '../helpers/conformance.ts';
 
 let t: StartedTarget;
 
 beforeAll(async () => {
   t = await startTarget({
-    yaml: ({ port, iqn }) => `
+    yaml: ramDiskYaml(
+      `
 iscsi: { immediateData: false, initialR2T: true }
-devices: [{ name: r, ram: { size: 64MiB } }]
-targets:
-  - iqn: ${iqn}
-    portals: ['127.0.0.1:${port}']
-    luns: { 0: r }
 `,
+      '64MiB',
+    ),
   });
 });
 

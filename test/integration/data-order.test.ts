@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { cleanup, ramDiskYaml, startTarget, type StartedTarget } from '../helpers/target.ts';
 import {
   Initiator,
   Opcode,
@@ -33,15 +33,10 @@ let t: StartedTarget;
 
 beforeAll(async () => {
   t = await startTarget({
-    yaml: ({ port, iqn }) => `
+    yaml: ramDiskYaml(`
 workers: { session: 1, lun: 1 }
 iscsi: { maxRecvDataSegmentLength: 8KiB, maxBurstLength: 64KiB, firstBurstLength: 64KiB, maxOutstandingR2T: 4 }
-devices: [{ name: r, ram: { size: 16MiB } }]
-targets:
-  - iqn: ${iqn}
-    portals: ['127.0.0.1:${port}']
-    luns: { 0: r }
-`,
+`),
   });
 });
 

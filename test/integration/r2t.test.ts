@@ -5,21 +5,24 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
-import { Opcode, Status, TEST_UNIT_READY, connectAndLogin, read10, scsiCommandBhs, write10 } from '../helpers/initiator.ts';
+import { cleanup, ramDiskYaml, startTarget, type StartedTarget } from '../helpers/target.ts';
+import {
+  Opcode,
+  Status,
+  TEST_UNIT_READY,
+  connectAndLogin,
+  read10,
+  scsiCommandBhs,
+  write10,
+} from '../helpers/initiator.ts';
 
 let t: StartedTarget;
 
 beforeAll(async () => {
   t = await startTarget({
-    yaml: ({ port, iqn }) => `
+    yaml: ramDiskYaml(`
 iscsi: { maxOutstandingR2T: 4, maxBurstLength: 64KiB, firstBurstLength: 64KiB }
-devices: [{ name: r, ram: { size: 16MiB } }]
-targets:
-  - iqn: ${iqn}
-    portals: ['127.0.0.1:${port}']
-    luns: { 0: r }
-`,
+`),
   });
 });
 
@@ -73,7 +76,14 @@ describe('MaxOutstandingR2T > 1', () => {
       await ini.scsi(TEST_UNIT_READY, { edtl: 0 }); // absorb the first-contact unit attention
       const itt = ini.allocItt();
       ini.send(
-        scsiCommandBhs({ itt, write: true, edtl: 1024 * 1024, cmdSN: ini.takeCmdSN(), expStatSN: ini.expStatSN, cdb: write10(0, 2048) }),
+        scsiCommandBhs({
+          itt,
+          write: true,
+          edtl: 1024 * 1024,
+          cmdSN: ini.takeCmdSN(),
+          expStatSN: ini.expStatSN,
+          cdb: write10(0, 2048),
+        }),
       );
       const seen: number[] = [];
       for (;;) {
@@ -88,4 +98,3 @@ describe('MaxOutstandingR2T > 1', () => {
     }
   });
 });
-

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { cleanup, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { cleanup, ramDiskYaml, startTarget, type StartedTarget } from '../helpers/target.ts';
 import {
   Initiator,
   Opcode,
@@ -27,15 +27,10 @@ let t: StartedTarget;
 
 beforeAll(async () => {
   t = await startTarget({
-    yaml: ({ port, iqn }) => `
+    yaml: ramDiskYaml(`
 workers: { session: 2, lun: 1 }
 iscsi: { maxConnectionsPerPortal: 64 }
-devices: [{ name: r, ram: { size: 16MiB } }]
-targets:
-  - iqn: ${iqn}
-    portals: ['127.0.0.1:${port}']
-    luns: { 0: r }
-`,
+`),
   });
 });
 

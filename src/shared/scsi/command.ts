@@ -57,6 +57,31 @@ export interface ScsiCommand {
 
 export type IoContinuation = (cmd: ScsiCommand, err: NodeJS.ErrnoException | null) => void;
 
+const NO_DATA = Buffer.alloc(0);
+
+/**
+ * The per-command fields of a ScsiCommand with their reset values, for the classes that
+ * implement it (the LUN worker's pooled tasks, the session worker's local command): the
+ * buffers are allocated once per object, never per command. Subclasses add the I/O
+ * trampoline and finish().
+ */
+export abstract class ScsiCommandFields {
+  readonly cdb = Buffer.alloc(32);
+  cdbLength = 0;
+  data: Buffer = NO_DATA;
+  expectedLength = 0;
+  dataOutLength = 0;
+  dataInLength = 0;
+  dataOutWanted = 0;
+  status = 0;
+  readonly sense = Buffer.alloc(252);
+  senseLength = 0;
+  lun = 0;
+  nexus = 0;
+  attribute = 0;
+  onIo: IoContinuation | null = null;
+}
+
 /** SAM-5 5.3 status codes. */
 export const ScsiStatus = {
   GOOD: 0x00,

@@ -11,8 +11,8 @@ import { Cmd, Cpl, CMD_DESC_BYTES, CPL_DESC_BYTES, CPL_SENSE_MAX, DescKind, UaEv
 import { createLogger } from '../../shared/logging.ts';
 import { decodeControl, encodeControl } from '../../shared/messages.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
-import type { IoContinuation, ScsiCommand } from '../../shared/scsi/command.ts';
-import { ScsiStatus } from '../../shared/scsi/command.ts';
+import type { ScsiCommand } from '../../shared/scsi/command.ts';
+import { ScsiCommandFields, ScsiStatus } from '../../shared/scsi/command.ts';
 import { LogicalUnit } from './logical-unit.ts';
 import { submitCommand } from './execute.ts';
 import { WorkerNexusDirectory } from './nexus-directory.ts';
@@ -88,21 +88,7 @@ class SessionLink {
 const EMPTY = Buffer.alloc(0);
 
 /** A pooled command object: one per in-flight command, reset in place. */
-class LunTask implements ScsiCommand {
-  readonly cdb = Buffer.alloc(32);
-  cdbLength = 0;
-  data: Buffer = EMPTY;
-  expectedLength = 0;
-  dataOutLength = 0;
-  dataInLength = 0;
-  dataOutWanted = 0;
-  status = 0;
-  readonly sense = Buffer.alloc(252);
-  senseLength = 0;
-  lun = 0;
-  nexus = 0;
-  attribute = 0;
-  onIo: IoContinuation | null = null;
+class LunTask extends ScsiCommandFields implements ScsiCommand {
   readonly ioTrampoline: (err: NodeJS.ErrnoException | null) => void;
   link: SessionLink | null = null;
   /** The LU executing this command (its task set holds it until finish). */
@@ -115,6 +101,7 @@ class LunTask implements ScsiCommand {
   busy = false;
 
   constructor() {
+    super();
     this.ioTrampoline = (err) => {
       const k = this.onIo;
       this.onIo = null;

@@ -6,7 +6,7 @@
  * answered here when no logical unit is involved (REPORT LUNS, LUNs that do not exist).
  */
 import { Field, RejectReason, ScsiCmdFlags, decodeLun, isImmediate, u32 } from '../../../shared/iscsi/pdu.ts';
-import { ScsiStatus, type ScsiCommand } from '../../../shared/scsi/command.ts';
+import { ScsiCommandFields, ScsiStatus, type ScsiCommand } from '../../../shared/scsi/command.ts';
 import { Opcode as ScsiOp } from '../../../shared/scsi/opcodes.ts';
 import { cdbLengthOf } from '../../../shared/scsi/cdb.ts';
 import { buildReportLuns } from '../../../shared/scsi/report-luns.ts';
@@ -17,24 +17,8 @@ import type { ConnectionCore } from './connection-core.ts';
 import { DataRoute } from './pdu-receiver.ts';
 import { snLess } from './session.ts';
 
-const EMPTY = Buffer.alloc(0);
-
 /** A reusable ScsiCommand for commands answered on this worker (no LU involved). */
-class LocalCommand implements ScsiCommand {
-  readonly cdb = Buffer.alloc(32);
-  cdbLength = 0;
-  data: Buffer = EMPTY;
-  expectedLength = 0;
-  dataOutLength = 0;
-  dataInLength = 0;
-  dataOutWanted = 0;
-  status = 0;
-  readonly sense = Buffer.alloc(252);
-  senseLength = 0;
-  lun = 0;
-  nexus = 0;
-  attribute = 0;
-  onIo = null;
+class LocalCommand extends ScsiCommandFields implements ScsiCommand {
   readonly ioTrampoline = (): void => {};
   finish(): void {}
 }
