@@ -1163,6 +1163,18 @@ export function chapMd5(id: number, secret: string, challenge: Buffer): Buffer {
     .digest();
 }
 
+/**
+ * A generator of ISIDs that differ on every call (bytes 1-2 fixed per test file, 3-5 a
+ * counter), so no two sessions of a test share an I_T nexus.
+ */
+export function isidSequence(b1: number, b2: number): () => Buffer {
+  let n = 0;
+  return () => {
+    n++;
+    return Buffer.from([0x80, b1, b2, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+  };
+}
+
 /** Connect and log in to a normal session with default keys; throws if login fails. */
 export async function connectAndLogin(
   port: number,

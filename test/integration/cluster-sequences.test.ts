@@ -32,32 +32,20 @@ import {
   type ScsiResult,
 } from '../helpers/initiator.ts';
 import { u16, u32 } from '../../src/shared/iscsi/pdu.ts';
+import { ScsiStatus } from '../../src/shared/scsi/command.ts';
+import { PersistentReserveIn, PersistentReserveOut } from '../../src/shared/scsi/opcodes.ts';
 
 // ---------------------------------------------------------------------------------------------
 // SCSI constants (SAM-5 / SPC-4)
 
 /** SAM-5 5.3.1 status codes not in the helper. */
-const RESERVATION_CONFLICT = 0x18;
-const TASK_ABORTED = 0x40;
+const { RESERVATION_CONFLICT, TASK_ABORTED } = ScsiStatus;
 
 /** PERSISTENT RESERVE OUT service actions (SPC-4 6.16.2 table 213). */
-const SA = {
-  REGISTER: 0x00,
-  RESERVE: 0x01,
-  RELEASE: 0x02,
-  CLEAR: 0x03,
-  PREEMPT: 0x04,
-  PREEMPT_AND_ABORT: 0x05,
-  REGISTER_AND_IGNORE_EXISTING_KEY: 0x06,
-} as const;
+const SA = PersistentReserveOut;
 
 /** PERSISTENT RESERVE IN service actions (SPC-4 6.15.1 table 199). */
-const IN = {
-  READ_KEYS: 0x00,
-  READ_RESERVATION: 0x01,
-  REPORT_CAPABILITIES: 0x02,
-  READ_FULL_STATUS: 0x03,
-} as const;
+const IN = PersistentReserveIn;
 
 /** Persistent reservation TYPE (SPC-4 6.16.3.4 table 218). */
 const TYPE = { WE: 0x1, EA: 0x3, WERO: 0x5, EARO: 0x6, WEAR: 0x7, EAAR: 0x8 } as const;

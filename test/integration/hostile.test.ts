@@ -18,6 +18,7 @@ import {
   RESERVED_TAG,
   Status,
   assertServes,
+  connectAndLogin,
   buildText,
   dataOutBhs,
   loginBhs,
@@ -25,6 +26,7 @@ import {
   nopOutBhs,
   read10,
   rejectReason,
+  isidSequence,
   scsiCommandBhs,
   setDsl,
   write10,
@@ -66,20 +68,11 @@ afterEach(async () => {
   await assertServes(t.port, t.iqn);
 });
 
-let isidCounter = 1;
-function nextIsid(): Buffer {
-  const n = isidCounter++;
-  return Buffer.from([0x80, 0x77, 0x66, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
-}
+/** A distinct ISID per connection, so no two test sessions share an I_T nexus. */
+const nextIsid = isidSequence(0x77, 0x66);
 
-async function open(o: LoginOptions = {}): Promise<Initiator> {
-  const ini = await Initiator.connect(t.port);
-  const r = await ini.login({ initiatorName: INITIATOR, targetName: t.iqn, isid: nextIsid(), ...o });
-  if (!r.ok) {
-    ini.close();
-    throw new Error(`login failed ${r.statusClass}/${r.statusDetail}`);
-  }
-  return ini;
+function open(o: LoginOptions = {}): Promise<Initiator> {
+  return connectAndLogin(t.port, t.iqn, { initiatorName: INITIATOR, isid: nextIsid(), ...o });
 }
 
 /** Resident set size of the target process (all its threads), in bytes. */

@@ -14,6 +14,7 @@ import {
   Status,
   TEST_UNIT_READY,
   assertServes,
+  connectAndLogin,
   dataOutBhs,
   inquiry,
   loginBhs,
@@ -25,6 +26,7 @@ import {
   rawBhs,
   read10,
   rejectReason,
+  isidSequence,
   scsiCommandBhs,
   snackBhs,
   write10,
@@ -78,20 +80,29 @@ afterAll(async () => {
 });
 
 /** A distinct ISID per connection, so no two test sessions share an I_T nexus. */
-let isidCounter = 1;
-function nextIsid(): Buffer {
-  const n = isidCounter++;
-  return Buffer.from([0x80, 0xab, 0xcd, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+const nextIsid = isidSequence(0xab, 0xcd);
+
+function open(o: LoginOptions = {}): Promise<Initiator> {
+  return connectAndLogin(t.port, t.iqn, { initiatorName: INITIATOR, isid: nextIsid(), ...o });
 }
 
-async function open(o: LoginOptions = {}): Promise<Initiator> {
-  const ini = await Initiator.connect(t.port);
-  const r = await ini.login({ initiatorName: INITIATOR, targetName: t.iqn, isid: nextIsid(), ...o });
-  if (!r.ok) {
-    ini.close();
-    throw new Error(`login failed ${r.statusClass}/${r.statusDetail}`);
-  }
-  return ini;
+/** Login keys that make every write wait for an R2T: no immediate, no unsolicited data. */
+const SOLICITED_ONLY: LoginOptions = {
+  keys: [
+    ['InitialR2T', 'Yes'],
+    ['ImmediateData', 'No'],
+  ],
+};
+
+/** A SOLICITED_ONLY session with one 4 KiB WRITE(10) at LBA 0 sent and its R2T received. */
+async function writeAwaitingData(): Promise<{ ini: Initiator; itt: number; cmdSN: number; r2t: Pdu }> {
+  const ini = await open(SOLICITED_ONLY);
+  const itt = ini.allocItt();
+  const cmdSN = ini.takeCmdSN();
+  ini.send(scsiCommandBhs({ write: true, itt, edtl: 4096, cmdSN, expStatSN: ini.expStatSN, cdb: write10(0, 8) }));
+  const r2t = await ini.nextPdu();
+  expect(r2t.opcode).toBe(Opcode.R2T);
+  return { ini, itt, cmdSN, r2t };
 }
 
 /** Write `size` random bytes at `lba`, read them back, and check the PDU flow on the way. */
@@ -755,24 +766,7 @@ describe('R2T and Data-Out (RFC 7143 10.7, 10.8, 11.7, 11.8)', () => {
   });
 
   it('a second command with the ITT of a task in progress is rejected (Task in progress, 0x07)', async () => {
-    const ini = await open({
-      keys: [
-        ['InitialR2T', 'Yes'],
-        ['ImmediateData', 'No'],
-      ],
-    });
-    const itt = ini.allocItt();
-    ini.send(
-      scsiCommandBhs({
-        write: true,
-        itt,
-        edtl: 4096,
-        cmdSN: ini.takeCmdSN(),
-        expStatSN: ini.expStatSN,
-        cdb: write10(0, 8),
-      }),
-    );
-    expect((await ini.nextPdu()).opcode).toBe(Opcode.R2T);
+    const { ini, itt } = await writeAwaitingData();
     ini.send(
       scsiCommandBhs({
         read: true,
@@ -823,12 +817,7 @@ describe('residuals (RFC 7143 11.4.5)', () => {
   });
 
   it('WRITE overflow: the CDB asks for more than EDTL; no more than EDTL is solicited', async () => {
-    const ini = await open({
-      keys: [
-        ['InitialR2T', 'Yes'],
-        ['ImmediateData', 'No'],
-      ],
-    });
+    const ini = await open(SOLICITED_ONLY);
     const w = await ini.scsi(write10(40000, 8), { write: true, edtl: 2048, data: Buffer.alloc(2048, 0xaa) });
     expect(w.overflow).toBe(true);
     expect(w.residual).toBe(2048);
@@ -838,12 +827,7 @@ describe('residuals (RFC 7143 11.4.5)', () => {
   });
 
   it('WRITE underflow: EDTL is larger than the CDB; only the CDB blocks are written', async () => {
-    const ini = await open({
-      keys: [
-        ['InitialR2T', 'Yes'],
-        ['ImmediateData', 'No'],
-      ],
-    });
+    const ini = await open(SOLICITED_ONLY);
     const z = await ini.scsi(write10(41000, 8), { write: true, edtl: 4096, data: Buffer.alloc(4096, 0) });
     expect(z.status).toBe(Status.GOOD);
     const w = await ini.scsi(write10(41000, 2), { write: true, edtl: 4096, data: Buffer.alloc(4096, 0x5a) });
@@ -961,18 +945,7 @@ describe('NOP, Logout, task management, Reject', () => {
   );
 
   it('ABORT TASK for a write waiting for data: Function complete, and no response for the task', async () => {
-    const ini = await open({
-      keys: [
-        ['InitialR2T', 'Yes'],
-        ['ImmediateData', 'No'],
-      ],
-    });
-    const itt = ini.allocItt();
-    const cmdSN = ini.takeCmdSN();
-    ini.send(
-      scsiCommandBhs({ write: true, itt, edtl: 4096, cmdSN, expStatSN: ini.expStatSN, cdb: write10(0, 8) }),
-    );
-    expect((await ini.nextPdu()).opcode).toBe(Opcode.R2T);
+    const { ini, itt, cmdSN } = await writeAwaitingData();
     const r = await ini.tmf({ fn: 1, rtt: itt, refCmdSN: cmdSN });
     expect(r.bhs[2]).toBe(0);
     expect(await ini.maybePdu(300)).toBeNull();
@@ -1066,25 +1039,7 @@ describe('NOP, Logout, task management, Reject', () => {
   });
 
   it('a Data-Out whose TTT does not match the R2T is a protocol error', async () => {
-    const ini = await open({
-      keys: [
-        ['InitialR2T', 'Yes'],
-        ['ImmediateData', 'No'],
-      ],
-    });
-    const itt = ini.allocItt();
-    ini.send(
-      scsiCommandBhs({
-        write: true,
-        itt,
-        edtl: 4096,
-        cmdSN: ini.takeCmdSN(),
-        expStatSN: ini.expStatSN,
-        cdb: write10(0, 8),
-      }),
-    );
-    const r2t: Pdu = await ini.nextPdu();
-    expect(r2t.opcode).toBe(Opcode.R2T);
+    const { ini, itt, r2t } = await writeAwaitingData();
     ini.send(
       dataOutBhs({ itt, ttt: (r2t.ttt + 1000) >>> 0, bufferOffset: 0, dataSN: 0 }),
       Buffer.alloc(4096),
