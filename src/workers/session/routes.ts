@@ -188,3 +188,15 @@ export function sameInventory(a: TargetRoute, b: TargetRoute): boolean {
   }
   return true;
 }
+
+/** Each logical unit of `target`'s LUN map once (a device may appear under several LUNs). */
+export function distinctUnits(target: TargetRoute): LunRoute[] {
+  const seen = new Set<string>();
+  const out: LunRoute[] = [];
+  for (const route of target.luns.values()) {
+    if (seen.has(route.device)) continue;
+    seen.add(route.device);
+    out.push(route);
+  }
+  return out;
+}

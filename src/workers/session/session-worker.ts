@@ -17,7 +17,7 @@ import { TaskPool, type TaskOwner } from './task.ts';
 import { NexusSlots, NexusTable, nexusHandle } from '../../shared/ring/nexus-table.ts';
 import { TsihTable } from '../../shared/iscsi/tsih-table.ts';
 import { DescKind } from '../../shared/ring/descriptors.ts';
-import { routesFromWire, type RoutesWire } from './routes.ts';
+import { distinctUnits, routesFromWire, type RoutesWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
 
@@ -57,6 +57,40 @@ const tsihs = new TsihTable(data.tsihTable, data.index);
 const nexusTable = new NexusTable(data.nexusTable);
 const sessionCounts = new Int32Array(data.sessionCounts);
 const nexusSlots = new NexusSlots();
+
+/**
+ * Queue a control descriptor (TMF, NEXUS_LOSS, UNIT_ATTENTION: no data, no CDB but
+ * `cdbWord` in its first four bytes) for `nexus` to LUN worker `lunWorker`; `owner`
+ * gets the acknowledgement. False when no task object is free. The caller rings.
+ */
+function submitControl(
+  lunWorker: number,
+  kind: number,
+  attribute: number,
+  luIndex: number,
+  nexus: number,
+  owner: TaskOwner,
+  cdbWord = 0,
+): boolean {
+  const t = pool.acquire();
+  if (t === null) return false;
+  t.kind = kind;
+  t.attribute = attribute;
+  t.luIndex = luIndex;
+  t.owner = owner;
+  t.cdbLength = 0;
+  t.cdb.fill(0);
+  t.cdb.writeUInt32LE(cdbWord, 0);
+  channels[lunWorker].submit(t, nexus);
+  return true;
+}
+
+/** Owner of control descriptors whose acknowledgement only frees the task. */
+const releaseOnly: TaskOwner = {
+  onTaskComplete(t) {
+    pool.release(t);
+  },
+};
 
 const ctx: SessionWorkerContext = {
   draining: false,
@@ -109,21 +143,14 @@ const ctx: SessionWorkerContext = {
     parentPort!.postMessage(encodeControl({ type: 'session-down', key }));
   },
   sendTmf(lunWorker, luIndex, fn, nexus, waiter, refTag = 0) {
-    const t = pool.acquire();
-    if (t === null) return false;
-    t.kind = DescKind.TMF;
-    t.attribute = fn;
-    t.luIndex = luIndex;
-    t.cdbLength = 0;
-    t.cdb.fill(0);
-    t.cdb.writeUInt32LE(refTag, 0); // ABORT TASK: the referenced task (descriptors.ts)
-    t.owner = {
+    const owner: TaskOwner = {
       onTaskComplete(done) {
         pool.release(done);
         waiter.settle();
       },
     };
-    channels[lunWorker].submit(t, nexus);
+    // ABORT TASK: the referenced task rides in the CDB bytes (descriptors.ts).
+    if (!submitControl(lunWorker, DescKind.TMF, fn, luIndex, nexus, owner, refTag)) return false;
     ctx.flushDoorbells();
     return true;
   },
@@ -153,27 +180,11 @@ const ctx: SessionWorkerContext = {
     return nexusHandle(data.index, gen, slot);
   },
   signalLuns(nexus, target, event) {
-    const ack: TaskOwner = {
-      onTaskComplete(t) {
-        pool.release(t);
-      },
-    };
-    const seen = new Set<string>();
-    for (const route of target.luns.values()) {
-      if (seen.has(route.device)) continue;
-      seen.add(route.device);
-      const t = pool.acquire();
-      if (t === null) {
+    for (const route of distinctUnits(target)) {
+      if (!submitControl(route.lunWorker, DescKind.UNIT_ATTENTION, event, route.luIndex, nexus, releaseOnly)) {
         log.error({ nexus }, 'no task for a unit attention event');
-        return;
+        break;
       }
-      t.kind = DescKind.UNIT_ATTENTION;
-      t.attribute = event;
-      t.luIndex = route.luIndex;
-      t.owner = ack;
-      t.cdbLength = 0;
-      t.cdb.fill(0);
-      channels[route.lunWorker].submit(t, nexus);
     }
     ctx.flushDoorbells();
   },
@@ -187,18 +198,11 @@ const ctx: SessionWorkerContext = {
         if (--waiting === 0) nexusSlots.release(id & 0xfff);
       },
     };
-    for (const ch of channels) {
-      const t = pool.acquire();
-      if (t === null) {
+    for (let w = 0; w < channels.length; w++) {
+      if (!submitControl(w, DescKind.NEXUS_LOSS, 0, 0, id, ack)) {
         // Pool exhausted (cannot happen below 65536 tasks): leak the slot, not the state.
         log.error({ nexus: id }, 'no task for nexus loss notification');
-        continue;
       }
-      t.kind = DescKind.NEXUS_LOSS;
-      t.owner = ack;
-      t.cdbLength = 0;
-      t.cdb.fill(0);
-      ch.submit(t, id);
     }
     ctx.flushDoorbells();
   },

@@ -14,6 +14,7 @@ import {
   u32,
 } from '../../../shared/iscsi/pdu.ts';
 import { TaskState, type Task } from '../task.ts';
+import { distinctUnits } from '../routes.ts';
 import type { ConnectionCore } from './connection-core.ts';
 import { snLess } from './session.ts';
 
@@ -151,11 +152,9 @@ export class TaskManagement {
         fn === TmfFunction.LOGICAL_UNIT_RESET || fn === TmfFunction.CLEAR_TASK_SET || fn === TmfFunction.CLEAR_ACA;
       const targetScoped = fn === TmfFunction.TARGET_WARM_RESET || fn === TmfFunction.TARGET_COLD_RESET;
       if (luScoped || targetScoped) {
-        const seen = new Set<string>();
-        for (const [n, route] of target.luns) {
-          if (luScoped && n !== lun) continue;
-          if (seen.has(route.device)) continue;
-          seen.add(route.device);
+        // luScoped functions were refused above unless `lun` is mapped.
+        const units = luScoped ? [target.luns.get(lun)!] : distinctUnits(target);
+        for (const route of units) {
           if (c.ctx.sendTmf(route.lunWorker, route.luIndex, fn, s.nexus, pending)) pending.waiting++;
         }
       }
