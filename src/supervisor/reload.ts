@@ -24,7 +24,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DeviceConfig, SpindleConfig } from '../shared/config-types.ts';
 import type { LunCommit, LunPrepare } from '../shared/messages.ts';
-import { portalKey, type Topology } from './topology.ts';
+import type { Topology } from './topology.ts';
+import { displayPortal, portalKey } from './config/schema.ts';
 
 export interface ReloadProblem {
   /** Config path of the field, e.g. `devices[1].ram.size`. */
@@ -103,8 +104,7 @@ export function planReload(
   });
   for (const p of topology.portals) {
     if (!wanted.has(portalKey(p))) {
-      const shown = p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
-      problems.push({ path: 'targets', message: `no target uses portal ${shown} any more; removing a portal needs a restart` });
+      problems.push({ path: 'targets', message: `no target uses portal ${displayPortal(p)} any more; removing a portal needs a restart` });
     }
   }
   const oldTargets = new Map(current.targets.map((t) => [t.iqn, t]));

@@ -9,10 +9,10 @@
  * From it come the tables workers receive: the session workers' RoutesWire and the LUN
  * workers' ALUA topology.
  */
-import net from 'node:net';
 import type { AluaStateName, PortalConfig, SpindleConfig } from '../shared/config-types.ts';
 import { AluaState, type AluaStateValue, type AluaWire } from '../workers/lun/alua/port-groups.ts';
 import type { LunRoute, PortalRoute, RoutesWire } from '../workers/session/routes.ts';
+import { portalKey } from './config/schema.ts';
 
 /**
  * IMPLICIT TRANSITION TIME reported in REPORT TARGET PORT GROUPS (SPC-4 6.36.2): how long
@@ -31,12 +31,6 @@ const ALUA_CODES: Record<AluaStateName, AluaStateValue> = {
   unavailable: AluaState.UNAVAILABLE,
   transitioning: AluaState.TRANSITIONING,
 };
-
-/** Identifies a socket address: "::1" and "0:0:0:0:0:0:0:1" are the same portal. */
-export function portalKey(p: PortalConfig): string {
-  const host = net.isIPv6(p.host) ? new URL(`http://[${p.host}]/`).hostname : p.host;
-  return `${host}|${p.port}`;
-}
 
 export interface DevicePlace {
   lunWorker: number;

@@ -393,12 +393,13 @@ export function parsePortal(text: string): PortalConfig | string {
 }
 
 /** A key identifying the socket address, so "::1" and "0:0:0:0:0:0:0:1" compare equal. */
-function portalKey(p: PortalConfig): string {
+export function portalKey(p: PortalConfig): string {
   const host = net.isIPv6(p.host) ? new URL(`http://[${p.host}]/`).hostname : p.host;
   return `${host}|${p.port}`;
 }
 
-function displayPortal(p: PortalConfig): string {
+/** "host:port", IPv6 in brackets, as the operator writes it. */
+export function displayPortal(p: PortalConfig): string {
   return net.isIPv6(p.host) ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
 }
 
