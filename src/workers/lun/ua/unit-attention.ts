@@ -217,8 +217,13 @@ export function reportedLunsEvent(lu: LogicalUnit, nexus: number, changed: boole
     queueCondition(u, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED);
     return;
   }
-  const i = u.queue.findIndex((d) => sameDetail(d, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED));
-  if (i >= 0) u.queue.splice(i, 1);
+  clearReportedLunsChanged(u.queue);
+}
+
+/** REPORT LUNS ran for the nexus whose queue this is: drop 3F/0E (SPC-4 6.33). */
+function clearReportedLunsChanged(q: SenseDetail[]): void {
+  const i = q.findIndex((d) => sameDetail(d, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED));
+  if (i >= 0) q.splice(i, 1);
 }
 
 /** Remove and return the oldest pending condition of the nexus behind `nexus`, or undefined. */
@@ -260,9 +265,7 @@ export function checkAndReport(lu: LogicalUnit, cmd: ScsiCommand): boolean {
   const op = cmd.cdb[0]!;
   if (op === Opcode.INQUIRY || op === Opcode.REQUEST_SENSE) return false;
   if (op === Opcode.REPORT_LUNS) {
-    // SPC-4 6.33: REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED for its nexus.
-    const i = q.findIndex((d) => sameDetail(d, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED));
-    if (i >= 0) q.splice(i, 1);
+    clearReportedLunsChanged(q);
     return false;
   }
   setCheckCondition(cmd, q.shift()!);
