@@ -181,6 +181,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
           peerDoorbell: lunDoorbells[l].sab,
         })),
         routes,
+        targetSlots: topology.targetSlots(config),
         tuning: config.iscsi,
         discoveryAuth: config.discovery.auth,
         cmdWindow: CMD_WINDOW,

@@ -30,6 +30,8 @@ export interface SessionWorkerData {
   nexusTable: SharedArrayBuffer;
   channels: LunChannelInit[];
   routes: RoutesWire;
+  /** Target name -> its slot in `sessionCounts` (supervisor/topology.ts; stable across reloads). */
+  targetSlots: [string, number][];
   tuning: IscsiTuning;
   discoveryAuth?: AuthConfig;
   cmdWindow: number;
@@ -103,7 +105,7 @@ const ctx: SessionWorkerContext = {
   tuning: data.tuning,
   discoveryAuth: data.discoveryAuth,
   cmdWindow: data.cmdWindow,
-  targetIndex: new Map(data.routes.targets.map((t, i) => [t.iqn, i])),
+  targetIndex: new Map(data.targetSlots),
   reserveSession(i) {
     // Counted node-wide in a SharedArrayBuffer all session workers share.
     if (Atomics.add(sessionCounts, i, 1) >= data.tuning.maxSessionsPerTarget) {
