@@ -228,6 +228,9 @@ describe('auto contingent allegiance (SAM-5 5.9) through the target', () => {
       // The faulted nexus's recovery command, with the ACA attribute, is served.
       const rec = await a.scsi(read10(0, 1), { read: true, edtl: 512, attr: 4 });
       expect(rec.status).toBe(Status.GOOD);
+      // CLEAR ACA for a LUN the session does not have: LUN does not exist (RFC 7143 11.6.1).
+      expect((await a.tmf({ fn: TmfFunction.CLEAR_ACA, lun: 9 })).bhs[2]).toBe(TmfResponse.LUN_DOES_NOT_EXIST);
+      expect((await b.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(ACA_ACTIVE);
       // CLEAR ACA from another nexus changes nothing; from the faulted one it clears.
       expect((await b.tmf({ fn: TmfFunction.CLEAR_ACA, lun: 0 })).bhs[2]).toBe(TmfResponse.FUNCTION_COMPLETE);
       expect((await b.scsi(TEST_UNIT_READY, { edtl: 0 })).status).toBe(ACA_ACTIVE);
