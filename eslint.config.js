@@ -4,6 +4,24 @@
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
+/** Files matching `files` may not import from the named top-level folders of src/. */
+function layer(files, forbidden) {
+  return {
+    files: [files],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: forbidden.map((f) => ({
+            regex: `^(\\.\\./)+(src/)?${f.replace('/', '\\/')}/`,
+            message: `layering: ${files} may not import from ${f}/ (see eslint.config.js)`,
+          })),
+        },
+      ],
+    },
+  };
+}
+
 export default defineConfig(
   {
     ignores: ['node_modules/**', 'bench/results/**', '.spindle/**', 'tmp/**', 'coverage/**'],
@@ -44,6 +62,14 @@ export default defineConfig(
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
     },
   },
+  // Layers (DESIGN.md): shared/ is pure and imports no thread's code; workers never import
+  // the supervisor nor another kind of worker; the supervisor reaches workers only through
+  // wire types in shared/ (and their entry file URLs). A violation fails the lint.
+  layer('src/shared/**', ['workers', 'supervisor']),
+  layer('src/workers/lun/**', ['supervisor', 'workers/session', 'workers/fabric', 'session', 'fabric']),
+  layer('src/workers/session/**', ['supervisor', 'workers/lun', 'workers/fabric', 'lun', 'fabric']),
+  layer('src/workers/fabric/**', ['supervisor', 'workers/lun', 'workers/session', 'lun', 'session']),
+  layer('src/supervisor/**', ['workers']),
   {
     // Tests build odd inputs on purpose.
     files: ['test/**/*.ts'],
