@@ -23,7 +23,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { DeviceConfig, SpindleConfig } from '../shared/config-types.ts';
-import type { LunCommit, LunPrepare } from '../shared/messages.ts';
+import type { Infer } from '../shared/control/shape.ts';
+import type { LUN_CONTROL } from '../shared/control/protocols.ts';
 import type { Topology } from './topology.ts';
 import { displayPortal, portalKey } from './config/schema.ts';
 
@@ -128,12 +129,17 @@ export function planReload(
   return { plan };
 }
 
-/** How the supervisor reaches its workers (serve.ts): one request, one `done` answer. */
+type LunPrepare = Infer<(typeof LUN_CONTROL)['b']['requests']['prepare']['body']>;
+type LunCommit = Infer<(typeof LUN_CONTROL)['b']['requests']['commit']['body']>;
+
+/** How the supervisor reaches its workers (supervisor.ts): requests over the control channels. */
 export interface WorkerBus {
   readonly lunWorkers: number;
   readonly sessionWorkers: number;
-  /** Send to LUN worker `w`; resolves with the error it reported, if any. */
-  lun(w: number, msg: LunPrepare | LunCommit): Promise<string | undefined>;
+  /** Reload step 1 at LUN worker `w`; resolves with the error it reported, if any. */
+  prepare(w: number, body: LunPrepare): Promise<string | undefined>;
+  /** Reload step 3 at LUN worker `w`; resolves with the error it reported, if any. */
+  commit(w: number, body: LunCommit): Promise<string | undefined>;
   /** Send new routes to every session worker; resolves once all applied them. */
   routes(config: SpindleConfig): Promise<string | undefined>;
 }
@@ -154,22 +160,22 @@ export async function applyReload(
   // 1. Prepare: place and open new units, grow resized ones.
   const placed = plan.add.map((d) => ({ d, place: topology.addDevice(d.name) }));
   const deviceGroups = topology.deviceGroups(next);
-  const prepares: LunPrepare[] = Array.from({ length: bus.lunWorkers }, () => ({ type: 'lun-prepare', id: 0, add: [], grow: [], deviceGroups }));
+  const prepares: LunPrepare[] = Array.from({ length: bus.lunWorkers }, () => ({ add: [], grow: [], deviceGroups }));
   for (const { d, place } of placed) prepares[place.lunWorker]!.add.push({ luIndex: place.luIndex, device: d });
   for (const g of plan.grow) {
     const place = topology.device(g.name)!;
     prepares[place.lunWorker]!.grow.push({ luIndex: place.luIndex, sizeBytes: g.sizeBytes });
   }
-  const prepared = await Promise.all(prepares.map((m, w) => bus.lun(w, m)));
+  const prepared = await Promise.all(prepares.map((m, w) => bus.prepare(w, m)));
   const prepError = prepared.find((e) => e !== undefined);
   if (prepError !== undefined) {
     // Close whatever new units did open; no route ever led to them.
-    const undo: LunCommit[] = Array.from({ length: bus.lunWorkers }, () => ({ type: 'lun-commit', id: 0, remove: [], states: [] }));
+    const undo: LunCommit[] = Array.from({ length: bus.lunWorkers }, () => ({ remove: [], states: [] }));
     for (const { d, place } of placed) {
       topology.removeDevice(d.name);
       undo[place.lunWorker]!.remove.push(place.luIndex);
     }
-    await Promise.all(undo.map((m, w) => (m.remove.length > 0 ? bus.lun(w, m) : undefined)));
+    await Promise.all(undo.map((m, w) => (m.remove.length > 0 ? bus.commit(w, m) : undefined)));
     return prepError;
   }
 
@@ -181,7 +187,7 @@ export async function applyReload(
   }
 
   // 3. Commit: close removed units, change ALUA states.
-  const commits: LunCommit[] = Array.from({ length: bus.lunWorkers }, () => ({ type: 'lun-commit', id: 0, remove: [], states: [] }));
+  const commits: LunCommit[] = Array.from({ length: bus.lunWorkers }, () => ({ remove: [], states: [] }));
   for (const name of plan.remove) {
     const place = topology.removeDevice(name);
     if (place !== undefined) commits[place.lunWorker]!.remove.push(place.luIndex);
@@ -191,6 +197,6 @@ export async function applyReload(
     const changed = topology.aluaStates(next).filter((s) => was.get(s.group) !== s.state);
     for (const c of commits) c.states = changed;
   }
-  const committed = await Promise.all(commits.map((m, w) => (m.remove.length > 0 || m.states.length > 0 ? bus.lun(w, m) : undefined)));
+  const committed = await Promise.all(commits.map((m, w) => (m.remove.length > 0 || m.states.length > 0 ? bus.commit(w, m) : undefined)));
   return committed.find((e) => e !== undefined);
 }

@@ -10,8 +10,8 @@
  * workers' ALUA topology.
  */
 import type { AluaStateName, PortalConfig, SpindleConfig } from '../shared/config-types.ts';
-import { AluaState, type AluaStateValue, type AluaWire } from '../workers/lun/alua/port-groups.ts';
-import type { LunRoute, PortalRoute, RoutesWire } from '../workers/session/routes.ts';
+import { AluaState, type AluaStateValue, type AluaWire } from '../shared/scsi/alua.ts';
+import type { LunRoute, PortalRoute, RoutesWire } from '../shared/wire/routes.ts';
 import { portalKey } from './config/schema.ts';
 
 /**

@@ -242,7 +242,7 @@ describe('discovery sessions with discovery.auth', () => {
 
 /**
  * Flip once the connection holds failed Login Responses for AuthThrottle.failure()'s delay
- * (src/workers/session/iscsi/login/auth-throttle.ts, iscsi.authBackoffMaxSec).
+ * (src/supervisor/auth-throttle.ts, iscsi.authBackoffMaxSec).
  */
 const THROTTLE_WIRED = true;
 

@@ -39,6 +39,12 @@ export class Doorbell {
     }
   }
 
+  /** Wake the consumer whether or not it looks parked (to stop its loop; not the hot path). */
+  wake(): void {
+    Atomics.add(this.words, SEQ, 1);
+    Atomics.notify(this.words, SEQ);
+  }
+
   /** Consumer side: announce the intent to sleep; the caller must re-check its rings after this. */
   prepareSleep(): number {
     Atomics.store(this.words, SLEEPING, 1);
@@ -66,10 +72,11 @@ export class Doorbell {
  * drain, announce sleep, drain again (a producer may have published before it could
  * see the flag), then either yield to the event loop and go on (work arrived: stay
  * awake, producers skip the notify) or park until rung. `drain` returns how many items
- * it handled. Never resolves.
+ * it handled. Resolves once `running()` is false at the top of an iteration; whoever
+ * clears it rings the bell so a parked loop notices.
  */
-export async function consumeForever(bell: Doorbell, drain: () => number): Promise<never> {
-  for (;;) {
+export async function consumeWhile(bell: Doorbell, drain: () => number, running: () => boolean): Promise<void> {
+  while (running()) {
     let n = drain();
     const seen = bell.prepareSleep();
     n += drain();

@@ -8,14 +8,8 @@
 import { SpscRing } from '../../shared/ring/spsc-ring.ts';
 import { Doorbell } from '../../shared/ring/doorbell.ts';
 import { Cmd, Cpl, DescFlags, DescKind, CMD_DESC_BYTES, CPL_DESC_BYTES } from '../../shared/ring/descriptors.ts';
+import type { LunChannelInit } from '../../shared/wire/worker-data.ts';
 import { TaskState, type Task, type TaskPool } from './task.ts';
-
-export interface LunChannelInit {
-  cmdRing: SharedArrayBuffer;
-  cplRing: SharedArrayBuffer;
-  capacity: number;
-  peerDoorbell: SharedArrayBuffer;
-}
 
 export class LunChannel {
   private readonly cmd: SpscRing;

@@ -4,12 +4,9 @@
  * (LUN worker index + logical unit index on that worker).
  */
 import type { AuthConfig } from '../../shared/config-types.ts';
+import type { AclWire, LunRoute, PortalRoute, RoutesWire } from '../../shared/wire/routes.ts';
 
-export interface LunRoute {
-  lunWorker: number;
-  luIndex: number;
-  device: string;
-}
+export type { LunRoute, PortalRoute, RoutesWire };
 
 export interface TargetRoute {
   iqn: string;
@@ -45,36 +42,6 @@ export interface AclRoute {
   patterns: RegExp[];
   /** The view every initiator matching this entry gets (shared, never mutated). */
   view: NexusView;
-}
-
-/** Wire form of one ACL entry. */
-export interface AclWire {
-  initiators: string[];
-  luns: [number, LunRoute][];
-  auth?: AuthConfig;
-}
-
-export interface PortalRoute {
-  host: string;
-  port: number;
-  /** Target portal group tag (RFC 7143 13.9). */
-  tag: number;
-}
-
-/** Serializable form sent in workerData (Maps do not survive msgpack). */
-export interface RoutesWire {
-  targets: {
-    iqn: string;
-    alias?: string;
-    auth?: AuthConfig;
-    luns: [number, LunRoute][];
-    portals: number[];
-    /** Absent: no ACLs. */
-    acls?: AclWire[];
-    /** Absent: `allow`. */
-    defaultAccess?: 'allow' | 'deny';
-  }[];
-  portals: PortalRoute[];
 }
 
 export function routesFromWire(w: RoutesWire): { targets: Map<string, TargetRoute>; portals: PortalRoute[] } {

@@ -6,92 +6,100 @@
  * and an accept rate limit (token bucket) so a connection flood cannot starve logins.
  */
 import net from 'node:net';
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { createLogger } from '../../../shared/logging.ts';
-import { decodeControl, encodeControl } from '../../../shared/messages.ts';
+import type { Logger } from '../../../shared/logging.ts';
+import type { PortalWorkerData } from '../../../shared/wire/worker-data.ts';
+import { ControlError, ControlErrorCode } from '../../../shared/control/errors.ts';
 
-export interface PortalWorkerData {
-  index: number;
-  host: string;
-  port: number;
-  /** Index of this portal in the routing tables. */
-  portalIndex: number;
-  maxConnections: number;
-  /** Accepted connections per second (sustained) and burst. */
-  acceptRate: number;
-  acceptBurst: number;
-  sessionPorts: MessagePort[];
-  logLevel: string;
-  pretty: boolean;
+/** Where accepted sockets go: session worker `i` (one handoff channel each). */
+export interface SocketSink {
+  readonly sessionWorkers: number;
+  /** Transfer `socket` to session worker `i`; throws if the handoff fails. */
+  handOff(i: number, socket: net.Socket): void;
 }
 
-const data = workerData as PortalWorkerData;
-const log = createLogger({
-  name: 'portal',
-  level: data.logLevel,
-  pretty: data.pretty,
-  bindings: { portal: `${data.host}:${data.port}` },
-});
-const load = new Array<number>(data.sessionPorts.length).fill(0);
-let total = 0;
-let tokens = data.acceptBurst;
-let lastRefill = Date.now();
+export class PortalWorker {
+  readonly log: Logger;
+  readonly #data: PortalWorkerData;
+  readonly #sink: SocketSink;
+  /** Connections placed on each session worker and not yet reported closed. */
+  readonly #load: number[];
+  #total = 0;
+  #tokens: number;
+  #lastRefill = Date.now();
+  #server: net.Server | null = null;
 
-data.sessionPorts.forEach((port, i) => {
-  port.on('message', (raw: Uint8Array) => {
-    const msg = decodeControl(raw);
-    if (msg.type === 'closed') {
-      load[i]--;
-      total--;
+  constructor(data: PortalWorkerData, log: Logger, sink: SocketSink) {
+    this.#data = data;
+    this.log = log;
+    this.#sink = sink;
+    this.#load = new Array<number>(sink.sessionWorkers).fill(0);
+    this.#tokens = data.acceptBurst;
+  }
+
+  /** Session worker `i` reports that one of the connections placed on it closed. */
+  closed(i: number): void {
+    this.#load[i] = Math.max(0, (this.#load[i] ?? 0) - 1);
+    this.#total = Math.max(0, this.#total - 1);
+  }
+
+  /** Bind and listen; rejects with ERR_SPINDLE_LISTEN. */
+  listen(): Promise<void> {
+    const d = this.#data;
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#accept(socket));
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new ControlError(ControlErrorCode.LISTEN, `${d.host}:${d.port}: ${err.message}`));
+      server.once('error', onError);
+      server.listen({ host: d.host, port: d.port, ipv6Only: d.host.includes(':') }, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.log.error({ err: err.message }, 'listening socket error'));
+        resolve();
+      });
+    });
+  }
+
+  /** Stop accepting; connections already handed over belong to their session workers. */
+  stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    if (server === null) return Promise.resolve();
+    return new Promise((resolve) => server.close(() => resolve()));
+  }
+
+  #takeToken(): boolean {
+    const d = this.#data;
+    const now = Date.now();
+    this.#tokens = Math.min(d.acceptBurst, this.#tokens + ((now - this.#lastRefill) / 1000) * d.acceptRate);
+    this.#lastRefill = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #accept(socket: net.Socket): void {
+    const d = this.#data;
+    if (this.#total >= d.maxConnections) {
+      this.log.warn({ max: d.maxConnections, from: socket.remoteAddress }, 'connection cap reached: refusing');
+      socket.destroy();
+      return;
     }
-  });
-});
-
-function takeToken(): boolean {
-  const now = Date.now();
-  tokens = Math.min(data.acceptBurst, tokens + ((now - lastRefill) / 1000) * data.acceptRate);
-  lastRefill = now;
-  if (tokens < 1) return false;
-  tokens -= 1;
-  return true;
+    if (!this.#takeToken()) {
+      this.log.warn({ from: socket.remoteAddress }, 'accept rate limit: refusing');
+      socket.destroy();
+      return;
+    }
+    const load = this.#load;
+    let best = 0;
+    for (let i = 1; i < load.length; i++) if (load[i]! < load[best]!) best = i;
+    load[best]!++;
+    this.#total++;
+    try {
+      this.#sink.handOff(best, socket);
+    } catch (err) {
+      load[best]!--;
+      this.#total--;
+      this.log.error({ err: (err as Error).message }, 'socket handoff failed');
+      socket.destroy();
+    }
+  }
 }
-
-const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
-  if (total >= data.maxConnections) {
-    log.warn({ max: data.maxConnections, from: socket.remoteAddress }, 'connection cap reached: refusing');
-    socket.destroy();
-    return;
-  }
-  if (!takeToken()) {
-    log.warn({ from: socket.remoteAddress }, 'accept rate limit: refusing');
-    socket.destroy();
-    return;
-  }
-  let best = 0;
-  for (let i = 1; i < load.length; i++) if (load[i] < load[best]) best = i;
-  load[best]++;
-  total++;
-  try {
-    data.sessionPorts[best].postMessage({ socket, portal: data.portalIndex }, [socket as never]);
-  } catch (err) {
-    load[best]--;
-    total--;
-    log.error({ err: (err as Error).message }, 'socket handoff failed');
-    socket.destroy();
-  }
-});
-
-server.on('error', (err) => {
-  parentPort!.postMessage(encodeControl({ type: 'error', message: `${data.host}:${data.port}: ${err.message}` }));
-});
-
-server.listen({ host: data.host, port: data.port, ipv6Only: data.host.includes(':') }, () => {
-  parentPort!.postMessage(encodeControl({ type: 'ready' }));
-});
-
-parentPort!.on('message', (raw: Uint8Array) => {
-  const msg = decodeControl(raw);
-  if (msg.type === 'stop') {
-    server.close(() => parentPort!.postMessage(encodeControl({ type: 'stopped' })));
-  }
-});

@@ -21,41 +21,12 @@
  * The access check itself (which commands each state admits) is in access.ts.
  */
 import { SenseReason } from '../../../shared/scsi/sense.ts';
+import { AluaState, AluaStatusCode, type AluaStateValue, type AluaWire } from '../../../shared/scsi/alua.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { establish } from '../ua/unit-attention.ts';
 
-/** ASYMMETRIC ACCESS STATE values (SPC-4 6.36.2 table 359 / 5.16.2.4). */
-export const AluaState = {
-  ACTIVE_OPTIMIZED: 0x0,
-  ACTIVE_NON_OPTIMIZED: 0x1,
-  STANDBY: 0x2,
-  UNAVAILABLE: 0x3,
-  // 0x4 logical block dependent and 0xE offline are not supported (LBD_SUP = O_SUP = 0).
-  TRANSITIONING: 0xf,
-} as const;
-export type AluaStateValue = (typeof AluaState)[keyof typeof AluaState];
-
-/** STATUS CODE of a target port group descriptor (SPC-4 6.36.2 table 360). */
-export const AluaStatusCode = {
-  NO_STATUS: 0x00,
-  ALTERED_BY_SET_TARGET_PORT_GROUPS: 0x01,
-  ALTERED_BY_IMPLICIT_BEHAVIOR: 0x02,
-} as const;
-
-/** Serializable topology the supervisor sends in LunWorkerData. */
-export interface AluaWire {
-  /** IMPLICIT TRANSITION TIME reported by REPORT TARGET PORT GROUPS (0-255 s). */
-  implicitTransitionSec: number;
-  /** Every target port group of the node, with the relative target port ids in it. */
-  groups: { id: number; relativeTargetPortIds: number[] }[];
-  /**
-   * Device name -> ids of the groups through which that device is exported (some
-   * target maps it, in `luns` or an ACL entry). Absent device: every group.
-   */
-  deviceGroups?: Record<string, number[]>;
-  /** Initial asymmetric access state per group (config `aluaStates`); absent: active/optimized. */
-  states?: { group: number; state: AluaStateValue }[];
-}
+// The codes and the topology's wire form are shared with the supervisor (shared/scsi/alua.ts).
+export { AluaState, AluaStatusCode, type AluaStateValue, type AluaWire };
 
 export interface PortGroup {
   /** TARGET PORT GROUP (SPC-4 7.8.6.8), 1-65535. */

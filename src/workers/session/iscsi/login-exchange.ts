@@ -16,7 +16,7 @@ import type {
   LoginTargetInfo,
 } from './login/types.ts';
 import { sessionIdentityKey } from './session.ts';
-import { authThrottleKey } from './login/auth-throttle.ts';
+import { authThrottleKey } from '../../../shared/iscsi/auth-key.ts';
 import { formatTargetAddress, loginAccess } from '../routes.ts';
 import type { ConnectionCore } from './connection-core.ts';
 

@@ -19,7 +19,7 @@
  *
  * The delay is a per-connection hold, not a lock-out: a correct login is never refused,
  * only failed ones are slowed. One instance per node, owned by the supervisor
- * (serve.ts): session workers ask it for the delay, so an initiator's connections that
+ * (supervisor.ts): session workers ask it for the delay, so an initiator's connections that
  * land on different session workers are counted together.
  */
 
@@ -45,16 +45,6 @@ interface Entry {
   failures: number;
   /** Time of the last failure (ms, caller's clock). */
   lastMs: number;
-}
-
-/**
- * The throttle key of a login: InitiatorName (case-insensitive, RFC 7143 4.2.7.2 names
- * are compared in lower case) and the remote IP address. Pass the address alone
- * (`socket.remoteAddress`), not address:port: the port changes with every connection.
- */
-export function authThrottleKey(initiatorName: string, remoteAddress: string): string {
-  // NUL cannot occur in either (RFC 7143 6.1 text values, IP address strings).
-  return `${initiatorName.toLowerCase()}\u0000${remoteAddress}`;
 }
 
 export class AuthThrottle {

@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  AuthThrottle,
-  AuthThrottleDefaults,
-  authThrottleKey,
-} from '../../../../src/workers/session/iscsi/login/auth-throttle.ts';
+import { AuthThrottle, AuthThrottleDefaults } from '../../../src/supervisor/auth-throttle.ts';
+import { authThrottleKey } from '../../../src/shared/iscsi/auth-key.ts';
 
 const KEY = authThrottleKey('iqn.1993-08.org.debian:01:cafe', '192.0.2.7');
 const T0 = 1_000_000;

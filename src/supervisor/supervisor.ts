@@ -1,0 +1,316 @@
+/**
+ * The supervisor of one node: builds the data plane, spawns LUN workers, session workers
+ * and one fabric port worker per portal, coordinates what spans workers (sessions,
+ * configuration reloads), and shuts everything down in order.
+ *
+ *   start()   all-or-nothing: if any worker fails to come up (a backing file cannot be
+ *             opened, a portal cannot be bound) everything is torn down and start()
+ *             rejects, so a bad config never leaves half a target running.
+ *   reload()  re-read the configuration and apply the difference (reload.ts).
+ *   stop()    no new logins, in-flight commands finish, stores flushed, threads ended.
+ *
+ * Parts: Topology (where everything lives), DataPlane (shared memory), WorkerHandle (a
+ * thread and its typed control endpoint), SessionDirectory (node-wide session state).
+ */
+import os from 'node:os';
+import { MessageChannel } from 'node:worker_threads';
+import type { SpindleConfig } from '../shared/config-types.ts';
+import type { Logger } from '../shared/logging.ts';
+import { errorMessage } from '../shared/control/errors.ts';
+import { LUN_CONTROL, PORTAL_CONTROL, SESSION_CONTROL } from '../shared/control/protocols.ts';
+import type { LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
+import { Topology } from './topology.ts';
+import { DataPlane } from './data-plane.ts';
+import { SessionDirectory } from './session-directory.ts';
+import { WorkerHandle } from './worker-handle.ts';
+import { applyReload, planReload, type WorkerBus } from './reload.ts';
+import { displayPortal } from './config/schema.ts';
+
+/** Commands each session may have outstanding (MaxCmdSN - ExpCmdSN + 1 when idle). */
+const CMD_WINDOW = 128;
+/** How long a shutdown lets in-flight commands finish. */
+const DRAIN_TIMEOUT_MS = 15_000;
+/** Session workers poll for completions this long after submitting (see pollCompletions). */
+const POLL_BUDGET_US = 50;
+/** A worker must be up within this (opening stores, binding portals). */
+const START_TIMEOUT_MS = 120_000;
+/** Accepted connections per second (sustained) and burst, per portal. */
+const ACCEPT_RATE = 200;
+const ACCEPT_BURST = 100;
+
+export interface SupervisorOptions {
+  readonly log: Logger;
+  readonly logLevel: string;
+  readonly pretty: boolean;
+  /**
+   * Re-read the configuration file (SIGHUP). Rejects with a ConfigError (its message
+   * names every bad field) when the file is invalid.
+   */
+  readonly reloadConfig?: () => Promise<SpindleConfig>;
+}
+
+type LunHandle = WorkerHandle<typeof LUN_CONTROL>;
+type SessionHandle = WorkerHandle<typeof SESSION_CONTROL>;
+type PortalHandle = WorkerHandle<typeof PORTAL_CONTROL>;
+
+export class Supervisor {
+  readonly log: Logger;
+  readonly topology: Topology;
+  readonly dataPlane: DataPlane;
+  readonly #opts: SupervisorOptions;
+  readonly #sessionsDir: SessionDirectory;
+  #running: SpindleConfig;
+  #luns: LunHandle[] = [];
+  #sessions: SessionHandle[] = [];
+  #portals: PortalHandle[] = [];
+  #stopping = false;
+  #reloading: Promise<void> = Promise.resolve();
+  #resolveExit!: (code: number) => void;
+  /** Resolves with the exit code once stop() has finished. */
+  readonly exited = new Promise<number>((r) => (this.#resolveExit = r));
+
+  constructor(config: SpindleConfig, opts: SupervisorOptions) {
+    this.#opts = opts;
+    this.log = opts.log;
+    this.#running = config;
+    const nLun = Math.max(1, Math.min(config.workers.lun, config.devices.length || 1));
+    const nSession = Math.max(1, config.workers.session);
+    this.topology = new Topology(config, nLun);
+    this.dataPlane = new DataPlane(config, nLun, nSession);
+    this.#sessionsDir = new SessionDirectory(config.iscsi.authBackoffMaxSec, (w, key) => this.#sessions[w]?.control.notify('reinstate', { key }));
+  }
+
+  get config(): SpindleConfig {
+    return this.#running;
+  }
+
+  /** Spawn every worker, in order: LUN workers, session workers, then the portals. */
+  async start(): Promise<void> {
+    try {
+      await this.#startLunWorkers();
+      const handoff = this.topology.portals.map(() => Array.from({ length: this.dataPlane.sessionWorkers }, () => new MessageChannel()));
+      await this.#startSessionWorkers(handoff);
+      // Listening starts last, when everything behind the portals is ready.
+      await this.#startPortals(handoff);
+    } catch (err) {
+      this.#stopping = true;
+      await this.#terminateAll();
+      throw err;
+    }
+    const portals = this.topology.portals;
+    const first = portals[0];
+    this.log.info(
+      {
+        portals: portals.map((p) => `${p.host}:${p.port}`),
+        targets: this.#running.targets.map((t) => t.iqn),
+        workers: { session: this.#sessions.length, lun: this.#luns.length, portal: portals.length },
+        cores: os.availableParallelism(),
+      },
+      `target ready; discover with: iscsi-ls -s iscsi://${first ? displayPortal(first) : '127.0.0.1:3260'}`,
+    );
+  }
+
+  async #startLunWorkers(): Promise<void> {
+    const config = this.#running;
+    const { logLevel, pretty } = this.#opts;
+    const alua = this.topology.alua(config);
+    this.#luns = Array.from({ length: this.dataPlane.lunWorkers }, (_, l) => {
+      const devices = config.devices.filter((d) => this.topology.device(d.name)?.lunWorker === l);
+      const data: LunWorkerData = {
+        index: l,
+        clusterId: config.clusterId,
+        stateDir: config.stateDir,
+        maxTransferLength: config.iscsi.maxTransferLength,
+        devices,
+        unitIndexes: devices.map((d) => this.topology.device(d.name)!.luIndex),
+        alua,
+        doorbell: this.dataPlane.lunDoorbells[l]!.sab,
+        sessions: this.dataPlane.sessionLinks(l),
+        logLevel,
+        pretty,
+      };
+      return new WorkerHandle('lun', l, LUN_CONTROL, data, [], { requests: {}, notes: {} }, this.log, (h, code) => this.#onExit(h, code));
+    });
+    await Promise.all(this.#luns.map((h) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `LUN worker ${h.index}`)));
+  }
+
+  async #startSessionWorkers(handoff: MessageChannel[][]): Promise<void> {
+    const config = this.#running;
+    const { logLevel, pretty } = this.#opts;
+    const routes = this.topology.routes(config);
+    const targetSlots = this.topology.targetSlots(config);
+    const dir = this.#sessionsDir;
+    this.#sessions = Array.from({ length: this.dataPlane.sessionWorkers }, (_, s) => {
+      const portalPorts = handoff.map((perPortal) => perPortal[s]!.port2);
+      const data: SessionWorkerData = {
+        index: s,
+        slab: this.dataPlane.slabs[s]!,
+        slabMinBlock: 4096,
+        doorbell: this.dataPlane.sessionDoorbells[s]!.sab,
+        nexusTable: this.dataPlane.nexusTables[s]!,
+        channels: this.dataPlane.lunChannels(s),
+        routes,
+        targetSlots,
+        tuning: config.iscsi,
+        ...(config.discovery.auth === undefined ? {} : { discoveryAuth: config.discovery.auth }),
+        cmdWindow: CMD_WINDOW,
+        sessionCounts: this.dataPlane.sessionCounts,
+        tsihTable: this.dataPlane.tsihTable,
+        pollBudgetUs: Number(process.env['SPINDLE_POLL_US'] ?? POLL_BUDGET_US),
+        logLevel,
+        pretty,
+        portalPorts,
+      };
+      return new WorkerHandle(
+        'session',
+        s,
+        SESSION_CONTROL,
+        data,
+        portalPorts,
+        {
+          requests: {
+            authFailure: (m) => dir.authFailure(m.key),
+            sessionFind: (m) => dir.find(m.key),
+          },
+          notes: {
+            authSuccess: (m) => dir.authSuccess(m.key),
+            sessionUp: (m) => dir.sessionUp(s, m.key, m.tsih),
+            sessionDown: (m) => dir.sessionDown(s, m.key),
+          },
+        },
+        this.log,
+        (h, code) => this.#onExit(h, code),
+      );
+    });
+    await Promise.all(this.#sessions.map((h) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `session worker ${h.index}`)));
+  }
+
+  async #startPortals(handoff: MessageChannel[][]): Promise<void> {
+    const config = this.#running;
+    const { logLevel, pretty } = this.#opts;
+    this.#portals = this.topology.portals.map((p, i) => {
+      const sessionPorts = handoff[i]!.map((c) => c.port1);
+      const data: PortalWorkerData = {
+        index: i,
+        host: p.host,
+        port: p.port,
+        portalIndex: i,
+        maxConnections: config.iscsi.maxConnectionsPerPortal,
+        acceptRate: ACCEPT_RATE,
+        acceptBurst: ACCEPT_BURST,
+        sessionPorts,
+        logLevel,
+        pretty,
+      };
+      return new WorkerHandle('portal', i, PORTAL_CONTROL, data, sessionPorts, { requests: {}, notes: {} }, this.log, (h, code) => this.#onExit(h, code));
+    });
+    await Promise.all(this.#portals.map((h, i) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `portal ${displayPortal(this.topology.portals[i]!)}`)));
+  }
+
+  /** Run `req` against a freshly spawned worker; its failure names the worker. */
+  async #startOne(req: () => Promise<unknown>, what: string): Promise<void> {
+    try {
+      await req();
+    } catch (err) {
+      throw new Error(`${what}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Any worker death while serving is fatal for now (restart with in-flight recovery is
+   * a later issue): stop cleanly rather than serve with a hole in the data plane.
+   */
+  #onExit(h: { name: string }, code: number): void {
+    if (this.#stopping) return;
+    this.log.fatal({ worker: h.name, code }, 'worker exited unexpectedly: stopping the target');
+    void this.stop(1);
+  }
+
+  /** The reload plan's view of the workers (reload.ts). */
+  #bus(): WorkerBus {
+    const settle = (p: Promise<unknown>): Promise<string | undefined> => p.then(
+      () => undefined,
+      (err: unknown) => errorMessage(err),
+    );
+    return {
+      lunWorkers: this.#luns.length,
+      sessionWorkers: this.#sessions.length,
+      prepare: (w, body) => settle(this.#luns[w]!.control.request('prepare', body, START_TIMEOUT_MS)),
+      commit: (w, body) => settle(this.#luns[w]!.control.request('commit', body, START_TIMEOUT_MS)),
+      routes: async (next) => {
+        const body = {
+          routes: this.topology.routes(next),
+          targetSlots: this.topology.targetSlots(next),
+          ...(next.discovery.auth === undefined ? {} : { discoveryAuth: next.discovery.auth }),
+        };
+        const errs = await Promise.all(this.#sessions.map((h) => settle(h.control.request('routes', body))));
+        return errs.find((e) => e !== undefined);
+      },
+    };
+  }
+
+  /** Re-read and apply the configuration (SIGHUP); one reload at a time, in order. */
+  reload(): Promise<void> {
+    const load = this.#opts.reloadConfig;
+    if (load === undefined || this.#stopping) return this.#reloading;
+    this.#reloading = this.#reloading.then(() => this.#reloadOnce(load));
+    return this.#reloading;
+  }
+
+  async #reloadOnce(load: () => Promise<SpindleConfig>): Promise<void> {
+    const log = this.log;
+    let next: SpindleConfig;
+    try {
+      next = await load();
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'configuration reload refused: the file is invalid; the running configuration stays');
+      return;
+    }
+    const planned = planReload(this.#running, next, this.topology);
+    if ('problems' in planned) {
+      for (const p of planned.problems) log.error({ field: p.path }, `configuration reload refused: ${p.path}: ${p.message}`);
+      log.error({ problems: planned.problems.length }, 'configuration reload refused; the running configuration stays');
+      return;
+    }
+    const plan = planned.plan;
+    if (plan.empty) {
+      log.info({}, 'configuration reloaded: nothing changed');
+      return;
+    }
+    const error = await applyReload(plan, this.#running, next, this.topology, this.#bus());
+    if (error !== undefined) {
+      log.error({ err: error }, 'configuration reload failed; the running configuration stays');
+      return;
+    }
+    this.#running = next;
+    log.info(
+      { added: plan.add.map((d) => d.name), removed: plan.remove, grown: plan.grow.map((g) => g.name), routes: plan.routesChanged, alua: plan.aluaChanged },
+      'configuration reloaded',
+    );
+  }
+
+  /**
+   * Shut down in order: portals stop accepting; session workers ask initiators to log
+   * out and let in-flight commands finish; LUN workers flush and close their stores.
+   */
+  async stop(code: number): Promise<number> {
+    if (this.#stopping) return this.exited;
+    this.#stopping = true;
+    const log = this.log;
+    log.info({}, 'shutting down: no new logins, finishing in-flight commands');
+    const settle = (p: Promise<unknown>) => p.catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'shutdown step did not complete'));
+    await Promise.all(this.#portals.filter((h) => h.alive).map((h) => settle(h.control.request('stop', {}, 5000))));
+    await Promise.all(
+      this.#sessions.filter((h) => h.alive).map((h) => settle(h.control.request('drain', { timeoutMs: DRAIN_TIMEOUT_MS }, DRAIN_TIMEOUT_MS + 2000))),
+    );
+    await Promise.all(this.#luns.filter((h) => h.alive).map((h) => settle(h.control.request('stop', {}, 15_000))));
+    await this.#terminateAll();
+    log.info({}, 'stopped');
+    this.#resolveExit(code);
+    return code;
+  }
+
+  async #terminateAll(): Promise<void> {
+    await Promise.all([...this.#portals, ...this.#sessions, ...this.#luns].map((h) => h.terminate()));
+  }
+}

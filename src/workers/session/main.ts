@@ -1,0 +1,53 @@
+/**
+ * Session worker thread entry: a SessionWorker behind the supervisor's control channel
+ * (SESSION_CONTROL) and one handoff channel per fabric port worker (HANDOFF).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import { createLogger } from '../../shared/logging.ts';
+import { sideB, type ControlEndpoint } from '../../shared/control/endpoint.ts';
+import { HANDOFF, SESSION_CONTROL } from '../../shared/control/protocols.ts';
+import type { SessionWorkerData } from '../../shared/wire/worker-data.ts';
+import { SessionWorker } from './session-worker.ts';
+
+const data = workerData as SessionWorkerData;
+const log = createLogger({ name: 'session', level: data.logLevel, pretty: data.pretty, bindings: { worker: data.index } });
+const onProtocolError = (problem: string) => log.error({ problem }, 'control channel: protocol error');
+
+type ToSupervisor = ControlEndpoint<(typeof SESSION_CONTROL)['b'], (typeof SESSION_CONTROL)['a']>;
+
+// The worker and its control endpoint refer to each other; handlers run only once
+// messages arrive, after both exist.
+const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
+  requests: {
+    start: () => {
+      void worker.run();
+    },
+    routes: (m) => worker.applyRoutes(m.routes, m.targetSlots, m.discoveryAuth),
+    drain: (m) => worker.drain(m.timeoutMs),
+    stats: () => worker.stats(),
+  },
+  notes: {
+    reinstate: (m) => worker.reinstated(m.key),
+  },
+});
+supervisor.onProtocolError = onProtocolError;
+
+const worker: SessionWorker = new SessionWorker(data, log, {
+  authFailure: (key) => supervisor.request('authFailure', { key }),
+  authSuccess: (key) => supervisor.notify('authSuccess', { key }),
+  sessionUp: (key, tsih) => supervisor.notify('sessionUp', { key, tsih }),
+  sessionDown: (key) => supervisor.notify('sessionDown', { key }),
+  sessionFind: (key) => supervisor.request('sessionFind', { key }),
+});
+
+data.portalPorts.forEach((port) => {
+  const portal = sideB(HANDOFF, port, {
+    requests: {},
+    notes: {},
+    handles: {
+      socket: (m, socket) => worker.accept(socket as Socket, m.portal, () => portal.notify('closed', {})),
+    },
+  });
+  portal.onProtocolError = onProtocolError;
+});
