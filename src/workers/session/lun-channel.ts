@@ -21,6 +21,10 @@ export class LunChannel {
   private waitHead: Task | null = null;
   private waitTail: Task | null = null;
   private pushedSinceRing = false;
+  /** Completions refused because they matched no task in flight (see drain). */
+  staleCompletions = 0;
+  /** Called for each refused completion (the worker logs it). */
+  onStale: (tag: number) => void = () => {};
 
   constructor(init: LunChannelInit, pool: TaskPool) {
     this.cmd = new SpscRing(init.cmdRing, init.capacity, CMD_DESC_BYTES);
@@ -51,7 +55,7 @@ export class LunChannel {
     v.setUint8(o + Cmd.ATTRIBUTE, t.attribute);
     v.setUint8(o + Cmd.CDB_LENGTH, t.cdbLength);
     v.setUint8(o + Cmd.FLAGS, (t.read ? DescFlags.DATA_IN : 0) | (t.write ? DescFlags.DATA_OUT : 0));
-    v.setUint32(o + Cmd.TAG, t.tag, true);
+    v.setUint32(o + Cmd.TAG, t.ringTag, true);
     v.setUint32(o + Cmd.NEXUS, nexus, true);
     v.setUint32(o + Cmd.LU_INDEX, t.luIndex, true);
     v.setUint32(o + Cmd.SLAB_OFFSET, t.slabOffset < 0 ? 0 : t.slabOffset, true);
@@ -61,6 +65,7 @@ export class LunChannel {
     b.set(t.cdb, o + Cmd.CDB);
     this.cmd.publish();
     t.state = TaskState.SUBMITTED;
+    t.channel = this;
     this.inflight++;
     this.pushedSinceRing = true;
     return true;
@@ -82,7 +87,7 @@ export class LunChannel {
     for (let o = this.cpl.peek(); o >= 0; o = this.cpl.peek()) {
       const tag = v.getUint32(o + Cpl.TAG, true);
       const t = this.pool.byTag(tag);
-      if (t !== undefined && t.state === TaskState.SUBMITTED) {
+      if (t !== undefined && t.state === TaskState.SUBMITTED && t.ringTag === tag && t.channel === this) {
         // Aborted at the LU by a task management function (possibly another nexus's
         // LOGICAL UNIT RESET): no status goes to the initiator (SAM-5 7.2, TAS = 0).
         if (v.getUint8(o + Cpl.KIND) === DescKind.COMPLETION_ABORTED) t.aborted = true;
@@ -96,12 +101,18 @@ export class LunChannel {
         this.cpl.release();
         this.inflight--;
         n++;
+        t.channel = null;
         if (t.owner) t.owner.onTaskComplete(t);
         else this.pool.release(t); // its connection is gone: nothing to answer
       } else {
+        // A completion for no task in flight on this ring under that name: a duplicate,
+        // or a stale one for an earlier use of the pooled task. Applying it would complete
+        // whatever now occupies the object; it is counted, reported and dropped. It
+        // answers no descriptor we pushed, so the in-flight count is not touched.
         this.cpl.release();
-        this.inflight--;
         n++;
+        this.staleCompletions++;
+        this.onStale(tag);
       }
     }
     // Completions freed ring slots: move waiting tasks onto the ring.

@@ -67,7 +67,11 @@ export class SessionWorker {
     this.#supervisor = supervisor;
     this.#slab = new Slab(data.slab.byteLength, data.slabMinBlock, data.slab);
     this.#pool = new TaskPool(this.#slab);
-    this.#channels = data.channels.map((c) => new LunChannel(c, this.#pool));
+    this.#channels = data.channels.map((c, l) => {
+      const ch = new LunChannel(c, this.#pool);
+      ch.onStale = (tag) => log.error({ lunWorker: l, tag }, 'completion for no task in flight (stale or duplicate): dropped');
+      return ch;
+    });
     this.doorbell = new Doorbell(data.doorbell);
     this.#tsihs = new TsihTable(data.tsihTable, data.index);
     this.#nexusTable = new NexusTable(data.nexusTable);

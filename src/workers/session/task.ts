@@ -82,6 +82,8 @@ export class Task {
   next: Task | null = null;
   /** I_T nexus remembered while the task waits for a ring slot. */
   nexusForQueue = 0;
+  /** The channel the task was pushed on (its completion must come back on that ring). */
+  channel: object | null = null;
 
   constructor(tag: number, pool: TaskPool) {
     this.tag = tag;
@@ -95,6 +97,15 @@ export class Task {
 
   get ttt(): number {
     return ((this.generation & 0x7fff) << 16) | this.tag;
+  }
+
+  /**
+   * The task's name on the rings: pool index and generation, like the TTT. A completion
+   * whose tag does not match a task submitted under this very name (a stale one for an
+   * earlier use of the object, or a duplicate) is refused (lun-channel.ts).
+   */
+  get ringTag(): number {
+    return this.ttt;
   }
 }
 
@@ -124,8 +135,9 @@ export class TaskPool {
     return this.tasks.length - this.free.length;
   }
 
+  /** The task a ring tag names (its index part); the caller checks the generation. */
   byTag(tag: number): Task | undefined {
-    return this.tasks[tag];
+    return this.tasks[tag & 0xffff];
   }
 
   /** A fresh task, or null when the pool is at its limit. */
@@ -160,6 +172,7 @@ export class TaskPool {
     t.tmf = null;
     t.immediate = false;
     t.next = null;
+    t.channel = null;
     return t;
   }
 

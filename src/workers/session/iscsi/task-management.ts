@@ -140,7 +140,7 @@ export class TaskManagement {
         const key = `${t.lunWorker}/${t.luIndex}`;
         if (sent.has(key)) continue;
         sent.add(key);
-        if (c.ctx.sendTmf(t.lunWorker, t.luIndex, fn, s.nexus, pending, t.tag)) pending.waiting++;
+        if (c.ctx.sendTmf(t.lunWorker, t.luIndex, fn, s.nexus, pending, t.ringTag)) pending.waiting++;
       }
     }
     if (response === TmfResponse.FUNCTION_COMPLETE && target !== null) {
