@@ -16,7 +16,6 @@
  * checks the header and routes the data segment (a task's slab buffer for immediate
  * data and Data-Out, the control buffer otherwise); in the PDU stage it acts on it.
  */
-import type { Socket } from 'node:net';
 import {
   BHS_LENGTH,
   Opcode,
@@ -44,6 +43,7 @@ import { TaskManagement } from './task-management.ts';
 import { NopHandler } from './nop.ts';
 import { TextExchange } from './text.ts';
 import { LogoutHandler } from './logout.ts';
+import type { Transport } from './transport.ts';
 
 const Phase = { LOGIN: 0, FULL_FEATURE: 1, LOGOUT: 2, CLOSED: 3 } as const;
 
@@ -52,7 +52,7 @@ const LOGIN_MAX_DSL = 8192;
 
 export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   readonly ctx: SessionWorkerContext;
-  private readonly socket: Socket;
+  private readonly socket: Transport;
   log: Logger;
   readonly portalIndex: number;
   readonly peer: string;
@@ -84,7 +84,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
 
   constructor(
     ctx: SessionWorkerContext,
-    socket: Socket,
+    socket: Transport,
     portalIndex: number,
     onClosed: (c: IscsiConnection) => void,
   ) {
