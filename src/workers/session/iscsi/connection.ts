@@ -70,6 +70,8 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   private maxDsl = LOGIN_MAX_DSL;
   /** Reject reason decided in the header stage, sent in the PDU stage (0 = none). */
   private rejectReason = 0;
+  /** Reading is paused until the socket drains (output backpressure). */
+  private outputBlocked = false;
   readonly tasks = new Map<number, Task>();
 
   private login: LoginExchange | null;
@@ -99,13 +101,20 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.writer.onBackpressure = (on) => {
       // The initiator is not reading our responses: stop reading its commands until
       // the socket drains, so memory stays bounded (each response waits in the socket).
-      if (on) {
+      // Every write past the high-water mark reports this again; one pause and the one
+      // 'drain' listener below cover them all (a listener per write piled up into a
+      // MaxListenersExceededWarning, and was a closure per PDU).
+      if (on && !this.outputBlocked) {
+        this.outputBlocked = true;
         socket.pause();
-        socket.once('drain', () => {
-          if (this.phase !== Phase.CLOSED) socket.resume();
-        });
       }
     };
+    socket.on('drain', () => {
+      // Emitted only after a write returned false, once the buffer has been flushed.
+      if (!this.outputBlocked) return;
+      this.outputBlocked = false;
+      if (this.phase !== Phase.CLOSED) socket.resume();
+    });
     this.rx = new PduReceiver(this, LOGIN_MAX_DSL);
     this.intake = new CommandIntake(this);
     this.dataOut = new DataOutEngine(this);
@@ -239,7 +248,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   }
 
   resumeReading(): void {
-    if (this.phase !== Phase.CLOSED) this.socket.resume();
+    if (this.phase !== Phase.CLOSED && !this.outputBlocked) this.socket.resume();
   }
 
   enterFullFeature(req: LoginRequest, tsih: number, params: SessionParams): void {

@@ -54,7 +54,10 @@ export class PduWriter {
   private curSlot = -1;
   private readonly onFlushed: () => void;
   private readonly uncorkFn: () => void;
-  /** Called when the socket's buffer is over its high-water mark (true) or drained (false). */
+  /**
+   * Called with true after every write that leaves the socket's buffer over its
+   * high-water mark (so many times in a row; the socket's 'drain' says when it is over).
+   */
   onBackpressure: ((on: boolean) => void) | null = null;
 
   constructor(socket: TransportOutput, slots = 1024) {

@@ -18,7 +18,6 @@ export interface Transport {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
   on(event: 'close' | 'drain', listener: () => void): unknown;
-  once(event: 'drain', listener: () => void): unknown;
   pause(): unknown;
   resume(): unknown;
   write(chunk: Uint8Array, callback: (err?: Error | null) => void): boolean;
