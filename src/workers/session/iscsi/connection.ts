@@ -16,7 +16,6 @@
  * checks the header and routes the data segment (a task's slab buffer for immediate
  * data and Data-Out, the control buffer otherwise); in the PDU stage it acts on it.
  */
-import type { Socket } from 'node:net';
 import {
   BHS_LENGTH,
   Opcode,
@@ -44,6 +43,7 @@ import { TaskManagement } from './task-management.ts';
 import { NopHandler } from './nop.ts';
 import { TextExchange } from './text.ts';
 import { LogoutHandler } from './logout.ts';
+import type { Transport } from './transport.ts';
 
 const Phase = { LOGIN: 0, FULL_FEATURE: 1, LOGOUT: 2, CLOSED: 3 } as const;
 
@@ -52,7 +52,7 @@ const LOGIN_MAX_DSL = 8192;
 
 export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   readonly ctx: SessionWorkerContext;
-  private readonly socket: Socket;
+  private readonly socket: Transport;
   log: Logger;
   readonly portalIndex: number;
   readonly peer: string;
@@ -70,6 +70,8 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   private maxDsl = LOGIN_MAX_DSL;
   /** Reject reason decided in the header stage, sent in the PDU stage (0 = none). */
   private rejectReason = 0;
+  /** Reading is paused until the socket drains (output backpressure). */
+  private outputBlocked = false;
   readonly tasks = new Map<number, Task>();
 
   private login: LoginExchange | null;
@@ -84,7 +86,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
 
   constructor(
     ctx: SessionWorkerContext,
-    socket: Socket,
+    socket: Transport,
     portalIndex: number,
     onClosed: (c: IscsiConnection) => void,
   ) {
@@ -99,13 +101,20 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.writer.onBackpressure = (on) => {
       // The initiator is not reading our responses: stop reading its commands until
       // the socket drains, so memory stays bounded (each response waits in the socket).
-      if (on) {
+      // Every write past the high-water mark reports this again; one pause and the one
+      // 'drain' listener below cover them all (a listener per write piled up into a
+      // MaxListenersExceededWarning, and was a closure per PDU).
+      if (on && !this.outputBlocked) {
+        this.outputBlocked = true;
         socket.pause();
-        socket.once('drain', () => {
-          if (this.phase !== Phase.CLOSED) socket.resume();
-        });
       }
     };
+    socket.on('drain', () => {
+      // Emitted only after a write returned false, once the buffer has been flushed.
+      if (!this.outputBlocked) return;
+      this.outputBlocked = false;
+      if (this.phase !== Phase.CLOSED) socket.resume();
+    });
     this.rx = new PduReceiver(this, LOGIN_MAX_DSL);
     this.intake = new CommandIntake(this);
     this.dataOut = new DataOutEngine(this);
@@ -239,7 +248,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   }
 
   resumeReading(): void {
-    if (this.phase !== Phase.CLOSED) this.socket.resume();
+    if (this.phase !== Phase.CLOSED && !this.outputBlocked) this.socket.resume();
   }
 
   enterFullFeature(req: LoginRequest, tsih: number, params: SessionParams): void {

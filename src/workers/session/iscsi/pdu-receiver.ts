@@ -13,11 +13,22 @@
  *   BHS ──(AHS or header digest)──> AHS ──> [header stage] ──> DATA ──> PAD ──> DDIGEST
  *    ^                                            │ no data                         │
  *    └──────────────────────── [PDU stage] <──────┴─────────────────────────────────┘
+ *
+ * A header that fails its digest ends in FAILED instead of the header stage: nothing
+ * more is read from the stream.
  */
 import { BHS_LENGTH, ahsLength, dataSegmentLength, pad4 } from '../../../shared/iscsi/pdu.ts';
 import { crc32c, readDigest } from '../../../shared/iscsi/digest.ts';
 
-const Rx = { BHS: 0, AHS: 1, DATA: 2, PAD: 3, DDIGEST: 4 } as const;
+const Rx = {
+  BHS: 0,
+  AHS: 1,
+  DATA: 2,
+  PAD: 3,
+  DDIGEST: 4,
+  /** After a header digest error: PDU boundaries are lost, nothing more is read. */
+  FAILED: 5,
+} as const;
 
 /** What the current PDU's data segment is for, decided in the header stage. */
 export const DataRoute = {
@@ -90,7 +101,7 @@ export class PduReceiver {
   feed(chunk: Buffer): void {
     let pos = 0;
     const len = chunk.length;
-    while (pos < len && this.sink.receiving) {
+    while (pos < len && this.sink.receiving && this.state !== Rx.FAILED) {
       switch (this.state) {
         case Rx.BHS:
         case Rx.AHS: {
@@ -144,6 +155,10 @@ export class PduReceiver {
     const h = this.hdr;
     const ahs = ahsLength(h, 0);
     if (this.headerDigest && readDigest(h, BHS_LENGTH + ahs) !== crc32c(h, 0, BHS_LENGTH + ahs)) {
+      // RFC 7143 7.8: the lengths in a header that fails its digest cannot be trusted,
+      // so the stream cannot be resynchronised; stop here whatever the sink does (left
+      // in the header state, the same header would be reported again and again).
+      this.state = Rx.FAILED;
       this.sink.onHeaderDigestError();
       return;
     }

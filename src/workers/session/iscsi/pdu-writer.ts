@@ -18,9 +18,9 @@
  * All PDUs written in one turn of the event loop go out as one writev: the socket is
  * corked at the first send and uncorked in a microtask.
  */
-import type { Socket } from 'node:net';
 import { BHS_LENGTH, pad4 } from '../../../shared/iscsi/pdu.ts';
 import { crc32c, writeDigest } from '../../../shared/iscsi/digest.ts';
+import type { TransportOutput } from './transport.ts';
 
 export const SLOT_BYTES = 192;
 const TRAILER_DIGEST = 184;
@@ -33,7 +33,7 @@ export interface Releasable {
 }
 
 export class PduWriter {
-  private readonly socket: Socket;
+  private readonly socket: TransportOutput;
   private readonly slots: number;
   private readonly arena: Buffer;
   private headerDigest = false;
@@ -54,10 +54,13 @@ export class PduWriter {
   private curSlot = -1;
   private readonly onFlushed: () => void;
   private readonly uncorkFn: () => void;
-  /** Called when the socket's buffer is over its high-water mark (true) or drained (false). */
+  /**
+   * Called with true after every write that leaves the socket's buffer over its
+   * high-water mark (so many times in a row; the socket's 'drain' says when it is over).
+   */
   onBackpressure: ((on: boolean) => void) | null = null;
 
-  constructor(socket: Socket, slots = 1024) {
+  constructor(socket: TransportOutput, slots = 1024) {
     this.socket = socket;
     this.slots = slots;
     this.arena = Buffer.alloc(slots * SLOT_BYTES);
