@@ -1,0 +1,381 @@
+/**
+ * This node's membership of the cluster, as the supervisor runs it: the Redis link, the
+ * lease, persistent reservations, the event stream, and what follows from them:
+ *
+ *   - PR changes made elsewhere are handed to the LUN worker owning the LU, and
+ *     acknowledged once it has adopted them (fencing, pr-store.ts);
+ *   - the lease decides whether this node may serve; losing it fences the node (its port
+ *     groups go TRANSITIONING: every command but the few SPC-4 5.16.2.4.5 admits fails
+ *     with NOT READY 04/0A, which initiators retry on another path), and regaining it
+ *     runs a full resynchronization before serving again;
+ *   - the asymmetric access state of every node's port group, from the operator's admin
+ *     state, explicit SET TARGET PORT GROUPS states and liveness (a dead peer's group is
+ *     UNAVAILABLE);
+ *   - the epoch: a Redis that lost data is detected and PR OUT refused until recovery.
+ *
+ * READ and WRITE never wait on any of this: LUN workers check their local copies.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../../shared/logging.ts';
+import type { ClusterConfig } from '../../shared/cluster-config.ts';
+import type { PrEffect, PrRequest, PrResult, PrState } from '../../shared/state/cluster-state.ts';
+import { AluaState, type AluaStateValue } from '../../shared/scsi/alua.ts';
+import { ControlError } from '../../shared/control/errors.ts';
+import { ClusterLink } from './cluster-link.ts';
+import { Membership, type LeaseLoss } from './membership.ts';
+import { ClusterErrorCode, PrStore, parseState, type PrTiming } from './pr-store.ts';
+import { prRef, type ClusterEvent } from './events.ts';
+
+/** Operator state of a node (spindle node drain|undrain|fence). */
+export const AdminState = {
+  ACTIVE: 'active',
+  DRAINING: 'draining',
+  DRAINED: 'drained',
+  FENCED: 'fenced',
+} as const;
+export type AdminState = (typeof AdminState)[keyof typeof AdminState];
+const ADMIN_STATES: ReadonlySet<string> = new Set(Object.values(AdminState));
+
+/** What the cluster asks of the rest of the supervisor. */
+export interface ClusterHost {
+  /** Hand a PR state to LUN worker `worker`; resolves once adopted and drained (fencing). */
+  applyPr(worker: number, lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void>;
+  /** The asymmetric access states of every port group changed. */
+  aluaStates(states: readonly { group: number; state: AluaStateValue }[]): Promise<void>;
+  /** The operator changed this node's admin state. */
+  adminChanged(state: AdminState): void;
+}
+
+export interface ClusterNodeOptions {
+  readonly clusterId: string;
+  readonly node: string;
+  readonly config: ClusterConfig;
+  readonly stateDir: string;
+  /** Port group id of each node (topology). */
+  readonly groups: ReadonlyMap<string, number>;
+  readonly log: Logger;
+}
+
+export class ClusterNode {
+  readonly node: string;
+  readonly link: ClusterLink;
+  readonly members: Membership;
+  readonly prs: PrStore;
+  readonly #o: ClusterNodeOptions;
+  readonly #log: Logger;
+  #host: ClusterHost | null = null;
+  /** LU key -> the LUN worker that opened it. */
+  readonly #owners = new Map<string, number>();
+  /** Last PR state known per LU (regression detection, resync). */
+  readonly #known = new Map<string, PrState>();
+  readonly #admin = new Map<string, AdminState>();
+  /** Explicit ALUA states by group (SET TARGET PORT GROUPS). */
+  readonly #explicit = new Map<number, AluaStateValue>();
+  #lastStates = '';
+  #fenced = true;
+  #lostEpoch: { found: string | null; known: string } | null = null;
+  #resyncing: Promise<void> | null = null;
+  #stopped = false;
+  #lostLogAt = 0;
+  lastPrTiming: PrTiming | null = null;
+
+  constructor(o: ClusterNodeOptions) {
+    this.#o = o;
+    this.node = o.node;
+    this.#log = o.log.child({ component: 'cluster' });
+    const lease = o.config.lease;
+    this.link = new ClusterLink({
+      clusterId: o.clusterId,
+      node: o.node,
+      redis: o.config.redis,
+      stateDir: o.stateDir,
+      commandTimeoutMs: Math.max(200, Math.min(2000, lease.marginMs / 2)),
+      log: this.#log,
+    });
+    this.members = new Membership(this.link, o.config.nodes.map((n) => n.id), lease, this.#log);
+    this.prs = new PrStore(this.link, this.members, { ackTimeoutMs: Math.max(500, Math.min(5000, lease.ttlMs / 2)), leaseTtlMs: lease.ttlMs }, this.#log);
+    this.prs.usable = () => (this.#lostEpoch !== null ? 'lost' : this.#fenced ? 'fenced' : null);
+    this.prs.onTiming = (t) => (this.lastPrTiming = t);
+    this.link.onEvent = (e) => this.#onEvent(e);
+    this.link.onReconnect = () => {
+      this.#log.warn({}, 'redis connection re-established: resynchronizing');
+      void this.#resync('reconnect');
+    };
+    this.members.onLost = (why) => this.#fence(why);
+    this.members.onRegained = () => {
+      if (this.#fenced) void this.#resync('lease regained');
+    };
+    this.members.onPeerChange = (n, live) => {
+      this.#log.info({ peer: n, live }, live ? 'peer node is live' : 'peer node lease is gone: its port group is unavailable');
+      void this.#publishAlua();
+    };
+  }
+
+  /** True while this node holds its lease and is in sync (it may serve I/O). */
+  get serving(): boolean {
+    return !this.#fenced && this.members.holding;
+  }
+
+  get epochLost(): boolean {
+    return this.#lostEpoch !== null;
+  }
+
+  admin(node: string): AdminState {
+    return this.#admin.get(node) ?? AdminState.ACTIVE;
+  }
+
+  /**
+   * Connect, check the epoch, take the lease and load the shared state. Rejects when Redis
+   * cannot be reached within `timeoutMs`, or another process holds this node id.
+   */
+  async start(host: ClusterHost, timeoutMs: number): Promise<void> {
+    this.#host = host;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.link.connect();
+        break;
+      } catch (err) {
+        if (performance.now() > deadline) throw new Error(`cannot reach Redis: ${(err as Error).message}`, { cause: err });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    await this.#checkEpoch();
+    const tail = await this.link.streamTail();
+    await this.#loadShared();
+    // A revocation left from an earlier life of this node no longer means anything.
+    await this.members.clearRevocation();
+    if (!(await this.members.renew())) {
+      throw new Error(`node ${this.node}: cannot take the lease (is another process running as this node?)`);
+    }
+    this.link.startReading(tail);
+    this.members.start();
+    this.#fenced = false;
+    this.#log.info({ node: this.node, epoch: this.link.epoch, lostEpoch: this.#lostEpoch !== null }, 'joined the cluster');
+  }
+
+  /** Leave cleanly: give up the lease so peers stop waiting for this node at once. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.members.release().catch(() => undefined);
+    await this.link.close();
+  }
+
+  // ---- persistent reservations (LUN workers' requests) ----
+
+  /** A LUN worker opened `lu`: its current state (it follows changes from here on). */
+  async prLoad(worker: number, lu: string): Promise<PrState> {
+    this.#owners.set(lu, worker);
+    const s = await this.prs.load(lu);
+    const known = this.#known.get(lu);
+    if (known !== undefined && known.version > s.version) {
+      this.#regressed(lu, known, s);
+      return known;
+    }
+    this.#known.set(lu, s);
+    return s;
+  }
+
+  async prTransition(lu: string, req: PrRequest): Promise<PrResult> {
+    const result = await this.prs.transition(lu, req);
+    const known = this.#known.get(lu);
+    if (known === undefined || result.state.version > known.version) this.#known.set(lu, result.state);
+    return result;
+  }
+
+  // ---- events ----
+
+  #onEvent(e: ClusterEvent): void {
+    if (this.#stopped) return;
+    switch (e.k) {
+      case 'pr':
+        if (e.o !== this.node) void this.#applyRemotePr(e.lu, e.v, e.s, e.e, e.o);
+        return;
+      case 'admin':
+        if (!ADMIN_STATES.has(e.state)) return;
+        this.#admin.set(e.node, e.state as AdminState);
+        if (e.node === this.node) this.#host?.adminChanged(e.state as AdminState);
+        void this.#publishAlua();
+        return;
+      case 'alua':
+        for (const s of e.states) this.#explicit.set(s.group, s.state as AluaStateValue);
+        void this.#publishAlua();
+        return;
+      case 'resync':
+        void this.#resync('operator recovery');
+        return;
+      default:
+        return;
+    }
+  }
+
+  async #applyRemotePr(lu: string, version: number, state: PrState, effects: PrEffect[], origin: string): Promise<void> {
+    const worker = this.#owners.get(lu);
+    try {
+      if (worker !== undefined) {
+        const known = this.#known.get(lu);
+        if (known === undefined || version > known.version) this.#known.set(lu, state);
+        await this.#host?.applyPr(worker, lu, state, effects);
+      }
+      await this.link.ack(origin, prRef(lu, version));
+    } catch (err) {
+      // Not acknowledged: the origin revokes this node's lease, which resynchronizes it.
+      this.#log.error({ lu, version, err: (err as Error).message }, 'could not apply a reservation change from another node');
+    }
+  }
+
+  // ---- fencing and resynchronization ----
+
+  #fence(why: LeaseLoss): void {
+    if (this.#stopped) return;
+    const was = this.#fenced;
+    this.#fenced = true;
+    if (!was) this.#log.error({ why }, 'lease lost: this node stops serving I/O until it has resynchronized');
+    if (why === 'taken') this.#log.fatal({ node: this.node }, 'another process holds this node id: not serving');
+    void this.#publishAlua();
+    if (why === 'revoked') void this.#resync('lease revoked');
+  }
+
+  /** Reload everything from Redis, then serve again (if the lease holds). One at a time. */
+  #resync(why: string): Promise<void> {
+    if (this.#resyncing !== null) return this.#resyncing;
+    this.#resyncing = (async () => {
+      try {
+        this.#fenced = true;
+        await this.#publishAlua();
+        await this.#checkEpoch();
+        const tail = await this.link.streamTail();
+        await this.#loadShared();
+        await Promise.all(
+          [...this.#owners].map(async ([lu, worker]) => {
+            const s = await this.prs.load(lu);
+            const known = this.#known.get(lu);
+            if (known !== undefined && known.version > s.version) {
+              this.#regressed(lu, known, s);
+              return;
+            }
+            if (known === undefined || s.version !== known.version) {
+              this.#known.set(lu, s);
+              await this.#host?.applyPr(worker, lu, s, []);
+            }
+          }),
+        );
+        this.members.bumpGen();
+        await this.members.clearRevocation();
+        this.link.seek(tail);
+        if (await this.members.renew()) {
+          this.#fenced = false;
+          this.#log.info({ why }, 'resynchronized with the cluster: serving again');
+        }
+      } catch (err) {
+        this.#log.warn({ why, err: (err as Error).message }, 'resynchronization failed; retrying at the next lease renewal');
+      } finally {
+        this.#resyncing = null;
+        await this.#publishAlua().catch(() => undefined);
+      }
+    })();
+    return this.#resyncing;
+  }
+
+  async #checkEpoch(): Promise<void> {
+    const v = await this.link.checkEpoch();
+    if (v.kind === 'lost') {
+      if (this.#lostEpoch === null || performance.now() - this.#lostLogAt > 30_000) {
+        this.#lostLogAt = performance.now();
+        this.#log.error(
+          { found: v.found, known: v.known },
+          'Redis has lost the cluster state (epoch marker missing or unknown): PR OUT is refused until an operator runs `spindle cluster recover`; I/O continues with the reservations this node knows',
+        );
+      }
+      this.#lostEpoch = { found: v.found, known: v.known };
+      await this.#saveRecovery().catch(() => undefined);
+    } else if (this.#lostEpoch !== null) {
+      this.#log.warn({ epoch: v.epoch }, 'cluster state recovered by an operator: PR OUT accepted again');
+      this.#lostEpoch = null;
+    }
+  }
+
+  /** Redis went back in time for `lu` (a failover to a replica that missed writes). */
+  #regressed(lu: string, known: PrState, found: PrState): void {
+    this.#log.error({ lu, known: known.version, found: found.version }, 'Redis holds an older reservation state than this node has seen: treating the cluster state as lost');
+    this.#lostEpoch ??= { found: this.link.epoch, known: this.link.epoch ?? '' };
+    void this.#saveRecovery().catch(() => undefined);
+  }
+
+  /** What this node knows, for `spindle cluster recover` to restore. */
+  async #saveRecovery(): Promise<void> {
+    const snapshot = { node: this.node, at: Date.now(), epoch: this.#lostEpoch?.known ?? null, pr: Object.fromEntries(this.#known) };
+    await this.link.cmd.set(this.link.keys.recovery(this.node), JSON.stringify(snapshot));
+  }
+
+  async #loadShared(): Promise<void> {
+    const keys = this.link.keys;
+    const nodes = this.#o.config.nodes.map((n) => n.id);
+    const admin = await this.link.cmd.mget(...nodes.map((n) => keys.admin(n)));
+    nodes.forEach((n, i) => {
+      const a = admin[i];
+      this.#admin.set(n, a !== null && a !== undefined && ADMIN_STATES.has(a) ? (a as AdminState) : AdminState.ACTIVE);
+    });
+    const explicit = await this.link.cmd.hgetall(keys.alua);
+    this.#explicit.clear();
+    for (const [g, s] of Object.entries(explicit)) this.#explicit.set(Number(g), Number(s) as AluaStateValue);
+  }
+
+  // ---- ALUA ----
+
+  /** The asymmetric access state of every node's port group, as this node sees it. */
+  aluaTable(): { group: number; node: string; state: AluaStateValue }[] {
+    return this.#o.config.nodes.map((n) => {
+      const group = this.#o.groups.get(n.id)!;
+      return { group, node: n.id, state: this.#stateOf(n.id, group) };
+    });
+  }
+
+  #stateOf(node: string, group: number): AluaStateValue {
+    if (node === this.node) {
+      if (this.#fenced || !this.members.holding) return AluaState.TRANSITIONING;
+    } else if (!(this.members.peer(node)?.live ?? false)) {
+      return AluaState.UNAVAILABLE;
+    }
+    switch (this.admin(node)) {
+      case AdminState.DRAINING:
+        return AluaState.TRANSITIONING;
+      case AdminState.DRAINED:
+        return AluaState.STANDBY;
+      case AdminState.FENCED:
+        return AluaState.UNAVAILABLE;
+      default:
+        return this.#explicit.get(group) ?? AluaState.ACTIVE_OPTIMIZED;
+    }
+  }
+
+  /** Tell the LUN workers when any group's state changed. */
+  async #publishAlua(): Promise<void> {
+    const table = this.aluaTable().map(({ group, state }) => ({ group, state }));
+    const key = JSON.stringify(table);
+    if (key === this.#lastStates) return;
+    this.#lastStates = key;
+    await this.#host?.aluaStates(table);
+  }
+
+  // ---- operator actions (also used by the CLI through its own link) ----
+
+  /** Set a node's admin state and tell every node. */
+  async setAdmin(node: string, state: AdminState): Promise<void> {
+    await this.link.cmd.set(this.link.keys.admin(node), state);
+    await this.link.publish({ k: 'admin', o: this.node, node, state });
+  }
+
+  /** SET TARGET PORT GROUPS (explicit ALUA) cluster-wide. */
+  async setExplicitAlua(states: readonly { group: number; state: AluaStateValue }[]): Promise<void> {
+    if (this.#lostEpoch !== null || this.#fenced) throw new ControlError(ClusterErrorCode.UNAVAILABLE, 'cluster state unavailable');
+    const pipe = this.link.cmd.pipeline();
+    for (const s of states) pipe.hset(this.link.keys.alua, String(s.group), String(s.state));
+    await pipe.exec();
+    await this.link.publish({ k: 'alua', o: this.node, states: states.map((s) => ({ group: s.group, state: s.state })) });
+    for (const s of states) this.#explicit.set(s.group, s.state);
+    await this.#publishAlua();
+  }
+}
+
+export { parseState };

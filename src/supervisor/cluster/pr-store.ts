@@ -1,0 +1,165 @@
+/**
+ * Persistent reservations held in Redis (the supervisor's side of RedisClusterState):
+ * one JSON PrState per LU, changed only by compare-and-set on its version, with the
+ * change published on the event stream in the same atomic step (scripts.ts CAS_PR).
+ *
+ * A transition: read the state, run the pure SPC-4 transition (applyPrRequest, the same
+ * function the embedded store runs), compare-and-set, retry on a version conflict. Then
+ * fencing (DESIGN.md "Fencing"): the change is returned to the issuing LU only after
+ * every peer that held a live lease when it was made has acknowledged it, which a peer
+ * does once it has adopted the state and nothing it admitted under the old one can still
+ * write. A peer that does not acknowledge within `ackTimeoutMs` has its lease revoked
+ * (its next renewal fails and it fences itself); the transition then waits until that
+ * peer's lease is gone or it has resynchronized (its lease `gen` moved).
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../../shared/logging.ts';
+import type { PrRequest, PrResult, PrState } from '../../shared/state/cluster-state.ts';
+import { EMPTY_PR_STATE } from '../../shared/state/cluster-state.ts';
+import { applyPrRequest } from '../../shared/state/pr-transition.ts';
+import { ControlError } from '../../shared/control/errors.ts';
+import type { ClusterLink } from './cluster-link.ts';
+import { STREAM_MAXLEN } from './cluster-link.ts';
+import type { Membership } from './membership.ts';
+import { CAS_PR } from './scripts.ts';
+import { encodeEvent, prRef } from './events.ts';
+
+/** Error codes a failed transition carries to the LU (which maps them to sense data). */
+export const ClusterErrorCode = {
+  /** Redis cannot be reached, or this node does not hold its lease. */
+  UNAVAILABLE: 'ERR_CLUSTER_UNAVAILABLE',
+  /** Redis lost the cluster state (epoch.ts): PR OUT is refused until an operator recovers it. */
+  STATE_LOST: 'ERR_CLUSTER_STATE_LOST',
+  /** Too many concurrent changes of one LU. */
+  BUSY: 'ERR_CLUSTER_BUSY',
+} as const;
+
+const MAX_CAS_ATTEMPTS = 64;
+
+export interface PrStoreOptions {
+  /** How long peers get to acknowledge a change before their lease is revoked. */
+  readonly ackTimeoutMs: number;
+  /** Lease time to live (bounds the wait for a revoked peer). */
+  readonly leaseTtlMs: number;
+}
+
+/** Latency of the last transitions, for the bench and metrics. */
+export interface PrTiming {
+  readonly totalMs: number;
+  readonly ackMs: number;
+  readonly attempts: number;
+}
+
+export class PrStore {
+  readonly #link: ClusterLink;
+  readonly #members: Membership;
+  readonly #log: Logger;
+  readonly #o: PrStoreOptions;
+  /** Whether PR OUT may run (false while the epoch is lost or the node is fenced). */
+  usable: () => string | null = () => null;
+  onTiming: (t: PrTiming) => void = () => {};
+
+  constructor(link: ClusterLink, members: Membership, o: PrStoreOptions, log: Logger) {
+    this.#link = link;
+    this.#members = members;
+    this.#o = o;
+    this.#log = log;
+    link.cmd.defineCommand('spindleCasPr', { numberOfKeys: 3, lua: CAS_PR });
+  }
+
+  /** The current state of `lu` in Redis (EMPTY when it has none yet). */
+  async load(lu: string): Promise<PrState> {
+    const raw = await this.#link.cmd.get(this.#link.keys.pr(lu));
+    return raw === null ? EMPTY_PR_STATE : parseState(raw);
+  }
+
+  /** Apply `req` to `lu` cluster-wide; see the file comment. */
+  async transition(lu: string, req: PrRequest): Promise<PrResult> {
+    const refusal = this.usable();
+    if (refusal !== null) throw new ControlError(refusal === 'lost' ? ClusterErrorCode.STATE_LOST : ClusterErrorCode.UNAVAILABLE, `cluster state unavailable: ${refusal}`);
+    const started = performance.now();
+    const keys = this.#link.keys;
+    const epoch = this.#link.epoch;
+    if (epoch === null) throw new ControlError(ClusterErrorCode.UNAVAILABLE, 'no cluster epoch');
+    for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+      let before: PrState;
+      try {
+        before = await this.load(lu);
+      } catch (err) {
+        throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
+      }
+      const result = applyPrRequest(before, req);
+      if (result.state === before) return result;
+      // Peers that must adopt this change before it is reported: those alive now.
+      const peers = this.#members.livePeers();
+      const ref = prRef(lu, result.state.version);
+      const wait = this.#link.awaitAcks(ref, new Set(peers.keys()));
+      let answer: [string, string];
+      try {
+        answer = (await (this.#link.cmd as unknown as { spindleCasPr(...a: (string | number)[]): Promise<[string, string]> }).spindleCasPr(
+          keys.pr(lu),
+          keys.events,
+          keys.epoch,
+          epoch,
+          String(before.version),
+          JSON.stringify(result.state),
+          encodeEvent({ k: 'pr', o: this.#link.node, lu, v: result.state.version, s: result.state, e: [...result.effects] }),
+          STREAM_MAXLEN,
+        ));
+      } catch (err) {
+        this.#link.cancelAcks(ref);
+        // Unknown whether it was applied: the LU follows the stream either way.
+        throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
+      }
+      if (answer[0] === 'CONFLICT') {
+        this.#link.cancelAcks(ref);
+        continue;
+      }
+      if (answer[0] === 'EPOCH') {
+        this.#link.cancelAcks(ref);
+        throw new ControlError(ClusterErrorCode.STATE_LOST, 'the cluster epoch in Redis changed');
+      }
+      const committed = performance.now();
+      await this.#fence(ref, wait.pending, peers, wait.done);
+      this.onTiming({ totalMs: performance.now() - started, ackMs: performance.now() - committed, attempts: attempt });
+      return result;
+    }
+    throw new ControlError(ClusterErrorCode.BUSY, `${lu}: too many concurrent reservation changes`);
+  }
+
+  /**
+   * Wait for the acknowledgements of `ref`. After ackTimeoutMs, revoke the leases of the
+   * peers still silent, then wait until each is dead or has resynchronized.
+   */
+  async #fence(ref: string, pending: Set<string>, gens: Map<string, number>, done: Promise<void>): Promise<void> {
+    const acked = await Promise.race([done.then(() => true), sleep(this.#o.ackTimeoutMs).then(() => false)]);
+    if (acked || pending.size === 0) return;
+    const silent = [...pending];
+    this.#log.warn({ ref, peers: silent }, 'peers did not acknowledge a reservation change in time: revoking their leases');
+    await Promise.all(silent.map((n) => this.#members.revoke(n).catch(() => undefined)));
+    const deadline = performance.now() + this.#o.leaseTtlMs * 2;
+    while (pending.size > 0 && performance.now() < deadline) {
+      for (const n of [...pending]) {
+        const p = this.#members.peer(n);
+        if (p === undefined || !p.live || (p.lease !== null && p.lease.gen !== gens.get(n))) this.#link.dropPeer(n, ref);
+      }
+      if (pending.size === 0) break;
+      await Promise.race([done, sleep(50)]);
+    }
+    if (pending.size > 0) {
+      this.#link.cancelAcks(ref);
+      this.#log.error({ ref, peers: [...pending] }, 'peers still hold live leases after revocation: reporting the change anyway');
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** Parse a stored state (JSON written by this module). */
+export function parseState(raw: string): PrState {
+  const s = JSON.parse(raw) as PrState;
+  if (typeof s.version !== 'number' || !Array.isArray(s.registrations)) throw new Error('malformed PR state in Redis');
+  return s;
+}
