@@ -33,6 +33,8 @@ import { bool, fsPath, identifier, int, size, text } from '../../../src/supervis
 const ENV: ConfigEnv = { hostname: 'node-a', cores: 2, cwd: '/srv' };
 
 // ---- new device kinds: two rows with `variant: 'backing'` ----
+// (Raw values are written as JS objects here. In YAML a plain `null:` key is the null scalar,
+// which the yaml package turns into the key "": the real kind needs another name, or quotes.)
 
 const blockBacking = section({
   path: field(fsPath('file'), {
