@@ -1,7 +1,9 @@
 /**
  * The validated configuration, as the supervisor hands it to workers (plain data, so it
- * crosses a MessagePort unchanged). The YAML schema and its validation live in
- * src/supervisor/config/; this file only names the shapes.
+ * crosses a MessagePort unchanged). The YAML schema, its validation, defaults and docs live
+ * in the rows of src/supervisor/config/schema.ts; this file only names the shapes, and a
+ * compile-time check there fails when a row and a field here disagree (a key missing on
+ * either side, a value the type does not allow, an optional key typed as always present).
  */
 
 export type BackingConfig =

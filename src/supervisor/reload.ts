@@ -17,16 +17,21 @@
  * configuration stays in force. So is shrinking a device (the blocks initiators wrote
  * past the new end would vanish under them) and any other change to a device.
  *
+ * Which fields are which is not listed here: each row of the configuration schema says it
+ * (`reload: live | restart | grow`, config/schema.ts), and RELOAD_POLICY is derived from the
+ * rows. What stays here is how to compare them (portals as sets, sizes grow only) and the
+ * checks against the running topology (portals served, target slots).
+ *
  * Order of application (apply): LUN workers open new units and grow resized ones
  * (prepare); then session workers switch routes (nothing reaches a removed unit after
  * this); then LUN workers close removed units and change ALUA states (commit).
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { DeviceConfig, SpindleConfig } from '../shared/config-types.ts';
+import type { BackingConfig, DeviceConfig, PortalConfig, SpindleConfig } from '../shared/config-types.ts';
 import type { Infer } from '../shared/control/shape.ts';
 import type { LUN_CONTROL } from '../shared/control/protocols.ts';
 import type { Topology } from './topology.ts';
-import { displayPortal, portalKey } from './config/schema.ts';
+import { displayPortal, portalKey, RELOAD_POLICY } from './config/schema.ts';
 
 export interface ReloadProblem {
   /** Config path of the field, e.g. `devices[1].ram.size`. */
@@ -61,8 +66,7 @@ export function planReload(
   topology: Topology,
 ): { plan: ReloadPlan } | { problems: ReloadProblem[] } {
   const problems: ReloadProblem[] = [];
-  const fixed = ['clusterId', 'nodeId', 'stateDir', 'workers', 'iscsi', 'logging'] as const;
-  for (const key of fixed) {
+  for (const key of RELOAD_POLICY.fixed) {
     if (!isDeepStrictEqual(current[key], next[key])) problems.push({ path: key, message: `changed; ${RESTART}` });
   }
 
@@ -77,15 +81,16 @@ export function planReload(
     }
     const at = `devices[${i}]`;
     const sizeAt = `${at}.${d.backing.type}.size`;
-    if (old.backing.type !== d.backing.type || (d.backing.type === 'file' && old.backing.type === 'file' && old.backing.path !== d.backing.path)) {
+    if (backingReplaced(old.backing, d.backing)) {
       problems.push({ path: `${at}.${d.backing.type}`, message: `the backing store of device "${d.name}" cannot change while serving; remove the device, reload, then add it back` });
       return;
     }
-    const { backing: ob, ...oldRest } = old;
-    const { backing: nb, ...newRest } = d;
-    for (const k of Object.keys({ ...oldRest, ...newRest }) as (keyof typeof newRest)[]) {
-      if (!isDeepStrictEqual(oldRest[k], newRest[k])) problems.push({ path: `${at}.${k}`, message: `changed on device "${d.name}"; ${RESTART}` });
+    for (const k of RELOAD_POLICY.device.fixed) {
+      if (!isDeepStrictEqual(old[k], d[k])) problems.push({ path: `${at}.${k}`, message: `changed on device "${d.name}"; ${RESTART}` });
     }
+    const ob = old.backing;
+    const nb = d.backing;
+    if (RELOAD_POLICY.device.backing[nb.type]?.['size'] !== 'grow') return;
     if (nb.size < ob.size) {
       problems.push({ path: sizeAt, message: `device "${d.name}" cannot shrink while serving (from ${ob.size} to ${nb.size} bytes): initiators' data past the new end would vanish` });
     } else if (nb.size > ob.size) {
@@ -112,10 +117,9 @@ export function planReload(
   next.targets.forEach((t, i) => {
     const old = oldTargets.get(t.iqn);
     if (old === undefined) return;
-    const a = new Set(old.portals.map(portalKey));
-    const b = new Set(t.portals.map(portalKey));
-    if (a.size !== b.size || [...a].some((k) => !b.has(k))) {
-      problems.push({ path: `targets[${i}].portals`, message: `changed on target ${t.iqn}; ${RESTART}` });
+    for (const k of RELOAD_POLICY.target.fixed) {
+      const same = k === 'portals' ? samePortals(old.portals, t.portals) : isDeepStrictEqual(old[k], t[k]);
+      if (!same) problems.push({ path: `targets[${i}].${k}`, message: `changed on target ${t.iqn}; ${RESTART}` });
     }
   });
   const newTargets = next.targets.filter((t) => !oldTargets.has(t.iqn)).length;
@@ -131,6 +135,21 @@ export function planReload(
 
 type LunPrepare = Infer<(typeof LUN_CONTROL)['b']['requests']['prepare']['body']>;
 type LunCommit = Infer<(typeof LUN_CONTROL)['b']['requests']['commit']['body']>;
+
+/** A different kind of backing store, or a change to one of its fixed fields (a file's path). */
+function backingReplaced(a: BackingConfig, b: BackingConfig): boolean {
+  if (a.type !== b.type) return true;
+  const fields = RELOAD_POLICY.device.backing[b.type] ?? {};
+  const get = (x: BackingConfig, k: string): unknown => (x as unknown as Readonly<Record<string, unknown>>)[k];
+  return Object.entries(fields).some(([k, p]) => p !== 'grow' && p !== 'live' && !isDeepStrictEqual(get(a, k), get(b, k)));
+}
+
+/** The same listening sockets, in any order and any spelling of the address. */
+function samePortals(a: readonly PortalConfig[], b: readonly PortalConfig[]): boolean {
+  const x = new Set(a.map(portalKey));
+  const y = new Set(b.map(portalKey));
+  return x.size === y.size && [...x].every((k) => y.has(k));
+}
 
 /** How the supervisor reaches its workers (supervisor.ts): requests over the control channels. */
 export interface WorkerBus {

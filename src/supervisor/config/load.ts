@@ -10,19 +10,13 @@ import { readFile } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { SpindleConfig } from '../../shared/config-types.ts';
-import {
-  ConfigError,
-  ConfigErrorCode,
-  defaultEnv,
-  formatPath,
-  validateConfig,
-  type ConfigEnv,
-  type ConfigIssue,
-  type PathSegment,
-} from './schema.ts';
+import { ConfigError, ConfigErrorCode, formatPath, type ConfigIssue, type PathSegment } from './issues.ts';
+import { defaultEnv, type ConfigEnv } from './rows.ts';
+import { validateConfig } from './schema.ts';
 
-export { ConfigError, ConfigErrorCode, formatIssues } from './schema.ts';
-export type { ConfigIssue, ConfigEnv } from './schema.ts';
+export { ConfigError, ConfigErrorCode, formatIssues } from './issues.ts';
+export type { ConfigIssue } from './issues.ts';
+export type { ConfigEnv } from './rows.ts';
 
 /** Upper bound on alias expansion, against "billion laughs" style documents. */
 const MAX_ALIAS_COUNT = 100;
