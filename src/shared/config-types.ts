@@ -6,6 +6,8 @@
  * either side, a value the type does not allow, an optional key typed as always present).
  */
 
+import type { ClusterConfig } from './cluster-config.ts';
+
 export type BackingConfig =
   | { readonly type: 'ram'; readonly size: number }
   | { readonly type: 'file'; readonly path: string; readonly size: number };
@@ -25,6 +27,11 @@ export interface DeviceConfig {
   readonly removable?: boolean;
   /** Physical block size in bytes (power of two >= blockSize). Absent: = blockSize. */
   readonly physicalBlockSize?: number;
+  /**
+   * File devices: O_DIRECT I/O that bypasses the host page cache (cache-coherent across
+   * nodes sharing the storage). Absent: true in a cluster, false otherwise.
+   */
+  readonly direct?: boolean;
   /** Write cache mode: write-through makes every write durable before status. */
   readonly writeCache: 'writethrough' | 'writeback';
   /**
@@ -169,4 +176,6 @@ export interface SpindleConfig {
    * are active/optimized. Changeable at run time (configuration reload).
    */
   readonly aluaStates: readonly PortalAluaState[];
+  /** Several nodes sharing the LUs, state in Redis (cluster-config.ts). Absent: one node. */
+  readonly cluster?: ClusterConfig;
 }

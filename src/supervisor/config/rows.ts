@@ -35,10 +35,16 @@ export interface ConfigEnv {
   readonly hostname: string;
   readonly cores: number;
   readonly cwd: string;
+  /** Environment variables (`passwordEnv`, SPINDLE_NODE_ID, SPINDLE_REDIS_URL). */
+  readonly vars?: Readonly<Record<string, string | undefined>>;
+  /** `--node` from the command line: which cluster node this process is (wins over the rest). */
+  readonly node?: string;
+  /** Reads a file named by the configuration (`passwordFile`); throws like readFileSync. */
+  readonly readFile?: (path: string) => string;
 }
 
 export function defaultEnv(): ConfigEnv {
-  return { hostname: os.hostname(), cores: os.availableParallelism(), cwd: process.cwd() };
+  return { hostname: os.hostname(), cores: os.availableParallelism(), cwd: process.cwd(), vars: process.env };
 }
 
 /**

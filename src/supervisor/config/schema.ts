@@ -18,6 +18,7 @@
  * with `variant: 'backing'` beside `ram` and `file` (and its member in BackingConfig).
  */
 
+import { readFileSync } from 'node:fs';
 import type {
   AclEntry,
   DeviceConfig,
@@ -27,9 +28,11 @@ import type {
   TargetConfig,
 } from '../../shared/config-types.ts';
 import { ALUA_STATE_NAMES } from '../../shared/config-types.ts';
+import type { ClusterConfig, ClusterNodeConfig, ClusterRedisConfig } from '../../shared/cluster-config.ts';
 import { describe, formatPath, type Path, type RawIssue } from './issues.ts';
 import { initiatorPatternProblem, iscsiNameProblem, MAX_ISCSI_NAME_BYTES } from './iscsi-names.ts';
 import { displayPortal, parsePortal, portalKey } from './portals.ts';
+import { nodePortGroup, portalPortId } from '../cluster/ids.ts';
 import {
   absent,
   type Ctx,
@@ -62,6 +65,7 @@ import {
   leaf,
   oneOf,
   problem,
+  seconds,
   simple,
   size,
   text,
@@ -422,6 +426,11 @@ export const deviceFields = {
     reload: restart,
     doc: '`writethrough` makes every write durable before its status; `writeback` relies on SYNCHRONIZE CACHE and FUA (both honoured). WCE in the caching mode page reflects it and MODE SELECT may change it',
   }),
+  direct: field(bool(), {
+    docDefault: '`true` in a cluster, `false` otherwise',
+    reload: restart,
+    doc: 'file devices: O_DIRECT I/O, bypassing this host\'s page cache, so no node serves a stale read of storage other nodes write (a shared block device, a cluster file system). Required in a cluster; reads and writes go straight to the medium, so `writeback` then only defers the device\'s own cache',
+  }),
   queueDepth: field(int(1, 65536), {
     // Per-LU task set capacity (SAM-5 5.3.2); the LUN worker applies the default
     // (DEFAULT_QUEUE_DEPTH in task-set.ts, which the supervisor may not import).
@@ -718,6 +727,188 @@ export const discoverySection = section({
   auth: field(authSection, { doc: 'credentials for discovery sessions (SendTargets)' }),
 });
 
+
+// ---- cluster ----
+
+/** portalKey() of every portal some cluster node serves. */
+const NODE_PORTALS = scopeKey('cluster node portals', () => new Map<string, string>());
+
+/** A node's portal: like a target portal, remembered for the "every target portal has a node" rule. */
+const nodePortal = leaf<PortalConfig>('`"host:port"`', (raw, at, ctx) => {
+  if (typeof raw !== 'string') {
+    ctx.report(at, `portal must be a string "host:port", got ${describe(raw)}`);
+    return undefined;
+  }
+  const p = parsePortal(raw);
+  if (typeof p === 'string') {
+    ctx.report(at, p);
+    return undefined;
+  }
+  const nodes = ctx.scoped(NODE_PORTALS);
+  const k = portalKey(p);
+  const other = nodes.get(k);
+  if (other !== undefined) {
+    ctx.report(at, `portal ${displayPortal(p)} is already served by ${other}`);
+    return undefined;
+  }
+  nodes.set(k, formatPath(at.slice(0, -2)));
+  return p;
+});
+
+/** A Sentinel address: "host:port" with the port written out (Sentinels listen on 26379 by convention, not 3260). */
+const sentinelAddress = leaf<PortalConfig>('`"host:port"`', (raw, at, ctx) => {
+  if (typeof raw !== 'string' || !/:\d+$/.test(raw.trim())) {
+    ctx.report(at, `must be a Sentinel address "host:port", e.g. "10.0.0.7:26379", got ${describe(raw)}`);
+    return undefined;
+  }
+  const p = parsePortal(raw);
+  if (typeof p === 'string') {
+    ctx.report(at, p.replace('portal', 'Sentinel address'));
+    return undefined;
+  }
+  return p;
+});
+
+const redisUrl = text('`redis://host:port[/db]` or `rediss://` (TLS)', (s) => {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return `must be a URL redis://host:port[/db], got ${JSON.stringify(s)}`;
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `must start with redis:// or rediss://, got ${JSON.stringify(s)}`;
+  if (u.password !== '') return 'must not hold a password: use passwordFile or passwordEnv (secrets never sit in the configuration file)';
+  return undefined;
+});
+
+const envName = text('environment variable name', (s) =>
+  /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? undefined : `must be an environment variable name, got ${JSON.stringify(s)}`,
+);
+
+const redisTlsSection = section({
+  ca: field(fsPath('file'), { doc: 'PEM file of the CA that signed the server certificate' }),
+  cert: field(fsPath('file'), { doc: 'client certificate (PEM), when Redis asks for one' }),
+  key: field(fsPath('file'), { doc: 'client key (PEM)' }),
+  servername: field(label('TLS server name'), { doc: 'name to check the server certificate against (default: the host)' }),
+});
+
+const redisFields = {
+  url: field(redisUrl, { doc: 'a standalone Redis (or one reached through a proxy); `SPINDLE_REDIS_URL` overrides it' }),
+  sentinels: field(list(sentinelAddress, { notList: 'must be a list of "host:port"', empty: 'at least one Sentinel, or leave sentinels out' }), {
+    doc: 'Redis Sentinels (instead of `url`); the node follows the master they name through failovers',
+  }),
+  masterName: field(identifier(128), { doc: 'the master name the Sentinels monitor (with `sentinels`)', docDefault: '`spindle`' }),
+  db: field(int(0, 1023), { doc: 'logical database (with `sentinels`; a URL carries its own)' }),
+  username: field(label('Redis user name'), { doc: 'Redis ACL user (Redis 6+)' }),
+  passwordFile: field(fsPath('file'), { doc: 'file holding the password (e.g. a mounted Kubernetes Secret); read at start' }),
+  passwordEnv: field(envName, { doc: 'environment variable holding the password' }),
+  tls: field(redisTlsSection, { collapse: true, doc: '`{ ca, cert, key, servername }`: TLS to Redis (and Sentinels)' }),
+};
+
+const oneRedisEndpoint: SectionRule<typeof redisFields> = (v, r) => {
+  const url = r.given('url');
+  const sentinels = r.given('sentinels');
+  if (url && sentinels) r.report([], 'url and sentinels are mutually exclusive');
+  if (!url && !sentinels) r.report([], 'url or sentinels is required, e.g. url: redis://10.0.0.7:6379');
+  if (r.given('masterName') && !sentinels) r.report(['masterName'], 'masterName goes with sentinels');
+  if (r.given('passwordFile') && r.given('passwordEnv')) r.report([], 'passwordFile and passwordEnv are mutually exclusive');
+  void v;
+};
+
+/** The password, read from where the file says, at load time; never from the file itself. */
+function resolvePassword(v: { passwordFile?: string; passwordEnv?: string }, at: Path, ctx: Ctx): string | undefined {
+  if (v.passwordEnv !== undefined) {
+    const value = ctx.env.vars?.[v.passwordEnv];
+    if (value === undefined || value === '') ctx.report([...at, 'passwordEnv'], `environment variable ${v.passwordEnv} is not set`);
+    return value;
+  }
+  if (v.passwordFile !== undefined) {
+    try {
+      const read = ctx.env.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+      return read(v.passwordFile).replace(/\r?\n$/, '');
+    } catch (err) {
+      ctx.report([...at, 'passwordFile'], `cannot read ${v.passwordFile}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+const redisSection = leaf<ClusterRedisConfig>('', (raw, at, ctx) => {
+  const parsed = redisSectionRows.parse(raw, at, ctx);
+  if (parsed === undefined) return undefined;
+  const before = ctx.issueCount;
+  const password = resolvePassword(parsed, at, ctx);
+  if (ctx.issueCount > before) return undefined;
+  const { passwordFile: _f, passwordEnv: _e, ...rest } = parsed;
+  return { ...rest, ...(password === undefined ? {} : { password }) };
+});
+
+const redisSectionRows = section(redisFields, { table: 'cluster.redis', rules: [oneRedisEndpoint] });
+
+const leaseFields = {
+  ttlSec: field(seconds(0.5, 600), { default: 10, doc: 'a lease lives this long in Redis after each renewal; a node whose lease is gone is dead to its peers' }),
+  renewSec: field(seconds(0.05, 300), {
+    default: ({ siblings }) => (typeof siblings['ttlSec'] === 'number' ? siblings['ttlSec'] / 5 : undefined),
+    docDefault: '`ttlSec` / 5',
+    doc: 'heartbeat interval',
+  }),
+  marginSec: field(seconds(0.05, 300), {
+    default: ({ siblings }) => (typeof siblings['ttlSec'] === 'number' ? siblings['ttlSec'] * 0.3 : undefined),
+    docDefault: '`ttlSec` x 0.3',
+    doc: 'a node that could not renew stops I/O this long before its lease can expire in Redis (room for I/O in flight and clock-rate error)',
+  }),
+};
+
+const leaseFits: SectionRule<typeof leaseFields> = (v, r) => {
+  if (v.ttlSec === undefined || v.renewSec === undefined || v.marginSec === undefined) return;
+  if (v.marginSec >= v.ttlSec) r.report(['marginSec'], `must be less than ttlSec (${v.ttlSec})`);
+  else if (v.renewSec > (v.ttlSec - v.marginSec) / 2)
+    r.report(['renewSec'], `must be at most (ttlSec - marginSec) / 2 = ${(v.ttlSec - v.marginSec) / 2}: a node must get two tries to renew before it fences itself`);
+};
+
+const leaseSection = section(leaseFields, { table: 'cluster.lease', rules: [leaseFits] });
+
+const nodeFields = {
+  id: field(identifier(253), { required: 'id is required: the name this node is started with (--node, SPINDLE_NODE_ID or nodeId)', doc: 'the node\'s name' }),
+  portals: field(list(nodePortal, { notList: 'must be a list of "host:port" strings', empty: PORTAL_REQUIRED }), {
+    required: PORTAL_REQUIRED,
+    doc: 'the portals this node listens on (each also in some target\'s `portals`); together they are the node\'s target port group',
+  }),
+  portGroup: field(int(1, 65535), { docDefault: 'derived from `id`', doc: 'TARGET PORT GROUP of the node (SPC-4 5.16); derived from the id when absent, stable across restarts and edits' }),
+};
+
+const nodeSection = section(nodeFields, { table: 'cluster.nodes' });
+
+const nodeList = list(nodeSection, {
+  notList: 'must be a list of { id, portals } entries',
+  empty: 'at least one node is required',
+  unique: {
+    of: (raw) => (isObj(raw) && typeof raw['id'] === 'string' ? raw['id'] : undefined),
+    at: 'id',
+    message: (first) => `duplicate node id (also nodes[${first}])`,
+  },
+});
+
+const clusterFields = {
+  redis: field(redisSection, { required: 'redis is required: where the cluster state lives, e.g. { url: redis://10.0.0.7:6379 }', doc: '' }),
+  lease: field(leaseSection, { default: {}, doc: '' }),
+  nodes: field(nodeList, { required: 'nodes is required: every node with the portals it serves', doc: 'every node of the cluster, below' }),
+};
+
+const clusterSection = section(clusterFields, {
+  table: 'cluster',
+  build: (c): ClusterConfig => ({
+    redis: c.redis,
+    lease: {
+      ttlMs: Math.round(c.lease.ttlSec * 1000),
+      renewMs: Math.round((c.lease.renewSec ?? c.lease.ttlSec / 5) * 1000),
+      marginMs: Math.round((c.lease.marginSec ?? c.lease.ttlSec * 0.3) * 1000),
+    },
+    nodes: c.nodes.map((n): ClusterNodeConfig => ({ id: n.id, portals: n.portals, ...(n.portGroup === undefined ? {} : { portGroup: n.portGroup }) })),
+  }),
+});
+
 // ---- the file ----
 
 export const configFields = {
@@ -758,12 +949,118 @@ export const configFields = {
     doc: 'asymmetric access state of each portal\'s target port group (SPC-4 5.16), keyed by a portal some target uses, e.g. `aluaStates: { "10.0.0.5:3260": standby }`',
   }),
   discovery: field(discoverySection, { default: {}, reload: live, doc: '' }),
+  cluster: field(clusterSection, {
+    reload: restart,
+    doc: 'several nodes exporting the same LUs, with reservations, unit attentions and leases in Redis; below. Absent: one node, state on local disk',
+  }),
+};
+
+/**
+ * A cluster (DESIGN.md "Cluster"): every node serves every target's LUs from storage they
+ * all reach. What that rules out, and what it needs:
+ *   - this process must be one of the nodes (--node, SPINDLE_NODE_ID or nodeId);
+ *   - every portal a target lists is served by exactly one node (and a node's portals
+ *     belong to some target);
+ *   - RAM devices are per process, so two nodes would show different data under one LU
+ *     identity: refused; file devices need O_DIRECT (`direct`), so no node reads its own
+ *     stale page cache; thin provisioning's allocation map lives in one node's memory:
+ *     refused on files until it is held cluster-wide;
+ *   - `aluaStates` names portals of one node: the cluster sets states per node
+ *     (spindle node drain, SET TARGET PORT GROUPS);
+ *   - derived port group and port ids must not collide.
+ */
+function clusterRules(v: Partial<SchemaOutputShape>, r: RuleContext): void {
+  const c = v.cluster;
+  if (c === undefined) return;
+  const nodes = c.nodes;
+  if (v.nodeId !== undefined && !nodes.some((n) => n.id === v.nodeId)) {
+    r.report(
+      ['nodeId'],
+      `this node is "${v.nodeId}", which is not one of cluster.nodes (${nodes.map((n) => n.id).join(', ')}): start it with --node ID or SPINDLE_NODE_ID`,
+    );
+  }
+  const served = r.ctx.scoped(NODE_PORTALS);
+  const used = r.ctx.scoped(TARGET_PORTALS);
+  (v.targets ?? []).forEach((t, ti) =>
+    t.portals.forEach((p, pi) => {
+      if (!served.has(portalKey(p)))
+        r.report(['targets', ti, 'portals', pi], `portal ${displayPortal(p)} is served by no cluster node: add it to one of cluster.nodes[].portals`);
+    }),
+  );
+  nodes.forEach((n, ni) =>
+    n.portals.forEach((p, pi) => {
+      if (!used.has(portalKey(p))) r.report(['cluster', 'nodes', ni, 'portals', pi], `no target lists ${displayPortal(p)}: add it to a target's portals`);
+    }),
+  );
+  const groups = new Map<number, string>();
+  const ports = new Map<number, string>();
+  for (const n of nodes) {
+    const g = nodePortGroup(n);
+    const other = groups.get(g);
+    if (other !== undefined) r.report(['cluster', 'nodes'], `nodes ${other} and ${n.id} have the same port group ${g}: set portGroup on one of them`);
+    groups.set(g, n.id);
+    for (const p of n.portals) {
+      const id = portalPortId(n.id, p);
+      const o = ports.get(id);
+      if (o !== undefined) r.report(['cluster', 'nodes'], `portals ${o} and ${displayPortal(p)} derive the same target port id ${id}: change one of them`);
+      ports.set(id, displayPortal(p));
+    }
+  }
+  (v.devices ?? []).forEach((d, di) => {
+    const b = d.backing;
+    if (b.type === 'ram')
+      r.report(['devices', di, 'ram'], 'a RAM device cannot be shared by cluster nodes (each node would have its own): use storage every node reaches (file)');
+    if (b.type === 'file' && d.direct === false)
+      r.report(['devices', di, 'direct'], 'a cluster device must use direct I/O: with the page cache a node could serve a stale read of data another node wrote');
+    if (b.type === 'file' && d.thin === true)
+      r.report(['devices', di, 'thin'], 'thin provisioning is not available on cluster devices (its allocation map is held by one node)');
+  });
+  if (r.given('aluaStates') && (v.aluaStates ?? []).length > 0)
+    r.report(['aluaStates'], 'not used in a cluster: node states come from spindle node drain|undrain and SET TARGET PORT GROUPS');
+}
+
+type SchemaOutputShape = {
+  nodeId: string;
+  targets: readonly TargetConfig[];
+  devices: readonly DeviceConfig[];
+  aluaStates: readonly PortalAluaState[];
+  cluster: ClusterConfig;
 };
 
 /** Rules over the whole file. */
 export const configRules: readonly ((v: object, r: RuleContext) => void)[] = [
   (_v, r) => checkChapSecretReuse(r.ctx),
+  (v, r) => clusterRules(v as Partial<SchemaOutputShape>, r),
 ];
+
+/**
+ * Settings that come from the command line or the environment rather than the file:
+ * `--node` (or SPINDLE_NODE_ID) names the cluster node this process is, SPINDLE_REDIS_URL
+ * points one node at another Redis address (a proxy, in tests), and `{node}` in stateDir
+ * stands for the node id (several nodes of one file on one host).
+ */
+function applyOverrides(raw: Record<string, unknown>, env: ConfigEnv): Record<string, unknown> {
+  const out = { ...raw };
+  const node = env.node ?? env.vars?.['SPINDLE_NODE_ID'];
+  if (node !== undefined && node !== '') out['nodeId'] = node;
+  const url = env.vars?.['SPINDLE_REDIS_URL'];
+  const cluster = out['cluster'];
+  if (url !== undefined && url !== '' && isObj(cluster) && isObj(cluster['redis'])) {
+    const { sentinels: _s, masterName: _m, ...redis } = cluster['redis'];
+    out['cluster'] = { ...cluster, redis: { ...redis, url } };
+  }
+  return out;
+}
+
+/** After validation: what follows from other settings (a cluster's devices default to direct I/O). */
+function finish(config: SpindleConfig): SpindleConfig {
+  let out = config;
+  if (out.stateDir.includes('{node}')) out = { ...out, stateDir: out.stateDir.replaceAll('{node}', out.nodeId) };
+  if (out.cluster !== undefined) {
+    out = { ...out, devices: out.devices.map((d) => (d.direct === undefined && d.backing.type === 'file' ? { ...d, direct: true } : d)) };
+  }
+  return out;
+}
 
 export const configSchema = section(configFields, { table: 'top', rules: configRules });
 
@@ -791,8 +1088,9 @@ export function validateConfig(
     ];
     return { config: undefined, issues };
   }
-  const { value, issues } = validate(configSchema, raw, env);
-  return { config: value === undefined ? undefined : deepFreeze(value), issues };
+  const input = isObj(raw) ? applyOverrides(raw, env) : raw;
+  const { value, issues } = validate(configSchema, input, env);
+  return { config: value === undefined ? undefined : deepFreeze(finish(value)), issues };
 }
 
 // ---------------------------------------------------------------------------------------------

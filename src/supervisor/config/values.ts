@@ -162,3 +162,12 @@ export function fsPath(kind: 'file' | 'directory'): Node<string> {
     (s, ctx) => path.resolve(ctx.env.cwd, s),
   );
 }
+
+/** A duration in seconds, fractions allowed (lease timings). */
+export function seconds(min: number, max: number): Node<number> {
+  return simple(`seconds ${min}-${max}`, (v) =>
+    typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max
+      ? v
+      : problem(`must be a number of seconds ${min}-${max}, got ${describe(v)}`),
+  );
+}
