@@ -12,7 +12,8 @@
  * Pipeline (DESIGN.md): submitCommand admits a command into the LU's task set
  * (task-set.ts: task attributes, queue depth); once the command is enabled,
  * executeCommand checks unit attentions, ALUA state and reservations, then parses and
- * executes.
+ * executes. The task set runs the commands it enables later through executeCommand too
+ * (LogicalUnit hands it over when it creates the task set).
  */
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../shared/scsi/command.ts';
@@ -28,7 +29,6 @@ import { CTL, CTL_LINK, Completion } from './spc/handler.ts';
 import { SPC_COMMANDS } from './spc/commands.ts';
 import { SBC_COMMANDS } from './sbc/commands.ts';
 import { reportSupportedOperationCodes } from './spc/report-supported-opcodes.ts';
-import { setTaskRunner } from './task-set.ts';
 
 /**
  * REPORT LUNS normally never reaches a LUN worker: the session worker answers it from its
@@ -98,18 +98,6 @@ for (const c of COMMANDS) {
 export function lookupCommand(cdb: Buffer): CommandDescriptor | undefined {
   const op = cdb[0]!;
   return DIRECT[op] ?? BY_SERVICE_ACTION[op]?.[cdb[1]! & 0x1f];
-}
-
-/**
- * Where a bug inside an executor is reported (the command itself completes with
- * HARDWARE ERROR, INTERNAL TARGET FAILURE). The LUN worker replaces this with its logger.
- */
-export let reportInternalError: (err: unknown, cmd: ScsiCommand) => void = (err) => {
-  console.error('spindle: internal error while executing a SCSI command', err);
-};
-
-export function setInternalErrorReporter(fn: (err: unknown, cmd: ScsiCommand) => void): void {
-  reportInternalError = fn;
 }
 
 /**
@@ -199,13 +187,10 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   } catch (err) {
     // A bug. If the executor issued I/O (onIo set) its continuation still owns finish();
     // otherwise complete the command here so the initiator is not left waiting.
-    reportInternalError(err, cmd);
+    lu.env.reportInternalError(err, cmd);
     if (cmd.onIo !== null) return;
     completion = Completion.DONE;
     setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
   }
   if (completion === Completion.DONE) cmd.finish();
 }
-
-// Dormant commands the task set enables later run through the same pipeline.
-setTaskRunner(executeCommand);
