@@ -5,7 +5,7 @@ import {
   LogicalUnit,
   SPINDLE_IEEE_COMPANY_ID,
 } from '../../../src/workers/lun/logical-unit.ts';
-import { COMMANDS } from '../../../src/workers/lun/execute.ts';
+import { COMMANDS } from '../../../src/workers/lun/opcode-registry.ts';
 import { CLUSTER, TEST_ENV, makeCommand, ramDevice, run } from './helpers.ts';
 
 let lu: LogicalUnit;

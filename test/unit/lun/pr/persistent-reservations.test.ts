@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogicalUnit } from '../../../../src/workers/lun/logical-unit.ts';
-import { classOf } from '../../../../src/workers/lun/pr/conflict.ts';
+import { PR_ACCESS } from '../../../../src/workers/lun/opcode-registry.ts';
 import { cdb10, tempDir } from '../helpers.ts';
 import {
   cmdAs,
@@ -91,6 +91,7 @@ describe('conflict check: SPC-4 table 62 / SBC-4 table 13', () => {
 
   it('classifies by CDB where SBC-4 says so', () => {
     const b = (a: number[]) => Buffer.from([...a, ...new Array(16 - a.length).fill(0)]);
+    const classOf = (cdb: Buffer): number => PR_ACCESS.get(cdb);
     expect(classOf(b([0x1e, 0, 0, 0, 0, 0]))).toBe(0); // PREVENT ALLOW, PREVENT=0
     expect(classOf(b([0x1e, 0, 0, 0, 1, 0]))).toBe(2);
     expect(classOf(b([0x1b, 0, 0, 0, 1, 0]))).toBe(0); // START STOP UNIT START=1
