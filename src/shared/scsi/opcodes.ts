@@ -17,6 +17,7 @@ export const Opcode = {
   RELEASE_6: 0x17,
   MODE_SENSE_6: 0x1a,
   START_STOP_UNIT: 0x1b,
+  RECEIVE_DIAGNOSTIC_RESULTS: 0x1c,
   SEND_DIAGNOSTIC: 0x1d,
   PREVENT_ALLOW_MEDIUM_REMOVAL: 0x1e,
   READ_CAPACITY_10: 0x25,
@@ -29,6 +30,7 @@ export const Opcode = {
   READ_DEFECT_DATA_10: 0x37,
   WRITE_BUFFER: 0x3b,
   READ_BUFFER: 0x3c,
+  READ_LONG_10: 0x3e,
   WRITE_SAME_10: 0x41,
   UNMAP: 0x42,
   SANITIZE: 0x48,
@@ -47,6 +49,7 @@ export const Opcode = {
   COMPARE_AND_WRITE: 0x89,
   WRITE_16: 0x8a,
   ORWRITE_16: 0x8b,
+  READ_ATTRIBUTE: 0x8c,
   WRITE_AND_VERIFY_16: 0x8e,
   VERIFY_16: 0x8f,
   PRE_FETCH_16: 0x90,
@@ -60,6 +63,7 @@ export const Opcode = {
   MAINTENANCE_OUT: 0xa4,
   READ_12: 0xa8,
   WRITE_12: 0xaa,
+  SERVICE_ACTION_IN_12: 0xab,
   WRITE_AND_VERIFY_12: 0xae,
   VERIFY_12: 0xaf,
   READ_DEFECT_DATA_12: 0xb7,
@@ -79,12 +83,19 @@ export const ServiceActionIn16 = {
   GET_LBA_STATUS: 0x12,
 } as const;
 
+/** SERVICE ACTION IN(12) (0xAB) service actions, SPC-4 annex D.3. */
+export const ServiceActionIn12 = {
+  READ_MEDIA_SERIAL_NUMBER: 0x01,
+} as const;
+
 /** MAINTENANCE IN (0xA3) service actions, SPC-4 annex D.3. */
 export const MaintenanceIn = {
   REPORT_IDENTIFYING_INFORMATION: 0x05,
   REPORT_TARGET_PORT_GROUPS: 0x0a,
+  REPORT_ALIASES: 0x0b,
   REPORT_SUPPORTED_OPERATION_CODES: 0x0c,
   REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS: 0x0d,
+  REPORT_PRIORITY: 0x0e,
   REPORT_TIMESTAMP: 0x0f,
 } as const;
 

@@ -132,8 +132,9 @@ export function applyPrRequest(s: PrState, req: PrRequest): PrResult {
 /**
  * SPC-2 RESERVE with compatible reservation handling (CRH = 1, SPC-4 5.14.3): while any
  * I_T nexus is registered, RESERVE completes with GOOD and changes nothing when it comes
- * from a persistent reservation holder, or from a registrant under a registrants-only /
- * all-registrants reservation; every other RESERVE conflicts.
+ * from a persistent reservation holder (SPC-4 5.14.10: under an all registrants
+ * reservation every registrant, otherwise only the nexus that reserved); every other
+ * RESERVE conflicts, also from a registrant of a registrants-only reservation.
  */
 function spc2Reserve(s: PrState, n: PrNexus): PrResult {
   if (s.registrations.length > 0) return unchanged(s, crhTolerated(s, n) ? GOOD : CONFLICT);
@@ -152,11 +153,7 @@ function spc2Release(s: PrState, n: PrNexus): PrResult {
 }
 
 function crhTolerated(s: PrState, n: PrNexus): boolean {
-  const res = s.reservation;
-  if (res === null) return false;
-  const r = registrationOf(s, n);
-  if (r === undefined) return false;
-  return holds(res, r) || res.type >= 5;
+  return holds(s.reservation, registrationOf(s, n));
 }
 
 function prOut(s: PrState, req: PrOutRequest): PrResult {

@@ -2,9 +2,10 @@
  * The target core entry point of a LUN worker: parse, then execute, one SCSI command
  * for one logical unit.
  *
- * Table driven: COMMANDS lists every supported command once (opcode, service action,
- * CDB usage data, executor). The dispatch arrays and REPORT SUPPORTED OPERATION CODES
- * are generated from it, so what is reported cannot drift from what is served.
+ * Table driven: the opcode registry (opcode-registry.ts) lists every command once
+ * (opcode, service action, CDB usage data, executor, and the policy every stage below
+ * applies). Dispatch, REPORT SUPPORTED OPERATION CODES and the stages' lookup tables are
+ * generated from it, so what is reported, served and admitted cannot drift apart.
  *
  * Contract: executeCommand calls cmd.finish() exactly once per command, synchronously
  * for commands without I/O, from the I/O continuation otherwise, also on I/O errors.
@@ -12,105 +13,29 @@
  * Pipeline (DESIGN.md): submitCommand admits a command into the LU's task set
  * (task-set.ts: task attributes, queue depth); once the command is enabled,
  * executeCommand checks unit attentions, ALUA state and reservations, then parses and
- * executes.
+ * executes. The task set runs the commands it enables later through executeCommand too
+ * (LogicalUnit hands it over when it creates the task set).
  */
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../shared/scsi/command.ts';
-import { MaintenanceIn, Opcode } from '../../shared/scsi/opcodes.ts';
-import { buildReportLuns } from '../../shared/scsi/report-luns.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { LogicalUnit } from './logical-unit.ts';
 import { checkAndReport } from './ua/unit-attention.ts';
 import { checkAluaAccess } from './alua/access.ts';
 import { checkReservationConflict } from './pr/conflict.ts';
-import type { CommandDescriptor, CommandHandler } from './spc/handler.ts';
-import { CTL, CTL_LINK, Completion } from './spc/handler.ts';
-import { SPC_COMMANDS } from './spc/commands.ts';
-import { SBC_COMMANDS } from './sbc/commands.ts';
-import { reportSupportedOperationCodes } from './spc/report-supported-opcodes.ts';
-import { setTaskRunner } from './task-set.ts';
-
-/**
- * REPORT LUNS normally never reaches a LUN worker: the session worker answers it from its
- * LUN map (shared/scsi/report-luns.ts). A fabric that forwards it anyway gets this LU
- * alone, which is the only LUN this worker can vouch for.
- */
-const reportLunsHere: CommandHandler = (_lu, cmd) => {
-  buildReportLuns(cmd, [cmd.lun]);
-  return Completion.DONE;
-};
-
-const rsoc: CommandHandler = (lu, cmd) => reportSupportedOperationCodes(lu, cmd, commandsOf(lu));
-
-/** The commands `lu` supports (COMMANDS minus entries whose `supported` says no). */
-function commandsOf(lu: LogicalUnit): readonly CommandDescriptor[] {
-  return COMMANDS.filter((c) => c.supported === undefined || c.supported(lu));
-}
+import { CTL_LINK, Completion } from './spc/handler.ts';
+import {
+  ALUA_ADMITTED,
+  BY_SERVICE_ACTION,
+  DIRECT,
+  NOT_READY_SERVED,
+  PR_ACCESS,
+  SPC2_ACCESS,
+  UA_HANDLING,
+} from './opcode-registry.ts';
 
 const OPCODE_FIELD = Object.freeze(cdbField(0, 7));
 const SERVICE_ACTION_FIELD = Object.freeze(cdbField(1, 4));
-
-const FF = 0xff;
-
-/**
- * Every supported command, ascending by opcode then service action. `usage` is the CDB
- * USAGE DATA of SPC-4 6.35.3: opcode, then per byte the bits the device server evaluates
- * (the service action value for service-action commands); its length is the CDB length.
- */
-export const COMMANDS: readonly CommandDescriptor[] = sortCommands([
-  ...SPC_COMMANDS,
-  ...SBC_COMMANDS,
-  {
-    opcode: Opcode.REPORT_LUNS,
-    name: 'REPORT LUNS',
-    usage: [0xa0, 0, FF, 0, 0, 0, FF, FF, FF, FF, 0, CTL],
-    handler: reportLunsHere,
-  },
-  {
-    opcode: Opcode.MAINTENANCE_IN,
-    serviceAction: MaintenanceIn.REPORT_SUPPORTED_OPERATION_CODES,
-    name: 'REPORT SUPPORTED OPERATION CODES',
-    usage: [0xa3, MaintenanceIn.REPORT_SUPPORTED_OPERATION_CODES, 0x87, FF, FF, FF, FF, FF, FF, FF, 0, CTL],
-    handler: rsoc,
-  },
-]);
-
-/** Ascending by opcode, then service action (the order RSOC reports them in). */
-function sortCommands(list: CommandDescriptor[]): readonly CommandDescriptor[] {
-  return list.sort((a, b) => a.opcode - b.opcode || (a.serviceAction ?? -1) - (b.serviceAction ?? -1));
-}
-
-/** opcode → descriptor, for opcodes without service actions. */
-const DIRECT: (CommandDescriptor | undefined)[] = new Array(256).fill(undefined);
-/** opcode → (service action → descriptor), for opcodes that dispatch on a service action. */
-const BY_SERVICE_ACTION: ((CommandDescriptor | undefined)[] | undefined)[] = new Array(256).fill(undefined);
-
-for (const c of COMMANDS) {
-  if (c.serviceAction === undefined) {
-    DIRECT[c.opcode] = c;
-  } else {
-    const table = (BY_SERVICE_ACTION[c.opcode] ??= new Array(32).fill(undefined));
-    table[c.serviceAction] = c;
-  }
-}
-
-/** Look up the descriptor for a CDB (undefined: opcode or service action unsupported). */
-export function lookupCommand(cdb: Buffer): CommandDescriptor | undefined {
-  const op = cdb[0]!;
-  return DIRECT[op] ?? BY_SERVICE_ACTION[op]?.[cdb[1]! & 0x1f];
-}
-
-/**
- * Where a bug inside an executor is reported (the command itself completes with
- * HARDWARE ERROR, INTERNAL TARGET FAILURE). The LUN worker replaces this with its logger.
- */
-export let reportInternalError: (err: unknown, cmd: ScsiCommand) => void = (err) => {
-  console.error('spindle: internal error while executing a SCSI command', err);
-};
-
-export function setInternalErrorReporter(fn: (err: unknown, cmd: ScsiCommand) => void): void {
-  reportInternalError = fn;
-}
 
 /**
  * A command arrived for `lu`: enter it into the task set (task-set.ts) and run it now if
@@ -130,25 +55,27 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   cmd.dataOutWanted = 0;
   cmd.onIo = null;
   // Pipeline stage 1 (DESIGN.md): a pending unit attention for this I_T nexus
-  // (ua/unit-attention.ts; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt there).
-  if (checkAndReport(lu, cmd)) {
+  // (ua/unit-attention.ts; the registry's `unitAttention` flag exempts INQUIRY, REPORT
+  // LUNS and REQUEST SENSE).
+  if (checkAndReport(lu, cmd, UA_HANDLING)) {
     cmd.finish();
     return;
   }
   // Pipeline stage 2: the ALUA state of the target port the command came through
   // (alua/access.ts, SPC-4 5.16.2.4). One integer test while every group is active.
-  if (checkAluaAccess(lu, cmd)) {
+  if (checkAluaAccess(lu, cmd, ALUA_ADMITTED)) {
     cmd.finish();
     return;
   }
   // Pipeline stage 3: reservations (pr/conflict.ts,
   // SPC-4 5.14.1 / SBC-4 4.17). Returns at once when the LU has no reservation.
-  if (checkReservationConflict(lu, cmd)) {
+  if (checkReservationConflict(lu, cmd, PR_ACCESS, SPC2_ACCESS)) {
     cmd.finish();
     return;
   }
-  // An LU-wide exclusive command (COMPARE AND WRITE, WRITE ATOMIC, ORWRITE; SBC-4 5.3)
-  // is waiting or running: queue behind it, in arrival order (sbc/state.ts).
+  // An LU-wide exclusive command (the registry's `exclusive` rows: COMPARE AND WRITE,
+  // WRITE ATOMIC, ORWRITE; SBC-4 5.3) is waiting or running: queue behind it, in
+  // arrival order (sbc/state.ts).
   if (lu.sbc.gate !== null) {
     lu.sbc.defer(cmd, executeCommand);
     return;
@@ -173,14 +100,15 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
     }
   }
   if (desc.supported !== undefined && !desc.supported(lu)) {
-    if (desc.serviceAction === undefined) setCheckCondition(cmd, SenseReason.INVALID_COMMAND_OPERATION_CODE, OPCODE_FIELD);
+    if (desc.serviceAction === undefined)
+      setCheckCondition(cmd, SenseReason.INVALID_COMMAND_OPERATION_CODE, OPCODE_FIELD);
     else setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, SERVICE_ACTION_FIELD);
     cmd.finish();
     return;
   }
-  // Medium absent (ejected) or a sanitize in progress: SBC-4 4.34 / SPC-4 5.x NOT READY
-  // for every command that needs the medium (sbc/state.ts lists the ones that do not).
-  if (lu.sbc.notReady !== null && lu.sbc.rejectNotReady(cmd)) {
+  // Medium absent (ejected) or a sanitize in progress or failed: NOT READY (SBC-4 4.34,
+  // 4.11) for every command the registry's `notReady` flag does not admit (sbc/state.ts).
+  if (lu.sbc.notReady !== null && lu.sbc.rejectNotReady(cmd, NOT_READY_SERVED)) {
     cmd.finish();
     return;
   }
@@ -199,13 +127,10 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   } catch (err) {
     // A bug. If the executor issued I/O (onIo set) its continuation still owns finish();
     // otherwise complete the command here so the initiator is not left waiting.
-    reportInternalError(err, cmd);
+    lu.env.reportInternalError(err, cmd);
     if (cmd.onIo !== null) return;
     completion = Completion.DONE;
     setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
   }
   if (completion === Completion.DONE) cmd.finish();
 }
-
-// Dormant commands the task set enables later run through the same pipeline.
-setTaskRunner(executeCommand);

@@ -5,6 +5,8 @@
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
 import { DEFAULT_QUEUE_DEPTH, TaskSet } from './task-set.ts';
+import { executeCommand } from './execute.ts';
+import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import type { NexusDirectory } from './nexus.ts';
 import { createHash } from 'node:crypto';
 import type { DeviceConfig } from '../../shared/config-types.ts';
@@ -49,6 +51,18 @@ export interface LogicalUnitIdentity {
    * <stateDir>/mode-pages/ (spc/mode-pages.ts). Absent: saved values not implemented.
    */
   readonly stateDir?: string;
+}
+
+/**
+ * Where a LU reports what is not SCSI state: given to LogicalUnit.open by whoever hosts
+ * the LU (the LUN worker wires its logger; unit tests print to the console).
+ */
+export interface LuEnvironment {
+  /**
+   * A bug inside an executor (an exception, a rejected promise that is not an I/O error).
+   * The command itself completes with HARDWARE ERROR, INTERNAL TARGET FAILURE.
+   */
+  readonly reportInternalError: (err: unknown, cmd: ScsiCommand) => void;
 }
 
 /** Directory used until the LUN worker installs its own (unit tests, tools). */
@@ -127,13 +141,16 @@ export class LogicalUnit {
   readonly copies = new CopyManagerState();
   /** Persistent and SPC-2 reservations: the local copy of ClusterState (pr/engine.ts); set by open(). */
   pr!: PrEngine;
+  /** What the host of this LU gave it (LuEnvironment). */
+  readonly env: LuEnvironment;
 
   // State later issues add lives here, owned by this LU: pending unit attentions per
   // I_T nexus, the persistent reservation cache, current mode page values (once MODE
   // SELECT exists), ALUA access state.
 
-  private constructor(dev: DeviceConfig, store: BackingStore, ident: LogicalUnitIdentity) {
+  private constructor(dev: DeviceConfig, store: BackingStore, ident: LogicalUnitIdentity, env: LuEnvironment) {
     this.name = dev.name;
+    this.env = env;
     this.store = store;
     this.backing = dev.backing;
     this.blockSize = dev.blockSize;
@@ -151,14 +168,15 @@ export class LogicalUnit {
     this.maxTransferBlocks = maxBytes > 0 ? Math.min(Math.floor(maxBytes / dev.blockSize), 0xffffffff) : 0;
     this.scratch = Buffer.alloc(SCRATCH_BYTES);
     this.sbc = new SbcState(dev, this);
-    this.taskSet = new TaskSet(this, dev.queueDepth ?? DEFAULT_QUEUE_DEPTH);
+    // The task set runs the commands it enables later through the same pipeline.
+    this.taskSet = new TaskSet(this, executeCommand, dev.queueDepth ?? DEFAULT_QUEUE_DEPTH);
   }
 
-  static async open(dev: DeviceConfig, ident: LogicalUnitIdentity): Promise<LogicalUnit> {
+  static async open(dev: DeviceConfig, ident: LogicalUnitIdentity, env: LuEnvironment): Promise<LogicalUnit> {
     if (dev.blockSize !== 512 && dev.blockSize !== 4096)
       throw new RangeError(`unsupported block size ${dev.blockSize}`);
     const store = await openBackingStore(dev.backing);
-    const lu = new LogicalUnit(dev, store, ident);
+    const lu = new LogicalUnit(dev, store, ident, env);
     await lu.sbc.open(dev.backing, ident.stateDir);
     lu.modes = await openModeState(lu, ident.stateDir);
     lu.pr = await PrEngine.open(lu, ident.stateDir);

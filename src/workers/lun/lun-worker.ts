@@ -257,7 +257,10 @@ export class LunWorker implements TaskHome {
 
   #openUnit(d: DeviceConfig): Promise<LogicalUnit> {
     const data = this.#data;
-    return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir });
+    // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
+    const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
+      this.log.error({ err, device: d.name, cdb: cmd.cdb.toString('hex', 0, cmd.cdbLength) }, 'internal error while executing a SCSI command');
+    return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, { reportInternalError });
   }
 
   /** Make a freshly opened unit part of this worker (nexus directory, ALUA view). */

@@ -63,22 +63,18 @@ import type { LogicalUnit } from './logical-unit.ts';
 /** Default task set capacity per LU (config `queueDepth`). */
 export const DEFAULT_QUEUE_DEPTH = 128;
 
-/** Runs an enabled command through the pipeline (execute.ts registers executeCommand). */
+/**
+ * Runs an enabled command through the pipeline: executeCommand (execute.ts), which
+ * LogicalUnit passes when it creates its task set; tests pass a recording runner.
+ */
 export type TaskRunner = (lu: LogicalUnit, cmd: ScsiCommand) => void;
-
-let runner: TaskRunner = () => {
-  throw new Error('task set: no runner registered (import execute.ts)');
-};
-
-/** Called once by execute.ts at load: avoids an import cycle LogicalUnit → execute. */
-export function setTaskRunner(r: TaskRunner): void {
-  runner = r;
-}
 
 export class TaskSet {
   /** Commands the set holds at most (enabled + dormant); SAM-5 5.3.2. */
   depth: number;
   private readonly lu: LogicalUnit;
+  /** Runs the dormant commands this set enables (see TaskRunner). */
+  private readonly runner: TaskRunner;
   /** Enabled commands. A Set keeps insertion order and O(1) removal. */
   private readonly active = new Set<ScsiCommand>();
   /** Dormant commands, oldest first, from `head` on (slots before it are consumed). */
@@ -104,8 +100,9 @@ export class TaskSet {
   /** The faulted nexus's command with the ACA attribute in the set, if any (at most one). */
   acaTask: ScsiCommand | null = null;
 
-  constructor(lu: LogicalUnit, depth = DEFAULT_QUEUE_DEPTH) {
+  constructor(lu: LogicalUnit, runner: TaskRunner, depth = DEFAULT_QUEUE_DEPTH) {
     this.lu = lu;
+    this.runner = runner;
     this.depth = depth;
     this.simpleLimit = depth;
   }
@@ -275,7 +272,7 @@ export class TaskSet {
         }
         this.shiftDormant();
         this.active.add(c);
-        runner(this.lu, c);
+        this.runner(this.lu, c);
       }
     } finally {
       this.pumping = false;

@@ -8,6 +8,7 @@ import { ScsiStatus } from '../../../src/shared/scsi/command.ts';
 import { Opcode } from '../../../src/shared/scsi/opcodes.ts';
 import { AluaState, PortGroupTable } from '../../../src/workers/lun/alua/port-groups.ts';
 import { STATE_RULES, admits } from '../../../src/workers/lun/alua/access.ts';
+import { ALUA_ADMITTED } from '../../../src/workers/lun/opcode-registry.ts';
 import type { LogicalUnit } from '../../../src/workers/lun/logical-unit.ts';
 import type { NexusInfo } from '../../../src/workers/lun/nexus.ts';
 import { makeCommand, openLu, run, tempDir } from './helpers.ts';
@@ -243,16 +244,16 @@ describe('ALUA', () => {
     const standby = STATE_RULES.get(AluaState.STANDBY)!;
     const unavailable = STATE_RULES.get(AluaState.UNAVAILABLE)!;
     const transitioning = STATE_RULES.get(AluaState.TRANSITIONING)!;
-    expect([modeSense6, prIn, rtpgCdb].map((c) => admits(standby, c))).toEqual([true, true, true]);
-    expect([tur, rsoc].map((c) => admits(standby, c))).toEqual([false, false]);
-    expect([modeSense6, prIn, tur, rtpgCdb].map((c) => admits(unavailable, c))).toEqual([
+    expect([modeSense6, prIn, rtpgCdb].map((c) => admits(standby, ALUA_ADMITTED, c))).toEqual([true, true, true]);
+    expect([tur, rsoc].map((c) => admits(standby, ALUA_ADMITTED, c))).toEqual([false, false]);
+    expect([modeSense6, prIn, tur, rtpgCdb].map((c) => admits(unavailable, ALUA_ADMITTED, c))).toEqual([
       false,
       false,
       false,
       true,
     ]);
-    expect(admits(transitioning, rtpgCdb)).toBe(true);
-    expect(admits(transitioning, Buffer.from([0xa4, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toBe(false);
+    expect(admits(transitioning, ALUA_ADMITTED, rtpgCdb)).toBe(true);
+    expect(admits(transitioning, ALUA_ADMITTED, Buffer.from([0xa4, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toBe(false);
     expect(STATE_RULES.has(AluaState.ACTIVE_NON_OPTIMIZED)).toBe(false);
   });
 });

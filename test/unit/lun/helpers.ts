@@ -8,7 +8,7 @@ import type { IoContinuation, ScsiCommand } from '../../../src/shared/scsi/comma
 import { TaskAttribute } from '../../../src/shared/scsi/command.ts';
 import type { DeviceConfig } from '../../../src/shared/config-types.ts';
 import { executeCommand } from '../../../src/workers/lun/execute.ts';
-import { LogicalUnit } from '../../../src/workers/lun/logical-unit.ts';
+import { LogicalUnit, type LuEnvironment } from '../../../src/workers/lun/logical-unit.ts';
 
 export class TestCommand implements ScsiCommand {
   readonly cdb = Buffer.alloc(32);
@@ -95,6 +95,11 @@ export async function run(lu: LogicalUnit, cmd: TestCommand): Promise<TestComman
 
 export const CLUSTER = { clusterId: 'test-cluster' };
 
+/** Unit tests have no LUN worker logger: executor bugs are printed to the console. */
+export const TEST_ENV: LuEnvironment = {
+  reportInternalError: (err) => console.error('spindle (test): internal error while executing a SCSI command', err),
+};
+
 export function ramDevice(overrides: Partial<DeviceConfig> = {}, blocks = 1024): DeviceConfig {
   const blockSize = overrides.blockSize ?? 512;
   return {
@@ -123,6 +128,7 @@ export async function openLu(
   dir: string,
   overrides: Partial<DeviceConfig> = {},
   blocks = 1024,
+  env: LuEnvironment = TEST_ENV,
 ): Promise<LogicalUnit> {
   const base = ramDevice(overrides, blocks);
   const dev: DeviceConfig =
@@ -136,7 +142,7 @@ export async function openLu(
             size: blocks * base.blockSize,
           },
         };
-  return LogicalUnit.open(dev, CLUSTER);
+  return LogicalUnit.open(dev, CLUSTER, env);
 }
 
 /** CDB builders. */

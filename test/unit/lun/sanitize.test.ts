@@ -15,7 +15,7 @@ import { LogicalUnit } from '../../../src/workers/lun/logical-unit.ts';
 import { nexusLost } from '../../../src/workers/lun/nexus-events.ts';
 import { SanitizeState } from '../../../src/workers/lun/sbc/state.ts';
 import { applyTaskManagement } from '../../../src/workers/lun/task-management.ts';
-import { CLUSTER, TestCommand, cdb10, makeCommand, ramDevice, run, tempDir } from './helpers.ts';
+import { CLUSTER, TEST_ENV, TestCommand, cdb10, makeCommand, ramDevice, run, tempDir } from './helpers.ts';
 
 /** 16 MiB of 512-byte blocks: 16 chunks, so the operation spans several event-loop turns. */
 const BLOCKS = 32768;
@@ -103,7 +103,7 @@ describe('SANITIZE operation', () => {
   let dir: { dir: string; cleanup: () => void };
   const open: LogicalUnit[] = [];
   const ram = async (overrides: Partial<DeviceConfig> = {}): Promise<LogicalUnit> => {
-    const lu = await LogicalUnit.open(ramDevice(overrides, BLOCKS), CLUSTER);
+    const lu = await LogicalUnit.open(ramDevice(overrides, BLOCKS), CLUSTER, TEST_ENV);
     open.push(lu);
     return lu;
   };
@@ -317,14 +317,14 @@ describe('SANITIZE operation', () => {
     it('a sanitize stopped by a shutdown resumes when the LU opens again', async () => {
       const stateDir = path.join(dir.dir, 'state');
       const dev = fileDevice();
-      const lu = await LogicalUnit.open(dev, { ...CLUSTER, stateDir });
+      const lu = await LogicalUnit.open(dev, { ...CLUSTER, stateDir }, TEST_ENV);
       const w = makeCommand(cdb10(0x2a, 10, 1), { dataOut: Buffer.alloc(512, 0xee) });
       expect((await run(lu, w)).status).toBe(ScsiStatus.GOOD);
       executeCommand(lu, overwrite(lu, 0x42, { immed: true }));
       const record = path.join(stateDir, 'sanitize', 'f0.json');
       await lu.close(); // suspends the operation (a clean shutdown mid-sanitize)
       expect(JSON.parse(readFileSync(record, 'utf8'))).toMatchObject({ state: 'running', action: 1 });
-      const again = await LogicalUnit.open(dev, { ...CLUSTER, stateDir });
+      const again = await LogicalUnit.open(dev, { ...CLUSTER, stateDir }, TEST_ENV);
       open.push(again);
       const t = tur();
       executeCommand(again, t);
@@ -337,7 +337,7 @@ describe('SANITIZE operation', () => {
     it('a failed sanitize is still failed after a restart; a damaged record still sanitizes', async () => {
       const stateDir = path.join(dir.dir, 'state');
       const dev = fileDevice('f1');
-      const first = await LogicalUnit.open(dev, { ...CLUSTER, stateDir });
+      const first = await LogicalUnit.open(dev, { ...CLUSTER, stateDir }, TEST_ENV);
       await first.close();
       const record = path.join(stateDir, 'sanitize', 'f1.json');
       mkdirSync(path.dirname(record), { recursive: true });
@@ -352,7 +352,7 @@ describe('SANITIZE operation', () => {
         pattern: '00'.repeat(512),
       };
       writeFileSync(record, JSON.stringify(failed));
-      const lu = await LogicalUnit.open(dev, { ...CLUSTER, stateDir });
+      const lu = await LogicalUnit.open(dev, { ...CLUSTER, stateDir }, TEST_ENV);
       open.push(lu);
       expect((await run(lu, tur())).senseTriple).toEqual([0x3, 0x31, 0x03]);
       expect((await run(lu, makeCommand(sanitizeCdb(0x1f)))).status).toBe(ScsiStatus.GOOD);
@@ -360,7 +360,7 @@ describe('SANITIZE operation', () => {
       await lu.close();
       open.pop();
       writeFileSync(record, '{ not json');
-      const w = await LogicalUnit.open(dev, { ...CLUSTER, stateDir });
+      const w = await LogicalUnit.open(dev, { ...CLUSTER, stateDir }, TEST_ENV);
       open.push(w);
       await waitIdle(w);
       expect((await readBlock(w, 0)).every((b) => b === 0)).toBe(true);

@@ -281,13 +281,14 @@ describe('backing I/O errors', () => {
   });
 
   it('an executor bug completes the command with HARDWARE ERROR', async () => {
-    lu = await openLu('ram', tmp.dir, {}, 64);
-    const { setInternalErrorReporter } = await import('../../../src/workers/lun/execute.ts');
-    const seen: unknown[] = [];
-    setInternalErrorReporter((e) => seen.push(e));
+    // Reported to the LU's environment (the LUN worker's logger), with the command.
+    const seen: [unknown, unknown][] = [];
+    lu = await openLu('ram', tmp.dir, {}, 64, { reportInternalError: (e, c) => seen.push([e, c]) });
     Object.defineProperty(lu, 'scratch', { value: null }); // INQUIRY will throw
     const cmd = await run(lu, makeCommand([0x12, 0, 0, 0, 96, 0], { dataLength: 96 }));
     expectCheck(cmd, [4, 0x44, 0]);
     expect(seen).toHaveLength(1);
+    expect(seen[0]![0]).toBeInstanceOf(TypeError);
+    expect(seen[0]![1]).toBe(cmd);
   });
 });

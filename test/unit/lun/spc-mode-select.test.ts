@@ -7,12 +7,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ScsiStatus } from '../../../src/shared/scsi/command.ts';
 import { LogicalUnit } from '../../../src/workers/lun/logical-unit.ts';
-import { CLUSTER, makeCommand, ramDevice, run, tempDir, type TestCommand } from './helpers.ts';
+import { CLUSTER, TEST_ENV, makeCommand, ramDevice, run, tempDir, type TestCommand } from './helpers.ts';
 
 let lu: LogicalUnit;
 let tmp: { dir: string; cleanup: () => void };
 beforeAll(async () => {
-  lu = await LogicalUnit.open(ramDevice({ writeCache: 'writeback' }), CLUSTER);
+  lu = await LogicalUnit.open(ramDevice({ writeCache: 'writeback' }), CLUSTER, TEST_ENV);
   tmp = tempDir();
 });
 afterAll(async () => {
@@ -195,7 +195,7 @@ describe('MODE SELECT parameter checks', () => {
 describe('saved mode pages persist under stateDir', () => {
   it('SP = 1 writes <stateDir>/mode-pages/<device>.json and reopening restores the values', async () => {
     const dev = ramDevice({ name: 'saved0', writeCache: 'writeback' });
-    const a = await LogicalUnit.open(dev, { ...CLUSTER, stateDir: tmp.dir });
+    const a = await LogicalUnit.open(dev, { ...CLUSTER, stateDir: tmp.dir }, TEST_ENV);
     const ch = await run(a, modeSense6(0x08, 0x48, 0, 255));
     expect(ch.dataIn[4]! & 0x80).toBe(0x80); // PS: savable
     const list = await currentPageList(a, 0x08);
@@ -207,7 +207,7 @@ describe('saved mode pages persist under stateDir', () => {
     const saved = await run(a, modeSense6(0x08, 0xc8, 0, 255));
     expect(saved.dataIn[6]! & 0x04).toBe(0);
     await a.close();
-    const b = await LogicalUnit.open(dev, { ...CLUSTER, stateDir: tmp.dir });
+    const b = await LogicalUnit.open(dev, { ...CLUSTER, stateDir: tmp.dir }, TEST_ENV);
     expect(b.writeCacheEnabled).toBe(false);
     const cur = await run(b, modeSense6(0x08, 0x08, 0, 255));
     expect(cur.dataIn[6]! & 0x04).toBe(0);

@@ -5,16 +5,17 @@ import {
   LogicalUnit,
   SPINDLE_IEEE_COMPANY_ID,
 } from '../../../src/workers/lun/logical-unit.ts';
-import { COMMANDS } from '../../../src/workers/lun/execute.ts';
-import { CLUSTER, makeCommand, ramDevice, run } from './helpers.ts';
+import { COMMANDS } from '../../../src/workers/lun/opcode-registry.ts';
+import { CLUSTER, TEST_ENV, makeCommand, ramDevice, run } from './helpers.ts';
 
 let lu: LogicalUnit;
 let roLu: LogicalUnit;
 beforeAll(async () => {
-  lu = await LogicalUnit.open(ramDevice({ writeCache: 'writeback' }), CLUSTER);
+  lu = await LogicalUnit.open(ramDevice({ writeCache: 'writeback' }), CLUSTER, TEST_ENV);
   roLu = await LogicalUnit.open(
     ramDevice({ name: 'ro', readOnly: true, writeCache: 'writethrough' }),
     CLUSTER,
+    TEST_ENV,
   );
 });
 afterAll(async () => {
@@ -126,8 +127,8 @@ describe('INQUIRY VPD pages', () => {
   });
 
   it('derives serial and NAA from sha256(clusterId/name): same on every node', async () => {
-    const other = await LogicalUnit.open(ramDevice({ name: 'disk0' }), CLUSTER);
-    const third = await LogicalUnit.open(ramDevice({ name: 'disk1' }), CLUSTER);
+    const other = await LogicalUnit.open(ramDevice({ name: 'disk0' }), CLUSTER, TEST_ENV);
+    const third = await LogicalUnit.open(ramDevice({ name: 'disk1' }), CLUSTER, TEST_ENV);
     expect(other.naa.equals(lu.naa)).toBe(true);
     expect(other.serial).toBe(lu.serial);
     expect(third.naa.equals(lu.naa)).toBe(false);
@@ -153,7 +154,7 @@ describe('INQUIRY VPD pages', () => {
   });
 
   it('0x80 returns the configured serial when given', async () => {
-    const s = await LogicalUnit.open(ramDevice({ serial: 'ABC123' }), CLUSTER);
+    const s = await LogicalUnit.open(ramDevice({ serial: 'ABC123' }), CLUSTER, TEST_ENV);
     const cmd = await run(s, inq(1, 0x80, 255));
     expect(cmd.dataIn.toString('latin1', 4)).toBe('ABC123');
     await s.close();

@@ -4,13 +4,13 @@
  * recording runner, so that "started" and "finished" are under the test's control; then
  * through submitCommand/executeCommand on real logical units.
  */
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ScsiCommand } from '../../../src/shared/scsi/command.ts';
 import { ScsiStatus, TaskAttribute } from '../../../src/shared/scsi/command.ts';
 import { TmfFunction } from '../../../src/shared/iscsi/pdu.ts';
-import { executeCommand, submitCommand } from '../../../src/workers/lun/execute.ts';
+import { submitCommand } from '../../../src/workers/lun/execute.ts';
 import type { LogicalUnit } from '../../../src/workers/lun/logical-unit.ts';
-import { TaskSet, setTaskRunner } from '../../../src/workers/lun/task-set.ts';
+import { TaskSet } from '../../../src/workers/lun/task-set.ts';
 import { applyTaskManagement } from '../../../src/workers/lun/task-management.ts';
 import { TestCommand, cdb10, openLu, tempDir } from './helpers.ts';
 
@@ -61,12 +61,11 @@ describe('TaskSet (task attributes, SAM-5 8.6)', () => {
   };
 
   beforeEach(() => {
-    set = new TaskSet(fakeLu, 4);
+    // The runner the set calls for the commands it enables later: recorded here.
+    set = new TaskSet(fakeLu, (_lu, cmd) => start(cmd as Task), 4);
     log = [];
     running = [];
-    setTaskRunner((_lu, cmd) => start(cmd as Task));
   });
-  afterAll(() => setTaskRunner(executeCommand));
 
   it('SIMPLE and untagged commands start at once and run concurrently', () => {
     const a = mk('a', SIMPLE);
@@ -152,12 +151,15 @@ describe('TaskSet (task attributes, SAM-5 8.6)', () => {
 
   it('dormant commands that finish synchronously run in a loop, not by recursion', () => {
     // A runner that completes every command at once (like a RAM-backed READ).
-    setTaskRunner((_lu, cmd) => {
-      log.push(`start ${(cmd as Task).name}`);
-      cmd.status = 0;
-      cmd.finish();
-    });
-    const big = new TaskSet(fakeLu, 5000);
+    const big = new TaskSet(
+      fakeLu,
+      (_lu, cmd) => {
+        log.push(`start ${(cmd as Task).name}`);
+        cmd.status = 0;
+        cmd.finish();
+      },
+      5000,
+    );
     const hold = new Task(big, 'hold', SIMPLE, 1, log);
     expect(big.admit(hold)).toBe(true); // in flight until the test finishes it
     const n = 3000;

@@ -18,7 +18,8 @@
  * that the group serves (SPC-4 5.16.2.6: implicit transitions are reported to all
  * nexuses, including the one whose command may have caused them).
  *
- * The access check itself (which commands each state admits) is in access.ts.
+ * Which commands each state admits is the `alua` flag of each opcode registry row
+ * (../opcode-registry.ts); access.ts applies it.
  */
 import { SenseReason } from '../../../shared/scsi/sense.ts';
 import { AluaState, AluaStatusCode, type AluaStateValue, type AluaWire } from '../../../shared/scsi/alua.ts';

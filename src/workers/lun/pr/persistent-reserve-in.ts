@@ -32,7 +32,8 @@ const CAPABILITIES_BYTE2 = 0x10 | 0x08 | 0x04 | 0x01;
  * TMV: the type mask is valid. ALLOW COMMANDS 011b: TEST UNIT READY through Exclusive
  * Access, and MODE SENSE, READ ATTRIBUTE, READ BUFFER, RECEIVE COPY RESULTS, RECEIVE
  * DIAGNOSTIC RESULTS, REPORT SUPPORTED OPERATION CODES / TMF, READ DEFECT DATA through
- * Write Exclusive (table 208; pr/conflict.ts implements it).
+ * Write Exclusive (table 208; the `pr` flag of each opcode registry row says so,
+ * pr/conflict.ts applies it).
  */
 const CAPABILITIES_BYTE3 = 0x80 | (0b011 << 4);
 /**

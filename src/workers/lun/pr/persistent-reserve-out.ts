@@ -30,7 +30,6 @@ import { SenseKey, SenseReason, cdbField, setCheckCondition } from '../../../sha
 import type { PrOutRequest, PrRequest, PrResult, PrTransportId } from '../../../shared/state/cluster-state.ts';
 import { PR_SCOPE_LU, isPrType } from '../../../shared/state/cluster-state.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
-import { reportInternalError } from '../execute.ts';
 import { luTargetPortIds } from '../alua/port-groups.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
@@ -179,7 +178,7 @@ export function runRequest(lu: LogicalUnit, cmd: ScsiCommand, request: PrRequest
       cmd.finish();
     },
     (err: unknown) => {
-      reportInternalError(err, cmd);
+      lu.env.reportInternalError(err, cmd);
       setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
       cmd.finish();
     },

@@ -125,7 +125,7 @@ export function runAsync(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<
   lu.sbc.active++;
   cmd.status = ScsiStatus.GOOD;
   body()
-    .catch((err: unknown) => failCommand(cmd, err))
+    .catch((err: unknown) => failCommand(lu, cmd, err))
     .finally(() => {
       lu.sbc.active--;
       cmd.finish();
@@ -136,11 +136,16 @@ export function runAsync(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<
 /** Like runAsync, but with nothing else of the LU in flight (sbc/state.ts gate). */
 export function runExclusive(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<void>): Completion {
   cmd.status = ScsiStatus.GOOD;
-  lu.sbc.runExclusive(cmd, () => body().catch((err: unknown) => failCommand(cmd, err)));
+  lu.sbc.runExclusive(cmd, () => body().catch((err: unknown) => failCommand(lu, cmd, err)));
   return Completion.PENDING;
 }
 
-function failCommand(cmd: ScsiCommand, err: unknown): void {
-  if (err instanceof IoFailure) setCheckCondition(cmd, err.reason);
-  else setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
+function failCommand(lu: LogicalUnit, cmd: ScsiCommand, err: unknown): void {
+  if (err instanceof IoFailure) {
+    setCheckCondition(cmd, err.reason);
+    return;
+  }
+  // Anything else is a bug in the executor.
+  lu.env.reportInternalError(err, cmd);
+  setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
 }

@@ -21,10 +21,11 @@
  */
 import type { BackingConfig, DeviceConfig } from '../../../shared/config-types.ts';
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
-import { Opcode } from '../../../shared/scsi/opcodes.ts';
 import type { SenseDetail } from '../../../shared/scsi/sense.ts';
 import { SenseReason, setCheckCondition, setFixedSenseProgress } from '../../../shared/scsi/sense.ts';
+import { NotReadyBit } from '../command-policy.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
+import type { OpcodeMap } from '../opcode-map.ts';
 import { AllocationMap } from './allocation.ts';
 import type { SanitizePlan } from './sanitize-operation.ts';
 import {
@@ -34,54 +35,6 @@ import {
   sanitizeRecordPath,
   writeSanitizeRecord,
 } from './sanitize-operation.ts';
-
-/** Commands a LU without medium still serves (SPC-4 / SBC-4: no medium access). */
-const WITHOUT_MEDIUM_OPS: readonly number[] = [
-  Opcode.REQUEST_SENSE,
-  Opcode.INQUIRY,
-  Opcode.MODE_SELECT_6,
-  Opcode.RESERVE_6,
-  Opcode.RELEASE_6,
-  Opcode.MODE_SENSE_6,
-  Opcode.START_STOP_UNIT,
-  Opcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
-  Opcode.LOG_SELECT,
-  Opcode.LOG_SENSE,
-  Opcode.MODE_SELECT_10,
-  Opcode.MODE_SENSE_10,
-  Opcode.PERSISTENT_RESERVE_IN,
-  Opcode.PERSISTENT_RESERVE_OUT,
-  Opcode.REPORT_LUNS,
-  Opcode.MAINTENANCE_IN,
-  Opcode.MAINTENANCE_OUT,
-];
-const WITHOUT_MEDIUM = opcodeSet(WITHOUT_MEDIUM_OPS);
-
-/**
- * Commands served while a sanitize operation is in progress (SBC-4 4.11.2: every other
- * command is terminated with NOT READY, LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS;
- * REQUEST SENSE then reports that same condition with the progress indication,
- * spc/unit-status.ts).
- */
-const DURING_SANITIZE = opcodeSet([
-  Opcode.REQUEST_SENSE,
-  Opcode.INQUIRY,
-  Opcode.LOG_SENSE,
-  Opcode.REPORT_LUNS,
-  Opcode.MAINTENANCE_IN,
-]);
-
-/**
- * Commands served after a failed sanitize (SBC-4 4.11.4: medium access fails with
- * MEDIUM ERROR, SANITIZE COMMAND FAILED until a sanitize succeeds or EXIT FAILURE MODE).
- */
-const AFTER_FAILED_SANITIZE = opcodeSet([...WITHOUT_MEDIUM_OPS, Opcode.SANITIZE]);
-
-function opcodeSet(ops: readonly number[]): Uint8Array {
-  const t = new Uint8Array(256);
-  for (const op of ops) t[op] = 1;
-  return t;
-}
 
 /** Bytes one WRITE SAME or UNMAP may cover (see maxWriteSameBlocks). */
 const MAX_BULK_BYTES = 1 << 30;
@@ -305,16 +258,20 @@ export class SbcState {
 
   /**
    * Complete `cmd` with the not-ready sense when the current state refuses it;
-   * returns true when it did (the caller finishes the command).
+   * returns true when it did (the caller finishes the command). `served` is the
+   * registry's compiled `notReady` table (NotReadyBit sets; ../opcode-registry.ts):
+   * which commands need no medium (SBC-4 4.34), which are served while a sanitize runs
+   * (SBC-4 4.11.2: every other command ends with NOT READY, LOGICAL UNIT NOT READY,
+   * SANITIZE IN PROGRESS; REQUEST SENSE then reports that same condition with the
+   * progress indication, spc/unit-status.ts) and after one failed (SBC-4 4.11.4).
    */
-  rejectNotReady(cmd: ScsiCommand): boolean {
-    const op = cmd.cdb[0]!;
+  rejectNotReady(cmd: ScsiCommand, served: OpcodeMap): boolean {
     const reason = this.notReady!;
-    let allowed: Uint8Array;
-    if (this.sanitize === SanitizeState.IN_PROGRESS) allowed = DURING_SANITIZE;
-    else if (this.sanitize === SanitizeState.FAILED) allowed = AFTER_FAILED_SANITIZE;
-    else allowed = WITHOUT_MEDIUM;
-    if (allowed[op] === 1) return false;
+    let bit: number;
+    if (this.sanitize === SanitizeState.IN_PROGRESS) bit = NotReadyBit.SANITIZING;
+    else if (this.sanitize === SanitizeState.FAILED) bit = NotReadyBit.SANITIZE_FAILED;
+    else bit = NotReadyBit.NO_MEDIUM;
+    if ((served.get(cmd.cdb) & bit) !== 0) return false;
     setCheckCondition(cmd, reason);
     // SPC-4 4.5.2.4.4: NOT READY for an operation in progress may carry its progress.
     if (this.sanitize === SanitizeState.IN_PROGRESS && this.sanitizeOp !== null) {

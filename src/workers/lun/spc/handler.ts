@@ -1,8 +1,9 @@
 /**
- * The shape every command executor has, shared by spc/ and sbc/ and the dispatch table
- * in ../execute.ts.
+ * The shape every command executor has, and the rows of the opcode registry
+ * (../opcode-registry.ts) that spc/ and sbc/ contribute.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
+import type { CommandPolicy } from '../command-policy.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 
 /**
@@ -22,8 +23,9 @@ export type Completion = (typeof Completion)[keyof typeof Completion];
 export type CommandHandler = (lu: LogicalUnit, cmd: ScsiCommand) => Completion;
 
 /**
- * One supported command: the dispatch table, REPORT SUPPORTED OPERATION CODES and the
- * CDB length all come from these entries (SPC-4 6.35).
+ * One supported command, a row of the opcode registry: the dispatch table, REPORT
+ * SUPPORTED OPERATION CODES (SPC-4 6.35), the CDB length and every per-command decision
+ * of the pipeline (`policy`) come from these rows.
  */
 export interface CommandDescriptor {
   readonly opcode: number;
@@ -43,7 +45,32 @@ export interface CommandDescriptor {
    * not in the table, e.g. SANITIZE BLOCK ERASE only on thin-provisioned LUs.
    */
   readonly supported?: (lu: LogicalUnit) => boolean;
+  /** What each pipeline stage does with the command (../command-policy.ts). */
+  readonly policy: CommandPolicy;
 }
+
+/**
+ * A registry row for a command spindle knows but does not execute (it ends with INVALID
+ * COMMAND OPERATION CODE, or INVALID FIELD IN CDB for a service action of an opcode that
+ * has executed ones), so that its policy is explicit: e.g. RECEIVE DIAGNOSTIC RESULTS,
+ * admitted in ALUA standby, or the other service actions of MAINTENANCE IN.
+ */
+export interface KnownOpcode {
+  readonly opcode: number;
+  /**
+   * Absent for an opcode without service actions; 'other' for every service action of
+   * the opcode that no other row names. An opcode with service-action rows has exactly
+   * one 'other' row.
+   */
+  readonly serviceAction?: number | 'other';
+  readonly name: string;
+  /** Not executed. */
+  readonly handler: null;
+  readonly policy: CommandPolicy;
+}
+
+/** A row of the opcode registry. */
+export type OpcodeRow = CommandDescriptor | KnownOpcode;
 
 /**
  * CDB usage: the control byte's NACA (bit 2, ACA on CHECK CONDITION, task-set.ts) and

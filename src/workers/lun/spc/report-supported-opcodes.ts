@@ -1,6 +1,6 @@
 /**
  * REPORT SUPPORTED OPERATION CODES (SPC-4 6.35), MAINTENANCE IN service action 0Ch,
- * generated from the same command table that dispatches (../execute.ts).
+ * generated from the same registry rows that dispatch (../opcode-registry.ts).
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { allocationLength12, respondData } from '../../../shared/scsi/cdb.ts';

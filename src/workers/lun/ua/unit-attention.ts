@@ -54,11 +54,12 @@
  * pending and is forgotten with its handle.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
-import { Opcode } from '../../../shared/scsi/opcodes.ts';
 import type { SenseDetail } from '../../../shared/scsi/sense.ts';
 import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
+import { UaHandling } from '../command-policy.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import type { NexusInfo } from '../nexus.ts';
+import type { OpcodeMap } from '../opcode-map.ts';
 
 /** Conditions queued per identity; one more collapses the queue into 29/00. */
 export const UA_QUEUE_LIMIT = 8;
@@ -252,19 +253,21 @@ export function unitAttentionNexusLost(lu: LogicalUnit, handle: number, info: Ne
 }
 
 /**
- * Called at the top of executeCommand for every command. When a condition is pending
- * for the command's nexus, completes the command with CHECK CONDITION / UNIT ATTENTION,
- * clears that condition and returns true (the caller then calls finish()). INQUIRY,
- * REPORT LUNS and REQUEST SENSE are not failed (file comment). Hot path: one Map lookup
- * and one array length test when nothing is pending.
+ * Called at the top of executeCommand for every command, with the registry's compiled
+ * `unitAttention` table (UaHandling per command, ../opcode-registry.ts). When a
+ * condition is pending for the command's nexus and the command is not exempt,
+ * completes it with CHECK CONDITION / UNIT ATTENTION, clears that condition and returns
+ * true (the caller then calls finish()). INQUIRY, REPORT LUNS and REQUEST SENSE are
+ * exempt (file comment). Hot path: one Map lookup and one array length test when
+ * nothing is pending.
  */
-export function checkAndReport(lu: LogicalUnit, cmd: ScsiCommand): boolean {
+export function checkAndReport(lu: LogicalUnit, cmd: ScsiCommand, handling: OpcodeMap): boolean {
   const u = lu.ua.byHandle.get(cmd.nexus) ?? nexusState(lu, cmd.nexus);
   const q = u.queue;
   if (q.length === 0) return false;
-  const op = cmd.cdb[0]!;
-  if (op === Opcode.INQUIRY || op === Opcode.REQUEST_SENSE) return false;
-  if (op === Opcode.REPORT_LUNS) {
+  const h = handling.get(cmd.cdb);
+  if (h === UaHandling.EXEMPT) return false;
+  if (h === UaHandling.EXEMPT_CLEARS_LUNS_CHANGED) {
     clearReportedLunsChanged(q);
     return false;
   }

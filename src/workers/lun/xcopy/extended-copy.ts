@@ -198,7 +198,7 @@ export function extendedCopy(lu: LogicalUnit, cmd: ScsiCommand): Completion {
     (err: unknown) => {
       // A bug, not a SCSI error (those are set on cmd by runJob).
       setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
-      console.error('spindle: EXTENDED COPY failed internally', err);
+      lu.env.reportInternalError(err, cmd);
       finishJob(job);
     },
   );

@@ -7,7 +7,7 @@ import { initiatorPortName, nexusKey } from '../../../../src/workers/lun/nexus.t
 import type { LogicalUnit } from '../../../../src/workers/lun/logical-unit.ts';
 import { LogicalUnit as LU } from '../../../../src/workers/lun/logical-unit.ts';
 import { PortGroupTable } from '../../../../src/workers/lun/alua/port-groups.ts';
-import { CLUSTER, makeCommand, ramDevice, run, type TestCommand } from '../helpers.ts';
+import { CLUSTER, TEST_ENV, makeCommand, ramDevice, run, type TestCommand } from '../helpers.ts';
 
 export function nexusInfo(id: number, initiatorName: string, isid: string, rtpi: number): NexusInfo {
   const initiatorPort = initiatorPortName(initiatorName, isid);
@@ -32,7 +32,7 @@ export const NEXUSES: Record<number, NexusInfo> = {
 };
 
 export async function openPrLu(stateDir?: string): Promise<LogicalUnit> {
-  const lu = await LU.open(ramDevice({}, 64), stateDir === undefined ? CLUSTER : { ...CLUSTER, stateDir });
+  const lu = await LU.open(ramDevice({}, 64), stateDir === undefined ? CLUSTER : { ...CLUSTER, stateDir }, TEST_ENV);
   lu.nexuses = { get: (id) => NEXUSES[id] };
   // Exported through target ports 1 and 2 (one port group each, as one portal each).
   new PortGroupTable({

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogicalUnit } from '../../../../src/workers/lun/logical-unit.ts';
-import { classOf } from '../../../../src/workers/lun/pr/conflict.ts';
+import { PR_ACCESS } from '../../../../src/workers/lun/opcode-registry.ts';
 import { cdb10, tempDir } from '../helpers.ts';
 import {
   cmdAs,
@@ -91,6 +91,7 @@ describe('conflict check: SPC-4 table 62 / SBC-4 table 13', () => {
 
   it('classifies by CDB where SBC-4 says so', () => {
     const b = (a: number[]) => Buffer.from([...a, ...new Array(16 - a.length).fill(0)]);
+    const classOf = (cdb: Buffer): number => PR_ACCESS.get(cdb);
     expect(classOf(b([0x1e, 0, 0, 0, 0, 0]))).toBe(0); // PREVENT ALLOW, PREVENT=0
     expect(classOf(b([0x1e, 0, 0, 0, 1, 0]))).toBe(2);
     expect(classOf(b([0x1b, 0, 0, 0, 1, 0]))).toBe(0); // START STOP UNIT START=1
@@ -608,6 +609,26 @@ describe('SPC-2 RESERVE / RELEASE', () => {
     expect((await cmdAs(l, 1, RESERVE6)).status).toBe(GOOD); // holder: GOOD, no effect
     expect((await cmdAs(l, 1, RELEASE6)).status).toBe(GOOD);
     expect((await cmdAs(l, 2, RESERVE6)).status).toBe(CONFLICT);
+    expect((await prin(l, 1, 1)).dataIn.readUInt32BE(4)).toBe(16); // PR untouched
+  });
+
+  it('with registrations (CRH = 1): a registrant that does not hold a registrants-only reservation conflicts', async () => {
+    // SPC-4 5.14.3 tolerates RESERVE / RELEASE from a persistent reservation holder
+    // only; under Write Exclusive - Registrants Only that is the nexus that reserved
+    // (SPC-4 5.14.10), under All Registrants every registrant.
+    const l = await lu();
+    await register(l, 1, 1);
+    await register(l, 2, 2);
+    await prout(l, 1, SA.RESERVE, { key: 1, type: 5 });
+    expect((await cmdAs(l, 2, RESERVE6)).status).toBe(CONFLICT);
+    expect((await cmdAs(l, 2, RELEASE6)).status).toBe(CONFLICT);
+    expect((await cmdAs(l, 1, RESERVE6)).status).toBe(GOOD);
+    await prout(l, 1, SA.RELEASE, { key: 1, type: 5 });
+    await prout(l, 1, SA.RESERVE, { key: 1, type: 7 });
+    // REQUEST SENSE takes the RESERVATIONS RELEASED unit attention of that RELEASE.
+    expect((await cmdAs(l, 2, [0x03, 0, 0, 0, 18, 0], { dataLength: 18 })).dataIn[12]).toBe(0x2a);
+    expect((await cmdAs(l, 2, RESERVE6)).status).toBe(GOOD);
+    expect((await cmdAs(l, 2, RELEASE6)).status).toBe(GOOD);
     expect((await prin(l, 1, 1)).dataIn.readUInt32BE(4)).toBe(16); // PR untouched
   });
 });
