@@ -16,8 +16,10 @@ export type CliCommand =
       readonly logLevel?: LogLevel;
       /** Human-readable logs; defaults to whether stdout is a terminal. */
       readonly pretty: boolean;
+      /** Which cluster node this process is (--node). */
+      readonly node?: string;
     }
-  | { readonly kind: 'check-config'; readonly configPath: string }
+  | { readonly kind: 'check-config'; readonly configPath: string; readonly node?: string }
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
   /** Bad usage: print `message` (and a hint to --help) on stderr, exit 2. */
@@ -33,8 +35,8 @@ export const EXIT = {
 export const USAGE = `spindle: a clustered SCSI target (iSCSI)
 
 Usage:
-  spindle serve --config FILE [--log-level LEVEL] [--pretty | --json]
-  spindle check-config --config FILE
+  spindle serve --config FILE [--node ID] [--log-level LEVEL] [--pretty | --json]
+  spindle check-config --config FILE [--node ID]
   spindle --help | --version
 
 Commands:
@@ -43,6 +45,7 @@ Commands:
 
 Options:
   -c, --config FILE     configuration file (YAML)
+  -n, --node ID         the cluster node this process is (else SPINDLE_NODE_ID, else nodeId)
   -l, --log-level LEVEL one of ${LOG_LEVELS.join(', ')} (overrides logging.level)
       --pretty          human-readable logs (default when stdout is a terminal)
       --json            JSON logs, one object per line (default otherwise)
@@ -52,6 +55,7 @@ Options:
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
+  node: { type: 'string', short: 'n' },
   'log-level': { type: 'string', short: 'l' },
   pretty: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -94,7 +98,7 @@ export function parseCli(
       if (values[opt] !== undefined)
         return { kind: 'usage-error', message: `--${opt} applies to serve only` };
     }
-    return { kind: 'check-config', configPath };
+    return { kind: 'check-config', configPath, ...(values.node === undefined ? {} : { node: values.node }) };
   }
 
   if (values.pretty === true && values.json === true) {
@@ -113,6 +117,7 @@ export function parseCli(
     configPath,
     pretty,
     ...(level === undefined ? {} : { logLevel: level as LogLevel }),
+    ...(values.node === undefined ? {} : { node: values.node }),
   };
 }
 
@@ -159,5 +164,11 @@ export function describeConfig(config: SpindleConfig, source: string): string {
   const dmutual = config.discovery.auth?.mutualChap;
   const dmutualText = dmutual === undefined ? '' : `, mutual CHAP as ${dmutual.user}`;
   out.push(`  discovery: ${dchap === undefined ? 'no auth' : `CHAP user ${dchap.user}${dmutualText}`}`);
+  const c = config.cluster;
+  if (c !== undefined) {
+    const redis = c.redis.url ?? `sentinels ${c.redis.sentinels?.map((p) => `${p.host}:${p.port}`).join(', ')} (master ${c.redis.masterName ?? 'spindle'})`;
+    out.push(`  cluster: ${c.nodes.length} nodes (this one: ${config.nodeId}); state in ${redis}; lease ${c.lease.ttlMs / 1000}s, renewed every ${c.lease.renewMs / 1000}s, fenced ${c.lease.marginMs / 1000}s early`);
+    for (const n of c.nodes) out.push(`    ${n.id}: ${n.portals.map((p) => (p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)).join(', ')}`);
+  }
   return out.join('\n');
 }

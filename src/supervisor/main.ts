@@ -23,28 +23,28 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`spindle: ${cmd.message}\nRun "spindle --help" for usage.\n`);
       return EXIT.usage;
     case 'check-config': {
-      const config = await loadOrReport(cmd.configPath);
+      const config = await loadOrReport(cmd.configPath, cmd.node);
       if (config === undefined) return EXIT.usage;
       process.stdout.write(`${describeConfig(config, cmd.configPath)}\n`);
       return EXIT.ok;
     }
     case 'serve': {
-      const config = await loadOrReport(cmd.configPath);
+      const config = await loadOrReport(cmd.configPath, cmd.node);
       if (config === undefined) return EXIT.usage;
       // Loaded only for serve: --help and check-config must work without the worker machinery.
       const { serve } = await import('./serve.ts');
       return serve(config, {
         pretty: cmd.pretty,
-        reloadConfig: () => loadConfig(cmd.configPath),
+        reloadConfig: () => loadConfig(cmd.configPath, cmd.node === undefined ? {} : { node: cmd.node }),
         ...(cmd.logLevel === undefined ? {} : { logLevel: cmd.logLevel }),
       });
     }
   }
 }
 
-async function loadOrReport(path: string): Promise<SpindleConfig | undefined> {
+async function loadOrReport(path: string, node: string | undefined): Promise<SpindleConfig | undefined> {
   try {
-    return await loadConfig(path);
+    return await loadConfig(path, node === undefined ? {} : { node });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`spindle: ${err.message}\n`);

@@ -21,8 +21,11 @@ export type { ConfigEnv } from './rows.ts';
 /** Upper bound on alias expansion, against "billion laughs" style documents. */
 const MAX_ALIAS_COUNT = 100;
 
-/** Reads and validates a configuration file. @throws ConfigError */
-export async function loadConfig(path: string): Promise<SpindleConfig> {
+/**
+ * Reads and validates a configuration file. `node` (the command line's `--node`) says which
+ * cluster node this process is. @throws ConfigError
+ */
+export async function loadConfig(path: string, overrides: { node?: string } = {}): Promise<SpindleConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -35,7 +38,8 @@ export async function loadConfig(path: string): Promise<SpindleConfig> {
       { cause: err },
     );
   }
-  return parseConfig(text, path);
+  const env = defaultEnv();
+  return parseConfig(text, path, overrides.node === undefined ? env : { ...env, node: overrides.node });
 }
 
 /**

@@ -36,6 +36,7 @@ import { nodePortGroup, portalPortId } from '../cluster/ids.ts';
 import {
   absent,
   type Ctx,
+  type Node,
   defaultEnv,
   field,
   fixedKeys,
@@ -834,17 +835,23 @@ function resolvePassword(v: { passwordFile?: string; passwordEnv?: string }, at:
   return undefined;
 }
 
-const redisSection = leaf<ClusterRedisConfig>('', (raw, at, ctx) => {
-  const parsed = redisSectionRows.parse(raw, at, ctx);
-  if (parsed === undefined) return undefined;
-  const before = ctx.issueCount;
-  const password = resolvePassword(parsed, at, ctx);
-  if (ctx.issueCount > before) return undefined;
-  const { passwordFile: _f, passwordEnv: _e, ...rest } = parsed;
-  return { ...rest, ...(password === undefined ? {} : { password }) };
-});
+const redisSectionRows = section(redisFields, { table: 'cluster-redis', rules: [oneRedisEndpoint] });
 
-const redisSectionRows = section(redisFields, { table: 'cluster.redis', rules: [oneRedisEndpoint] });
+/** The redis rows, with the password read from where they say (the output has `password`, never its source). */
+const redisSection: Node<ClusterRedisConfig> = {
+  accepts: redisSectionRows.accepts,
+  fields: redisSectionRows.fields,
+  table: 'cluster-redis',
+  parse(raw, at, ctx) {
+    const parsed = redisSectionRows.parse(raw, at, ctx);
+    if (parsed === undefined) return undefined;
+    const before = ctx.issueCount;
+    const password = resolvePassword(parsed, at, ctx);
+    if (ctx.issueCount > before) return undefined;
+    const { passwordFile: _f, passwordEnv: _e, ...rest } = parsed;
+    return { ...rest, ...(password === undefined ? {} : { password }) };
+  },
+};
 
 const leaseFields = {
   ttlSec: field(seconds(0.5, 600), { default: 10, doc: 'a lease lives this long in Redis after each renewal; a node whose lease is gone is dead to its peers' }),
@@ -867,7 +874,7 @@ const leaseFits: SectionRule<typeof leaseFields> = (v, r) => {
     r.report(['renewSec'], `must be at most (ttlSec - marginSec) / 2 = ${(v.ttlSec - v.marginSec) / 2}: a node must get two tries to renew before it fences itself`);
 };
 
-const leaseSection = section(leaseFields, { table: 'cluster.lease', rules: [leaseFits] });
+const leaseSection = section(leaseFields, { table: 'cluster-lease', rules: [leaseFits] });
 
 const nodeFields = {
   id: field(identifier(253), { required: 'id is required: the name this node is started with (--node, SPINDLE_NODE_ID or nodeId)', doc: 'the node\'s name' }),
@@ -878,7 +885,7 @@ const nodeFields = {
   portGroup: field(int(1, 65535), { docDefault: 'derived from `id`', doc: 'TARGET PORT GROUP of the node (SPC-4 5.16); derived from the id when absent, stable across restarts and edits' }),
 };
 
-const nodeSection = section(nodeFields, { table: 'cluster.nodes' });
+const nodeSection = section(nodeFields, { table: 'cluster-nodes' });
 
 const nodeList = list(nodeSection, {
   notList: 'must be a list of { id, portals } entries',
@@ -891,8 +898,8 @@ const nodeList = list(nodeSection, {
 });
 
 const clusterFields = {
-  redis: field(redisSection, { required: 'redis is required: where the cluster state lives, e.g. { url: redis://10.0.0.7:6379 }', doc: '' }),
-  lease: field(leaseSection, { default: {}, doc: '' }),
+  redis: field(redisSection, { required: 'redis is required: where the cluster state lives, e.g. { url: redis://10.0.0.7:6379 }', doc: 'the Redis holding reservations, unit attentions, leases and node states, below' }),
+  lease: field(leaseSection, { default: {}, doc: 'lease timings, below' }),
   nodes: field(nodeList, { required: 'nodes is required: every node with the portals it serves', doc: 'every node of the cluster, below' }),
 };
 
@@ -970,15 +977,8 @@ export const configFields = {
  *   - derived port group and port ids must not collide.
  */
 function clusterRules(v: Partial<SchemaOutputShape>, r: RuleContext): void {
-  const c = v.cluster;
-  if (c === undefined) return;
-  const nodes = c.nodes;
-  if (v.nodeId !== undefined && !nodes.some((n) => n.id === v.nodeId)) {
-    r.report(
-      ['nodeId'],
-      `this node is "${v.nodeId}", which is not one of cluster.nodes (${nodes.map((n) => n.id).join(', ')}): start it with --node ID or SPINDLE_NODE_ID`,
-    );
-  }
+  // Checked whenever the file has a cluster, also when the section itself has mistakes.
+  if (!r.given('cluster')) return;
   const served = r.ctx.scoped(NODE_PORTALS);
   const used = r.ctx.scoped(TARGET_PORTALS);
   (v.targets ?? []).forEach((t, ti) =>
@@ -987,8 +987,32 @@ function clusterRules(v: Partial<SchemaOutputShape>, r: RuleContext): void {
         r.report(['targets', ti, 'portals', pi], `portal ${displayPortal(p)} is served by no cluster node: add it to one of cluster.nodes[].portals`);
     }),
   );
+  (v.devices ?? []).forEach((d, di) => {
+    const b = d.backing;
+    if (b.type === 'ram')
+      r.report(['devices', di, 'ram'], 'a RAM device cannot be shared by cluster nodes (each node would have its own): use storage every node reaches (file)');
+    if (b.type === 'file' && d.direct === false)
+      r.report(['devices', di, 'direct'], 'a cluster device must use direct I/O: with the page cache a node could serve a stale read of data another node wrote');
+    if (b.type === 'file' && d.thin === true)
+      r.report(['devices', di, 'thin'], 'thin provisioning is not available on cluster devices (its allocation map is held by one node)');
+  });
+  if (r.given('aluaStates') && (v.aluaStates ?? []).length > 0)
+    r.report(['aluaStates'], 'not used in a cluster: node states come from spindle node drain|undrain and SET TARGET PORT GROUPS');
+
+  const c = v.cluster;
+  // The rest needs the section itself (a section that failed, or another schema's, is skipped).
+  if (c === undefined || !Array.isArray(c.nodes)) return;
+  const nodes: readonly ClusterNodeConfig[] = c.nodes.filter(
+    (n: ClusterNodeConfig) => Array.isArray(n.portals) && n.portals.every((p: PortalConfig | undefined) => typeof p?.host === 'string'),
+  );
+  if (v.nodeId !== undefined && !nodes.some((n) => n.id === v.nodeId)) {
+    r.report(
+      ['nodeId'],
+      `this node is "${v.nodeId}", which is not one of cluster.nodes (${nodes.map((n) => n.id).join(', ')}): start it with --node ID or SPINDLE_NODE_ID`,
+    );
+  }
   nodes.forEach((n, ni) =>
-    n.portals.forEach((p, pi) => {
+    n.portals.forEach((p: PortalConfig, pi: number) => {
       if (!used.has(portalKey(p))) r.report(['cluster', 'nodes', ni, 'portals', pi], `no target lists ${displayPortal(p)}: add it to a target's portals`);
     }),
   );
@@ -1006,17 +1030,6 @@ function clusterRules(v: Partial<SchemaOutputShape>, r: RuleContext): void {
       ports.set(id, displayPortal(p));
     }
   }
-  (v.devices ?? []).forEach((d, di) => {
-    const b = d.backing;
-    if (b.type === 'ram')
-      r.report(['devices', di, 'ram'], 'a RAM device cannot be shared by cluster nodes (each node would have its own): use storage every node reaches (file)');
-    if (b.type === 'file' && d.direct === false)
-      r.report(['devices', di, 'direct'], 'a cluster device must use direct I/O: with the page cache a node could serve a stale read of data another node wrote');
-    if (b.type === 'file' && d.thin === true)
-      r.report(['devices', di, 'thin'], 'thin provisioning is not available on cluster devices (its allocation map is held by one node)');
-  });
-  if (r.given('aluaStates') && (v.aluaStates ?? []).length > 0)
-    r.report(['aluaStates'], 'not used in a cluster: node states come from spindle node drain|undrain and SET TARGET PORT GROUPS');
 }
 
 type SchemaOutputShape = {

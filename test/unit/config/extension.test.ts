@@ -1,6 +1,6 @@
 /**
  * Growing the schema is adding rows. This builds the configuration as it will look with the
- * next planned additions, a `cluster` section (Redis endpoint, sentinels, TLS; nodes with their
+ * next planned additions, a `federation` section (Redis endpoint, sentinels, TLS; nodes with their
  * portals; lease timings) and the `block` and `null` device kinds beside `ram` and `file`,
  * from the real rows plus new ones only, and shows that validation (every error, paths,
  * did-you-mean, cross-field rules), the output type, the reload policy and the README tables
@@ -65,7 +65,7 @@ const devices = list(
 // ---- a new top-level section: one row ----
 
 const hostPort = text('`"host:port"`');
-const cluster = section(
+const federation = section(
   {
     redis: field(
       section({
@@ -79,7 +79,7 @@ const cluster = section(
         username: field(text('ACL user name'), { doc: 'Redis ACL user' }),
         tls: field(bool(), { default: false, doc: 'TLS to Redis' }),
       }),
-      { required: 'redis is required', doc: 'where the cluster state lives' },
+      { required: 'redis is required', doc: 'where the federation state lives' },
     ),
     nodes: field(
       list(
@@ -91,11 +91,11 @@ const cluster = section(
               doc: "the node's portals",
             }),
           },
-          { table: 'cluster-nodes' },
+          { table: 'federation-nodes' },
         ),
         { empty: 'at least one node is required' },
       ),
-      { required: 'nodes are required', doc: 'the nodes of the cluster, below' },
+      { required: 'nodes are required', doc: 'the nodes of the federation, below' },
     ),
     lease: field(
       section(
@@ -118,14 +118,14 @@ const cluster = section(
       { default: {}, doc: '' },
     ),
   },
-  { table: 'cluster' },
+  { table: 'federation' },
 );
 
 const extended = section(
   {
     ...configFields,
     devices: field(devices, { default: [], reload: Reload.live, doc: 'backing devices, below' }),
-    cluster: field(cluster, { reload: Reload.restart, doc: 'cluster membership, below' }),
+    federation: field(federation, { reload: Reload.restart, doc: 'federation membership, below' }),
   },
   { table: 'top', rules: configRules },
 );
@@ -144,8 +144,8 @@ const TARGET = {
 describe('a schema grown by rows', () => {
   it('derives the new output types', () => {
     type Config = Infer<typeof extended>;
-    // Without `cluster` spindle runs as a single node: the section is optional.
-    type Cluster = NonNullable<Config['cluster']>;
+    // Without `federation` spindle runs as a single node: the section is optional.
+    type Cluster = NonNullable<Config['federation']>;
     expectTypeOf<Cluster['lease']['ttlMs']>().toEqualTypeOf<number>();
     expectTypeOf<Cluster['redis']['sentinels']>().toEqualTypeOf<readonly string[] | undefined>();
     expectTypeOf<Extract<Config['devices'][number]['backing'], { type: 'block' }>>().toEqualTypeOf<{
@@ -156,7 +156,7 @@ describe('a schema grown by rows', () => {
 
   it('validates the new section and kinds, applies their defaults, keeps the old rules', () => {
     const r = run({
-      cluster: { redis: { endpoint: 'redis:6379' }, nodes: [{ id: 'node-a', portals: ['10.0.0.1:3260'] }] },
+      federation: { redis: { endpoint: 'redis:6379' }, nodes: [{ id: 'node-a', portals: ['10.0.0.1:3260'] }] },
       devices: [
         { name: 'disk', block: { path: 'dev/sdb' } },
         { name: 'zero', null: { size: '1GiB' }, blockSize: 4096 },
@@ -164,7 +164,7 @@ describe('a schema grown by rows', () => {
       targets: [TARGET],
     });
     expect(r.issues).toEqual([]);
-    expect(r.value?.cluster).toEqual({
+    expect(r.value?.federation).toEqual({
       redis: { endpoint: 'redis:6379', tls: false },
       nodes: [{ id: 'node-a', portals: ['10.0.0.1:3260'] }],
       lease: { ttlMs: 10000, renewMs: 3000 },
@@ -177,7 +177,7 @@ describe('a schema grown by rows', () => {
 
   it('reports every problem of the new rows at once, with paths and suggestions', () => {
     const r = run({
-      cluster: {
+      federation: {
         redis: { endpont: 'redis:6379', tls: 'yes' },
         nodes: [],
         lease: { ttlMs: 2000, renewMs: 1500 },
@@ -196,11 +196,11 @@ describe('a schema grown by rows', () => {
       'devices[1].null.size: size 1000 bytes is not a multiple of the block size (512)',
       'devices[2]: exactly one of ram, file, block or null is required',
       'devices[3].block.size: unknown key "size" (allowed: path)',
-      'cluster.redis.endpont: unknown key "endpont" (did you mean "endpoint"?)',
-      'cluster.redis.endpoint: endpoint is required, e.g. "redis:6379"',
-      'cluster.redis.tls: must be true or false, got the string "yes"',
-      'cluster.nodes: at least one node is required',
-      'cluster.lease.renewMs: must be at most half of ttlMs (2000), got 1500',
+      'federation.redis.endpont: unknown key "endpont" (did you mean "endpoint"?)',
+      'federation.redis.endpoint: endpoint is required, e.g. "redis:6379"',
+      'federation.redis.tls: must be true or false, got the string "yes"',
+      'federation.nodes: at least one node is required',
+      'federation.lease.renewMs: must be at most half of ttlMs (2000), got 1500',
     ]);
   });
 
@@ -214,6 +214,7 @@ describe('a schema grown by rows', () => {
       'logging',
       'iscsi',
       'cluster',
+      'federation',
     ]);
     const d = reloadPolicy(extended.fields.devices.node, Reload.live, 'devices[]');
     expect(d.variants['backing']).toEqual({
@@ -227,13 +228,13 @@ describe('a schema grown by rows', () => {
   it('documents the new rows, and refuses to leave a new table out of the README', () => {
     const tables = configTables(extended);
     expect(tables.get('top')?.at(-1)).toEqual({
-      key: '`cluster`',
+      key: '`federation`',
       default: 'none',
       values: '`{ redis, nodes, lease }`',
       reload: 'restart',
-      meaning: 'cluster membership, below',
+      meaning: 'federation membership, below',
     });
-    expect(tables.get('cluster')?.map((r) => [r.key, r.default])).toEqual([
+    expect(tables.get('federation')?.map((r) => [r.key, r.default])).toEqual([
       ['`redis`', 'required'],
       ['`redis.endpoint`', 'required'],
       ['`redis.sentinels`', 'none'],
@@ -243,7 +244,7 @@ describe('a schema grown by rows', () => {
       ['`lease.ttlMs`', '`10000`'],
       ['`lease.renewMs`', '`3000`'],
     ]);
-    expect(tables.get('cluster-nodes')?.map((r) => r.key)).toEqual(['`id`', '`portals`']);
+    expect(tables.get('federation-nodes')?.map((r) => r.key)).toEqual(['`id`', '`portals`']);
     expect(tables.get('devices')?.filter((r) => /^`(block|null)[.`]/.test(r.key))).toEqual([
       {
         key: '`block`',
@@ -276,7 +277,7 @@ describe('a schema grown by rows', () => {
     ]);
     const readme = readFileSync(README_PATH, 'utf8');
     expect(() => updateReadme(readme, tables)).toThrow(
-      'README.md has no markers for config:cluster, config:cluster-nodes',
+      'README.md has no markers for config:federation, config:federation-nodes',
     );
   });
 });

@@ -37,6 +37,7 @@ function base(): Record<string, unknown> & {
 describe('reload policy derived from the rows', () => {
   it('names the settings fixed for the run, as reload.ts always had them', () => {
     expect([...RELOAD_POLICY.fixed].sort()).toEqual([
+      'cluster',
       'clusterId',
       'iscsi',
       'logging',
@@ -46,6 +47,7 @@ describe('reload policy derived from the rows', () => {
     ]);
     expect([...RELOAD_POLICY.device.fixed].sort()).toEqual([
       'blockSize',
+      'direct',
       'physicalBlockSize',
       'product',
       'queueDepth',
