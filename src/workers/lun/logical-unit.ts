@@ -19,6 +19,7 @@ import { UnitAttentionState, establishAll } from './ua/unit-attention.ts';
 import { SenseReason } from '../../shared/scsi/sense.ts';
 import { standaloneAlua, type LuAlua } from './alua/port-groups.ts';
 import { PrEngine } from './pr/engine.ts';
+import type { ClusterState } from '../../shared/state/cluster-state.ts';
 import { CopyManagerState, registerCopyTarget, unregisterCopyTarget } from './xcopy/copy-state.ts';
 
 /**
@@ -63,6 +64,12 @@ export interface LuEnvironment {
    * The command itself completes with HARDWARE ERROR, INTERNAL TARGET FAILURE.
    */
   readonly reportInternalError: (err: unknown, cmd: ScsiCommand) => void;
+  /**
+   * Where the LU's device-wide state (persistent reservations) is held. In a cluster: the
+   * Redis-backed state the supervisor runs, reached over the control channel; absent: an
+   * embedded store persisting under stateDir (one node).
+   */
+  readonly clusterState?: ClusterState;
 }
 
 /** Directory used until the LUN worker installs its own (unit tests, tools). */
@@ -179,7 +186,7 @@ export class LogicalUnit {
     const lu = new LogicalUnit(dev, store, ident, env);
     await lu.sbc.open(dev.backing, ident.stateDir);
     lu.modes = await openModeState(lu, ident.stateDir);
-    lu.pr = await PrEngine.open(lu, ident.stateDir);
+    lu.pr = await PrEngine.open(lu, ident.stateDir, env.clusterState);
     registerCopyTarget(lu);
     // A sanitize interrupted by the last shutdown or crash carries on (SBC-4 4.11.2).
     lu.sbc.resumeSanitize();
