@@ -25,6 +25,13 @@ import { SessionDirectory } from './session-directory.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { applyReload, planReload, type WorkerBus } from './reload.ts';
 import { displayPortal } from './config/schema.ts';
+import { AdminState, ClusterNode, type ClusterHost } from './cluster/cluster-node.ts';
+import { ControlError, ControlErrorCode } from '../shared/control/errors.ts';
+
+/** How long a starting node waits for Redis before giving up. */
+const CLUSTER_CONNECT_TIMEOUT_MS = 30_000;
+/** How long a drained node lets in-flight commands finish before it reports drained. */
+const NODE_DRAIN_TIMEOUT_MS = 15_000;
 
 /** Commands each session may have outstanding (MaxCmdSN - ExpCmdSN + 1 when idle). */
 const CMD_WINDOW = 128;
@@ -65,6 +72,8 @@ export class Supervisor {
   #portals: PortalHandle[] = [];
   #stopping = false;
   #reloading: Promise<void> = Promise.resolve();
+  /** Cluster mode: this node's membership (Redis state, lease, fencing). */
+  readonly cluster: ClusterNode | null;
   #resolveExit!: (code: number) => void;
   /** Resolves with the exit code once stop() has finished. */
   readonly exited = new Promise<number>((r) => (this.#resolveExit = r));
@@ -78,6 +87,17 @@ export class Supervisor {
     this.topology = new Topology(config, nLun);
     this.dataPlane = new DataPlane(config, nLun, nSession);
     this.#sessionsDir = new SessionDirectory(config.iscsi.authBackoffMaxSec, (w, key) => this.#sessions[w]?.control.notify('reinstate', { key }));
+    this.cluster =
+      config.cluster === undefined
+        ? null
+        : new ClusterNode({
+            clusterId: config.clusterId,
+            node: config.nodeId,
+            config: config.cluster,
+            stateDir: config.stateDir,
+            groups: new Map(this.topology.clusterGroups.map((g) => [g.node, g.id])),
+            log: this.log,
+          });
   }
 
   get config(): SpindleConfig {
@@ -87,7 +107,10 @@ export class Supervisor {
   /** Spawn every worker, in order: LUN workers, session workers, then the portals. */
   async start(): Promise<void> {
     try {
+      // A cluster node first joins the cluster: without Redis it cannot know the reservations.
+      if (this.cluster !== null) await this.cluster.start(this.#clusterHost(), CLUSTER_CONNECT_TIMEOUT_MS);
       await this.#startLunWorkers();
+      if (this.cluster !== null) await this.#clusterHost().aluaStates(this.cluster.aluaTable());
       const handoff = this.topology.portals.map(() => Array.from({ length: this.dataPlane.sessionWorkers }, () => new MessageChannel()));
       await this.#startSessionWorkers(handoff);
       // Listening starts last, when everything behind the portals is ready.
@@ -95,6 +118,7 @@ export class Supervisor {
     } catch (err) {
       this.#stopping = true;
       await this.#terminateAll();
+      await this.cluster?.stop().catch(() => undefined);
       throw err;
     }
     const portals = this.topology.portals;
@@ -122,6 +146,7 @@ export class Supervisor {
         stateDir: config.stateDir,
         maxTransferLength: config.iscsi.maxTransferLength,
         devices,
+        ...(config.cluster === undefined ? {} : { cluster: true }),
         unitIndexes: devices.map((d) => this.topology.device(d.name)!.luIndex),
         alua,
         doorbell: this.dataPlane.lunDoorbells[l]!.sab,
@@ -129,7 +154,25 @@ export class Supervisor {
         logLevel,
         pretty,
       };
-      return new WorkerHandle('lun', l, LUN_CONTROL, data, [], { requests: {}, notes: {} }, this.log, (h, code) => this.#onExit(h, code));
+      const cluster = this.cluster;
+      const notClustered = () => Promise.reject(new ControlError(ControlErrorCode.UNSUPPORTED, 'not a cluster node'));
+      return new WorkerHandle(
+        'lun',
+        l,
+        LUN_CONTROL,
+        data,
+        [],
+        {
+          requests: {
+            prLoad: (m) => (cluster === null ? notClustered() : cluster.prLoad(l, m.lu).then((state) => ({ state }))),
+            prTransition: (m) => (cluster === null ? notClustered() : cluster.prTransition(m.lu, m.request).then((result) => ({ result }))),
+            luReset: (m) => (cluster === null ? notClustered() : cluster.reset(m.lus, m.fn)),
+          },
+          notes: {},
+        },
+        this.log,
+        (h, code) => this.#onExit(h, code),
+      );
     });
     await Promise.all(this.#luns.map((h) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `LUN worker ${h.index}`)));
   }
@@ -226,6 +269,57 @@ export class Supervisor {
     void this.stop(1);
   }
 
+  /** What the cluster asks of this node's workers. */
+  #clusterHost(): ClusterHost {
+    return {
+      applyPr: async (worker, lu, state, effects) => {
+        const h = this.#luns[worker];
+        if (h === undefined || !h.alive) return;
+        await h.control.request('prApply', { lu, state, effects: [...effects] }, 60_000);
+      },
+      applyReset: async (worker, lu, fn) => {
+        const h = this.#luns[worker];
+        if (h === undefined || !h.alive) return;
+        await h.control.request('resetApply', { lu, fn }, 60_000);
+      },
+      aluaStates: async (states) => {
+        const body = { remove: [], states: states.map((s) => ({ group: s.group, state: s.state as number })) };
+        await Promise.all(this.#luns.filter((h) => h.alive).map((h) => h.control.request('commit', body).catch(() => undefined)));
+      },
+      adminChanged: (state) => void this.#onAdmin(state),
+    };
+  }
+
+  /**
+   * The operator changed this node's state (spindle node drain|undrain|fence). Drain: the
+   * port group is already TRANSITIONING (cluster-node.ts); initiators are asked to log out
+   * and in-flight commands finish, then the node reports itself drained (STANDBY). Fence:
+   * every connection is closed at once (the group is UNAVAILABLE).
+   */
+  async #onAdmin(state: AdminState): Promise<void> {
+    const cluster = this.cluster;
+    if (cluster === null) return;
+    if (state === AdminState.DRAINING) {
+      this.log.warn({}, 'node drain: asking initiators to log out, finishing in-flight commands');
+      const deadline = Date.now() + NODE_DRAIN_TIMEOUT_MS;
+      for (;;) {
+        const answers = await Promise.all(this.#sessions.filter((h) => h.alive).map((h) => h.control.request('logoutAll', { time2WaitSec: 2 }).catch(() => ({ tasks: 0 }))));
+        const tasks = answers.reduce((n, a) => n + a.tasks, 0);
+        if (tasks === 0 || Date.now() > deadline || cluster.admin(cluster.node) !== AdminState.DRAINING) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      if (cluster.admin(cluster.node) === AdminState.DRAINING) {
+        await cluster.setAdmin(cluster.node, AdminState.DRAINED).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'could not report the node drained'));
+        this.log.warn({}, 'node drained: port group in standby');
+      }
+    } else if (state === AdminState.FENCED) {
+      this.log.error({}, 'node fenced by an operator: closing every connection');
+      await Promise.all(this.#sessions.filter((h) => h.alive).map((h) => h.control.request('closeAll', { reason: 'node fenced' }).catch(() => undefined)));
+    } else if (state === AdminState.ACTIVE) {
+      this.log.info({}, 'node undrained: serving again');
+    }
+  }
+
   /** The reload plan's view of the workers (reload.ts). */
   #bus(): WorkerBus {
     const settle = (p: Promise<unknown>): Promise<string | undefined> => p.then(
@@ -305,6 +399,7 @@ export class Supervisor {
     );
     await Promise.all(this.#luns.filter((h) => h.alive).map((h) => settle(h.control.request('stop', {}, 15_000))));
     await this.#terminateAll();
+    await this.cluster?.stop().catch(() => undefined);
     log.info({}, 'stopped');
     this.#resolveExit(code);
     return code;

@@ -13,6 +13,7 @@ import type { AluaStateName, PortalConfig, SpindleConfig } from '../shared/confi
 import { AluaState, type AluaStateValue, type AluaWire } from '../shared/scsi/alua.ts';
 import type { LunRoute, PortalRoute, RoutesWire } from '../shared/wire/routes.ts';
 import { portalKey } from './config/schema.ts';
+import { nodePortGroup, portalPortId } from './cluster/ids.ts';
 
 /**
  * IMPLICIT TRANSITION TIME reported in REPORT TARGET PORT GROUPS (SPC-4 6.36.2): how long
@@ -39,9 +40,20 @@ export interface DevicePlace {
 
 export class Topology {
   readonly lunWorkers: number;
-  /** One per distinct portal, in order of first appearance; fixed for the run. */
+  /**
+   * The portals this node listens on, one fabric port worker each; fixed for the run. One
+   * node: every distinct portal, in order of first appearance, each its own target port
+   * group (tag = group = index + 1). A cluster: this node's portals, numbered cluster-wide
+   * (cluster/ids.ts), all in the node's port group.
+   */
   readonly portals: PortalRoute[] = [];
+  /** Every portal SendTargets lists: this node's first (same indexes), then other nodes'. */
+  readonly advertised: PortalRoute[] = [];
+  /** Cluster: every node's port group and the target ports in it, with the node id. */
+  readonly clusterGroups: { node: string; id: number; relativeTargetPortIds: number[] }[] = [];
   readonly #portalIndex = new Map<string, number>();
+  /** portalKey -> index in `advertised`. */
+  readonly #advertisedIndex = new Map<string, number>();
   readonly #devices = new Map<string, DevicePlace>();
   /** Next unit index per LUN worker (indexes are never reused). */
   readonly #nextIndex: number[];
@@ -56,13 +68,37 @@ export class Topology {
     this.#nextIndex = new Array<number>(lunWorkers).fill(0);
     this.#load = new Array<number>(lunWorkers).fill(0);
     config.devices.forEach((d, i) => this.#put(d.name, i % lunWorkers));
-    for (const t of config.targets) {
-      for (const p of t.portals) {
-        const k = portalKey(p);
-        if (this.#portalIndex.has(k)) continue;
-        this.#portalIndex.set(k, this.portals.length);
-        // Each portal is one target port and its own target port group (tag = index + 1).
-        this.portals.push({ host: p.host, port: p.port, tag: this.portals.length + 1 });
+    const cluster = config.cluster;
+    if (cluster === undefined) {
+      for (const t of config.targets) {
+        for (const p of t.portals) {
+          const k = portalKey(p);
+          if (this.#portalIndex.has(k)) continue;
+          this.#portalIndex.set(k, this.portals.length);
+          // Each portal is one target port and its own target port group (tag = index + 1).
+          const tag = this.portals.length + 1;
+          this.portals.push({ host: p.host, port: p.port, tag, group: tag });
+        }
+      }
+      this.advertised.push(...this.portals);
+    } else {
+      const own = cluster.nodes.filter((n) => n.id === config.nodeId);
+      const others = cluster.nodes.filter((n) => n.id !== config.nodeId);
+      for (const n of [...own, ...others]) {
+        const group = nodePortGroup(n);
+        const ids: number[] = [];
+        for (const p of n.portals) {
+          const tag = portalPortId(n.id, p);
+          ids.push(tag);
+          const route: PortalRoute = { host: p.host, port: p.port, tag, group, ...(n.id === config.nodeId ? {} : { remote: true }) };
+          this.#advertisedIndex.set(portalKey(p), this.advertised.length);
+          this.advertised.push(route);
+          if (n.id === config.nodeId) {
+            this.#portalIndex.set(portalKey(p), this.portals.length);
+            this.portals.push(route);
+          }
+        }
+        this.clusterGroups.push({ node: n.id, id: group, relativeTargetPortIds: ids });
       }
     }
     for (const t of config.targets) this.targetSlot(t.iqn);
@@ -95,9 +131,14 @@ export class Topology {
     return place;
   }
 
-  /** The portal's index (fabric port worker), or undefined for a portal not served. */
+  /** The portal's index (fabric port worker), or undefined for a portal not served here. */
   portalIndex(p: PortalConfig): number | undefined {
     return this.#portalIndex.get(portalKey(p));
+  }
+
+  /** The portal's index in `advertised` (this node's or another's), or undefined. */
+  advertisedIndex(p: PortalConfig): number | undefined {
+    return this.#advertisedIndex.get(portalKey(p)) ?? this.#portalIndex.get(portalKey(p));
   }
 
   /** The target's session-counter slot, assigned on first use. Undefined when full. */
@@ -127,13 +168,13 @@ export class Topology {
         return [Number(lun), { lunWorker: r.lunWorker, luIndex: r.luIndex, device: dev }];
       });
     return {
-      portals: this.portals,
+      portals: this.advertised,
       targets: config.targets.map((t) => ({
         iqn: t.iqn,
         alias: t.alias,
         auth: t.auth,
         luns: lunRoutes(t.luns),
-        portals: t.portals.map((p) => this.portalIndex(p)!),
+        portals: t.portals.map((p) => this.advertisedIndex(p)).filter((i) => i !== undefined),
         // LUN masking (routes.ts routeFor): per-entry LUN maps, resolved like `luns`.
         ...(t.acls === undefined
           ? {}
@@ -156,6 +197,12 @@ export class Topology {
    */
   deviceGroups(config: SpindleConfig): Record<string, number[]> {
     const out: Record<string, number[]> = {};
+    if (config.cluster !== undefined) {
+      // Every node exports every LU: each LU is reachable through every node's group.
+      const all = this.clusterGroups.map((g) => g.id);
+      for (const d of config.devices) out[d.name] = [...all];
+      return out;
+    }
     for (const t of config.targets) {
       const tags = t.portals.map((p) => this.portals[this.portalIndex(p)!]!.tag);
       const devices = new Set([...Object.values(t.luns), ...(t.acls ?? []).flatMap((a) => Object.values(a.luns))]);
@@ -168,6 +215,15 @@ export class Topology {
   }
 
   alua(config: SpindleConfig): AluaWire {
+    if (config.cluster !== undefined) {
+      return {
+        implicitTransitionSec: ALUA_IMPLICIT_TRANSITION_SEC,
+        groups: this.clusterGroups.map((g) => ({ id: g.id, relativeTargetPortIds: g.relativeTargetPortIds })),
+        deviceGroups: this.deviceGroups(config),
+        // Until the cluster says otherwise (lease taken, peers seen): not serving.
+        states: this.clusterGroups.map((g) => ({ group: g.id, state: g.node === config.nodeId ? AluaState.TRANSITIONING : AluaState.UNAVAILABLE })),
+      };
+    }
     return {
       implicitTransitionSec: ALUA_IMPLICIT_TRANSITION_SEC,
       groups: this.portals.map((p) => ({ id: p.tag, relativeTargetPortIds: [p.tag] })),

@@ -386,7 +386,7 @@ export class FakeConnection {
       acls: [],
       defaultAccess: 'allow',
     };
-    const portals: PortalRoute[] = [{ host: '192.0.2.1', port: 3260, tag: 1 }];
+    const portals: PortalRoute[] = [{ host: '192.0.2.1', port: 3260, tag: 1, group: 1 }];
     const log = createLogger({
       name: 'fake-connection',
       level: o.logLevel ?? 'warn',

@@ -4,6 +4,7 @@
  * (or, for HANDOFF, the fabric port worker); side `b` the worker.
  */
 import type { AuthConfig, DeviceConfig } from '../config-types.ts';
+import type { PrEffect, PrRequest, PrResult, PrState } from '../state/cluster-state.ts';
 import type { RoutesWire } from '../wire/routes.ts';
 import type { Protocol, Side } from './endpoint.ts';
 import { EMPTY, arrayOf, object, opaque, optional, tuple } from './shape.ts';
@@ -14,7 +15,24 @@ const VOID = 'void' as const;
 /** Supervisor <-> LUN worker. */
 export const LUN_CONTROL = {
   name: 'lun-control',
-  a: { requests: NONE, notes: NONE },
+  a: {
+    requests: {
+      /** Cluster mode: the shared reservation state of LU `lu` (its NAA, hex) as it opens. */
+      prLoad: { body: object({ lu: 'string' }), result: object({ state: opaque<PrState>() }) },
+      /**
+       * Cluster mode: apply a reservation change cluster-wide (supervisor/cluster/pr-store.ts).
+       * Fails with ERR_CLUSTER_* when the cluster state cannot be changed now.
+       */
+      prTransition: { body: object({ lu: 'string', request: opaque<PrRequest>() }), result: object({ result: opaque<PrResult>() }) },
+      /**
+       * Cluster mode: task management that reaches every I_T nexus of these LUs (LOGICAL
+       * UNIT RESET, CLEAR TASK SET, target resets) was done here; do it on every other
+       * node. Answers once they all have.
+       */
+      luReset: { body: object({ lus: arrayOf('string'), fn: 'integer' }), result: VOID },
+    },
+    notes: NONE,
+  },
   b: {
     requests: {
       /** Open the backing stores of the worker's devices and start consuming the rings. */
@@ -44,6 +62,14 @@ export const LUN_CONTROL = {
       /** Session workers have drained: finish stragglers, flush and close every store. */
       stop: { body: EMPTY, result: VOID },
       stats: { body: EMPTY, result: object({ units: 'integer', inflight: 'integer' }) },
+      /**
+       * Cluster mode: a reservation change made on another node (or found by a resync).
+       * Answers once the LU has adopted it and nothing admitted under the old state can
+       * still write (the supervisor then acknowledges it to the writer).
+       */
+      prApply: { body: object({ lu: 'string', state: opaque<PrState>(), effects: opaque<PrEffect[]>('array') }), result: VOID },
+      /** Cluster mode: task management `fn` issued on another node, for LU `lu` (answers when done). */
+      resetApply: { body: object({ lu: 'string', fn: 'integer' }), result: VOID },
     },
     notes: NONE,
   },
@@ -92,6 +118,14 @@ export const SESSION_CONTROL = {
        */
       drain: { body: object({ timeoutMs: 'integer' }), result: VOID },
       stats: { body: EMPTY, result: object({ connections: 'integer', tasks: 'integer', slabInUse: 'integer' }) },
+      /**
+       * Node drain (cluster failover): ask every initiator to log out (RFC 7143 11.9.1,
+       * AsyncEvent 1) and answer with the commands still in flight. Logins stay open: an
+       * initiator that comes back finds the port group in standby and uses other paths.
+       */
+      logoutAll: { body: object({ time2WaitSec: 'integer' }), result: object({ tasks: 'integer' }) },
+      /** Node fence: close every connection at once. */
+      closeAll: { body: object({ reason: 'string' }), result: VOID },
     },
     notes: {
       /** A newer session with this identity logged in on another worker: close ours. */

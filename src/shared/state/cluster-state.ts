@@ -251,7 +251,12 @@ export interface ClusterState {
   loadPr(lu: string): Promise<PrState>;
   /** Apply one request atomically; see the file comment. */
   transition(lu: string, request: PrRequest): Promise<PrResult>;
-  /** Changes of `lu` made by other writers; returns the unsubscribe function. */
-  subscribe(lu: string, listener: (event: PrEvent) => void): () => void;
+  /**
+   * Changes of `lu` made by other writers; returns the unsubscribe function. A listener
+   * that returns a promise is done with the event when it settles (the LU has adopted the
+   * state and fenced off what it admitted before): a cluster store acknowledges the change
+   * to its writer only then.
+   */
+  subscribe(lu: string, listener: (event: PrEvent) => void | Promise<void>): () => void;
   close(): Promise<void>;
 }

@@ -71,7 +71,7 @@ export class EmbeddedClusterState implements ClusterState {
     return p;
   }
 
-  subscribe(_lu: string, _listener: (event: PrEvent) => void): () => void {
+  subscribe(_lu: string, _listener: (event: PrEvent) => void | Promise<void>): () => void {
     return () => {};
   }
 

@@ -16,8 +16,18 @@ export interface LunRoute {
 export interface PortalRoute {
   host: string;
   port: number;
-  /** Target portal group tag (RFC 7143 13.9). */
+  /**
+   * Target portal group tag (RFC 7143 13.9), also the RELATIVE TARGET PORT IDENTIFIER of
+   * the portal (each portal is one SCSI target port).
+   */
   tag: number;
+  /** TARGET PORT GROUP (SPC-4 5.16) the port belongs to. */
+  group: number;
+  /**
+   * Served by another cluster node: listed by SendTargets (so initiators find every path)
+   * but not listened on here. Local portals come first, at the index of their port worker.
+   */
+  remote?: boolean;
 }
 
 /** One ACL entry. */

@@ -45,6 +45,11 @@ export interface LunWorkerData extends WorkerLogging {
   /** Largest transfer one command may move (VPD 0xB0 MAXIMUM TRANSFER LENGTH). */
   maxTransferLength: number;
   devices: DeviceConfig[];
+  /**
+   * Cluster mode: reservations are held cluster-wide by the supervisor (Redis), reached
+   * over the control channel, instead of an embedded store under stateDir.
+   */
+  cluster?: boolean;
   /** Unit index of each of `devices` (same order; supervisor/topology.ts). */
   unitIndexes?: number[];
   doorbell: SharedArrayBuffer;

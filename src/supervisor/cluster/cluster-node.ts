@@ -24,7 +24,8 @@ import { ControlError } from '../../shared/control/errors.ts';
 import { ClusterLink } from './cluster-link.ts';
 import { Membership, type LeaseLoss } from './membership.ts';
 import { ClusterErrorCode, PrStore, parseState, type PrTiming } from './pr-store.ts';
-import { prRef, type ClusterEvent } from './events.ts';
+import { prRef, resetRef, type ClusterEvent } from './events.ts';
+import { randomUUID } from 'node:crypto';
 
 /** Operator state of a node (spindle node drain|undrain|fence). */
 export const AdminState = {
@@ -40,6 +41,8 @@ const ADMIN_STATES: ReadonlySet<string> = new Set(Object.values(AdminState));
 export interface ClusterHost {
   /** Hand a PR state to LUN worker `worker`; resolves once adopted and drained (fencing). */
   applyPr(worker: number, lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void>;
+  /** Task management from another node (LOGICAL UNIT RESET, CLEAR TASK SET, target resets) for LU `lu`. */
+  applyReset(worker: number, lu: string, fn: number): Promise<void>;
   /** The asymmetric access states of every port group changed. */
   aluaStates(states: readonly { group: number; state: AluaStateValue }[]): Promise<void>;
   /** The operator changed this node's admin state. */
@@ -191,6 +194,9 @@ export class ClusterNode {
       case 'pr':
         if (e.o !== this.node) void this.#applyRemotePr(e.lu, e.v, e.s, e.e, e.o);
         return;
+      case 'reset':
+        if (e.o !== this.node) void this.#applyRemoteReset(e.lu, e.fn, e.id, e.o);
+        return;
       case 'admin':
         if (!ADMIN_STATES.has(e.state)) return;
         this.#admin.set(e.node, e.state as AdminState);
@@ -221,6 +227,30 @@ export class ClusterNode {
     } catch (err) {
       // Not acknowledged: the origin revokes this node's lease, which resynchronizes it.
       this.#log.error({ lu, version, err: (err as Error).message }, 'could not apply a reservation change from another node');
+    }
+  }
+
+  /**
+   * Task management that SAM-5 applies to every I_T nexus of the LU (LOGICAL UNIT RESET,
+   * CLEAR TASK SET with one task set per LU, target resets): the nexuses on other nodes
+   * too. Resolves once every live node has done it (its aborted commands have finished).
+   */
+  async reset(lus: readonly string[], fn: number): Promise<void> {
+    await Promise.all(
+      lus.map((lu) => {
+        const id = randomUUID();
+        return this.prs.broadcast({ k: 'reset', o: this.node, lu, id, fn }, resetRef(id));
+      }),
+    );
+  }
+
+  async #applyRemoteReset(lu: string, fn: number, id: string, origin: string): Promise<void> {
+    const worker = this.#owners.get(lu);
+    try {
+      if (worker !== undefined) await this.#host?.applyReset(worker, lu, fn);
+      await this.link.ack(origin, resetRef(id));
+    } catch (err) {
+      this.#log.error({ lu, fn, err: (err as Error).message }, 'could not apply task management from another node');
     }
   }
 

@@ -22,7 +22,7 @@ import type { ClusterLink } from './cluster-link.ts';
 import { STREAM_MAXLEN } from './cluster-link.ts';
 import type { Membership } from './membership.ts';
 import { CAS_PR } from './scripts.ts';
-import { encodeEvent, prRef } from './events.ts';
+import { encodeEvent, prRef, type ClusterEvent } from './events.ts';
 
 /** Error codes a failed transition carries to the LU (which maps them to sense data). */
 export const ClusterErrorCode = {
@@ -125,6 +125,24 @@ export class PrStore {
       return result;
     }
     throw new ControlError(ClusterErrorCode.BUSY, `${lu}: too many concurrent reservation changes`);
+  }
+
+  /**
+   * Publish `event` and return once every live peer has acknowledged `ref` (or been
+   * fenced off, as for a reservation change). For cluster-wide task management.
+   */
+  async broadcast(event: ClusterEvent, ref: string): Promise<void> {
+    const refusal = this.usable();
+    if (refusal !== null) throw new ControlError(refusal === 'lost' ? ClusterErrorCode.STATE_LOST : ClusterErrorCode.UNAVAILABLE, `cluster unavailable: ${refusal}`);
+    const peers = this.#members.livePeers();
+    const wait = this.#link.awaitAcks(ref, new Set(peers.keys()));
+    try {
+      await this.#link.publish(event);
+    } catch (err) {
+      this.#link.cancelAcks(ref);
+      throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
+    }
+    await this.#fence(ref, wait.pending, peers, wait.done);
   }
 
   /**

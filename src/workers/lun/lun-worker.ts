@@ -23,9 +23,12 @@ import { WorkerNexusDirectory } from './nexus-directory.ts';
 import { nexusLost } from './nexus-events.ts';
 import { PortGroupTable } from './alua/port-groups.ts';
 import { applyTaskManagement } from './task-management.ts';
+import { TmfFunction } from '../../shared/iscsi/pdu.ts';
 import { reportedLunsEvent } from './ua/unit-attention.ts';
 import { SessionLink } from './session-link.ts';
 import { EMPTY, LunTask, type TaskHome } from './lun-task.ts';
+import { RemoteClusterState, type ClusterStateLink } from './cluster/remote-state.ts';
+import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
 
 /** How long a removed unit's last commands may take before its store is closed anyway. */
 const REMOVE_DRAIN_MS = 30_000;
@@ -34,6 +37,17 @@ const STOP_DRAIN_MS = 10_000;
 
 /** Every unit of the worker (TMF descriptor LU_INDEX). */
 const ALL_UNITS = 0xffffffff;
+
+/** The issuer of task management done on behalf of another node: no local nexus. */
+const REMOTE_NEXUS = 0xffffffff;
+
+/** Task management that reaches every I_T nexus of the LU, so every node's (SAM-5 6.3, 7.6). */
+const CLUSTER_WIDE_TMF: ReadonlySet<number> = new Set([
+  TmfFunction.CLEAR_TASK_SET,
+  TmfFunction.LOGICAL_UNIT_RESET,
+  TmfFunction.TARGET_WARM_RESET,
+  TmfFunction.TARGET_COLD_RESET,
+]);
 
 export interface PrepareRequest {
   add: { luIndex: number; device: DeviceConfig }[];
@@ -66,14 +80,33 @@ export class LunWorker implements TaskHome {
   /** True while draining rings: completions then ring each peer once at the batch end. */
   #inBatch = false;
   #running = false;
+  /** Cluster mode: the reservation state held by the supervisor (Redis). */
+  readonly #cluster: RemoteClusterState | null;
 
-  constructor(data: LunWorkerData, log: Logger) {
+  constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink) {
     this.index = data.index;
     this.log = log;
     this.#data = data;
     this.#links = data.sessions.map((s, i) => new SessionLink(i, s));
     this.#nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
     this.doorbell = new Doorbell(data.doorbell);
+    this.#cluster = data.cluster === true && cluster !== undefined ? new RemoteClusterState(cluster) : null;
+  }
+
+  /**
+   * Cluster mode: task management `fn` issued on another node for the LU with key `lu`.
+   * Every local command of the LU is affected as for any other nexus's function.
+   */
+  resetApply(lu: string, fn: number): Promise<void> {
+    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    if (unit === undefined) return Promise.resolve();
+    return new Promise((resolve) => applyTaskManagement(unit, fn, REMOTE_NEXUS, resolve));
+  }
+
+  /** Cluster mode: a reservation change from another node (see RemoteClusterState.deliver). */
+  prApply(lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void> {
+    if (this.#cluster === null) return Promise.reject(new Error('prApply: not in cluster mode'));
+    return this.#cluster.deliver(lu, state, effects);
   }
 
   /** Commands currently held (executing or queued in a task set). */
@@ -219,7 +252,24 @@ export class LunWorker implements TaskHome {
       const lu = units[luIdx];
       const targets = luIdx === ALL_UNITS ? units.filter((u) => u !== undefined) : lu ? [lu] : [];
       let waiting = targets.length;
-      if (waiting === 0) this.#acknowledge(link, tag);
+      // In a cluster, functions that reach every I_T nexus of the LU also reach the
+      // nexuses on other nodes (SAM-5 6.3.2, 7.6): acknowledged once they are done too.
+      const cluster = this.#cluster;
+      const everywhere = cluster !== null && CLUSTER_WIDE_TMF.has(fnCode) && targets.length > 0;
+      const finished = (): void => {
+        if (!everywhere) {
+          this.#acknowledge(link, tag);
+          return;
+        }
+        cluster
+          .reset(
+            targets.map((u) => u.pr.luKey),
+            fnCode,
+          )
+          .catch((err: unknown) => this.log.warn({ fn: fnCode, err: errorMessage(err) }, 'task management could not reach every node'))
+          .finally(() => this.#acknowledge(link, tag));
+      };
+      if (waiting === 0) finished();
       const refersTo = (c: ScsiCommand): boolean => (c as LunTask).link === link && (c as LunTask).tag === refTag;
       for (const target of targets) {
         applyTaskManagement(
@@ -227,7 +277,7 @@ export class LunWorker implements TaskHome {
           fnCode,
           nexus,
           () => {
-            if (--waiting === 0) this.#acknowledge(link, tag);
+            if (--waiting === 0) finished();
           },
           refersTo,
         );
@@ -260,7 +310,8 @@ export class LunWorker implements TaskHome {
     // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
       this.log.error({ err, device: d.name, cdb: cmd.cdb.toString('hex', 0, cmd.cdbLength) }, 'internal error while executing a SCSI command');
-    return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, { reportInternalError });
+    const env = this.#cluster === null ? { reportInternalError } : { reportInternalError, clusterState: this.#cluster };
+    return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, env);
   }
 
   /** Make a freshly opened unit part of this worker (nexus directory, ALUA view). */

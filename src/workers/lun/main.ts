@@ -4,16 +4,21 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../shared/logging.ts';
-import { sideB } from '../../shared/control/endpoint.ts';
+import { sideB, type ControlEndpoint } from '../../shared/control/endpoint.ts';
 import { LUN_CONTROL } from '../../shared/control/protocols.ts';
 import type { LunWorkerData } from '../../shared/wire/worker-data.ts';
 import { LunWorker } from './lun-worker.ts';
 
 const data = workerData as LunWorkerData;
 const log = createLogger({ name: 'lun', level: data.logLevel, pretty: data.pretty, bindings: { worker: data.index } });
-const worker = new LunWorker(data, log);
+/** Reservation changes may wait for every node's acknowledgement, or a peer's lease to run out. */
+const PR_TRANSITION_TIMEOUT_MS = 120_000;
 
-const control = sideB(LUN_CONTROL, parentPort!, {
+type ToSupervisor = ControlEndpoint<(typeof LUN_CONTROL)['b'], (typeof LUN_CONTROL)['a']>;
+
+// The worker and its control endpoint refer to each other; handlers run only once
+// messages arrive, after both exist.
+const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
   requests: {
     start: async () => {
       const units = await worker.start();
@@ -24,7 +29,15 @@ const control = sideB(LUN_CONTROL, parentPort!, {
     commit: (m) => worker.commit(m),
     stop: () => worker.stop(),
     stats: () => worker.stats(),
+    prApply: (m) => worker.prApply(m.lu, m.state, m.effects),
+    resetApply: (m) => worker.resetApply(m.lu, m.fn),
   },
   notes: {},
+});
+
+const worker: LunWorker = new LunWorker(data, log, {
+  load: async (lu) => (await control.request('prLoad', { lu })).state,
+  transition: async (lu, request) => (await control.request('prTransition', { lu, request }, PR_TRANSITION_TIMEOUT_MS)).result,
+  reset: (lus, fn) => control.request('luReset', { lus: [...lus], fn }, PR_TRANSITION_TIMEOUT_MS),
 });
 control.onProtocolError = (problem) => log.error({ problem }, 'control channel: protocol error');

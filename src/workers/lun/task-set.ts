@@ -95,6 +95,8 @@ export class TaskSet {
   /** Re-entrancy guard: an enabled command that finishes synchronously calls remove(). */
   private pumping = false;
   private waiters: { pred: (cmd: ScsiCommand) => boolean; done: () => void }[] = [];
+  /** barrier() waits: the enabled commands each still waits for. */
+  private barriers: { pending: Set<ScsiCommand>; done: () => void }[] = [];
   /** The faulted I_T nexus while an ACA condition exists (SAM-5 5.9), else -1. */
   acaNexus = -1;
   /** The faulted nexus's command with the ACA attribute in the set, if any (at most one). */
@@ -201,6 +203,7 @@ export class TaskSet {
     if (attr === TaskAttribute.ORDERED || attr === TaskAttribute.HEAD_OF_QUEUE) this.retire(attr);
     if (cmd.status === ScsiStatus.CHECK_CONDITION) this.checkCondition(cmd);
     else if (cmd === this.acaTask) this.acaTask = null;
+    if (this.barriers.length !== 0) this.passBarriers(cmd);
     if (this.head < this.dormant.length) this.pump();
     if (this.waiters.length !== 0) this.settle();
   }
@@ -338,6 +341,31 @@ export class TaskSet {
       }
     }
     done();
+  }
+
+  /**
+   * Resolves once every command enabled now (except `except`) has finished. Commands
+   * enabled later, and those `skip` names, are not waited for: they run the pipeline after whatever change the
+   * caller made and see it. Fencing uses it (pr/engine.ts): after a reservation change no
+   * command admitted under the old state may still write. Tracked by removal, not by
+   * matching, so a pooled command object reused for a newer command is never mistaken
+   * for the one waited for.
+   */
+  barrier(skip: (cmd: ScsiCommand) => boolean): Promise<void> {
+    const pending = new Set<ScsiCommand>();
+    for (const c of this.active) if (!skip(c)) pending.add(c);
+    if (pending.size === 0) return Promise.resolve();
+    return new Promise((done) => this.barriers.push({ pending, done }));
+  }
+
+  private passBarriers(cmd: ScsiCommand): void {
+    let left = 0;
+    for (const b of this.barriers) {
+      b.pending.delete(cmd);
+      if (b.pending.size === 0) b.done();
+      else left++;
+    }
+    if (left !== this.barriers.length) this.barriers = this.barriers.filter((b) => b.pending.size !== 0);
   }
 
   private settle(): void {

@@ -26,6 +26,8 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
     routes: (m) => worker.applyRoutes(m.routes, m.targetSlots, m.discoveryAuth),
     drain: (m) => worker.drain(m.timeoutMs),
     stats: () => worker.stats(),
+    logoutAll: (m) => worker.logoutAll(m.time2WaitSec),
+    closeAll: (m) => worker.closeAll(m.reason),
   },
   notes: {
     reinstate: (m) => worker.reinstated(m.key),

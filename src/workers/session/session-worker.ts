@@ -159,6 +159,19 @@ export class SessionWorker {
     });
   }
 
+  /** Ask every initiator to log out (node drain); returns the commands still in flight. */
+  logoutAll(time2WaitSec: number): { tasks: number } {
+    for (const c of this.#connections) c.requestLogout(time2WaitSec);
+    let tasks = 0;
+    for (const c of this.#connections) tasks += c.busy;
+    return { tasks };
+  }
+
+  /** Close every connection now (node fence). */
+  closeAll(reason: string): void {
+    for (const c of [...this.#connections]) c.close(reason);
+  }
+
   stats(): { connections: number; tasks: number; slabInUse: number } {
     return { connections: this.#connections.size, tasks: this.#pool.inUse, slabInUse: this.#slab.inUse };
   }

@@ -18,7 +18,7 @@ const CHAP_T = { chap: { user: 't', secret: 'target-secret-1' } };
 
 function target(over: Partial<RoutesWire['targets'][number]> = {}): TargetRoute {
   const wire: RoutesWire = {
-    portals: [{ host: '127.0.0.1', port: 3260, tag: 1 }],
+    portals: [{ host: '127.0.0.1', port: 3260, tag: 1, group: 1 }],
     targets: [{ iqn: 'iqn.2026-11.io.spindle:t', luns: [[0, r('ram0', 0)]], portals: [0], ...over }],
   };
   return routesFromWire(wire).targets.get('iqn.2026-11.io.spindle:t')!;

@@ -46,6 +46,8 @@ export class PrEngine {
   private readonly lu: LogicalUnit;
   private readonly store: ClusterState;
   private readonly ownsStore: boolean;
+  /** Reservation commands in run() (not waited for by fence()). */
+  private readonly running = new Set<ScsiCommand>();
   /** nexus handle → PrRole bits for `state`; cleared on every change. */
   private readonly roles = new Map<number, number>();
   private unsubscribe: () => void = () => {};
@@ -109,13 +111,33 @@ export class PrEngine {
    * for PREEMPT AND ABORT, once no command of a preempted nexus is in the task set.
    */
   async run(request: PrRequest, cmd: ScsiCommand | null): Promise<PrResult> {
-    const result = await this.store.transition(this.luKey, request);
-    if (result.state !== this.state && result.state.version >= this.state.version) this.adopt(result.state);
-    const issuer = cmd === null ? -1 : cmd.nexus;
-    this.applyEffects(result.effects, issuer);
-    const aborting = result.effects.filter((e) => e.abort && e.registrations.length > 0);
-    if (aborting.length > 0) await this.drainPreempted(aborting, cmd);
-    return result;
+    if (cmd !== null) this.running.add(cmd);
+    try {
+      const result = await this.store.transition(this.luKey, request);
+      const changed = result.state !== this.state && result.state.version > this.state.version;
+      if (changed) this.adopt(result.state);
+      const issuer = cmd === null ? -1 : cmd.nexus;
+      this.applyEffects(result.effects, issuer);
+      const aborting = result.effects.filter((e) => e.abort && e.registrations.length > 0);
+      if (aborting.length > 0) await this.drainPreempted(aborting, cmd);
+      // Fencing: nothing admitted under the previous state may still be writing once the
+      // change is reported (see fence()).
+      if (changed) await this.fence();
+      return result;
+    } finally {
+      if (cmd !== null) this.running.delete(cmd);
+    }
+  }
+
+  /**
+   * After a change of the reservation state: resolve once every command that passed the
+   * conflict check under the previous state has finished, so a PREEMPT, CLEAR or release
+   * reported GOOD can no longer be overtaken by a write it took access from (DESIGN.md
+   * "Fencing"). Reservation commands still running here are not waited for: they change
+   * no data, and two of them waiting for each other would never finish.
+   */
+  private fence(): Promise<void> {
+    return this.lu.taskSet.barrier((c) => this.running.has(c));
   }
 
   /** Forget cached roles of a handle whose session ended. */
@@ -130,10 +152,22 @@ export class PrEngine {
     this.roles.clear();
   }
 
-  private onEvent(ev: PrEvent): void {
+  /**
+   * A change made elsewhere (another node). Resolves when it is adopted and fenced (the
+   * cluster store then acknowledges it to its writer). An event that does not follow the
+   * state held here (a gap: events were missed, or a full reload after a reconnect) carries
+   * effects relative to a state this LU never had: the unit attentions are derived from
+   * the difference instead (effectsOfChange).
+   */
+  private async onEvent(ev: PrEvent): Promise<void> {
     if (ev.state.version <= this.state.version) return;
+    const before = this.state;
+    const gap = ev.state.version !== before.version + 1;
     this.adopt(ev.state);
-    this.applyEffects(ev.effects, -1);
+    this.applyEffects(gap ? effectsOfChange(before, ev.state) : ev.effects, -1);
+    const aborting = gap ? [] : ev.effects.filter((e) => e.abort && e.registrations.length > 0);
+    if (aborting.length > 0) await this.drainPreempted(aborting, null);
+    await this.fence();
   }
 
   /** Does effect `e` reach the I_T nexus `n`? */
@@ -210,4 +244,26 @@ export function prNexusLost(lu: LogicalUnit, handle: number, info: NexusInfo | u
  */
 export async function prLogicalUnitReset(lu: LogicalUnit): Promise<void> {
   if (lu.pr?.spc2Active) await lu.pr.run({ kind: 'reset' }, null);
+}
+
+/**
+ * The unit attentions a change from `before` to `after` requires, derived from the two
+ * states alone (SPC-4 5.14.11): for a change whose own effects are unknown (events were
+ * missed). Registrations gone: REGISTRATIONS PREEMPTED for them. A reservation gone or
+ * replaced: RESERVATIONS RELEASED (gone) or RESERVATIONS PREEMPTED (another holder or
+ * type) for the registrants that remain.
+ */
+export function effectsOfChange(before: PrState, after: PrState): PrEffect[] {
+  const out: PrEffect[] = [];
+  const still = new Set(after.registrations.map((r) => r.id));
+  const gone = before.registrations.filter((r) => !still.has(r.id));
+  if (gone.length > 0) out.push({ ua: 'REGISTRATIONS_PREEMPTED', abort: false, registrations: gone, except: null });
+  const a = before.reservation;
+  const b = after.reservation;
+  if (a !== null && (b === null || b.type !== a.type || b.holder !== a.holder)) {
+    const remaining = after.registrations;
+    if (remaining.length > 0)
+      out.push({ ua: b === null ? 'RESERVATIONS_RELEASED' : 'RESERVATIONS_PREEMPTED', abort: false, registrations: remaining, except: null });
+  }
+  return out;
 }

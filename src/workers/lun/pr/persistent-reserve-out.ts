@@ -178,12 +178,26 @@ export function runRequest(lu: LogicalUnit, cmd: ScsiCommand, request: PrRequest
       cmd.finish();
     },
     (err: unknown) => {
-      lu.env.reportInternalError(err, cmd);
-      setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
+      if (isClusterUnavailable(err)) {
+        // The cluster state cannot be changed now (Redis unreachable, this node fenced, or
+        // Redis lost the state): the change did not happen, or its outcome is unknown and
+        // the LU follows the cluster's version when it can. NOT READY, ASYMMETRIC ACCESS
+        // STATE TRANSITION (02/04/0A) is what initiators retry (README "Safety model").
+        setCheckCondition(cmd, SenseReason.LUN_NOT_READY_ALUA_TRANSITION);
+      } else {
+        lu.env.reportInternalError(err, cmd);
+        setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE);
+      }
       cmd.finish();
     },
   );
   return Completion.PENDING;
+}
+
+/** Failures of a cluster state store (codes ERR_CLUSTER_*, or its control channel ERR_CONTROL_*). */
+function isClusterUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('ERR_CLUSTER_') || code.startsWith('ERR_CONTROL_'));
 }
 
 function complete(cmd: ScsiCommand, result: PrResult): void {

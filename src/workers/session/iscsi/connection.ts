@@ -271,7 +271,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
         targetName: target.iqn,
         // Each portal is one target port and its own target port group for now.
         relativeTargetPortId: portal.tag,
-        targetPortGroup: portal.tag,
+        targetPortGroup: portal.group,
       });
       if (id === undefined) {
         this.log.error({}, 'nexus table full: refusing the session');
