@@ -6,8 +6,10 @@
  * Per-node settings that one shared file cannot carry are given to each process in its
  * environment, which the cluster code must honour:
  * - SPINDLE_NODE_ID     the node's id (also passed as `--node ID`);
- * - SPINDLE_STATE_DIR   the node's own state directory (the file's `stateDir` is only a
- *                       fallback inside the test directory: nodes must never share one);
+ * - SPINDLE_STATE_DIR   the node's own state directory. The file also says
+ *                       `stateDir: DIR/state-{node}`, which names the same directory if
+ *                       the cluster code expands a `{node}` placeholder instead; either
+ *                       way nodes never share one;
  * - SPINDLE_REDIS_URL   set only for a node whose Redis traffic goes through its own
  *                       {@link TcpProxy} (`proxyPerNode`), overriding `cluster.redis.url`.
  *
@@ -62,7 +64,7 @@ export interface ClusterConfigSpec {
   clusterId?: string;
   /** Written as `nodeId:` (optional: --node / SPINDLE_NODE_ID override it). */
   nodeId?: string;
-  /** Fallback state directory (nodes get their own through SPINDLE_STATE_DIR). */
+  /** `stateDir:` (the launcher writes DIR/state-{node}; nodes also get SPINDLE_STATE_DIR). */
   stateDir?: string;
   redis: ClusterRedisConfig;
   lease?: LeaseConfig;
@@ -260,6 +262,8 @@ export interface StartedCluster {
 }
 
 const READY_LINE = 'target ready';
+/** Stands for the node id in `stateDir` (see the module comment). */
+export const NODE_PLACEHOLDER = '{node}';
 
 export async function startCluster(opts: ClusterStartOptions): Promise<StartedCluster> {
   const specs = typeof opts.nodes === 'number' ? await allocateNodes(opts.nodes) : [...opts.nodes];
@@ -279,7 +283,7 @@ export async function startCluster(opts: ClusterStartOptions): Promise<StartedCl
 
   const spec: ClusterConfigSpec = {
     ...(opts.clusterId === undefined ? {} : { clusterId: opts.clusterId }),
-    stateDir: path.join(dir, 'state'),
+    stateDir: path.join(dir, `state-${NODE_PLACEHOLDER}`),
     redis,
     lease: opts.lease ?? DEFAULT_LEASE,
     nodes: specs,

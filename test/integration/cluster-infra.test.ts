@@ -395,7 +395,7 @@ describe('cluster launcher', () => {
       const check = checkConfig(probe);
       if (!check.ok && process.env['SPINDLE_CLUSTER_READY'] !== '1')
         return ctx.skip(
-          `spindle does not accept the cluster section yet: ${check.output.trim().split('\n')[0]}`,
+          `spindle does not accept the cluster section yet (${check.output.trim().split('\n').slice(1).join('; ').trim()})`,
         );
 
       const c = await startCluster({ nodes: 2, redis: r, proxyPerNode: true });
