@@ -401,8 +401,8 @@ export async function startCluster(opts: ClusterStartOptions): Promise<StartedCl
   const start = async (i: number): Promise<void> => {
     const st = node(i);
     if (isRunning(st)) throw new Error(`node ${st.spec.id} is already running`);
-    st.mark = st.out.length;
     st.out += `--- start node ${st.spec.id} (${portal(st.spec)}) ---\n`;
+    st.mark = st.out.length;
     const proc = spawn(process.execPath, st.args, {
       cwd: REPO,
       env: st.env,
