@@ -6,13 +6,16 @@
 #   tgt               tgtd, the baseline target for benchmarks
 #   sg3-utils         SCSI command tools
 #   redis-server      cluster-state tests without a Docker engine
+#   redis-sentinel    ... and their Sentinel failover tests
+#   openssl           throwaway CA and certificates for the Redis TLS tests
 #
 # Idempotent: does nothing (not even `apt-get update`) when everything is installed.
-# Package post-install scripts must not leave services running: a tgtd holding port 3260
-# or a redis-server on 6379 would collide with what the tests start themselves.
+# Package post-install scripts must not leave services running: a tgtd holding port 3260,
+# a redis-server on 6379 or a redis-sentinel on 26379 would collide with what the tests
+# start themselves.
 set -euo pipefail
 
-PACKAGES=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils redis-server)
+PACKAGES=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils redis-server redis-sentinel openssl)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -56,6 +59,7 @@ fi
 # Daemons running before we start are not ours to stop.
 tgtd_before=" $( (pgrep -x tgtd || true) | tr "\n" " ") "
 redis_before=" $( (pgrep -x redis-server || true) | tr "\n" " ") "
+sentinel_before=" $( (pgrep -x redis-sentinel || true) | tr "\n" " ") "
 
 echo "install-deps: installing ${missing[*]}"
 "${SUDO[@]}" apt-get update -q
@@ -86,6 +90,7 @@ for p in "${missing[@]}"; do
   case "$p" in
     tgt) stop_service tgt; kill_new tgtd "$tgtd_before" ;;
     redis-server) stop_service redis-server; kill_new redis-server "$redis_before" ;;
+    redis-sentinel) stop_service redis-sentinel; kill_new redis-sentinel "$sentinel_before" ;;
   esac
 done
 

@@ -12,12 +12,18 @@ import { fileURLToPath } from 'node:url';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(REPO, 'src/supervisor/main.ts');
 
-export async function freePort(): Promise<number> {
+/**
+ * A port that was free on `host` a moment ago (the kernel's pick, released at once; a
+ * racing process may still take it, so launchers that can retry do). Ports are per
+ * address: 127.0.0.2 is a separate address from 127.0.0.1 (all of 127/8 is loopback on
+ * Linux), so a cluster test can give every node its own address.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const port = (srv.address() as net.AddressInfo).port;
       srv.close(() => resolve(port));
     });
