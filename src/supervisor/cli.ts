@@ -20,6 +20,19 @@ export type CliCommand =
       readonly node?: string;
     }
   | { readonly kind: 'check-config'; readonly configPath: string; readonly node?: string }
+  /** spindle cluster status: nodes, leases, port-group states, reservation holders (from Redis). */
+  | { readonly kind: 'cluster-status'; readonly configPath: string; readonly json: boolean }
+  /** spindle cluster recover [--apply]: after Redis lost the cluster state. */
+  | { readonly kind: 'cluster-recover'; readonly configPath: string; readonly apply: boolean; readonly json: boolean }
+  /** spindle node drain|undrain|fence NODE. */
+  | {
+      readonly kind: 'node-admin';
+      readonly configPath: string;
+      readonly action: 'drain' | 'undrain' | 'fence';
+      readonly target: string;
+      readonly json: boolean;
+      readonly waitSec: number;
+    }
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
   /** Bad usage: print `message` (and a hint to --help) on stderr, exit 2. */
@@ -30,6 +43,10 @@ export const EXIT = {
   failure: 1,
   /** Bad usage or an invalid configuration. */
   usage: 2,
+  /** The cluster's Redis (or a node's admin API) cannot be reached. */
+  unreachable: 3,
+  /** A waited-for state (a node drained) did not come in time. */
+  timeout: 4,
 } as const;
 
 export const USAGE = `spindle: a clustered SCSI target (iSCSI)
@@ -37,11 +54,26 @@ export const USAGE = `spindle: a clustered SCSI target (iSCSI)
 Usage:
   spindle serve --config FILE [--node ID] [--log-level LEVEL] [--pretty | --json]
   spindle check-config --config FILE [--node ID]
+  spindle cluster status --config FILE [--json]
+  spindle cluster recover --config FILE [--apply] [--json]
+  spindle node drain|undrain|fence NODE --config FILE [--wait SEC] [--json]
   spindle --help | --version
 
 Commands:
   serve          run the target with the configuration in FILE
   check-config   validate FILE and print a summary (exit 0 when valid, 2 when not)
+  cluster status nodes, leases, port-group states and reservation holders, from Redis
+  cluster recover
+                 after Redis lost the cluster state: show what the nodes still know;
+                 --apply restores it and lets the nodes accept PR OUT again
+  node drain     move NODE's port group to transitioning, then standby: initiators are
+                 asked to log out and fail over, in-flight commands finish (waits --wait
+                 seconds, default 60, for the node to report drained)
+  node undrain   serve through NODE again (failback)
+  node fence     NODE stops serving at once (its connections are closed)
+
+Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 Redis unreachable,
+4 timed out waiting.
 
 Options:
   -c, --config FILE     configuration file (YAML)
@@ -56,6 +88,8 @@ Options:
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
   node: { type: 'string', short: 'n' },
+  apply: { type: 'boolean' },
+  wait: { type: 'string' },
   'log-level': { type: 'string', short: 'l' },
   pretty: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -82,6 +116,7 @@ export function parseCli(
   if (values.version === true) return { kind: 'version' };
 
   const [command, ...extra] = positionals;
+  if (command === 'cluster' || command === 'node') return parseClusterCommand(command, extra, values);
   if (command === undefined)
     return { kind: 'usage-error', message: 'missing command (serve or check-config)' };
   if (!(COMMANDS as readonly string[]).includes(command)) {
@@ -119,6 +154,32 @@ export function parseCli(
     ...(level === undefined ? {} : { logLevel: level as LogLevel }),
     ...(values.node === undefined ? {} : { node: values.node }),
   };
+}
+
+/** spindle cluster ... / spindle node ... */
+function parseClusterCommand(
+  command: 'cluster' | 'node',
+  args: readonly string[],
+  values: { config?: string; json?: boolean; apply?: boolean; wait?: string },
+): CliCommand {
+  const configPath = values.config;
+  if (configPath === undefined || configPath === '') return { kind: 'usage-error', message: `${command} needs --config FILE` };
+  const json = values.json === true;
+  const [sub, ...rest] = args;
+  if (command === 'cluster') {
+    if (rest.length > 0) return { kind: 'usage-error', message: `unexpected argument "${rest[0]}"` };
+    if (sub === 'status') return { kind: 'cluster-status', configPath, json };
+    if (sub === 'recover') return { kind: 'cluster-recover', configPath, apply: values.apply === true, json };
+    return { kind: 'usage-error', message: `unknown cluster command "${sub ?? ''}" (expected status or recover)` };
+  }
+  if (sub !== 'drain' && sub !== 'undrain' && sub !== 'fence')
+    return { kind: 'usage-error', message: `unknown node command "${sub ?? ''}" (expected drain, undrain or fence)` };
+  const [target, ...more] = rest;
+  if (target === undefined) return { kind: 'usage-error', message: `node ${sub} needs the node id` };
+  if (more.length > 0) return { kind: 'usage-error', message: `unexpected argument "${more[0]}"` };
+  const waitSec = values.wait === undefined ? 60 : Number(values.wait);
+  if (!Number.isFinite(waitSec) || waitSec < 0) return { kind: 'usage-error', message: `--wait must be a number of seconds, got "${values.wait}"` };
+  return { kind: 'node-admin', configPath, action: sub, target, json, waitSec };
 }
 
 /** The human summary `check-config` prints for a valid configuration. */

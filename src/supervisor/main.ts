@@ -28,6 +28,20 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${describeConfig(config, cmd.configPath)}\n`);
       return EXIT.ok;
     }
+    case 'cluster-status':
+    case 'cluster-recover':
+    case 'node-admin': {
+      const config = await loadOrReport(cmd.configPath, undefined, true);
+      if (config === undefined) return EXIT.usage;
+      if (config.cluster === undefined) {
+        process.stderr.write(`spindle: ${cmd.configPath} has no cluster section\n`);
+        return EXIT.usage;
+      }
+      const ops = await import('./cluster-commands.ts');
+      if (cmd.kind === 'cluster-status') return ops.clusterStatus(config, cmd.json);
+      if (cmd.kind === 'cluster-recover') return ops.clusterRecover(config, cmd.apply, cmd.json);
+      return ops.nodeAdmin(config, cmd.action, cmd.target, cmd.waitSec, cmd.json);
+    }
     case 'serve': {
       const config = await loadOrReport(cmd.configPath, cmd.node);
       if (config === undefined) return EXIT.usage;
@@ -42,9 +56,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function loadOrReport(path: string, node: string | undefined): Promise<SpindleConfig | undefined> {
+async function loadOrReport(path: string, node: string | undefined, operator = false): Promise<SpindleConfig | undefined> {
   try {
-    return await loadConfig(path, node === undefined ? {} : { node });
+    return await loadConfig(path, { ...(node === undefined ? {} : { node }), ...(operator ? { operator } : {}) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`spindle: ${err.message}\n`);

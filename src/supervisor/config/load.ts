@@ -25,7 +25,7 @@ const MAX_ALIAS_COUNT = 100;
  * Reads and validates a configuration file. `node` (the command line's `--node`) says which
  * cluster node this process is. @throws ConfigError
  */
-export async function loadConfig(path: string, overrides: { node?: string } = {}): Promise<SpindleConfig> {
+export async function loadConfig(path: string, overrides: { node?: string; operator?: boolean } = {}): Promise<SpindleConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -39,7 +39,11 @@ export async function loadConfig(path: string, overrides: { node?: string } = {}
     );
   }
   const env = defaultEnv();
-  return parseConfig(text, path, overrides.node === undefined ? env : { ...env, node: overrides.node });
+  return parseConfig(text, path, {
+    ...env,
+    ...(overrides.node === undefined ? {} : { node: overrides.node }),
+    ...(overrides.operator === true ? { operator: true } : {}),
+  });
 }
 
 /**

@@ -39,6 +39,8 @@ export interface ConfigEnv {
   readonly vars?: Readonly<Record<string, string | undefined>>;
   /** `--node` from the command line: which cluster node this process is (wins over the rest). */
   readonly node?: string;
+  /** Loaded by an operator command, not a node: which node this process is does not matter. */
+  readonly operator?: boolean;
   /** Reads a file named by the configuration (`passwordFile`); throws like readFileSync. */
   readonly readFile?: (path: string) => string;
 }

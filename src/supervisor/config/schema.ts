@@ -1005,7 +1005,7 @@ function clusterRules(v: Partial<SchemaOutputShape>, r: RuleContext): void {
   const nodes: readonly ClusterNodeConfig[] = c.nodes.filter(
     (n: ClusterNodeConfig) => Array.isArray(n.portals) && n.portals.every((p: PortalConfig | undefined) => typeof p?.host === 'string'),
   );
-  if (v.nodeId !== undefined && !nodes.some((n) => n.id === v.nodeId)) {
+  if (v.nodeId !== undefined && r.ctx.env.operator !== true && !nodes.some((n) => n.id === v.nodeId)) {
     r.report(
       ['nodeId'],
       `this node is "${v.nodeId}", which is not one of cluster.nodes (${nodes.map((n) => n.id).join(', ')}): start it with --node ID or SPINDLE_NODE_ID`,
