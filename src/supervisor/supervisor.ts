@@ -27,6 +27,7 @@ import { applyReload, planReload, type WorkerBus } from './reload.ts';
 import { displayPortal } from './config/schema.ts';
 import { AdminState, ClusterNode, type ClusterHost } from './cluster/cluster-node.ts';
 import { ControlError, ControlErrorCode } from '../shared/control/errors.ts';
+import type { AluaStateValue } from '../shared/scsi/alua.ts';
 
 /** How long a starting node waits for Redis before giving up. */
 const CLUSTER_CONNECT_TIMEOUT_MS = 30_000;
@@ -167,8 +168,14 @@ export class Supervisor {
             prLoad: (m) => (cluster === null ? notClustered() : cluster.prLoad(l, m.lu).then((state) => ({ state }))),
             prTransition: (m) => (cluster === null ? notClustered() : cluster.prTransition(m.lu, m.request).then((result) => ({ result }))),
             luReset: (m) => (cluster === null ? notClustered() : cluster.reset(m.lus, m.fn)),
+            lockLu: (m) => (cluster === null ? notClustered() : cluster.lockLu(m.lu).then((token) => ({ token }))),
+            unlockLu: (m) => (cluster === null ? notClustered() : cluster.unlockLu(m.lu, m.token)),
+            uaLoad: (m) => (cluster === null ? notClustered() : cluster.loadUa(m.lu).then((entries) => ({ entries }))),
+            setAlua: (m) => (cluster === null ? notClustered() : cluster.setExplicitAlua(m.states.map((x) => ({ group: x.group, state: x.state as AluaStateValue })))),
           },
-          notes: {},
+          notes: {
+            uaSnapshot: (m) => void cluster?.saveUa(m.lu, m.entries).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not keep unit attentions in Redis')),
+          },
         },
         this.log,
         (h, code) => this.#onExit(h, code),

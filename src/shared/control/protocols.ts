@@ -30,8 +30,21 @@ export const LUN_CONTROL = {
        * node. Answers once they all have.
        */
       luReset: { body: object({ lus: arrayOf('string'), fn: 'integer' }), result: VOID },
+      /**
+       * Cluster mode: the LU's cluster-wide lock for COMPARE AND WRITE, ORWRITE, WRITE
+       * ATOMIC (atomic against the same commands on other nodes). Fails with ERR_CLUSTER_*.
+       */
+      lockLu: { body: object({ lu: 'string' }), result: object({ token: 'string' }) },
+      unlockLu: { body: object({ lu: 'string', token: 'string' }), result: VOID },
+      /** Cluster mode: explicit asymmetric access states (SET TARGET PORT GROUPS) for every node. */
+      setAlua: { body: object({ states: arrayOf(object({ group: 'integer', state: 'integer' })) }), result: VOID },
+      /** Cluster mode: the pending unit attentions this node kept for LU `lu` (ua-persistence.ts). */
+      uaLoad: { body: object({ lu: 'string' }), result: object({ entries: opaque<unknown[]>('array') }) },
     },
-    notes: NONE,
+    notes: {
+      /** Cluster mode: the LU's pending unit attentions changed; kept in Redis for a restart. */
+      uaSnapshot: object({ lu: 'string', entries: opaque<unknown[]>('array') }),
+    },
   },
   b: {
     requests: {

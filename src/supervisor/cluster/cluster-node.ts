@@ -26,6 +26,11 @@ import { Membership, type LeaseLoss } from './membership.ts';
 import { ClusterErrorCode, PrStore, parseState, type PrTiming } from './pr-store.ts';
 import { prRef, resetRef, type ClusterEvent } from './events.ts';
 import { randomUUID } from 'node:crypto';
+import { UNLOCK } from './scripts.ts';
+
+/** How long a cluster LU lock lives if its holder dies; and how long a taker waits for it. */
+const LOCK_TTL_MS = 10_000;
+const LOCK_WAIT_MS = 10_000;
 
 /** Operator state of a node (spindle node drain|undrain|fence). */
 export const AdminState = {
@@ -252,6 +257,50 @@ export class ClusterNode {
     } catch (err) {
       this.#log.error({ lu, fn, err: (err as Error).message }, 'could not apply task management from another node');
     }
+  }
+
+  /**
+   * The cluster-wide lock of one LU for its LU-wide exclusive commands (VMware ATS:
+   * COMPARE AND WRITE). A Redis key with a random token and a time to live, so a node that
+   * dies holding it blocks the others at most LOCK_TTL_MS. Covers these commands against
+   * each other only: a plain WRITE on another node is not held back (SBC-4 asks atomicity
+   * of COMPARE AND WRITE against other commands; across nodes spindle gives it against
+   * the commands that read and write the same range as a unit, which is what ATS needs).
+   */
+  async lockLu(lu: string): Promise<string> {
+    if (!this.serving) throw new ControlError(ClusterErrorCode.UNAVAILABLE, 'not serving');
+    const token = randomUUID();
+    const key = this.link.keys.cawLock(lu);
+    const deadline = performance.now() + LOCK_WAIT_MS;
+    let pause = 1;
+    for (;;) {
+      let got: string | null;
+      try {
+        got = await this.link.cmd.set(key, token, 'PX', LOCK_TTL_MS, 'NX');
+      } catch (err) {
+        throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
+      }
+      if (got === 'OK') return token;
+      if (performance.now() > deadline) throw new ControlError(ClusterErrorCode.BUSY, `${lu}: lock held elsewhere for ${LOCK_WAIT_MS} ms`);
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 20);
+    }
+  }
+
+  async unlockLu(lu: string, token: string): Promise<void> {
+    await this.link.cmd.eval(UNLOCK, 1, this.link.keys.cawLock(lu), token);
+  }
+
+  /** Keep LU `lu`'s pending unit attentions of this node's nexuses (restored after a restart). */
+  async saveUa(lu: string, entries: readonly unknown[]): Promise<void> {
+    const key = this.link.keys.ua(this.node, lu);
+    if (entries.length === 0) await this.link.cmd.del(key);
+    else await this.link.cmd.set(key, JSON.stringify(entries));
+  }
+
+  async loadUa(lu: string): Promise<unknown[]> {
+    const raw = await this.link.cmd.get(this.link.keys.ua(this.node, lu));
+    return raw === null ? [] : (JSON.parse(raw) as unknown[]);
   }
 
   // ---- fencing and resynchronization ----

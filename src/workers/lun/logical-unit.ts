@@ -63,6 +63,18 @@ export interface LuEnvironment {
    * embedded store persisting under stateDir (one node).
    */
   readonly clusterState?: ClusterState;
+  /**
+   * In a cluster: take the LU's cluster-wide lock for an LU-wide exclusive command
+   * (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC), so it is atomic against the same commands
+   * on other nodes too; resolves with the release. Absent: one node, the LU's own gate is
+   * enough.
+   */
+  readonly atomicLock?: (lu: string) => Promise<() => Promise<void>>;
+  /**
+   * In a cluster: carry explicit asymmetric access states (SET TARGET PORT GROUPS) to every
+   * node; resolves once they hold cluster-wide. Absent: they hold on this node only.
+   */
+  readonly setAluaStates?: (states: readonly { group: number; state: number }[]) => Promise<void>;
 }
 
 /** Directory used until the LUN worker installs its own (unit tests, tools). */

@@ -28,10 +28,14 @@ import { reportedLunsEvent } from './ua/unit-attention.ts';
 import { SessionLink } from './session-link.ts';
 import { EMPTY, LunTask, type TaskHome } from './lun-task.ts';
 import { RemoteClusterState, type ClusterStateLink } from './cluster/remote-state.ts';
+import { restoreUa, snapshotUa, type PersistedUa } from './ua/ua-persistence.ts';
 import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
 
 /** How long a removed unit's last commands may take before its store is closed anyway. */
 const REMOVE_DRAIN_MS = 30_000;
+/** How often a cluster node checks whether pending unit attentions changed (ua-persistence.ts). */
+const UA_SNAPSHOT_MS = 500;
+
 /** How long stop() waits for in-flight commands before closing the stores. */
 const STOP_DRAIN_MS = 10_000;
 
@@ -82,6 +86,10 @@ export class LunWorker implements TaskHome {
   #running = false;
   /** Cluster mode: the reservation state held by the supervisor (Redis). */
   readonly #cluster: RemoteClusterState | null;
+  readonly #clusterLink: ClusterStateLink | null;
+  /** Cluster mode: the last pending-UA snapshot sent per LU key, and the timer sending them. */
+  readonly #uaSent = new Map<string, string>();
+  #uaTimer: NodeJS.Timeout | null = null;
 
   constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink) {
     this.index = data.index;
@@ -91,6 +99,25 @@ export class LunWorker implements TaskHome {
     this.#nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
     this.doorbell = new Doorbell(data.doorbell);
     this.#cluster = data.cluster === true && cluster !== undefined ? new RemoteClusterState(cluster) : null;
+    this.#clusterLink = this.#cluster === null ? null : (cluster ?? null);
+  }
+
+  /**
+   * Cluster mode: keep every LU's pending unit attentions in Redis, so a restarted node
+   * reports them (ua-persistence.ts). A snapshot per LU when it changed, checked every
+   * UA_SNAPSHOT_MS: off the command path, and a change is kept within that time.
+   */
+  #snapshotUas(): void {
+    const link = this.#clusterLink;
+    if (link === null) return;
+    for (const lu of this.#units) {
+      if (lu === undefined) continue;
+      const entries = snapshotUa(lu);
+      const text = JSON.stringify(entries);
+      if (this.#uaSent.get(lu.pr.luKey) === text) continue;
+      this.#uaSent.set(lu.pr.luKey, text);
+      link.saveUa(lu.pr.luKey, entries);
+    }
   }
 
   /**
@@ -137,11 +164,16 @@ export class LunWorker implements TaskHome {
     }
     // One table per worker: setPortGroupState on it reaches every LU of this worker.
     if (d.alua !== undefined) this.#portGroups = new PortGroupTable(d.alua);
-    opened.forEach((r, i) => {
-      const lu = (r as PromiseFulfilledResult<LogicalUnit>).value;
+    const units = opened.map((r) => (r as PromiseFulfilledResult<LogicalUnit>).value);
+    await Promise.all(units.map((lu) => this.#restoreUas(lu)));
+    units.forEach((lu, i) => {
       this.#units[d.unitIndexes?.[i] ?? i] = lu;
       this.#adopt(lu);
     });
+    if (this.#clusterLink !== null) {
+      this.#uaTimer = setInterval(() => this.#snapshotUas(), UA_SNAPSHOT_MS);
+      this.#uaTimer.unref();
+    }
     return opened.length;
   }
 
@@ -310,11 +342,28 @@ export class LunWorker implements TaskHome {
     // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
       this.log.error({ err, device: d.name, cdb: cmd.cdb.toString('hex', 0, cmd.cdbLength) }, 'internal error while executing a SCSI command');
-    const env = this.#cluster === null ? { reportInternalError } : { reportInternalError, clusterState: this.#cluster };
+    const cluster = this.#cluster;
+    const env =
+      cluster === null
+        ? { reportInternalError }
+        : {
+            reportInternalError,
+            clusterState: cluster,
+            atomicLock: (lu: string) => cluster.atomicLock(lu),
+            setAluaStates: (states: readonly { group: number; state: number }[]) => cluster.setAlua(states),
+          };
     return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, env);
   }
 
   /** Make a freshly opened unit part of this worker (nexus directory, ALUA view). */
+  async #restoreUas(lu: LogicalUnit): Promise<void> {
+    const link = this.#clusterLink;
+    if (link === null) return;
+    const entries = (await link.loadUa(lu.pr.luKey)) as PersistedUa[];
+    restoreUa(lu, entries);
+    this.#uaSent.set(lu.pr.luKey, JSON.stringify(snapshotUa(lu)));
+  }
+
   #adopt(lu: LogicalUnit): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
@@ -389,6 +438,8 @@ export class LunWorker implements TaskHome {
     await Promise.all(units.map((u) => u?.sbc.suspendSanitize()));
     const deadline = Date.now() + STOP_DRAIN_MS;
     while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.#uaTimer !== null) clearInterval(this.#uaTimer);
+    this.#snapshotUas();
     await Promise.all(units.map((u) => u?.close()));
     this.#running = false;
     this.doorbell.wake();

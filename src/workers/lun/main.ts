@@ -39,5 +39,10 @@ const worker: LunWorker = new LunWorker(data, log, {
   load: async (lu) => (await control.request('prLoad', { lu })).state,
   transition: async (lu, request) => (await control.request('prTransition', { lu, request }, PR_TRANSITION_TIMEOUT_MS)).result,
   reset: (lus, fn) => control.request('luReset', { lus: [...lus], fn }, PR_TRANSITION_TIMEOUT_MS),
+  lock: async (lu) => (await control.request('lockLu', { lu }, PR_TRANSITION_TIMEOUT_MS)).token,
+  unlock: (lu, token) => control.request('unlockLu', { lu, token }),
+  loadUa: async (lu) => (await control.request('uaLoad', { lu })).entries,
+  saveUa: (lu, entries) => control.notify('uaSnapshot', { lu, entries: [...entries] }),
+  setAlua: (states) => control.request('setAlua', { states: states.map((x) => ({ group: x.group, state: x.state })) }),
 });
 control.onProtocolError = (problem) => log.error({ problem }, 'control channel: protocol error');

@@ -86,10 +86,10 @@ describe('ALUA', () => {
     dir.cleanup();
   });
 
-  it('reports TPGS = 01b (implicit) and MULTIP in standard INQUIRY', async () => {
+  it('reports TPGS = 11b (implicit and explicit) and MULTIP in standard INQUIRY', async () => {
     const c = await run(lu, makeCommand(inquiry(0, 0, 96), { dataLength: 96 }));
     expect(c.status).toBe(ScsiStatus.GOOD);
-    expect((c.dataIn[5]! >> 4) & 0x03).toBe(0b01);
+    expect((c.dataIn[5]! >> 4) & 0x03).toBe(0b11);
     expect(c.dataIn[5]! & 0x08).toBe(0x08); // 3PC unchanged
     expect(c.dataIn[6]! & 0x10).toBe(0x10); // MULTIP: two target ports export the LU
   });

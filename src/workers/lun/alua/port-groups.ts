@@ -127,6 +127,28 @@ export class PortGroupTable {
     }
     return true;
   }
+
+  /**
+   * Explicit changes (SET TARGET PORT GROUPS, SPC-4 6.44): the new states, STATUS CODE
+   * "altered by SET TARGET PORT GROUPS", and ASYMMETRIC ACCESS STATE CHANGED for every
+   * I_T nexus of the affected LUs but the issuer (`exceptNexus`, SPC-4 5.16.2.6).
+   */
+  setExplicit(changes: readonly { group: number; state: AluaStateValue }[], exceptNexus: number): void {
+    const touched = new Set<PortGroup>();
+    for (const c of changes) {
+      const g = this.#byId.get(c.group);
+      if (g === undefined || !SETTABLE.has(c.state) || g.state === c.state) continue;
+      if (!ACTIVE(g.state)) this.inaccessible--;
+      if (!ACTIVE(c.state)) this.inaccessible++;
+      g.state = c.state;
+      g.statusCode = AluaStatusCode.ALTERED_BY_SET_TARGET_PORT_GROUPS;
+      touched.add(g);
+    }
+    if (touched.size === 0) return;
+    for (const lu of this.#units) {
+      if (lu.alua.groups.some((g) => touched.has(g))) establish(lu, SenseReason.ASYMMETRIC_ACCESS_STATE_CHANGED, exceptNexus);
+    }
+  }
 }
 
 /** An LU's ALUA view: the worker's table and the groups through which the LU is exported. */

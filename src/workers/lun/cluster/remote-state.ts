@@ -13,6 +13,14 @@ export interface ClusterStateLink {
   transition(lu: string, request: PrRequest): Promise<PrResult>;
   /** Task management that reaches every node's nexuses of these LUs, done on every other node. */
   reset(lus: readonly string[], fn: number): Promise<void>;
+  /** The LU's cluster-wide lock; resolves with its token. */
+  lock(lu: string): Promise<string>;
+  unlock(lu: string, token: string): Promise<void>;
+  /** The pending unit attentions kept for LU `lu`, and keeping new ones. */
+  loadUa(lu: string): Promise<unknown[]>;
+  saveUa(lu: string, entries: readonly unknown[]): void;
+  /** Explicit ALUA states for every node. */
+  setAlua(states: readonly { group: number; state: number }[]): Promise<void>;
 }
 
 export class RemoteClusterState implements ClusterState {
@@ -46,6 +54,16 @@ export class RemoteClusterState implements ClusterState {
   /** Have every other node apply task management `fn` to `lus` (resolves when they have). */
   reset(lus: readonly string[], fn: number): Promise<void> {
     return this.#link.reset(lus, fn);
+  }
+
+  /** Take the LU's cluster-wide lock (LuEnvironment.atomicLock). */
+  async atomicLock(lu: string): Promise<() => Promise<void>> {
+    const token = await this.#link.lock(lu);
+    return () => this.#link.unlock(lu, token);
+  }
+
+  setAlua(states: readonly { group: number; state: number }[]): Promise<void> {
+    return this.#link.setAlua(states);
   }
 
   async close(): Promise<void> {

@@ -136,7 +136,27 @@ export function runAsync(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<
 /** Like runAsync, but with nothing else of the LU in flight (sbc/state.ts gate). */
 export function runExclusive(lu: LogicalUnit, cmd: ScsiCommand, body: () => Promise<void>): Completion {
   cmd.status = ScsiStatus.GOOD;
-  lu.sbc.runExclusive(cmd, () => body().catch((err: unknown) => failCommand(lu, cmd, err)));
+  const lock = lu.env.atomicLock;
+  const run =
+    lock === undefined
+      ? body
+      : // In a cluster, also exclusive against the same commands on every other node (VMware
+        // ATS): a short lock per LU around the read-compare-write (cluster/lock in README).
+        async () => {
+          let unlock: () => Promise<void>;
+          try {
+            unlock = await lock(lu.pr.luKey);
+          } catch (err) {
+            // The cluster lock cannot be had now: retryable, nothing was read or written.
+            throw new IoFailure(SenseReason.LUN_NOT_READY_ALUA_TRANSITION, err);
+          }
+          try {
+            await body();
+          } finally {
+            await unlock().catch(() => undefined);
+          }
+        };
+  lu.sbc.runExclusive(cmd, () => run().catch((err: unknown) => failCommand(lu, cmd, err)));
   return Completion.PENDING;
 }
 

@@ -30,6 +30,7 @@ import { inquiry } from './inquiry.ts';
 import { logSelect, logSense } from './log-pages.ts';
 import { modeSelect } from './mode-select.ts';
 import { modeSense } from './mode-sense.ts';
+import { setTargetPortGroups } from '../alua/set-target-port-groups.ts';
 import { reportSupportedTmf } from './report-tmf.ts';
 import { reportTargetPortGroups } from '../alua/report-target-port-groups.ts';
 import { requestSense, testUnitReady } from './unit-status.ts';
@@ -432,17 +433,23 @@ export const SPC_COMMANDS: readonly OpcodeRow[] = [
     'MAINTENANCE IN / other service actions',
     maintenanceInPolicy(PrAccess.READ),
   ),
-  // MAINTENANCE OUT: nothing executed. SET TARGET PORT GROUPS is admitted in standby and
-  // unavailable (SPC-4 5.16.2.4.4-5; not while transitioning, 5.16.2.5) and then fails as
-  // unsupported: access is implicit only (alua/port-groups.ts).
-  known(Opcode.MAINTENANCE_OUT, MaintenanceOut.SET_TARGET_PORT_GROUPS, 'SET TARGET PORT GROUPS', {
-    pr: PrAccess.WRITE, // SPC-4 table 62: conflict
-    spc2: Spc2Access.HOLDER_ONLY,
-    alua: { standby: true, unavailable: true, transitioning: false },
-    unitAttention: UaHandling.REPORT,
-    notReady: NO_MEDIUM_ACCESS,
-    exclusive: false,
-  }),
+  // SET TARGET PORT GROUPS: explicit ALUA (TPGS = 11b). Admitted in standby and
+  // unavailable (SPC-4 5.16.2.4.4-5), not while transitioning (5.16.2.5).
+  {
+    opcode: Opcode.MAINTENANCE_OUT,
+    serviceAction: MaintenanceOut.SET_TARGET_PORT_GROUPS,
+    name: 'SET TARGET PORT GROUPS',
+    usage: [0xa4, MaintenanceOut.SET_TARGET_PORT_GROUPS, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL],
+    handler: setTargetPortGroups,
+    policy: {
+      pr: PrAccess.WRITE, // SPC-4 table 62: conflict
+      spc2: Spc2Access.HOLDER_ONLY,
+      alua: { standby: true, unavailable: true, transitioning: false },
+      unitAttention: UaHandling.REPORT,
+      notReady: NO_MEDIUM_ACCESS,
+      exclusive: false,
+    },
+  },
   known(Opcode.MAINTENANCE_OUT, 'other', 'MAINTENANCE OUT / other service actions', {
     pr: PrAccess.WRITE, // SPC-4 table 62: the SET ... commands conflict
     spc2: Spc2Access.HOLDER_ONLY,

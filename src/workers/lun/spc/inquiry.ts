@@ -77,9 +77,9 @@ export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   buf[2] = 0x06; // VERSION: SPC-4
   buf[3] = 0x32; // NORMACA 1 (NACA = 1 supported, task-set.ts) | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
   buf[4] = STANDARD_INQUIRY_LENGTH - 5; // ADDITIONAL LENGTH: bytes after byte 4
-  // SCCS 0 | ACC 0 | TPGS 01b: implicit ALUA only (SPC-4 5.16, alua/) | 3PC 1 (EXTENDED
-  // COPY) | reserved | PROTECT 0
-  buf[5] = 0x10 | 0x08;
+  // SCCS 0 | ACC 0 | TPGS 11b: implicit and explicit ALUA (SPC-4 5.16, alua/; SET TARGET
+  // PORT GROUPS) | 3PC 1 (EXTENDED COPY) | reserved | PROTECT 0
+  buf[5] = 0x30 | 0x08;
   // ENCSERV 0 | VS | MULTIP (bit 4): the LU is reachable through more than one target port
   buf[6] = targetPortCount(lu) > 1 ? 0x10 : 0x00;
   buf[7] = 0x02; // CMDQUE 1: full task management model (SAM-5 8.4)
