@@ -175,6 +175,10 @@ export class Supervisor {
           },
           notes: {
             uaSnapshot: (m) => void cluster?.saveUa(m.lu, m.entries).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not keep unit attentions in Redis')),
+            capacityChanged: (m) =>
+              void cluster?.publishCapacity(m.lu, m.bytes).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not tell the other nodes about a grown LU')),
+            modesChanged: (m) =>
+              void cluster?.publishModes(m.lu, m.pages).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not carry mode pages to the other nodes')),
           },
         },
         this.log,
@@ -283,6 +287,16 @@ export class Supervisor {
         const h = this.#luns[worker];
         if (h === undefined || !h.alive) return;
         await h.control.request('prApply', { lu, state, effects: [...effects] }, 60_000);
+      },
+      applyCapacity: async (worker, lu, bytes) => {
+        const h = this.#luns[worker];
+        if (h === undefined || !h.alive) return;
+        await h.control.request('growApply', { lu, bytes });
+      },
+      applyModes: async (worker, lu, pages) => {
+        const h = this.#luns[worker];
+        if (h === undefined || !h.alive) return;
+        await h.control.request('modeApply', { lu, pages: [...pages] });
       },
       applyReset: async (worker, lu, fn) => {
         const h = this.#luns[worker];

@@ -5,6 +5,7 @@
  */
 import type { AuthConfig, DeviceConfig } from '../config-types.ts';
 import type { PrEffect, PrRequest, PrResult, PrState } from '../state/cluster-state.ts';
+import type { ModePageImage } from '../state/mode-image.ts';
 import type { RoutesWire } from '../wire/routes.ts';
 import type { Protocol, Side } from './endpoint.ts';
 import { EMPTY, arrayOf, object, opaque, optional, tuple } from './shape.ts';
@@ -44,6 +45,10 @@ export const LUN_CONTROL = {
     notes: {
       /** Cluster mode: the LU's pending unit attentions changed; kept in Redis for a restart. */
       uaSnapshot: object({ lu: 'string', entries: opaque<unknown[]>('array') }),
+      /** Cluster mode: MODE SELECT changed these pages of LU `lu`; every node takes them. */
+      modesChanged: object({ lu: 'string', pages: opaque<ModePageImage[]>('array') }),
+      /** Cluster mode: a configuration reload grew LU `lu` here; every node grows it too. */
+      capacityChanged: object({ lu: 'string', bytes: 'number' }),
     },
   },
   b: {
@@ -83,6 +88,10 @@ export const LUN_CONTROL = {
       prApply: { body: object({ lu: 'string', state: opaque<PrState>(), effects: opaque<PrEffect[]>('array') }), result: VOID },
       /** Cluster mode: task management `fn` issued on another node, for LU `lu` (answers when done). */
       resetApply: { body: object({ lu: 'string', fn: 'integer' }), result: VOID },
+      /** Cluster mode: mode pages another node's MODE SELECT changed. */
+      modeApply: { body: object({ lu: 'string', pages: opaque<ModePageImage[]>('array') }), result: VOID },
+      /** Cluster mode: another node grew LU `lu` (CAPACITY DATA HAS CHANGED here too). */
+      growApply: { body: object({ lu: 'string', bytes: 'number' }), result: VOID },
     },
     notes: NONE,
   },

@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/logging.ts';
 import type { ClusterConfig } from '../../shared/cluster-config.ts';
 import type { PrEffect, PrRequest, PrResult, PrState } from '../../shared/state/cluster-state.ts';
+import type { ModePageImage } from '../../shared/state/mode-image.ts';
 import { AluaState, type AluaStateValue } from '../../shared/scsi/alua.ts';
 import { ControlError } from '../../shared/control/errors.ts';
 import { ClusterLink } from './cluster-link.ts';
@@ -48,6 +49,10 @@ export interface ClusterHost {
   applyPr(worker: number, lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void>;
   /** Task management from another node (LOGICAL UNIT RESET, CLEAR TASK SET, target resets) for LU `lu`. */
   applyReset(worker: number, lu: string, fn: number): Promise<void>;
+  /** Another node grew LU `lu` to `bytes`. */
+  applyCapacity(worker: number, lu: string, bytes: number): Promise<void>;
+  /** Mode pages changed by MODE SELECT on another node. */
+  applyModes(worker: number, lu: string, pages: readonly ModePageImage[]): Promise<void>;
   /** The asymmetric access states of every port group changed. */
   aluaStates(states: readonly { group: number; state: AluaStateValue }[]): Promise<void>;
   /** The operator changed this node's admin state. */
@@ -212,6 +217,20 @@ export class ClusterNode {
         for (const s of e.states) this.#explicit.set(s.group, s.state as AluaStateValue);
         void this.#publishAlua();
         return;
+      case 'capacity':
+        if (e.o !== this.node) {
+          const worker = this.#owners.get(e.lu);
+          if (worker !== undefined)
+            void this.#host?.applyCapacity(worker, e.lu, e.bytes).catch((err: unknown) => this.#log.error({ lu: e.lu, err: (err as Error).message }, 'could not grow a LU another node grew'));
+        }
+        return;
+      case 'mode':
+        if (e.o !== this.node) {
+          const worker = this.#owners.get(e.lu);
+          if (worker !== undefined)
+            void this.#host?.applyModes(worker, e.lu, e.pages).catch((err: unknown) => this.#log.error({ lu: e.lu, err: (err as Error).message }, 'could not apply mode pages from another node'));
+        }
+        return;
       case 'resync':
         void this.#resync('operator recovery');
         return;
@@ -289,6 +308,16 @@ export class ClusterNode {
 
   async unlockLu(lu: string, token: string): Promise<void> {
     await this.link.cmd.eval(UNLOCK, 1, this.link.keys.cawLock(lu), token);
+  }
+
+  /** A reload grew `lu` here: every other node grows it too. */
+  async publishCapacity(lu: string, bytes: number): Promise<void> {
+    await this.link.publish({ k: 'capacity', o: this.node, lu, bytes });
+  }
+
+  /** MODE SELECT here changed `lu`'s pages: every other node takes them. */
+  async publishModes(lu: string, pages: readonly ModePageImage[]): Promise<void> {
+    await this.link.publish({ k: 'mode', o: this.node, lu, pages: [...pages] });
   }
 
   /** Keep LU `lu`'s pending unit attentions of this node's nexuses (restored after a restart). */

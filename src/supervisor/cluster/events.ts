@@ -13,8 +13,10 @@
  *   alua       explicit asymmetric access state change (SET TARGET PORT GROUPS)
  *   capacity   a LU grew (CAPACITY DATA HAS CHANGED on every node)
  *   resync     the operator repaired the cluster state: every node reloads everything
+ *   mode       MODE SELECT changed a LU's mode pages (current and saved values)
  */
 import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
+import type { ModePageImage } from '../../shared/state/mode-image.ts';
 import { checkShape, either, literal, object, opaque, arrayOf, type Infer } from '../../shared/control/shape.ts';
 
 const PR = object({ k: literal('pr'), o: 'string', lu: 'string', v: 'integer', s: opaque<PrState>(), e: opaque<PrEffect[]>('array') });
@@ -24,8 +26,9 @@ const ADMIN = object({ k: literal('admin'), o: 'string', node: 'string', state: 
 const ALUA = object({ k: literal('alua'), o: 'string', states: arrayOf(object({ group: 'integer', state: 'integer' })) });
 const CAPACITY = object({ k: literal('capacity'), o: 'string', lu: 'string', bytes: 'number' });
 const RESYNC = object({ k: literal('resync'), o: 'string' });
+const MODE = object({ k: literal('mode'), o: 'string', lu: 'string', pages: opaque<ModePageImage[]>('array') });
 
-const EVENT = either(PR, ACK, RESET, ADMIN, ALUA, CAPACITY, RESYNC);
+const EVENT = either(PR, ACK, RESET, ADMIN, ALUA, CAPACITY, RESYNC, MODE);
 
 export type ClusterEvent = Infer<typeof EVENT>;
 export type PrChangeEvent = Infer<typeof PR>;

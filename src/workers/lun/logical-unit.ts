@@ -23,6 +23,7 @@ import { SPINDLE_IEEE_COMPANY_ID, identityDigest, naa6Designator } from '../../s
 // Re-exported for the LU's users (identity is computed in shared/: the supervisor needs it too).
 export { SPINDLE_IEEE_COMPANY_ID, identityDigest, naa6Designator };
 import type { ClusterState } from '../../shared/state/cluster-state.ts';
+import type { ModePageImage } from '../../shared/state/mode-image.ts';
 import { CopyManagerState, registerCopyTarget, unregisterCopyTarget } from './xcopy/copy-state.ts';
 
 /** PRODUCT REVISION LEVEL in standard INQUIRY data (4 ASCII characters). */
@@ -75,6 +76,8 @@ export interface LuEnvironment {
    * node; resolves once they hold cluster-wide. Absent: they hold on this node only.
    */
   readonly setAluaStates?: (states: readonly { group: number; state: number }[]) => Promise<void>;
+  /** In a cluster: MODE SELECT changed these pages; carry them to every node. */
+  readonly modesChanged?: (lu: string, pages: readonly ModePageImage[]) => void;
 }
 
 /** Directory used until the LUN worker installs its own (unit tests, tools). */

@@ -29,6 +29,8 @@ import { SessionLink } from './session-link.ts';
 import { EMPTY, LunTask, type TaskHome } from './lun-task.ts';
 import { RemoteClusterState, type ClusterStateLink } from './cluster/remote-state.ts';
 import { restoreUa, snapshotUa, type PersistedUa } from './ua/ua-persistence.ts';
+import { applyPageImages } from './spc/mode-select.ts';
+import type { ModePageImage } from '../../shared/state/mode-image.ts';
 import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
 
 /** How long a removed unit's last commands may take before its store is closed anyway. */
@@ -128,6 +130,20 @@ export class LunWorker implements TaskHome {
     const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
     if (unit === undefined) return Promise.resolve();
     return new Promise((resolve) => applyTaskManagement(unit, fn, REMOTE_NEXUS, resolve));
+  }
+
+  /** Cluster mode: another node grew the LU (its storage is shared: only the size here). */
+  async growApply(lu: string, bytes: number): Promise<void> {
+    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    if (unit === undefined || bytes <= unit.blockCount * unit.blockSize) return;
+    await unit.grow(bytes);
+    this.log.info({ device: unit.name, blocks: unit.blockCount }, 'logical unit grown by another node: CAPACITY DATA HAS CHANGED');
+  }
+
+  /** Cluster mode: mode pages changed by MODE SELECT on another node. */
+  async modeApply(lu: string, pages: readonly ModePageImage[]): Promise<void> {
+    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    if (unit !== undefined) await applyPageImages(unit, pages);
   }
 
   /** Cluster mode: a reservation change from another node (see RemoteClusterState.deliver). */
@@ -351,6 +367,7 @@ export class LunWorker implements TaskHome {
             clusterState: cluster,
             atomicLock: (lu: string) => cluster.atomicLock(lu),
             setAluaStates: (states: readonly { group: number; state: number }[]) => cluster.setAlua(states),
+            modesChanged: (lu: string, pages: readonly ModePageImage[]) => this.#clusterLink?.modesChanged(lu, pages),
           };
     return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, env);
   }
@@ -395,6 +412,8 @@ export class LunWorker implements TaskHome {
         const before = lu.blockCount;
         await lu.grow(g.sizeBytes);
         this.log.info({ device: lu.name, blocks: lu.blockCount, was: before }, 'logical unit grown: CAPACITY DATA HAS CHANGED');
+        // The LU is the same on every node: they grow it too (and tell their nexuses).
+        this.#clusterLink?.capacityChanged(lu.pr.luKey, g.sizeBytes);
       } catch (err) {
         throw new ControlError(ControlErrorCode.BACKING, `${lu.name}: ${errorMessage(err)}`);
       }

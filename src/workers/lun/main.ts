@@ -31,6 +31,8 @@ const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
     stats: () => worker.stats(),
     prApply: (m) => worker.prApply(m.lu, m.state, m.effects),
     resetApply: (m) => worker.resetApply(m.lu, m.fn),
+    modeApply: (m) => worker.modeApply(m.lu, m.pages),
+    growApply: (m) => worker.growApply(m.lu, m.bytes),
   },
   notes: {},
 });
@@ -42,6 +44,8 @@ const worker: LunWorker = new LunWorker(data, log, {
   lock: async (lu) => (await control.request('lockLu', { lu }, PR_TRANSITION_TIMEOUT_MS)).token,
   unlock: (lu, token) => control.request('unlockLu', { lu, token }),
   loadUa: async (lu) => (await control.request('uaLoad', { lu })).entries,
+  capacityChanged: (lu, bytes) => control.notify('capacityChanged', { lu, bytes }),
+  modesChanged: (lu, pages) => control.notify('modesChanged', { lu, pages: [...pages] }),
   saveUa: (lu, entries) => control.notify('uaSnapshot', { lu, entries: [...entries] }),
   setAlua: (states) => control.request('setAlua', { states: states.map((x) => ({ group: x.group, state: x.state })) }),
 });

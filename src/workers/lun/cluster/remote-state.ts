@@ -6,6 +6,7 @@
  */
 import type { ClusterState, PrEffect, PrEvent, PrRequest, PrResult, PrState } from '../../../shared/state/cluster-state.ts';
 import { EMPTY_PR_STATE } from '../../../shared/state/cluster-state.ts';
+import type { ModePageImage } from '../../../shared/state/mode-image.ts';
 
 /** How the worker reaches the supervisor's cluster state. */
 export interface ClusterStateLink {
@@ -19,6 +20,10 @@ export interface ClusterStateLink {
   /** The pending unit attentions kept for LU `lu`, and keeping new ones. */
   loadUa(lu: string): Promise<unknown[]>;
   saveUa(lu: string, entries: readonly unknown[]): void;
+  /** A reload grew LU `lu` here. */
+  capacityChanged(lu: string, bytes: number): void;
+  /** MODE SELECT changed these pages here. */
+  modesChanged(lu: string, pages: readonly ModePageImage[]): void;
   /** Explicit ALUA states for every node. */
   setAlua(states: readonly { group: number; state: number }[]): Promise<void>;
 }

@@ -16,6 +16,7 @@ import { Opcode } from '../../../shared/scsi/opcodes.ts';
 import type { FieldPointer } from '../../../shared/scsi/sense.ts';
 import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
+import type { ModePageImage } from '../../../shared/state/mode-image.ts';
 import { establish } from '../ua/unit-attention.ts';
 import { Completion } from './handler.ts';
 import { MODE_PAGES, findModePage, persistSavedPages } from './mode-pages.ts';
@@ -163,6 +164,8 @@ export function modeSelect(lu: LogicalUnit, cmd: ScsiCommand): Completion {
     if (sp) modes.saved[index] = Buffer.from(cur);
   }
   if (changed) establish(lu, SenseReason.MODE_PARAMETERS_CHANGED, cmd.nexus);
+  // In a cluster the pages belong to the LU on every node (SPC-4 7.5): carry them over.
+  if ((changed || sp) && lu.env.modesChanged !== undefined) lu.env.modesChanged(lu.pr.luKey, pageImages(lu, changes.map((c) => c.index)));
   if (!sp || changes.length === 0) return Completion.DONE;
   // SP = 1: GOOD only once the saved pages are on disk.
   persistSavedPages(lu).then(
@@ -183,4 +186,44 @@ export function modeSelect(lu: LogicalUnit, cmd: ScsiCommand): Completion {
 /** Whether any page with this page code exists in the table (to point at the subpage). */
 function findAnyPage(page: number): boolean {
   return MODE_PAGES.some((d) => d.page === page);
+}
+
+/** The pages at `indexes` as they travel to other cluster nodes. */
+export function pageImages(lu: LogicalUnit, indexes: readonly number[]): ModePageImage[] {
+  const m = lu.modes;
+  return indexes.map((i) => {
+    const def = MODE_PAGES[i]!;
+    const saved = m.saved[i] ?? null;
+    return { page: def.page, subpage: def.subpage, current: m.current[i]!.toString('hex'), saved: saved === null ? null : saved.toString('hex') };
+  });
+}
+
+/**
+ * Pages changed by MODE SELECT on another node: the same current (and saved) values here,
+ * with their side effects, and MODE PARAMETERS CHANGED for every I_T nexus of this node
+ * (SPC-4 7.5.1: every nexus but the issuing one, which is on the other node).
+ */
+export async function applyPageImages(lu: LogicalUnit, pages: readonly ModePageImage[]): Promise<void> {
+  const m = lu.modes;
+  let changed = false;
+  let saved = false;
+  for (const img of pages) {
+    const i = findModePage(m, img.page, img.subpage);
+    if (i < 0) continue;
+    const def = MODE_PAGES[i]!;
+    const cur = m.current[i]!;
+    const next = Buffer.from(img.current, 'hex');
+    if (next.length !== def.length) continue;
+    if (!next.equals(cur)) {
+      next.copy(cur);
+      def.apply?.(lu, cur);
+      changed = true;
+    }
+    if (img.saved !== null) {
+      m.saved[i] = Buffer.from(img.saved, 'hex');
+      saved = true;
+    }
+  }
+  if (changed) establish(lu, SenseReason.MODE_PARAMETERS_CHANGED);
+  if (saved) await persistSavedPages(lu);
 }
