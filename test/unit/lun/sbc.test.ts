@@ -155,12 +155,21 @@ for (const kind of ['ram', 'file'] as StoreKind[]) {
         let back = await read(cdb10(Opcode.READ_10, 60, 2), 2 * bs);
         expect(back.dataIn.subarray(0, bs).every((x) => x === 0x62)).toBe(true);
         expect(back.dataIn.subarray(bs).every((x) => x === 0x61)).toBe(true);
-        // one block announced, 200 bytes sent
+        // one block announced, 200 bytes sent: a partial block is refused (FCP-4 9.4.2
+        // case b: ILLEGAL REQUEST, INVALID FIELD IN INFORMATION UNIT), nothing written,
+        // the residual still reported
         await write(cdb10(Opcode.WRITE_10, 60, 2), a);
-        expect((await write(cdb10(Opcode.WRITE_10, 60, 1), b, 200)).status).toBe(ScsiStatus.GOOD);
+        const partial = await write(cdb10(Opcode.WRITE_10, 60, 1), b, 200);
+        expect(partial.status).toBe(ScsiStatus.CHECK_CONDITION);
+        expect(partial.senseTriple).toEqual([0x5, 0x0e, 0x03]);
+        expect(partial.dataOutWanted).toBe(bs);
         back = await read(cdb10(Opcode.READ_10, 60, 1), bs);
-        expect(back.dataIn.subarray(0, 200).every((x) => x === 0x62)).toBe(true);
-        expect(back.dataIn.subarray(200).every((x) => x === 0x61)).toBe(true);
+        expect(back.dataIn.every((x) => x === 0x61)).toBe(true);
+        // and two blocks announced, one and a half sent: the whole block is not written either
+        const half = await write(cdb10(Opcode.WRITE_10, 60, 2), b, bs + bs / 2);
+        expect(half.senseTriple).toEqual([0x5, 0x0e, 0x03]);
+        back = await read(cdb10(Opcode.READ_10, 60, 2), 2 * bs);
+        expect(back.dataIn.every((x) => x === 0x61)).toBe(true);
         // one block announced, two sent: only one written
         await write(cdb10(Opcode.WRITE_10, 60, 2), a);
         expect((await write(cdb10(Opcode.WRITE_10, 60, 1), b)).status).toBe(ScsiStatus.GOOD);

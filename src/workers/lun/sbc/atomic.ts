@@ -15,7 +15,7 @@ import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
 import { readAt, runExclusive, writeAt } from './bulk.ts';
 import { durable, rejectProtectField, rejectWriteProtected } from './common.ts';
-import { rejectLbaRange } from './read-write.ts';
+import { rejectLbaRange, rejectPartialBlock } from './read-write.ts';
 import { firstDifference } from './verify.ts';
 
 const FUA = 0x08;
@@ -98,7 +98,7 @@ export function orWrite(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (rejectLbaRange(lu, cmd, lba, blocks)) return Completion.DONE;
   if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
   const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
-  if (n === 0) return Completion.DONE;
+  if (n === 0 || rejectPartialBlock(lu, cmd, n)) return Completion.DONE;
   const fua = (cdb[1]! & FUA) !== 0;
   return runExclusive(lu, cmd, async () => {
     const merged = Buffer.allocUnsafe(n);
@@ -138,7 +138,7 @@ export function writeAtomic(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (rejectLbaRange(lu, cmd, lba, blocks)) return Completion.DONE;
   if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
   const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
-  if (n === 0) return Completion.DONE;
+  if (n === 0 || rejectPartialBlock(lu, cmd, n)) return Completion.DONE;
   const fua = (cdb[1]! & FUA) !== 0;
   return runExclusive(lu, cmd, async () => {
     await writeAt(lu, cmd.data, 0, n, lba, durable(lu, fua));

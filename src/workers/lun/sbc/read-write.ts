@@ -38,6 +38,19 @@ export function rejectLbaRange(lu: LogicalUnit, cmd: ScsiCommand, lba: number, b
   return true;
 }
 
+/**
+ * A write whose data (EDTL cut short of what the CDB asks) ends inside a logical block:
+ * writing the partial block would leave a block neither old nor new, reported written.
+ * FCP-4 9.4.2 case b: transfer nothing, ILLEGAL REQUEST, INVALID FIELD IN INFORMATION
+ * UNIT; the fabric still reports the residual from dataOutWanted.
+ * Returns true when the command was completed with CHECK CONDITION.
+ */
+export function rejectPartialBlock(lu: LogicalUnit, cmd: ScsiCommand, bytes: number): boolean {
+  if ((bytes & (lu.blockSize - 1)) === 0) return false;
+  setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_INFORMATION_UNIT);
+  return true;
+}
+
 /** Reject non-zero RDPROTECT/WRPROTECT: spindle formats without protection information. */
 function rejectProtect(cmd: ScsiCommand): boolean {
   const cdb = cmd.cdb;
@@ -93,7 +106,8 @@ export function read(lu: LogicalUnit, cmd: ScsiCommand): Completion {
 /**
  * WRITE(6/10/12/16). Writes min(transfer length x block size, cmd.dataOutLength) bytes:
  * when the initiator sent less than the CDB asks for (EDTL < transfer length), only what
- * was sent is written and the status is GOOD; the fabric reports the residual
+ * was sent is written and the status is GOOD when it is whole blocks (a partial block is
+ * refused, nothing written); the fabric reports the residual
  * (libiscsi write*_residuals accept this, FCP-4 9.4.2 case a). The write is durable
  * before status with FUA or when the write cache is disabled (write-through).
  */
@@ -113,6 +127,7 @@ export function write(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   let n = total < cmd.dataOutLength ? total : cmd.dataOutLength;
   if (n > cmd.data.length) n = cmd.data.length;
   if (n === 0) return Completion.DONE;
+  if (rejectPartialBlock(lu, cmd, n)) return Completion.DONE;
   // WRITE(6) has no FUA bit; its byte 1 is LBA.
   const fua = cmd.cdb[0] !== Opcode.WRITE_6 && (cmd.cdb[1]! & FUA) !== 0;
   // Thin LUs: the written blocks become mapped (one null check otherwise; allocation free).

@@ -20,7 +20,7 @@ import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits } from '../spc/unit-status.ts';
 import { CHUNK_BYTES, readAt, runAsync, writeAt, yieldTurn } from './bulk.ts';
 import { rejectProtectField, rejectWriteProtected } from './common.ts';
-import { rejectLbaRange } from './read-write.ts';
+import { rejectLbaRange, rejectPartialBlock } from './read-write.ts';
 
 /** Offset of the GROUP NUMBER byte by CDB length (bits 7..6 reserved, SBC-4). */
 function groupByte(cdb: Buffer): number {
@@ -133,7 +133,7 @@ export function writeAndVerify(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   if (rejectLbaRange(lu, cmd, lba, blocks)) return Completion.DONE;
   if (rejectWriteProtected(lu, cmd)) return Completion.DONE;
   const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
-  if (n === 0) return Completion.DONE;
+  if (n === 0 || rejectPartialBlock(lu, cmd, n)) return Completion.DONE;
   return runAsync(lu, cmd, async () => {
     await writeAt(lu, cmd.data, 0, n, lba, true);
     lu.sbc.noteWritten(lba, Math.ceil(n / lu.blockSize));
