@@ -137,6 +137,15 @@ export interface IscsiTuning {
   readonly maxSessionsPerTarget: number;
   /** Cap of the delay held before a failed-authentication response; 0: no throttle. */
   readonly authBackoffMaxSec: number;
+  /**
+   * Slab bytes one session's writes may hold while their data is still due; beyond it new
+   * writes get TASK SET FULL. Absent: no cap (unit tests).
+   */
+  readonly maxPendingWriteBytes?: number;
+  /** Seconds a write may wait for its next Data-Out before it is ended; 0: never. Absent: 0. */
+  readonly dataOutTimeoutSec?: number;
+  /** Connections one initiator address may hold open at one portal. Absent: no cap. */
+  readonly maxConnectionsPerAddress?: number;
 }
 
 /**

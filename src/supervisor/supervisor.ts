@@ -250,6 +250,7 @@ export class Supervisor {
         port: p.port,
         portalIndex: i,
         maxConnections: config.iscsi.maxConnectionsPerPortal,
+        ...(config.iscsi.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.iscsi.maxConnectionsPerAddress }),
         acceptRate: ACCEPT_RATE,
         acceptBurst: ACCEPT_BURST,
         sessionPorts,

@@ -174,6 +174,6 @@ export const PORTAL_CONTROL = {
 /** Fabric port worker <-> session worker: accepted sockets one way, "closed" the other. */
 export const HANDOFF = {
   name: 'handoff',
-  a: { requests: NONE, notes: { closed: EMPTY } },
+  a: { requests: NONE, notes: { closed: object({ address: 'string' }) } },
   b: { requests: NONE, notes: NONE, handles: { socket: object({ portal: 'integer' }) } },
 } as const satisfies Protocol<Side, Side>;

@@ -94,6 +94,8 @@ export interface PortalWorkerData extends WorkerLogging {
   /** Index of this portal in the routing tables. */
   portalIndex: number;
   maxConnections: number;
+  /** Connections one initiator address may hold open here. */
+  maxConnectionsPerAddress?: number;
   /** Accepted connections per second (sustained) and burst. */
   acceptRate: number;
   acceptBurst: number;

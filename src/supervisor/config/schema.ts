@@ -354,9 +354,28 @@ const iscsiFields = {
     default: 30,
     doc: 'failed authentications of one (initiator name, IP address) are answered after 0.5 s, 1 s, 2 s, ... up to this, node-wide; a success forgets the key, each failure-free minute takes one step off; `0` disables the backoff',
   }),
+  maxPendingWriteBytes: field(bytes({ min: 4096, max: 2 ** 40 }), {
+    default: '64MiB',
+    doc: 'slab memory one session\'s writes may hold while their data is still due (announced, not yet sent); further writes get TASK SET FULL until data arrives, so an initiator withholding write data cannot starve the other sessions of its session worker. At least `maxTransferLength`',
+  }),
+  dataOutTimeoutSec: field(int(0, 3600), {
+    default: 30,
+    doc: 'a write whose next Data-Out does not arrive within this ends with CHECK CONDITION, ABORTED COMMAND, INITIATOR RESPONSE TIMEOUT (0B/4B/06) and frees its buffer (NOP-In pings do not keep it alive); `0` never',
+  }),
+  maxConnectionsPerAddress: field(int(1, 65535), {
+    default: 64,
+    doc: 'connections one initiator IP address may hold at one portal; more are refused at accept',
+  }),
 };
 
-export const iscsiSection = section(iscsiFields, { table: 'iscsi', rules: [firstBurstWithinMaxBurst] });
+/** A session must be able to hold at least one largest write. */
+const pendingWritesFitOneTransfer: SectionRule<typeof iscsiFields> = (v, r) => {
+  if (v.maxPendingWriteBytes === undefined || v.maxTransferLength === undefined) return;
+  if (v.maxPendingWriteBytes < v.maxTransferLength)
+    r.report(['maxPendingWriteBytes'], `must be at least maxTransferLength (${v.maxTransferLength})`);
+};
+
+export const iscsiSection = section(iscsiFields, { table: 'iscsi', rules: [firstBurstWithinMaxBurst, pendingWritesFitOneTransfer] });
 
 // ---- devices[] ----
 

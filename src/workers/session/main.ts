@@ -48,7 +48,10 @@ data.portalPorts.forEach((port) => {
     requests: {},
     notes: {},
     handles: {
-      socket: (m, socket) => worker.accept(socket as Socket, m.portal, () => portal.notify('closed', {})),
+      socket: (m, socket) => {
+        const address = (socket as Socket).remoteAddress ?? '';
+        worker.accept(socket as Socket, m.portal, () => portal.notify('closed', { address }));
+      },
     },
   });
   portal.onProtocolError = onProtocolError;

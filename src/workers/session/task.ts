@@ -69,6 +69,10 @@ export class Task {
   sequences: DataSequences | null = null;
   /** Data complete but held until every lower CmdSN has arrived (RFC 7143 3.2.2.1). */
   held = false;
+  /** Slab bytes this write holds while its data is still due (session cap, data-out.ts). */
+  pendingBytes = 0;
+  /** When its last Data-Out arrived, or it began waiting for data (ms, Data-Out timeout). */
+  lastDataMs = 0;
   // Completion
   status = 0;
   senseLength = 0;
@@ -164,6 +168,7 @@ export class TaskPool {
     t.expectedDataSN = 0;
     if (t.sequences !== null) t.sequences.clear();
     t.held = false;
+    t.pendingBytes = 0;
     t.status = 0;
     t.senseLength = 0;
     t.dataInLength = 0;

@@ -14,7 +14,7 @@ const log = createLogger({ name: 'portal', level: data.logLevel, pretty: data.pr
 const onProtocolError = (problem: string) => log.error({ problem }, 'control channel: protocol error');
 
 const sessions = data.sessionPorts.map((port, i) => {
-  const e = sideA(HANDOFF, port, { requests: {}, notes: { closed: () => portal.closed(i) } });
+  const e = sideA(HANDOFF, port, { requests: {}, notes: { closed: (m) => portal.closed(i, m.address) } });
   e.onProtocolError = onProtocolError;
   return e;
 });

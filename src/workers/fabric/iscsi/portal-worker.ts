@@ -24,6 +24,8 @@ export class PortalWorker {
   /** Connections placed on each session worker and not yet reported closed. */
   readonly #load: number[];
   #total = 0;
+  /** Open connections per initiator address (maxConnectionsPerAddress). */
+  readonly #byAddress = new Map<string, number>();
   #tokens: number;
   #lastRefill = Date.now();
   #server: net.Server | null = null;
@@ -36,10 +38,13 @@ export class PortalWorker {
     this.#tokens = data.acceptBurst;
   }
 
-  /** Session worker `i` reports that one of the connections placed on it closed. */
-  closed(i: number): void {
+  /** Session worker `i` reports that one of the connections placed on it (from `address`) closed. */
+  closed(i: number, address: string): void {
     this.#load[i] = Math.max(0, (this.#load[i] ?? 0) - 1);
     this.#total = Math.max(0, this.#total - 1);
+    const n = (this.#byAddress.get(address) ?? 0) - 1;
+    if (n > 0) this.#byAddress.set(address, n);
+    else this.#byAddress.delete(address);
   }
 
   /** Bind and listen; rejects with ERR_SPINDLE_LISTEN. */
@@ -83,6 +88,15 @@ export class PortalWorker {
       socket.destroy();
       return;
     }
+    const address = socket.remoteAddress ?? '';
+    const fromThere = this.#byAddress.get(address) ?? 0;
+    if (d.maxConnectionsPerAddress !== undefined && fromThere >= d.maxConnectionsPerAddress) {
+      // One host may not take every connection slot of the portal (issue 12: hostile
+      // initiators); its further connections are refused at accept.
+      this.log.warn({ from: address, max: d.maxConnectionsPerAddress }, 'connections per address cap reached: refusing');
+      socket.destroy();
+      return;
+    }
     if (!this.#takeToken()) {
       this.log.warn({ from: socket.remoteAddress }, 'accept rate limit: refusing');
       socket.destroy();
@@ -93,11 +107,13 @@ export class PortalWorker {
     for (let i = 1; i < load.length; i++) if (load[i]! < load[best]!) best = i;
     load[best]!++;
     this.#total++;
+    this.#byAddress.set(address, fromThere + 1);
     try {
       this.#sink.handOff(best, socket);
     } catch (err) {
       load[best]!--;
       this.#total--;
+      this.#byAddress.set(address, fromThere);
       this.log.error({ err: (err as Error).message }, 'socket handoff failed');
       socket.destroy();
     }

@@ -26,6 +26,8 @@
 import { Field, RESERVED_TAG, RejectReason, buildR2T, finalBit, u32 } from '../../../shared/iscsi/pdu.ts';
 import type { SessionParams } from '../../../shared/iscsi/session-params.ts';
 import { TaskState, type Task } from '../task.ts';
+import { ScsiStatus } from '../../../shared/scsi/command.ts';
+import { performance } from 'node:perf_hooks';
 import type { ConnectionCore } from './connection-core.ts';
 import { DataRoute } from './pdu-receiver.ts';
 import { AddResult } from './received-ranges.ts';
@@ -45,6 +47,13 @@ export class DataOutEngine {
   /** Out-of-order mode: R2Ts outstanding per task at most, and received pieces per write. */
   private maxOpenR2T = 1;
   private rangeCapacity = MIN_RANGES;
+  /**
+   * Slab bytes held by this session's writes whose data is still due. Bounded by
+   * maxPendingWriteBytes so one initiator announcing large writes and withholding the
+   * data cannot take the slab every session of the worker shares (issue 12).
+   */
+  pendingBytes = 0;
+  private sweep: NodeJS.Timeout | null = null;
 
   constructor(conn: ConnectionCore) {
     this.conn = conn;
@@ -63,6 +72,64 @@ export class DataOutEngine {
     const window = Math.min(maxTransferLength, p.FirstBurstLength + this.maxOpenR2T * p.MaxBurstLength);
     const pieces = Math.ceil(window / p.TargetMaxRecvDataSegmentLength);
     this.rangeCapacity = Math.min(MAX_RANGES, Math.max(MIN_RANGES, Math.ceil(pieces / 2) + 2));
+  }
+
+  /**
+   * May a write of `len` bytes wait for its data (it would hold them in the slab)? The
+   * caller answers TASK SET FULL when not: the initiator retries once earlier writes
+   * of this session have their data.
+   */
+  mayHold(len: number): boolean {
+    const cap = this.conn.ctx.tuning.maxPendingWriteBytes ?? Number.MAX_SAFE_INTEGER;
+    return this.pendingBytes === 0 || this.pendingBytes + len <= cap;
+  }
+
+  /** `t` holds its buffer for data still due (counted until settled). */
+  hold(t: Task): void {
+    t.pendingBytes = t.data.length;
+    this.pendingBytes += t.pendingBytes;
+    t.lastDataMs = performance.now();
+    if (this.sweep === null) this.startSweep();
+  }
+
+  /** `t` no longer waits for data (all in, aborted or timed out). */
+  settle(t: Task): void {
+    if (t.pendingBytes === 0) return;
+    this.pendingBytes -= t.pendingBytes;
+    t.pendingBytes = 0;
+  }
+
+  /**
+   * Data-Out timeout (iscsi.dataOutTimeoutSec): a write whose data stopped coming ends
+   * with CHECK CONDITION, ABORTED COMMAND, INITIATOR RESPONSE TIMEOUT (SPC-4 4Bh/06h)
+   * and gives its slab buffer back; a late Data-Out for it is discarded (its TTT names
+   * a task generation that is gone). NOP-In pings keeping the connection alive do not
+   * keep a stalled write alive.
+   */
+  private startSweep(): void {
+    const sec = this.conn.ctx.tuning.dataOutTimeoutSec ?? 0;
+    if (sec <= 0) return;
+    const limitMs = sec * 1000;
+    this.sweep = setInterval(() => {
+      const c = this.conn;
+      if (!c.receiving) return;
+      const now = performance.now();
+      for (const t of c.tasks.values()) {
+        if (t.state !== TaskState.RECEIVING || t.pendingBytes === 0 || now - t.lastDataMs < limitMs) continue;
+        c.log.warn({ itt: t.itt, received: t.received, expected: t.data.length }, 'write data did not arrive within dataOutTimeoutSec: command ended');
+        this.settle(t);
+        c.intake.unhold(t);
+        t.status = ScsiStatus.CHECK_CONDITION;
+        t.senseLength = c.ctx.writeSense(t.sense, 'INITIATOR_RESPONSE_TIMEOUT');
+        t.state = TaskState.RESPONDING;
+        c.responses.send(t);
+      }
+      if (this.pendingBytes === 0 && this.sweep !== null) {
+        clearInterval(this.sweep);
+        this.sweep = null;
+      }
+    }, Math.min(1000, limitMs / 4));
+    this.sweep.unref();
   }
 
   /**
@@ -319,15 +386,20 @@ export class DataOutEngine {
    */
   private afterData(t: Task): void {
     if (t.received >= t.data.length) {
+      this.settle(t);
       this.conn.intake.dataComplete(t);
       return;
     }
+    t.lastDataMs = performance.now();
     if (!t.unsolicitedOpen) this.sendR2Ts(t);
   }
 
   /** Connection teardown. */
   clear(): void {
     this.current = null;
+    if (this.sweep !== null) clearInterval(this.sweep);
+    this.sweep = null;
+    this.pendingBytes = 0;
   }
 
   private startR2Ts(t: Task): void {

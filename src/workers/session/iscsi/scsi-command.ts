@@ -108,7 +108,10 @@ export class CommandIntake {
     }
     const maxLen = ctx.tuning.maxTransferLength;
     const len = Math.min(edtl, maxLen);
-    if (edtl > maxLen || !ctx.pool.attachBuffer(t, len)) {
+    // A write whose data is not all here yet holds its buffer until it comes: bounded per
+    // session (data-out.ts mayHold), so withheld data cannot starve other sessions.
+    const waitsForData = write && len > dsl;
+    if (edtl > maxLen || (waitsForData && !c.dataOut.mayHold(len)) || !ctx.pool.attachBuffer(t, len)) {
       // Larger than one command may move, or no slab space now: the task completes
       // without reaching the LU (TASK SET FULL asks the initiator to retry later; an
       // oversized transfer fails with the status SBC gives for it).
@@ -137,6 +140,7 @@ export class CommandIntake {
     if (!t.write || t.received >= t.data.length) {
       this.dataComplete(t);
     } else {
+      c.dataOut.hold(t);
       c.dataOut.begin(t);
     }
     this.releaseHeld();

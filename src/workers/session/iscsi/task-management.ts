@@ -121,6 +121,7 @@ export class TaskManagement {
       t.aborted = true;
       if (t.state === TaskState.RECEIVING) {
         // Not yet at the LU: it ends here, silently (SAM-5 7.2, TAS=0).
+        c.dataOut.settle(t);
         c.intake.unhold(t);
         c.responses.drop(t);
       } else if (t.state === TaskState.SUBMITTED || t.state === TaskState.QUEUED) {
