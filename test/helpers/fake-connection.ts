@@ -431,6 +431,7 @@ export class FakeConnection {
         for (const ch of channels) ch.flushDoorbell();
       },
       pollCompletions: () => {},
+      pendingWrites: { bytes: 0, limit: Math.floor(this.slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),
     };
     this.ctx = ctx;

@@ -92,6 +92,12 @@ export interface SessionWorkerContext {
    * going back to the event loop, so a fast completion skips the doorbell wake-up.
    */
   pollCompletions(): void;
+  /**
+   * Slab bytes held by writes of every session of this worker whose data is still due,
+   * and the most they may hold together (half the slab: the rest stays for reads and for
+   * writes whose data is in), so many sessions withholding data cannot starve the others.
+   */
+  readonly pendingWrites: { bytes: number; readonly limit: number };
   /** Write fixed-format sense for a named SenseReason into buf; returns its length. */
   writeSense(buf: Buffer, reason: string): number;
 }

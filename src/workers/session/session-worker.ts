@@ -347,6 +347,7 @@ export class SessionWorker {
           }
         } while (process.hrtime.bigint() < deadline);
       },
+      pendingWrites: { bytes: 0, limit: Math.floor(this.#slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),
     };
     return ctx;

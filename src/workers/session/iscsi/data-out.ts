@@ -81,13 +81,18 @@ export class DataOutEngine {
    */
   mayHold(len: number): boolean {
     const cap = this.conn.ctx.tuning.maxPendingWriteBytes ?? Number.MAX_SAFE_INTEGER;
-    return this.pendingBytes === 0 || this.pendingBytes + len <= cap;
+    const worker = this.conn.ctx.pendingWrites;
+    // Each session may always have one write waiting (it must make progress); beyond that
+    // both its own cap and the worker-wide one apply.
+    if (this.pendingBytes === 0) return worker.bytes + len <= worker.limit || worker.bytes === 0;
+    return this.pendingBytes + len <= cap && worker.bytes + len <= worker.limit;
   }
 
   /** `t` holds its buffer for data still due (counted until settled). */
   hold(t: Task): void {
     t.pendingBytes = t.data.length;
     this.pendingBytes += t.pendingBytes;
+    this.conn.ctx.pendingWrites.bytes += t.pendingBytes;
     t.lastDataMs = performance.now();
     if (this.sweep === null) this.startSweep();
   }
@@ -96,6 +101,7 @@ export class DataOutEngine {
   settle(t: Task): void {
     if (t.pendingBytes === 0) return;
     this.pendingBytes -= t.pendingBytes;
+    this.conn.ctx.pendingWrites.bytes -= t.pendingBytes;
     t.pendingBytes = 0;
   }
 
@@ -399,6 +405,7 @@ export class DataOutEngine {
     this.current = null;
     if (this.sweep !== null) clearInterval(this.sweep);
     this.sweep = null;
+    this.conn.ctx.pendingWrites.bytes -= this.pendingBytes;
     this.pendingBytes = 0;
   }
 
