@@ -56,10 +56,17 @@ export function createLogger(opts: LoggerOptions): Logger {
       base,
       // An error under any key is serialised with its stack, not as {}.
       serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
+      // Secrets never reach a log line, however deep a logged object holds them (CHAP
+      // secrets, Redis passwords, API tokens; issue 12).
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     },
     destination,
   );
 }
+
+const SECRET_KEYS = ['secret', 'password', 'token'];
+/** Secret keys at the top of a logged object and up to three levels inside it. */
+const REDACTED_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
 
 function jsonStream(): DestinationStream {
   // sonic-boom writing to fd 1 directly: inside a worker thread, process.stdout is a pipe

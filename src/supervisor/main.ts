@@ -6,7 +6,7 @@
 
 import pkg from '../../package.json' with { type: 'json' };
 import { describeConfig, EXIT, parseCli } from './cli.ts';
-import { ConfigError, loadConfig } from './config/load.ts';
+import { ConfigError, loadConfig, secretsExposure } from './config/load.ts';
 import type { SpindleConfig } from '../shared/config-types.ts';
 
 /** Runs one command; resolves to the process exit code. */
@@ -26,6 +26,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       const config = await loadOrReport(cmd.configPath, cmd.node);
       if (config === undefined) return EXIT.usage;
       process.stdout.write(`${describeConfig(config, cmd.configPath)}\n`);
+      const exposed = await secretsExposure(cmd.configPath);
+      if (exposed !== null) process.stderr.write(`spindle: warning: ${exposed}\n`);
       return EXIT.ok;
     }
     case 'cluster-status':
@@ -47,6 +49,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (config === undefined) return EXIT.usage;
       // Loaded only for serve: --help and check-config must work without the worker machinery.
       const { serve } = await import('./serve.ts');
+      const exposed = await secretsExposure(cmd.configPath);
+      if (exposed !== null) process.stderr.write(`spindle: warning: ${exposed}\n`);
       return serve(config, {
         pretty: cmd.pretty,
         reloadConfig: () => loadConfig(cmd.configPath, cmd.node === undefined ? {} : { node: cmd.node }),

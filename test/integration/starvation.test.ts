@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { performance } from 'node:perf_hooks';
 import { rmSync } from 'node:fs';
 import {
-  Initiator,
+  type Initiator,
   Opcode,
   Status,
   connectAndLogin,

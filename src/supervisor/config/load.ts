@@ -6,7 +6,7 @@
  * one that does not load. Every issue is located back to its line in the file.
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { SpindleConfig } from '../../shared/config-types.ts';
@@ -120,4 +120,40 @@ function locate(doc: Document, segments: readonly PathSegment[]): number | undef
     } else break;
   }
   return offset;
+}
+
+/**
+ * Issue 12 (secrets): a configuration file that holds secrets inline (`secret:` of CHAP)
+ * and that every user of the host may read. Returns the warning to show, or null. The
+ * cure it names: `secretFile` / `secretEnv` (Kubernetes Secrets), or `chmod 600`.
+ */
+export async function secretsExposure(path: string): Promise<string | null> {
+  let mode: number;
+  let text: string;
+  try {
+    mode = (await stat(path)).mode;
+    text = await readFile(path, 'utf8');
+  } catch {
+    return null;
+  }
+  if ((mode & 0o004) === 0) return null;
+  const inline = inlineSecretPaths(parseDocument(text).toJS() as unknown);
+  if (inline.length === 0) return null;
+  return (
+    `${path} is readable by every user of this host and holds secrets inline (${inline.join(', ')}): ` +
+    'restrict it (chmod 600) or move them to secretFile / secretEnv'
+  );
+}
+
+/** Paths of inline `secret` values in a parsed configuration. */
+export function inlineSecretPaths(raw: unknown, at = ''): string[] {
+  if (Array.isArray(raw)) return raw.flatMap((v, i) => inlineSecretPaths(v, `${at}[${i}]`));
+  if (typeof raw !== 'object' || raw === null) return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(raw)) {
+    const p = at === '' ? k : `${at}.${k}`;
+    if (k === 'secret' && typeof v === 'string') out.push(p);
+    else out.push(...inlineSecretPaths(v, p));
+  }
+  return out;
 }

@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import type {
   AclEntry,
+  ChapCredentials,
   DeviceConfig,
   PortalAluaState,
   PortalConfig,
@@ -534,19 +535,61 @@ export const deviceList = list(deviceSection, deviceListOptions);
 
 // ---- auth (targets[].auth, targets[].acls[].auth, discovery.auth) ----
 
-export const chapSection = section(
+const envName = text('environment variable name', (s) =>
+  /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? undefined : `must be an environment variable name, got ${JSON.stringify(s)}`,
+);
+
+const chapRows = section(
   {
     user: field(label('CHAP user name'), {
       required: 'CHAP user name is required',
       doc: "the CHAP name (CHAP_N): the initiator's in `chap`, the target's in `mutualChap`",
     }),
     secret: field(chapSecret, {
-      required: 'CHAP secret is required',
-      doc: 'the CHAP secret; RFC 7143 12.1.3 requires at least 12 bytes (12-16 recommended). Never shown in messages',
+      docDefault: 'one of `secret`, `secretFile`, `secretEnv`',
+      doc: 'the CHAP secret; RFC 7143 12.1.3 requires at least 12 bytes (12-16 recommended). Never shown in messages or logs',
     }),
+    secretFile: field(fsPath('file'), {
+      doc: 'a file holding the secret instead (e.g. a mounted Kubernetes Secret; one trailing newline is ignored)',
+    }),
+    secretEnv: field(envName, { doc: 'an environment variable holding the secret instead' }),
   },
-  { table: 'chap' },
+  {
+    table: 'chap',
+    rules: [
+      (_v, r) => {
+        const given = ['secret', 'secretFile', 'secretEnv'].filter((k) => r.given(k));
+        if (given.length === 0) r.report(['secret'], 'CHAP secret is required (secret, secretFile or secretEnv)');
+        else if (given.length > 1) r.report([], `${given.join(' and ')} are mutually exclusive`);
+      },
+    ],
+  },
 );
+
+/**
+ * CHAP credentials, with the secret read from where the file says: inline, a file, or an
+ * environment variable (issue 12: secrets from Kubernetes Secrets). The value is checked
+ * like an inline one (RFC 7143 12.1.3 length) and never echoed.
+ */
+export const chapSection: Node<ChapCredentials> = {
+  accepts: chapRows.accepts,
+  fields: chapRows.fields,
+  table: 'chap',
+  parse(raw, at, ctx) {
+    const v = chapRows.parse(raw, at, ctx);
+    if (v === undefined) return undefined;
+    let secret = v.secret;
+    if (secret === undefined) {
+      const before = ctx.issueCount;
+      const from = v.secretEnv !== undefined ? 'secretEnv' : 'secretFile';
+      const text = resolveSecret({ file: v.secretFile, env: v.secretEnv }, at, from, ctx);
+      if (text === undefined || ctx.issueCount > before) return undefined;
+      secret = chapSecret.parse(text, [...at, from], ctx);
+      if (secret === undefined) return undefined;
+    }
+    return { user: v.user, secret };
+  },
+};
 
 /**
  * RFC 7143 12.1.3: the initiator challenges the target inside the CHAP exchange the target
@@ -801,9 +844,28 @@ const redisUrl = text('`redis://host:port[/db]` or `rediss://` (TLS)', (s) => {
   return undefined;
 });
 
-const envName = text('environment variable name', (s) =>
-  /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? undefined : `must be an environment variable name, got ${JSON.stringify(s)}`,
-);
+
+/**
+ * A secret kept out of the configuration file: read from an environment variable or a
+ * file at load time (a reload reads it again). Problems are reported at `at.key`.
+ */
+function resolveSecret(src: { file?: string | undefined; env?: string | undefined }, at: Path, key: string, ctx: Ctx): string | undefined {
+  if (src.env !== undefined) {
+    const value = ctx.env.vars?.[src.env];
+    if (value === undefined || value === '') ctx.report([...at, key], `environment variable ${src.env} is not set`);
+    return value;
+  }
+  if (src.file !== undefined) {
+    try {
+      const read = ctx.env.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+      return read(src.file).replace(/\r?\n$/, '');
+    } catch (err) {
+      ctx.report([...at, key], `cannot read ${src.file}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  return undefined;
+}
 
 const redisTlsSection = section({
   ca: field(fsPath('file'), { doc: 'PEM file of the CA that signed the server certificate' }),
@@ -837,21 +899,7 @@ const oneRedisEndpoint: SectionRule<typeof redisFields> = (v, r) => {
 
 /** The password, read from where the file says, at load time; never from the file itself. */
 function resolvePassword(v: { passwordFile?: string; passwordEnv?: string }, at: Path, ctx: Ctx): string | undefined {
-  if (v.passwordEnv !== undefined) {
-    const value = ctx.env.vars?.[v.passwordEnv];
-    if (value === undefined || value === '') ctx.report([...at, 'passwordEnv'], `environment variable ${v.passwordEnv} is not set`);
-    return value;
-  }
-  if (v.passwordFile !== undefined) {
-    try {
-      const read = ctx.env.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-      return read(v.passwordFile).replace(/\r?\n$/, '');
-    } catch (err) {
-      ctx.report([...at, 'passwordFile'], `cannot read ${v.passwordFile}: ${(err as Error).message}`);
-      return undefined;
-    }
-  }
-  return undefined;
+  return resolveSecret({ file: v.passwordFile, env: v.passwordEnv }, at, v.passwordEnv !== undefined ? 'passwordEnv' : 'passwordFile', ctx);
 }
 
 const redisSectionRows = section(redisFields, { table: 'cluster-redis', rules: [oneRedisEndpoint] });
