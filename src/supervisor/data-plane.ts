@@ -1,8 +1,13 @@
 /**
- * The node's shared memory, allocated once by the supervisor before any worker starts:
- * doorbells, per-session-worker slabs and nexus tables, the rings of every (session
- * worker, LUN worker) pair, the node-wide session counters and TSIH table. Workers get
- * their share in workerData (shared/wire/worker-data.ts).
+ * The node's shared memory, allocated by the supervisor: doorbells, per-session-worker
+ * slabs and nexus tables, the rings of every (session worker, LUN worker) pair, the
+ * node-wide session counters, TSIH table and worker heartbeats. Workers get their share in
+ * workerData (shared/wire/worker-data.ts).
+ *
+ * A worker that dies takes nothing here with it, but what it was writing may be half
+ * written: its replacement gets fresh rings, doorbell (and, for a session worker, a fresh
+ * slab and nexus table) rather than reusing memory in an unknown state (replaceLunWorker,
+ * replaceSessionWorker; issue 12).
  */
 import type { SpindleConfig } from '../shared/config-types.ts';
 import { Doorbell } from '../shared/ring/doorbell.ts';
@@ -10,8 +15,9 @@ import { SpscRing } from '../shared/ring/spsc-ring.ts';
 import { CMD_DESC_BYTES, CPL_DESC_BYTES } from '../shared/ring/descriptors.ts';
 import { NexusTable } from '../shared/ring/nexus-table.ts';
 import { TsihTable } from '../shared/iscsi/tsih-table.ts';
+import { SessionCounts } from '../shared/ring/session-counts.ts';
+import { createHeartbeats } from '../shared/ring/heartbeat.ts';
 import type { LunChannelInit, SessionLinkInit } from '../shared/wire/worker-data.ts';
-import { MAX_TARGET_SLOTS } from './topology.ts';
 
 /** Descriptors per ring; a session worker never has more in flight with one LUN worker. */
 export const RING_CAPACITY = 1024;
@@ -29,6 +35,15 @@ export function slabBytes(config: SpindleConfig): number {
   return nextPow2(Math.max(64 * 1024 * 1024, 8 * config.iscsi.maxTransferLength));
 }
 
+interface RingPairSabs {
+  cmd: SharedArrayBuffer;
+  cpl: SharedArrayBuffer;
+}
+
+function ringPair(): RingPairSabs {
+  return { cmd: SpscRing.create(RING_CAPACITY, CMD_DESC_BYTES).sab, cpl: SpscRing.create(RING_CAPACITY, CPL_DESC_BYTES).sab };
+}
+
 export class DataPlane {
   readonly lunWorkers: number;
   readonly sessionWorkers: number;
@@ -36,57 +51,81 @@ export class DataPlane {
   readonly sessionDoorbells: Doorbell[];
   readonly slabs: SharedArrayBuffer[];
   readonly nexusTables: SharedArrayBuffer[];
-  /** Sessions per target slot, node-wide (Int32 each). */
+  /** Sessions per (session worker, target slot) (shared/ring/session-counts.ts). */
   readonly sessionCounts: SharedArrayBuffer;
   readonly tsihTable: SharedArrayBuffer;
+  /** One counter per worker, bumped by its event loop (shared/ring/heartbeat.ts). */
+  readonly heartbeats: SharedArrayBuffer;
+  readonly #slabSize: number;
   /** rings[s][l]: the command and completion rings of session worker s with LUN worker l. */
-  readonly #rings: { cmd: SharedArrayBuffer; cpl: SharedArrayBuffer }[][];
+  readonly #rings: RingPairSabs[][];
 
   constructor(config: SpindleConfig, lunWorkers: number, sessionWorkers: number) {
     this.lunWorkers = lunWorkers;
     this.sessionWorkers = sessionWorkers;
     this.lunDoorbells = Array.from({ length: lunWorkers }, () => new Doorbell());
     this.sessionDoorbells = Array.from({ length: sessionWorkers }, () => new Doorbell());
-    const slabSize = slabBytes(config);
-    this.slabs = Array.from({ length: sessionWorkers }, () => new SharedArrayBuffer(slabSize));
+    this.#slabSize = slabBytes(config);
+    this.slabs = Array.from({ length: sessionWorkers }, () => new SharedArrayBuffer(this.#slabSize));
     this.nexusTables = Array.from({ length: sessionWorkers }, () => NexusTable.create().sab);
-    this.sessionCounts = new SharedArrayBuffer(4 * MAX_TARGET_SLOTS);
+    this.sessionCounts = SessionCounts.createBuffer();
     this.tsihTable = TsihTable.createBuffer();
-    this.#rings = Array.from({ length: sessionWorkers }, () =>
-      Array.from({ length: lunWorkers }, () => ({
-        cmd: SpscRing.create(RING_CAPACITY, CMD_DESC_BYTES).sab,
-        cpl: SpscRing.create(RING_CAPACITY, CPL_DESC_BYTES).sab,
-      })),
-    );
+    this.heartbeats = createHeartbeats();
+    this.#rings = Array.from({ length: sessionWorkers }, () => Array.from({ length: lunWorkers }, ringPair));
   }
 
-  #ring(s: number, l: number): { cmd: SharedArrayBuffer; cpl: SharedArrayBuffer } {
+  #ring(s: number, l: number): RingPairSabs {
     const r = this.#rings[s]?.[l];
     if (r === undefined) throw new RangeError(`no ring pair (session ${s}, lun ${l})`);
     return r;
   }
 
+  /** LUN worker `l`'s view of its link to session worker `s`. */
+  sessionLink(s: number, l: number): SessionLinkInit {
+    const r = this.#ring(s, l);
+    return {
+      cmdRing: r.cmd,
+      cplRing: r.cpl,
+      capacity: RING_CAPACITY,
+      slab: this.slabs[s]!,
+      slabMinBlock: SLAB_MIN_BLOCK,
+      doorbell: this.sessionDoorbells[s]!.sab,
+      nexusTable: this.nexusTables[s]!,
+    };
+  }
+
   /** LUN worker `l`'s view of its links to every session worker. */
   sessionLinks(l: number): SessionLinkInit[] {
-    return Array.from({ length: this.sessionWorkers }, (_, s) => {
-      const r = this.#ring(s, l);
-      return {
-        cmdRing: r.cmd,
-        cplRing: r.cpl,
-        capacity: RING_CAPACITY,
-        slab: this.slabs[s]!,
-        slabMinBlock: SLAB_MIN_BLOCK,
-        doorbell: this.sessionDoorbells[s]!.sab,
-        nexusTable: this.nexusTables[s]!,
-      };
-    });
+    return Array.from({ length: this.sessionWorkers }, (_, s) => this.sessionLink(s, l));
+  }
+
+  /** Session worker `s`'s view of its channel to LUN worker `l`. */
+  lunChannel(s: number, l: number): LunChannelInit {
+    const r = this.#ring(s, l);
+    return { cmdRing: r.cmd, cplRing: r.cpl, capacity: RING_CAPACITY, peerDoorbell: this.lunDoorbells[l]!.sab };
   }
 
   /** Session worker `s`'s view of its channels to every LUN worker. */
   lunChannels(s: number): LunChannelInit[] {
-    return Array.from({ length: this.lunWorkers }, (_, l) => {
-      const r = this.#ring(s, l);
-      return { cmdRing: r.cmd, cplRing: r.cpl, capacity: RING_CAPACITY, peerDoorbell: this.lunDoorbells[l]!.sab };
-    });
+    return Array.from({ length: this.lunWorkers }, (_, l) => this.lunChannel(s, l));
+  }
+
+  /** LUN worker `l` died: fresh rings with every session worker and a fresh doorbell. */
+  replaceLunWorker(l: number): void {
+    for (let s = 0; s < this.sessionWorkers; s++) this.#rings[s]![l] = ringPair();
+    this.lunDoorbells[l] = new Doorbell();
+  }
+
+  /**
+   * Session worker `s` died: fresh rings with every LUN worker, slab, nexus table and
+   * doorbell; its TSIHs and session counts are freed (its sessions are gone).
+   */
+  replaceSessionWorker(s: number): void {
+    this.#rings[s] = Array.from({ length: this.lunWorkers }, ringPair);
+    this.slabs[s] = new SharedArrayBuffer(this.#slabSize);
+    this.nexusTables[s] = NexusTable.create().sab;
+    this.sessionDoorbells[s] = new Doorbell();
+    TsihTable.releaseAllOf(this.tsihTable, s);
+    SessionCounts.clearWorker(this.sessionCounts, s);
   }
 }

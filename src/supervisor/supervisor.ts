@@ -13,14 +13,19 @@
  * thread and its typed control endpoint), SessionDirectory (node-wide session state).
  */
 import os from 'node:os';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { EmbeddedClusterState } from '../shared/state/embedded-state.ts';
+import { HeartbeatKind, heartbeatSlot, readHeartbeat } from '../shared/ring/heartbeat.ts';
 import type { SpindleConfig } from '../shared/config-types.ts';
 import type { Logger } from '../shared/logging.ts';
 import { errorMessage } from '../shared/control/errors.ts';
 import { LUN_CONTROL, PORTAL_CONTROL, SESSION_CONTROL } from '../shared/control/protocols.ts';
 import type { LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
 import { Topology } from './topology.ts';
-import { DataPlane } from './data-plane.ts';
+import { DataPlane, SLAB_MIN_BLOCK } from './data-plane.ts';
 import { SessionDirectory } from './session-directory.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { applyReload, planReload, type WorkerBus } from './reload.ts';
@@ -31,6 +36,8 @@ import type { AluaStateValue } from '../shared/scsi/alua.ts';
 
 /** How long a starting node waits for Redis before giving up. */
 const CLUSTER_CONNECT_TIMEOUT_MS = 30_000;
+/** A worker whose heartbeat stands still this long is hung (SPINDLE_HANG_TIMEOUT_MS overrides). */
+const HANG_TIMEOUT_MS = 10_000;
 /** How long a drained node lets in-flight commands finish before it reports drained. */
 const NODE_DRAIN_TIMEOUT_MS = 15_000;
 
@@ -73,6 +80,16 @@ export class Supervisor {
   #portals: PortalHandle[] = [];
   #stopping = false;
   #reloading: Promise<void> = Promise.resolve();
+  /** Worker replacements, one at a time (issue 12). */
+  #recovering: Promise<void> = Promise.resolve();
+  #watchdog: NodeJS.Timeout | null = null;
+  readonly #hangTimeoutMs: number;
+  /** Workers replaced since start (metrics). */
+  workerRestarts = 0;
+  /** RAM devices' shared memory, kept for a LUN worker's replacement (by device name). */
+  readonly #ramMemory = new Map<string, SharedArrayBuffer>();
+  /** Reservations of a single node: held here so they outlive a LUN worker (issue 12). */
+  readonly #prs: EmbeddedClusterState;
   /** Cluster mode: this node's membership (Redis state, lease, fencing). */
   readonly cluster: ClusterNode | null;
   #resolveExit!: (code: number) => void;
@@ -88,6 +105,8 @@ export class Supervisor {
     this.topology = new Topology(config, nLun);
     this.dataPlane = new DataPlane(config, nLun, nSession);
     this.#sessionsDir = new SessionDirectory(config.iscsi.authBackoffMaxSec, (w, key) => this.#sessions[w]?.control.notify('reinstate', { key }));
+    this.#prs = new EmbeddedClusterState(path.join(config.stateDir, 'pr'));
+    this.#hangTimeoutMs = Number(process.env['SPINDLE_HANG_TIMEOUT_MS'] ?? HANG_TIMEOUT_MS);
     this.cluster =
       config.cluster === undefined
         ? null
@@ -122,6 +141,8 @@ export class Supervisor {
       await this.cluster?.stop().catch(() => undefined);
       throw err;
     }
+    this.#watchHeartbeats();
+    this.#watchFaultFile();
     const portals = this.topology.portals;
     const first = portals[0];
     this.log.info(
@@ -136,107 +157,131 @@ export class Supervisor {
   }
 
   async #startLunWorkers(): Promise<void> {
-    const config = this.#running;
-    const { logLevel, pretty } = this.#opts;
-    const alua = this.topology.alua(config);
-    this.#luns = Array.from({ length: this.dataPlane.lunWorkers }, (_, l) => {
-      const devices = config.devices.filter((d) => this.topology.device(d.name)?.lunWorker === l);
-      const data: LunWorkerData = {
-        index: l,
-        clusterId: config.clusterId,
-        stateDir: config.stateDir,
-        maxTransferLength: config.iscsi.maxTransferLength,
-        devices,
-        ...(config.cluster === undefined ? {} : { cluster: true }),
-        unitIndexes: devices.map((d) => this.topology.device(d.name)!.luIndex),
-        alua,
-        doorbell: this.dataPlane.lunDoorbells[l]!.sab,
-        sessions: this.dataPlane.sessionLinks(l),
-        logLevel,
-        pretty,
-      };
-      const cluster = this.cluster;
-      const notClustered = () => Promise.reject(new ControlError(ControlErrorCode.UNSUPPORTED, 'not a cluster node'));
-      return new WorkerHandle(
-        'lun',
-        l,
-        LUN_CONTROL,
-        data,
-        [],
-        {
-          requests: {
-            prLoad: (m) => (cluster === null ? notClustered() : cluster.prLoad(l, m.lu).then((state) => ({ state }))),
-            prTransition: (m) => (cluster === null ? notClustered() : cluster.prTransition(m.lu, m.request).then((result) => ({ result }))),
-            luReset: (m) => (cluster === null ? notClustered() : cluster.reset(m.lus, m.fn)),
-            lockLu: (m) => (cluster === null ? notClustered() : cluster.lockLu(m.lu).then((token) => ({ token }))),
-            unlockLu: (m) => (cluster === null ? notClustered() : cluster.unlockLu(m.lu, m.token)),
-            uaLoad: (m) => (cluster === null ? notClustered() : cluster.loadUa(m.lu).then((entries) => ({ entries }))),
-            setAlua: (m) => (cluster === null ? notClustered() : cluster.setExplicitAlua(m.states.map((x) => ({ group: x.group, state: x.state as AluaStateValue })))),
-          },
-          notes: {
-            uaSnapshot: (m) => void cluster?.saveUa(m.lu, m.entries).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not keep unit attentions in Redis')),
-            capacityChanged: (m) =>
-              void cluster?.publishCapacity(m.lu, m.bytes).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not tell the other nodes about a grown LU')),
-            modesChanged: (m) =>
-              void cluster?.publishModes(m.lu, m.pages).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not carry mode pages to the other nodes')),
-          },
-        },
-        this.log,
-        (h, code) => this.#onExit(h, code),
-      );
-    });
+    this.#luns = Array.from({ length: this.dataPlane.lunWorkers }, (_, l) => this.#spawnLun(l));
     await Promise.all(this.#luns.map((h) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `LUN worker ${h.index}`)));
   }
 
-  async #startSessionWorkers(handoff: MessageChannel[][]): Promise<void> {
+  /** LUN worker `l` as the configuration and topology say now (also its replacement). */
+  #spawnLun(l: number): LunHandle {
     const config = this.#running;
     const { logLevel, pretty } = this.#opts;
-    const routes = this.topology.routes(config);
-    const targetSlots = this.topology.targetSlots(config);
-    const dir = this.#sessionsDir;
-    this.#sessions = Array.from({ length: this.dataPlane.sessionWorkers }, (_, s) => {
-      const portalPorts = handoff.map((perPortal) => perPortal[s]!.port2);
-      const data: SessionWorkerData = {
-        index: s,
-        slab: this.dataPlane.slabs[s]!,
-        slabMinBlock: 4096,
-        doorbell: this.dataPlane.sessionDoorbells[s]!.sab,
-        nexusTable: this.dataPlane.nexusTables[s]!,
-        channels: this.dataPlane.lunChannels(s),
-        routes,
-        targetSlots,
-        tuning: config.iscsi,
-        ...(config.discovery.auth === undefined ? {} : { discoveryAuth: config.discovery.auth }),
-        cmdWindow: CMD_WINDOW,
-        sessionCounts: this.dataPlane.sessionCounts,
-        tsihTable: this.dataPlane.tsihTable,
-        pollBudgetUs: Number(process.env['SPINDLE_POLL_US'] ?? POLL_BUDGET_US),
-        logLevel,
-        pretty,
-        portalPorts,
-      };
-      return new WorkerHandle(
-        'session',
-        s,
-        SESSION_CONTROL,
-        data,
-        portalPorts,
-        {
-          requests: {
-            authFailure: (m) => dir.authFailure(m.key),
-            sessionFind: (m) => dir.find(m.key),
-          },
-          notes: {
-            authSuccess: (m) => dir.authSuccess(m.key),
-            sessionUp: (m) => dir.sessionUp(s, m.key, m.tsih),
-            sessionDown: (m) => dir.sessionDown(s, m.key),
+    const devices = config.devices.filter((d) => this.topology.device(d.name)?.lunWorker === l);
+    const ram: Record<string, SharedArrayBuffer> = {};
+    for (const d of devices) {
+      const m = this.#ramMemory.get(d.name);
+      if (m !== undefined) ram[d.name] = m;
+    }
+    const alua = this.topology.alua(config);
+    const data: LunWorkerData = {
+      index: l,
+      clusterId: config.clusterId,
+      stateDir: config.stateDir,
+      maxTransferLength: config.iscsi.maxTransferLength,
+      devices,
+      ...(config.cluster === undefined ? {} : { cluster: true }),
+      ramMemory: ram,
+      unitIndexes: devices.map((d) => this.topology.device(d.name)!.luIndex),
+      alua: this.cluster === null ? alua : { ...alua, states: this.cluster.aluaTable().map(({ group, state }) => ({ group, state })) },
+      doorbell: this.dataPlane.lunDoorbells[l]!.sab,
+      sessions: this.dataPlane.sessionLinks(l),
+      heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.lun, l) },
+      logLevel,
+      pretty,
+    };
+    const cluster = this.cluster;
+    const prs = this.#prs;
+    const notClustered = () => Promise.reject(new ControlError(ControlErrorCode.UNSUPPORTED, 'not a cluster node'));
+    return new WorkerHandle(
+      'lun',
+      l,
+      LUN_CONTROL,
+      data,
+      [],
+      {
+        requests: {
+          // Reservations live here, not in the LUN worker: in Redis (cluster) or in the
+          // supervisor's embedded store, so they outlive a worker that crashes (issue 12).
+          prLoad: (m) => (cluster === null ? prs.loadPr(m.lu) : cluster.prLoad(l, m.lu)).then((state) => ({ state })),
+          prTransition: (m) => (cluster === null ? prs.transition(m.lu, m.request) : cluster.prTransition(m.lu, m.request)).then((result) => ({ result })),
+          luReset: (m) => (cluster === null ? Promise.resolve() : cluster.reset(m.lus, m.fn)),
+          lockLu: (m) => (cluster === null ? notClustered() : cluster.lockLu(m.lu).then((token) => ({ token }))),
+          unlockLu: (m) => (cluster === null ? notClustered() : cluster.unlockLu(m.lu, m.token)),
+          uaLoad: (m) => (cluster === null ? Promise.resolve({ entries: [] }) : cluster.loadUa(m.lu).then((entries) => ({ entries }))),
+          setAlua: (m) => (cluster === null ? notClustered() : cluster.setExplicitAlua(m.states.map((x) => ({ group: x.group, state: x.state as AluaStateValue })))),
+        },
+        notes: {
+          uaSnapshot: (m) => void cluster?.saveUa(m.lu, m.entries).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not keep unit attentions in Redis')),
+          capacityChanged: (m) =>
+            void cluster?.publishCapacity(m.lu, m.bytes).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not tell the other nodes about a grown LU')),
+          modesChanged: (m) =>
+            void cluster?.publishModes(m.lu, m.pages).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not carry mode pages to the other nodes')),
+        },
+        handles: {
+          ramMemory: (m, memory) => {
+            if (memory instanceof SharedArrayBuffer) this.#ramMemory.set(m.device, memory);
           },
         },
-        this.log,
-        (h, code) => this.#onExit(h, code),
-      );
-    });
+      },
+      this.log,
+      (h, code) => this.#onExit(h, code),
+    );
+  }
+
+  async #startSessionWorkers(handoff: MessageChannel[][]): Promise<void> {
+    this.#sessions = Array.from({ length: this.dataPlane.sessionWorkers }, (_, s) =>
+      this.#spawnSession(
+        s,
+        handoff.map((perPortal) => perPortal[s]!.port2),
+      ),
+    );
     await Promise.all(this.#sessions.map((h) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `session worker ${h.index}`)));
+  }
+
+  /** Session worker `s` with one handoff port per portal (also its replacement). */
+  #spawnSession(s: number, portalPorts: MessagePort[]): SessionHandle {
+    const config = this.#running;
+    const { logLevel, pretty } = this.#opts;
+    const dir = this.#sessionsDir;
+    const data: SessionWorkerData = {
+      index: s,
+      slab: this.dataPlane.slabs[s]!,
+      slabMinBlock: SLAB_MIN_BLOCK,
+      doorbell: this.dataPlane.sessionDoorbells[s]!.sab,
+      nexusTable: this.dataPlane.nexusTables[s]!,
+      channels: this.dataPlane.lunChannels(s),
+      routes: this.topology.routes(config),
+      targetSlots: this.topology.targetSlots(config),
+      tuning: config.iscsi,
+      ...(config.discovery.auth === undefined ? {} : { discoveryAuth: config.discovery.auth }),
+      cmdWindow: CMD_WINDOW,
+      sessionCounts: this.dataPlane.sessionCounts,
+      tsihTable: this.dataPlane.tsihTable,
+      pollBudgetUs: Number(process.env['SPINDLE_POLL_US'] ?? POLL_BUDGET_US),
+      heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.session, s) },
+      logLevel,
+      pretty,
+      portalPorts,
+    };
+    return new WorkerHandle(
+      'session',
+      s,
+      SESSION_CONTROL,
+      data,
+      portalPorts,
+      {
+        requests: {
+          authFailure: (m) => dir.authFailure(m.key),
+          sessionFind: (m) => dir.find(m.key),
+        },
+        notes: {
+          authSuccess: (m) => dir.authSuccess(m.key),
+          sessionUp: (m) => dir.sessionUp(s, m.key, m.tsih),
+          sessionDown: (m) => dir.sessionDown(s, m.key),
+        },
+      },
+      this.log,
+      (h, code) => this.#onExit(h, code),
+    );
   }
 
   async #startPortals(handoff: MessageChannel[][]): Promise<void> {
@@ -254,6 +299,7 @@ export class Supervisor {
         acceptRate: ACCEPT_RATE,
         acceptBurst: ACCEPT_BURST,
         sessionPorts,
+        heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.portal, i) },
         logLevel,
         pretty,
       };
@@ -271,14 +317,155 @@ export class Supervisor {
     }
   }
 
+  // ---- worker supervision (issue 12) ----
+
   /**
-   * Any worker death while serving is fatal for now (restart with in-flight recovery is
-   * a later issue): stop cleanly rather than serve with a hole in the data plane.
+   * A worker ended while serving (crashed, or terminated because it hung): replace it
+   * without stopping the node. One recovery at a time, in the order the exits came.
    */
-  #onExit(h: { name: string }, code: number): void {
+  #onExit(h: { kind: string; index: number; name: string }, code: number): void {
     if (this.#stopping) return;
-    this.log.fatal({ worker: h.name, code }, 'worker exited unexpectedly: stopping the target');
-    void this.stop(1);
+    this.workerRestarts++;
+    this.log.error({ worker: h.name, code }, 'worker ended unexpectedly: replacing it');
+    this.#recovering = this.#recovering.then(() => this.#recover(h.kind, h.index)).catch((err: unknown) => {
+      this.log.fatal({ worker: h.name, err: errorMessage(err) }, 'could not replace the worker: stopping the target');
+      void this.stop(1);
+    });
+  }
+
+  async #recover(kind: string, index: number): Promise<void> {
+    if (this.#stopping) return;
+    const t0 = performance.now();
+    if (kind === 'lun') await this.#recoverLun(index);
+    else if (kind === 'session') await this.#recoverSession(index);
+    else await this.#recoverPortal(index);
+    this.log.warn({ worker: `${kind}-${index}`, ms: Math.round(performance.now() - t0) }, 'worker replaced');
+  }
+
+  /**
+   * LUN worker `l`: the session workers end the commands it held (retryable: 06/29/04)
+   * and queue new ones; a new worker opens the same units at the same indexes (RAM
+   * contents and reservations were kept outside it), over fresh rings; the session workers
+   * switch to them and the queued commands go on.
+   */
+  async #recoverLun(l: number): Promise<void> {
+    await Promise.all(this.#sessions.filter((h) => h.alive).map((h) => h.control.request('lunLost', { lunWorker: l }).catch(() => undefined)));
+    this.dataPlane.replaceLunWorker(l);
+    const h = this.#spawnLun(l);
+    this.#luns[l] = h;
+    await h.control.request('start', {}, START_TIMEOUT_MS);
+    for (const s of this.#sessions) if (s.alive) s.control.transfer('lunChannel', { lunWorker: l }, this.dataPlane.lunChannel(s.index, l), false);
+  }
+
+  /**
+   * Session worker `s`: its connections died with it (initiators reconnect). The LUN
+   * workers abort its commands and lose its I_T nexuses; its TSIHs and session counts are
+   * freed; a new worker starts over fresh rings and slab, and the portals hand it
+   * connections again.
+   */
+  async #recoverSession(s: number): Promise<void> {
+    await Promise.all(this.#portals.filter((h) => h.alive).map((h) => h.control.request('sessionLost', { session: s }).catch(() => undefined)));
+    await Promise.all(this.#luns.filter((h) => h.alive).map((h) => h.control.request('sessionLost', { session: s }).catch(() => undefined)));
+    this.#sessionsDir.workerGone(s);
+    this.dataPlane.replaceSessionWorker(s);
+    const channels = this.#portals.map(() => new MessageChannel());
+    const h = this.#spawnSession(
+      s,
+      channels.map((c) => c.port2),
+    );
+    this.#sessions[s] = h;
+    for (const l of this.#luns) if (l.alive) l.control.transfer('sessionLink', { session: s }, this.dataPlane.sessionLink(s, l.index), false);
+    await h.control.request('start', {}, START_TIMEOUT_MS);
+    this.#portals.forEach((p, i) => p.control.transfer('sessionPort', { session: s }, channels[i]!.port1));
+  }
+
+  /** A portal worker: a new one listens on the same portal (connections already handed over live on). */
+  async #recoverPortal(i: number): Promise<void> {
+    // The old handoff ports died with it: new channels to every session worker.
+    const channels = this.#sessions.map(() => new MessageChannel());
+    const p = this.topology.portals[i]!;
+    const config = this.#running;
+    const data: PortalWorkerData = {
+      index: i,
+      host: p.host,
+      port: p.port,
+      portalIndex: i,
+      maxConnections: config.iscsi.maxConnectionsPerPortal,
+      ...(config.iscsi.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.iscsi.maxConnectionsPerAddress }),
+      acceptRate: ACCEPT_RATE,
+      acceptBurst: ACCEPT_BURST,
+      sessionPorts: channels.map((c) => c.port1),
+      heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.portal, i) },
+      logLevel: this.#opts.logLevel,
+      pretty: this.#opts.pretty,
+    };
+    for (const s of this.#sessions) if (s.alive) s.control.transfer('portalPort', { portal: i }, channels[s.index]!.port2);
+    const h = new WorkerHandle('portal', i, PORTAL_CONTROL, data, data.sessionPorts, { requests: {}, notes: {} }, this.log, (x, code) => this.#onExit(x, code));
+    this.#portals[i] = h;
+    await h.control.request('start', {}, START_TIMEOUT_MS);
+  }
+
+  /**
+   * Hung workers: a heartbeat that has not moved for hangTimeoutMs means the worker's
+   * thread no longer reaches its event loop; it is terminated, and #onExit replaces it.
+   */
+  #watchHeartbeats(): void {
+    const seen = new Map<string, { beat: number; at: number }>();
+    this.#watchdog = setInterval(() => {
+      if (this.#stopping) return;
+      const now = performance.now();
+      const all: { h: { name: string; alive: boolean; terminate(): Promise<number> }; slot: number }[] = [
+        ...this.#luns.map((h) => ({ h, slot: heartbeatSlot(HeartbeatKind.lun, h.index) })),
+        ...this.#sessions.map((h) => ({ h, slot: heartbeatSlot(HeartbeatKind.session, h.index) })),
+        ...this.#portals.map((h) => ({ h, slot: heartbeatSlot(HeartbeatKind.portal, h.index) })),
+      ];
+      for (const { h, slot } of all) {
+        if (!h.alive) continue;
+        const beat = readHeartbeat(this.dataPlane.heartbeats, slot);
+        const last = seen.get(h.name);
+        if (last === undefined || last.beat !== beat) {
+          seen.set(h.name, { beat, at: now });
+          continue;
+        }
+        if (now - last.at > this.#hangTimeoutMs) {
+          seen.delete(h.name);
+          this.log.error({ worker: h.name, silentMs: Math.round(now - last.at) }, 'worker hung (no heartbeat): terminating it');
+          void h.terminate();
+        }
+      }
+    }, Math.min(1000, this.#hangTimeoutMs / 4));
+    this.#watchdog.unref();
+  }
+
+  /**
+   * Tests (SPINDLE_TEST_FAULTS=1 with SPINDLE_FAULT_FILE): a line "crash|hang lun|session|portal N"
+   * appended to the file makes that worker crash or hang, so supervision is tested against
+   * a real target under load.
+   */
+  #watchFaultFile(): void {
+    const file = process.env['SPINDLE_FAULT_FILE'];
+    if (process.env['SPINDLE_TEST_FAULTS'] !== '1' || file === undefined) return;
+    let done = 0;
+    const timer = setInterval(() => {
+      let lines: string[];
+      try {
+        lines = readFileSync(file, 'utf8').split('\n').filter((x) => x.trim() !== '');
+      } catch {
+        return;
+      }
+      for (; done < lines.length; done++) {
+        const [mode, kind, n] = lines[done]!.trim().split(/\s+/);
+        const index = Number(n);
+        const h = kind === 'lun' ? this.#luns[index] : kind === 'session' ? this.#sessions[index] : kind === 'portal' ? this.#portals[index] : undefined;
+        if (h === undefined || (mode !== 'crash' && mode !== 'hang')) {
+          this.log.warn({ line: lines[done] }, 'fault file: not understood');
+          continue;
+        }
+        this.log.warn({ worker: h.name, mode }, 'injecting a fault (test)');
+        void (h.control as { request(t: 'fault', b: { mode: 'crash' | 'hang' }): Promise<void> }).request('fault', { mode }).catch(() => undefined);
+      }
+    }, 100);
+    timer.unref();
   }
 
   /** What the cluster asks of this node's workers. */
@@ -412,6 +599,7 @@ export class Supervisor {
   async stop(code: number): Promise<number> {
     if (this.#stopping) return this.exited;
     this.#stopping = true;
+    if (this.#watchdog !== null) clearInterval(this.#watchdog);
     const log = this.log;
     log.info({}, 'shutting down: no new logins, finishing in-flight commands');
     const settle = (p: Promise<unknown>) => p.catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'shutdown step did not complete'));
@@ -422,6 +610,7 @@ export class Supervisor {
     await Promise.all(this.#luns.filter((h) => h.alive).map((h) => settle(h.control.request('stop', {}, 15_000))));
     await this.#terminateAll();
     await this.cluster?.stop().catch(() => undefined);
+    await this.#prs.close().catch(() => undefined);
     log.info({}, 'stopped');
     this.#resolveExit(code);
     return code;

@@ -14,6 +14,7 @@ import { AluaState, type AluaStateValue, type AluaWire } from '../shared/scsi/al
 import type { LunRoute, PortalRoute, RoutesWire } from '../shared/wire/routes.ts';
 import { portalKey } from './config/schema.ts';
 import { nodePortGroup, portalPortId } from './cluster/ids.ts';
+import { MAX_TARGET_SLOTS } from '../shared/ring/session-counts.ts';
 
 /**
  * IMPLICIT TRANSITION TIME reported in REPORT TARGET PORT GROUPS (SPC-4 6.36.2): how long
@@ -21,8 +22,7 @@ import { nodePortGroup, portalPortId } from './cluster/ids.ts';
  */
 const ALUA_IMPLICIT_TRANSITION_SEC = 30;
 
-/** Slots of the node-wide session counters (SharedArrayBuffer of Int32): targets per run. */
-export const MAX_TARGET_SLOTS = 4096;
+export { MAX_TARGET_SLOTS };
 
 /** Config state names -> ASYMMETRIC ACCESS STATE codes (SPC-4 6.36.2 table 359). */
 const ALUA_CODES: Record<AluaStateName, AluaStateValue> = {

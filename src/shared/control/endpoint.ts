@@ -74,11 +74,16 @@ export interface ControlEndpoint<Local extends Side, Remote extends Side> {
   ): Promise<Infer<Remote['requests'][K]['result']>>;
   /** Tell the peer; no answer. */
   notify<K extends keyof Remote['notes'] & string>(type: K, body: Infer<Remote['notes'][K]>): void;
-  /** Send a message with a transferable handle (moved, not copied). */
+  /**
+   * Send a message with a handle: moved (a socket, a MessagePort) when `move`, otherwise
+   * structured-cloned, which shares any SharedArrayBuffer in it (shared memory for a
+   * replacement worker).
+   */
   transfer<K extends keyof NonNullable<Remote['handles']> & string>(
     type: K,
     body: Infer<NonNullable<Remote['handles']>[K]>,
     handle: unknown,
+    move?: boolean,
   ): void;
   /** Stop listening and fail every pending request (the peer is gone). Idempotent. */
   close(why: string): void;
@@ -165,8 +170,9 @@ class ControlPort {
     this.#post([Frame.NOTE, type, body]);
   }
 
-  transfer(type: string, body: unknown, handle: unknown): void {
-    this.#port.postMessage({ handle: type, body, value: handle }, [handle]);
+  transfer(type: string, body: unknown, handle: unknown, move = true): void {
+    // A SharedArrayBuffer is shared by postMessage, never moved (and may not be listed).
+    this.#port.postMessage({ handle: type, body, value: handle }, move && !(handle instanceof SharedArrayBuffer) ? [handle] : []);
   }
 
   close(why: string): void {

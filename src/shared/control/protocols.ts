@@ -8,10 +8,16 @@ import type { PrEffect, PrRequest, PrResult, PrState } from '../state/cluster-st
 import type { ModePageImage } from '../state/mode-image.ts';
 import type { RoutesWire } from '../wire/routes.ts';
 import type { Protocol, Side } from './endpoint.ts';
-import { EMPTY, arrayOf, object, opaque, optional, tuple } from './shape.ts';
+import { EMPTY, arrayOf, literal, object, opaque, optional, tuple } from './shape.ts';
 
 const NONE = {} as const;
 const VOID = 'void' as const;
+
+/**
+ * Test-only fault injection (issue 12: workers crashed and hung on purpose under load):
+ * honoured only when the process runs with SPINDLE_TEST_FAULTS=1.
+ */
+const FAULT = { body: object({ mode: literal('crash', 'hang') }), result: VOID } as const;
 
 /** Supervisor <-> LUN worker. */
 export const LUN_CONTROL = {
@@ -50,6 +56,11 @@ export const LUN_CONTROL = {
       /** Cluster mode: a configuration reload grew LU `lu` here; every node grows it too. */
       capacityChanged: object({ lu: 'string', bytes: 'number' }),
     },
+    /**
+     * A RAM device's memory (a SharedArrayBuffer, shared not copied): the supervisor keeps
+     * it, so the worker that replaces a crashed one finds the contents (issue 12).
+     */
+    handles: { ramMemory: object({ device: 'string' }) },
   },
   b: {
     requests: {
@@ -92,8 +103,16 @@ export const LUN_CONTROL = {
       modeApply: { body: object({ lu: 'string', pages: opaque<ModePageImage[]>('array') }), result: VOID },
       /** Cluster mode: another node grew LU `lu` (CAPACITY DATA HAS CHANGED here too). */
       growApply: { body: object({ lu: 'string', bytes: 'number' }), result: VOID },
+      /**
+       * Session worker `session` died (issue 12): its commands are aborted, its I_T nexuses
+       * lost. Its replacement's link follows as a `sessionLink` handle message.
+       */
+      sessionLost: { body: object({ session: 'integer' }), result: object({ aborted: 'integer', nexuses: 'integer' }) },
+      fault: FAULT,
     },
     notes: NONE,
+    /** The replacement session worker's rings, slab and nexus table (SessionLinkInit, shared memory). */
+    handles: { sessionLink: object({ session: 'integer' }) },
   },
 } as const satisfies Protocol<Side, Side>;
 
@@ -148,10 +167,22 @@ export const SESSION_CONTROL = {
       logoutAll: { body: object({ time2WaitSec: 'integer' }), result: object({ tasks: 'integer' }) },
       /** Node fence: close every connection at once. */
       closeAll: { body: object({ reason: 'string' }), result: VOID },
+      /**
+       * LUN worker `lunWorker` died (issue 12): its commands end with a retryable status
+       * now; its replacement's channel follows as a `lunChannel` handle message.
+       */
+      lunLost: { body: object({ lunWorker: 'integer' }), result: object({ ended: 'integer' }) },
+      fault: FAULT,
     },
     notes: {
       /** A newer session with this identity logged in on another worker: close ours. */
       reinstate: object({ key: 'string' }),
+    },
+    handles: {
+      /** The replacement LUN worker's rings and doorbell (LunChannelInit, shared memory). */
+      lunChannel: object({ lunWorker: 'integer' }),
+      /** The handoff port of portal worker `portal`'s replacement (a MessagePort, moved). */
+      portalPort: object({ portal: 'integer' }),
     },
   },
 } as const satisfies Protocol<Side, Side>;
@@ -166,8 +197,13 @@ export const PORTAL_CONTROL = {
       start: { body: EMPTY, result: VOID },
       /** Stop accepting (existing connections belong to session workers). */
       stop: { body: EMPTY, result: VOID },
+      /** Session worker `session` died: place nothing on it until its new port comes. */
+      sessionLost: { body: object({ session: 'integer' }), result: VOID },
+      fault: FAULT,
     },
     notes: NONE,
+    /** The handoff port of session worker `session`'s replacement (a MessagePort, moved). */
+    handles: { sessionPort: object({ session: 'integer' }) },
   },
 } as const satisfies Protocol<Side, Side>;
 

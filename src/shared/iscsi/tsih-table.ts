@@ -35,6 +35,17 @@ export class TsihTable {
     return new SharedArrayBuffer(TSIH_VALUES);
   }
 
+  /**
+   * Free every TSIH session worker `worker` held (it died: its sessions are gone). The
+   * supervisor calls this before it starts the worker's replacement.
+   */
+  static releaseAllOf(sab: SharedArrayBuffer, worker: number): number {
+    const marks = new Uint8Array(sab);
+    let n = 0;
+    for (let tsih = 1; tsih < TSIH_VALUES; tsih++) if (Atomics.compareExchange(marks, tsih, worker + 1, 0) === worker + 1) n++;
+    return n;
+  }
+
   /** `worker`: this session worker's index (0..254). */
   constructor(sab: SharedArrayBuffer, worker: number) {
     this.sab = sab;

@@ -84,6 +84,8 @@ export const SenseReason = {
   POWER_ON_RESET_OR_BUS_DEVICE_RESET: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x00 },
   BUS_DEVICE_RESET_FUNCTION_OCCURRED: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x03 },
   I_T_NEXUS_LOSS: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x07 },
+  /** The device server restarted (its LUN worker was replaced, issue 12). */
+  DEVICE_INTERNAL_RESET: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x04 },
   MODE_PARAMETERS_CHANGED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x01 },
   RESERVATIONS_PREEMPTED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x03 },
   RESERVATIONS_RELEASED: { key: K.UNIT_ATTENTION, asc: 0x2a, ascq: 0x04 },

@@ -12,6 +12,8 @@ import type { RoutesWire } from './routes.ts';
 export interface WorkerLogging {
   logLevel: string;
   pretty: boolean;
+  /** Where this worker beats (shared/ring/heartbeat.ts); absent in tests. */
+  heartbeat?: { sab: SharedArrayBuffer; slot: number };
 }
 
 /**
@@ -50,6 +52,8 @@ export interface LunWorkerData extends WorkerLogging {
    * over the control channel, instead of an embedded store under stateDir.
    */
   cluster?: boolean;
+  /** RAM devices' memory kept from an earlier worker (by device name). */
+  ramMemory?: Record<string, SharedArrayBuffer>;
   /** Unit index of each of `devices` (same order; supervisor/topology.ts). */
   unitIndexes?: number[];
   doorbell: SharedArrayBuffer;

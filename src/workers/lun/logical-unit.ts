@@ -10,7 +10,7 @@ import type { ScsiCommand } from '../../shared/scsi/command.ts';
 import type { NexusDirectory } from './nexus.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { BackingStore } from './backing/store.ts';
-import { openBackingStore } from './backing/open-store.ts';
+import { openBackingStore, type StoreOptions } from './backing/open-store.ts';
 import { SanitizeState, SbcState } from './sbc/state.ts';
 import type { ModeState } from './spc/mode-pages.ts';
 import { openModeState } from './spc/mode-pages.ts';
@@ -76,6 +76,8 @@ export interface LuEnvironment {
    * node; resolves once they hold cluster-wide. Absent: they hold on this node only.
    */
   readonly setAluaStates?: (states: readonly { group: number; state: number }[]) => Promise<void>;
+  /** What the backing store is opened with (a RAM store's kept contents, and where to keep them). */
+  readonly store?: StoreOptions;
   /** In a cluster: MODE SELECT changed these pages; carry them to every node. */
   readonly modesChanged?: (lu: string, pages: readonly ModePageImage[]) => void;
 }
@@ -190,7 +192,7 @@ export class LogicalUnit {
   static async open(dev: DeviceConfig, ident: LogicalUnitIdentity, env: LuEnvironment): Promise<LogicalUnit> {
     if (dev.blockSize !== 512 && dev.blockSize !== 4096)
       throw new RangeError(`unsupported block size ${dev.blockSize}`);
-    const store = await openBackingStore(dev.backing);
+    const store = await openBackingStore(dev.backing, env.store);
     const lu = new LogicalUnit(dev, store, ident, env);
     await lu.sbc.open(dev.backing, ident.stateDir);
     lu.modes = await openModeState(lu, ident.stateDir);

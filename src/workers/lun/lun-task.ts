@@ -42,6 +42,12 @@ export class LunTask extends ScsiCommandFields implements ScsiCommand {
   finish(): void {
     const link = this.link;
     if (link === null) throw new Error('finish() of a task that is not in flight');
+    if (link.dead) {
+      // Its session worker died: nobody reads this ring; leave the task set quietly.
+      this.leaveTaskSet();
+      this.home.completed(this, link);
+      return;
+    }
     const o = link.cpl.reserve();
     if (o < 0) {
       // Cannot happen: a session worker never has more commands in flight with us than
@@ -75,12 +81,16 @@ export class LunTask extends ScsiCommandFields implements ScsiCommand {
     link.cpl.publish();
     // Leave the task set only now, after the completion is on the ring: remove() may
     // enable dormant commands (and answer waiting TMFs), whose completions then follow.
+    this.leaveTaskSet();
+    this.home.completed(this, link);
+  }
+
+  private leaveTaskSet(): void {
     const lu = this.lu;
     if (lu !== null) {
       this.lu = null;
       lu.taskSet.remove(this);
     }
-    this.home.completed(this, link);
   }
 
   /** Back to the pool's idle state. */

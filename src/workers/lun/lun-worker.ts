@@ -13,7 +13,8 @@ import { Cmd, Cpl, DescKind, UaEvent } from '../../shared/ring/descriptors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
-import type { LunWorkerData } from '../../shared/wire/worker-data.ts';
+import type { LunWorkerData, SessionLinkInit } from '../../shared/wire/worker-data.ts';
+import { handleWorker } from '../../shared/ring/nexus-table.ts';
 import { ControlError, ControlErrorCode, errorMessage } from '../../shared/control/errors.ts';
 import { SenseReason, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { AluaStateValue } from '../../shared/scsi/alua.ts';
@@ -93,15 +94,24 @@ export class LunWorker implements TaskHome {
   readonly #uaSent = new Map<string, string>();
   #uaTimer: NodeJS.Timeout | null = null;
 
-  constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink) {
+  /** Keeps a RAM device's shared memory outside this worker (see RamStore). */
+  readonly #keepRam: (device: string, memory: SharedArrayBuffer) => void;
+
+  /**
+   * `cluster`: the supervisor's reservation state (Redis in a cluster, its embedded store
+   * otherwise: either way it outlives this worker). Absent (tests): an embedded store per LU.
+   */
+  constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink, keepRam: (device: string, memory: SharedArrayBuffer) => void = () => {}) {
     this.index = data.index;
     this.log = log;
     this.#data = data;
     this.#links = data.sessions.map((s, i) => new SessionLink(i, s));
     this.#nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
     this.doorbell = new Doorbell(data.doorbell);
-    this.#cluster = data.cluster === true && cluster !== undefined ? new RemoteClusterState(cluster) : null;
-    this.#clusterLink = this.#cluster === null ? null : (cluster ?? null);
+    this.#cluster = cluster !== undefined ? new RemoteClusterState(cluster) : null;
+    // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
+    this.#clusterLink = data.cluster === true ? (cluster ?? null) : null;
+    this.#keepRam = keepRam;
   }
 
   /**
@@ -120,6 +130,44 @@ export class LunWorker implements TaskHome {
       this.#uaSent.set(lu.pr.luKey, text);
       link.saveUa(lu.pr.luKey, entries);
     }
+  }
+
+  /**
+   * Session worker `s` died (issue 12): nothing more is read from its rings; its commands
+   * here are aborted (their completions go nowhere), and every I_T nexus it carried is
+   * lost (SAM-5 6.3.4: I_T NEXUS LOSS OCCURRED when the initiator comes back, its SPC-2
+   * reservation released, registrations kept).
+   */
+  sessionWorkerLost(s: number): { aborted: number; nexuses: number } {
+    const link = this.#links[s];
+    if (link === undefined) return { aborted: 0, nexuses: 0 };
+    link.dead = true;
+    let aborted = 0;
+    const handles = new Set(this.#nexuses.knownOf(s));
+    for (const lu of this.#units) {
+      if (lu === undefined) continue;
+      lu.taskSet.abort(
+        (c) => (c as LunTask).link === link,
+        (c) => {
+          (c as LunTask).aborted = true;
+          aborted++;
+        },
+      );
+      for (const h of lu.ua.byHandle.keys()) if (handleWorker(h) === s) handles.add(h);
+    }
+    for (const h of handles) {
+      const info = this.#nexuses.get(h);
+      for (const lu of this.#units) if (lu !== undefined) nexusLost(lu, h, info);
+      this.#nexuses.forget(h);
+    }
+    this.log.warn({ sessionWorker: s, aborted, nexuses: handles.size }, 'session worker lost: its commands aborted, its I_T nexuses lost');
+    return { aborted, nexuses: handles.size };
+  }
+
+  /** Session worker `s`'s replacement is up: fresh rings, slab and nexus table. */
+  sessionWorkerRestarted(s: number, init: SessionLinkInit): void {
+    this.#links[s] = new SessionLink(s, init);
+    this.#nexuses.replaceTable(s, init.nexusTable);
   }
 
   /**
@@ -204,7 +252,10 @@ export class LunWorker implements TaskHome {
     this.#inBatch = true;
     let n = 0;
     const links = this.#links;
-    for (let i = 0; i < links.length; i++) n += this.#drainLink(links[i]!);
+    for (let i = 0; i < links.length; i++) {
+      const l = links[i]!;
+      if (!l.dead) n += this.#drainLink(l);
+    }
     this.#inBatch = false;
     for (let i = 0; i < links.length; i++) {
       const l = links[i]!;
@@ -303,7 +354,7 @@ export class LunWorker implements TaskHome {
       // In a cluster, functions that reach every I_T nexus of the LU also reach the
       // nexuses on other nodes (SAM-5 6.3.2, 7.6): acknowledged once they are done too.
       const cluster = this.#cluster;
-      const everywhere = cluster !== null && CLUSTER_WIDE_TMF.has(fnCode) && targets.length > 0;
+      const everywhere = cluster !== null && this.#data.cluster === true && CLUSTER_WIDE_TMF.has(fnCode) && targets.length > 0;
       const finished = (): void => {
         if (!everywhere) {
           this.#acknowledge(link, tag);
@@ -339,6 +390,7 @@ export class LunWorker implements TaskHome {
 
   /** Complete a control descriptor (no status, no data) so its sender can reuse the task. */
   #acknowledge(link: SessionLink, tag: number): void {
+    if (link.dead) return;
     const o = link.cpl.reserve();
     if (o < 0) throw new Error('completion ring full'); // impossible: see LunTask.finish
     const v = link.cpl.view;
@@ -359,16 +411,21 @@ export class LunWorker implements TaskHome {
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
       this.log.error({ err, device: d.name, cdb: cmd.cdb.toString('hex', 0, cmd.cdbLength) }, 'internal error while executing a SCSI command');
     const cluster = this.#cluster;
+    const ram = data.ramMemory?.[d.name];
+    const store = { ...(ram === undefined ? {} : { ramMemory: ram }), onRamMemory: (m: SharedArrayBuffer) => this.#keepRam(d.name, m) };
     const env =
       cluster === null
-        ? { reportInternalError }
-        : {
-            reportInternalError,
-            clusterState: cluster,
-            atomicLock: (lu: string) => cluster.atomicLock(lu),
-            setAluaStates: (states: readonly { group: number; state: number }[]) => cluster.setAlua(states),
-            modesChanged: (lu: string, pages: readonly ModePageImage[]) => this.#clusterLink?.modesChanged(lu, pages),
-          };
+        ? { reportInternalError, store }
+        : data.cluster !== true
+          ? { reportInternalError, store, clusterState: cluster }
+          : {
+              reportInternalError,
+              store,
+              clusterState: cluster,
+              atomicLock: (lu: string) => cluster.atomicLock(lu),
+              setAluaStates: (states: readonly { group: number; state: number }[]) => cluster.setAlua(states),
+              modesChanged: (lu: string, pages: readonly ModePageImage[]) => this.#clusterLink?.modesChanged(lu, pages),
+            };
     return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, env);
   }
 

@@ -6,7 +6,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../../shared/logging.ts';
 import { sideB, type ControlEndpoint } from '../../shared/control/endpoint.ts';
 import { LUN_CONTROL } from '../../shared/control/protocols.ts';
-import type { LunWorkerData } from '../../shared/wire/worker-data.ts';
+import type { LunWorkerData, SessionLinkInit } from '../../shared/wire/worker-data.ts';
+import { injectFault } from '../../shared/control/fault.ts';
+import { startHeartbeat } from '../../shared/ring/heartbeat.ts';
 import { LunWorker } from './lun-worker.ts';
 
 const data = workerData as LunWorkerData;
@@ -33,8 +35,13 @@ const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
     resetApply: (m) => worker.resetApply(m.lu, m.fn),
     modeApply: (m) => worker.modeApply(m.lu, m.pages),
     growApply: (m) => worker.growApply(m.lu, m.bytes),
+    sessionLost: (m) => worker.sessionWorkerLost(m.session),
+    fault: (m) => injectFault(m.mode),
   },
   notes: {},
+  handles: {
+    sessionLink: (m, init) => worker.sessionWorkerRestarted(m.session, init as SessionLinkInit),
+  },
 });
 
 const worker: LunWorker = new LunWorker(data, log, {
@@ -48,5 +55,7 @@ const worker: LunWorker = new LunWorker(data, log, {
   modesChanged: (lu, pages) => control.notify('modesChanged', { lu, pages: [...pages] }),
   saveUa: (lu, entries) => control.notify('uaSnapshot', { lu, entries: [...entries] }),
   setAlua: (states) => control.request('setAlua', { states: states.map((x) => ({ group: x.group, state: x.state })) }),
-});
+}, (device, memory) => control.transfer('ramMemory', { device }, memory));
 control.onProtocolError = (problem) => log.error({ problem }, 'control channel: protocol error');
+
+if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);

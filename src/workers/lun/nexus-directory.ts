@@ -38,4 +38,15 @@ export class WorkerNexusDirectory implements NexusDirectory {
   forget(id: number): void {
     this.cache.delete(id);
   }
+
+  /** Handles of session worker `worker` this directory has resolved (worker recovery). */
+  knownOf(worker: number): number[] {
+    return [...this.cache.keys()].filter((id) => handleWorker(id) === worker);
+  }
+
+  /** Session worker `worker` was replaced: its handles are gone, its table is a fresh one. */
+  replaceTable(worker: number, sab: SharedArrayBuffer): void {
+    for (const id of this.knownOf(worker)) this.cache.delete(id);
+    this.tables[worker] = new NexusTable(sab);
+  }
 }

@@ -20,6 +20,11 @@ export class SessionLink {
   readonly views: (Buffer | undefined)[];
   /** A completion was published during the current batch: ring the peer at its end. */
   completedSinceRing = false;
+  /**
+   * The session worker at the other end died (issue 12): nothing is read from this ring
+   * any more and completions of its commands are dropped, not written.
+   */
+  dead = false;
 
   constructor(index: number, s: SessionLinkInit) {
     this.index = index;

@@ -34,11 +34,17 @@ export class LunChannel {
     this.pool = pool;
   }
 
+  /**
+   * The LUN worker at the other end died (issue 12): nothing more goes on this ring, and
+   * what is submitted waits in the queue until a replacement channel adopts it.
+   */
+  down = false;
+
   /** Queue a fully received task for execution. */
   submit(t: Task, nexus: number): void {
     t.state = TaskState.QUEUED;
     t.next = null;
-    if (this.waitHead === null && this.inflight < this.capacity && this.push(t, nexus)) return;
+    if (!this.down && this.waitHead === null && this.inflight < this.capacity && this.push(t, nexus)) return;
     // Backpressure: remember the nexus on the task through its lunField-free slot.
     t.nexusForQueue = nexus;
     if (this.waitTail) this.waitTail.next = t;
@@ -69,6 +75,43 @@ export class LunChannel {
     this.inflight++;
     this.pushedSinceRing = true;
     return true;
+  }
+
+  /**
+   * The LUN worker died: every task it held ends here, as if it had completed it with
+   * `status` and `sense` (`aborted` for the control descriptors, whose owners only wait
+   * for an acknowledgement). Tasks still queued stay queued for the replacement (adopt).
+   */
+  failInFlight(status: number, sense: Buffer): number {
+    this.down = true;
+    let n = 0;
+    this.pool.forEachInUse((t) => {
+      if (t.channel !== this || t.state !== TaskState.SUBMITTED) return;
+      t.channel = null;
+      t.status = status;
+      t.senseLength = sense.length;
+      sense.copy(t.sense);
+      t.dataInLength = 0;
+      t.dataOutWanted = 0;
+      t.state = TaskState.RESPONDING;
+      n++;
+      if (t.owner) t.owner.onTaskComplete(t);
+      else this.pool.release(t);
+    });
+    this.inflight = 0;
+    return n;
+  }
+
+  /** Take over the tasks `old` (a channel to a dead LUN worker) still had queued, and push them. */
+  adopt(old: LunChannel): void {
+    let t = old.waitHead;
+    old.waitHead = null;
+    old.waitTail = null;
+    while (t !== null) {
+      const next = t.next;
+      this.submit(t, t.nexusForQueue);
+      t = next;
+    }
   }
 
   /** Wake the LUN worker if this batch pushed anything (one notify per batch). */
@@ -116,7 +159,7 @@ export class LunChannel {
       }
     }
     // Completions freed ring slots: move waiting tasks onto the ring.
-    while (this.waitHead && this.inflight < this.capacity) {
+    while (!this.down && this.waitHead && this.inflight < this.capacity) {
       const t = this.waitHead;
       if (!this.push(t, t.nexusForQueue)) break;
       this.waitHead = t.next;

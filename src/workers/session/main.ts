@@ -2,12 +2,14 @@
  * Session worker thread entry: a SessionWorker behind the supervisor's control channel
  * (SESSION_CONTROL) and one handoff channel per fabric port worker (HANDOFF).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { createLogger } from '../../shared/logging.ts';
 import { sideB, type ControlEndpoint } from '../../shared/control/endpoint.ts';
 import { HANDOFF, SESSION_CONTROL } from '../../shared/control/protocols.ts';
-import type { SessionWorkerData } from '../../shared/wire/worker-data.ts';
+import type { LunChannelInit, SessionWorkerData } from '../../shared/wire/worker-data.ts';
+import { injectFault } from '../../shared/control/fault.ts';
+import { startHeartbeat } from '../../shared/ring/heartbeat.ts';
 import { SessionWorker } from './session-worker.ts';
 
 const data = workerData as SessionWorkerData;
@@ -28,9 +30,15 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
     stats: () => worker.stats(),
     logoutAll: (m) => worker.logoutAll(m.time2WaitSec),
     closeAll: (m) => worker.closeAll(m.reason),
+    lunLost: (m) => ({ ended: worker.lunWorkerLost(m.lunWorker) }),
+    fault: (m) => injectFault(m.mode),
   },
   notes: {
     reinstate: (m) => worker.reinstated(m.key),
+  },
+  handles: {
+    lunChannel: (m, init) => worker.lunWorkerRestarted(m.lunWorker, init as LunChannelInit),
+    portalPort: (_m, port) => listenToPortal(port as MessagePort),
   },
 });
 supervisor.onProtocolError = onProtocolError;
@@ -43,7 +51,8 @@ const worker: SessionWorker = new SessionWorker(data, log, {
   sessionFind: (key) => supervisor.request('sessionFind', { key }),
 });
 
-data.portalPorts.forEach((port) => {
+/** Sockets from one portal worker come on `port`; "closed" goes back on it. */
+function listenToPortal(port: MessagePort): void {
   const portal = sideB(HANDOFF, port, {
     requests: {},
     notes: {},
@@ -55,4 +64,7 @@ data.portalPorts.forEach((port) => {
     },
   });
   portal.onProtocolError = onProtocolError;
-});
+}
+data.portalPorts.forEach(listenToPortal);
+
+if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);

@@ -15,9 +15,12 @@ import type { AuthConfig } from '../../shared/config-types.ts';
 import type { SessionWorkerData } from '../../shared/wire/worker-data.ts';
 import type { RoutesWire } from '../../shared/wire/routes.ts';
 import { LunChannel } from './lun-channel.ts';
+import type { LunChannelInit } from '../../shared/wire/worker-data.ts';
+import { ScsiStatus } from '../../shared/scsi/command.ts';
 import { TaskPool, type TaskOwner } from './task.ts';
 import { NexusSlots, NexusTable, nexusHandle } from '../../shared/ring/nexus-table.ts';
 import { TsihTable } from '../../shared/iscsi/tsih-table.ts';
+import { SessionCounts } from '../../shared/ring/session-counts.ts';
 import { DescKind } from '../../shared/ring/descriptors.ts';
 import { distinctUnits, routesFromWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
@@ -45,7 +48,7 @@ export class SessionWorker {
   readonly #channels: LunChannel[];
   readonly #tsihs: TsihTable;
   readonly #nexusTable: NexusTable;
-  readonly #sessionCounts: Int32Array;
+  readonly #sessionCounts: SessionCounts;
   readonly #nexusSlots = new NexusSlots();
   readonly #pollBudgetNs: bigint;
   readonly #connections = new Set<IscsiConnection>();
@@ -75,7 +78,7 @@ export class SessionWorker {
     this.doorbell = new Doorbell(data.doorbell);
     this.#tsihs = new TsihTable(data.tsihTable, data.index);
     this.#nexusTable = new NexusTable(data.nexusTable);
-    this.#sessionCounts = new Int32Array(data.sessionCounts);
+    this.#sessionCounts = new SessionCounts(data.sessionCounts, data.index);
     this.#pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
     this.ctx = this.#context(routesFromWire(data.routes));
   }
@@ -159,6 +162,33 @@ export class SessionWorker {
     });
   }
 
+  /**
+   * LUN worker `l` died (issue 12). Its commands end now with CHECK CONDITION, UNIT
+   * ATTENTION, DEVICE INTERNAL RESET (06/29/04), which every initiator retries; commands
+   * for it that arrive meanwhile wait until its replacement's channel comes
+   * (lunWorkerRestarted). Returns how many commands were ended.
+   */
+  lunWorkerLost(l: number): number {
+    const ch = this.#channels[l];
+    if (ch === undefined) return 0;
+    const sense = Buffer.alloc(18);
+    const n = writeFixedSense(sense, SenseReason.DEVICE_INTERNAL_RESET);
+    const ended = ch.failInFlight(ScsiStatus.CHECK_CONDITION, sense.subarray(0, n));
+    this.ctx.flushDoorbells();
+    if (ended > 0) this.log.warn({ lunWorker: l, commands: ended }, 'LUN worker lost: its commands ended with DEVICE INTERNAL RESET');
+    return ended;
+  }
+
+  /** LUN worker `l`'s replacement is up: a channel over fresh rings; queued commands go on. */
+  lunWorkerRestarted(l: number, init: LunChannelInit): void {
+    const old = this.#channels[l];
+    const next = new LunChannel(init, this.#pool);
+    next.onStale = old?.onStale ?? next.onStale;
+    this.#channels[l] = next;
+    if (old !== undefined) next.adopt(old);
+    next.flushDoorbell();
+  }
+
   /** Ask every initiator to log out (node drain); returns the commands still in flight. */
   logoutAll(time2WaitSec: number): { tasks: number } {
     for (const c of this.#connections) c.requestLogout(time2WaitSec);
@@ -235,17 +265,9 @@ export class SessionWorker {
       discoveryAuth: data.discoveryAuth,
       cmdWindow: data.cmdWindow,
       targetIndex: new Map(data.targetSlots),
-      reserveSession: (i) => {
-        // Counted node-wide in a SharedArrayBuffer all session workers share.
-        if (Atomics.add(this.#sessionCounts, i, 1) >= data.tuning.maxSessionsPerTarget) {
-          Atomics.sub(this.#sessionCounts, i, 1);
-          return false;
-        }
-        return true;
-      },
-      releaseSession: (i) => {
-        Atomics.sub(this.#sessionCounts, i, 1);
-      },
+      // Counted node-wide in a SharedArrayBuffer all session workers share.
+      reserveSession: (i) => this.#sessionCounts.reserve(i, data.tuning.maxSessionsPerTarget),
+      releaseSession: (i) => this.#sessionCounts.release(i),
       authFailure: (key) => supervisor.authFailure(key),
       authSuccess: (key) => supervisor.authSuccess(key),
       // TSIHs are unique node-wide through a shared table (RFC 7143 11.12.6: TSIH is

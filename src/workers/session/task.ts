@@ -139,6 +139,11 @@ export class TaskPool {
     return this.tasks.length - this.free.length;
   }
 
+  /** Call `fn` for every task in use (not on the I/O path: worker recovery, stats). */
+  forEachInUse(fn: (t: Task) => void): void {
+    for (const t of this.tasks) if (t.state !== TaskState.FREE) fn(t);
+  }
+
   /** The task a ring tag names (its index part); the caller checks the generation. */
   byTag(tag: number): Task | undefined {
     return this.tasks[tag & 0xffff];

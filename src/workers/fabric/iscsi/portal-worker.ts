@@ -26,6 +26,10 @@ export class PortalWorker {
   #total = 0;
   /** Open connections per initiator address (maxConnectionsPerAddress). */
   readonly #byAddress = new Map<string, number>();
+  /** The same, per session worker (forgotten when the worker dies). */
+  readonly #byWorker: Map<string, number>[];
+  /** Session workers being replaced: nothing is placed on them. */
+  readonly #down = new Set<number>();
   #tokens: number;
   #lastRefill = Date.now();
   #server: net.Server | null = null;
@@ -35,6 +39,7 @@ export class PortalWorker {
     this.log = log;
     this.#sink = sink;
     this.#load = new Array<number>(sink.sessionWorkers).fill(0);
+    this.#byWorker = Array.from({ length: sink.sessionWorkers }, () => new Map<string, number>());
     this.#tokens = data.acceptBurst;
   }
 
@@ -45,6 +50,32 @@ export class PortalWorker {
     const n = (this.#byAddress.get(address) ?? 0) - 1;
     if (n > 0) this.#byAddress.set(address, n);
     else this.#byAddress.delete(address);
+    const w = this.#byWorker[i];
+    if (w !== undefined) {
+      const m = (w.get(address) ?? 0) - 1;
+      if (m > 0) w.set(address, m);
+      else w.delete(address);
+    }
+  }
+
+  /**
+   * Session worker `i` died (its connections died with it): nothing is placed on it until
+   * its replacement is back, and its connections no longer count.
+   */
+  sessionWorkerLost(i: number): void {
+    this.#down.add(i);
+    this.#total = Math.max(0, this.#total - (this.#load[i] ?? 0));
+    this.#load[i] = 0;
+    for (const [address, n] of this.#byWorker[i] ?? []) {
+      const left = (this.#byAddress.get(address) ?? 0) - n;
+      if (left > 0) this.#byAddress.set(address, left);
+      else this.#byAddress.delete(address);
+    }
+    this.#byWorker[i]?.clear();
+  }
+
+  sessionWorkerBack(i: number): void {
+    this.#down.delete(i);
   }
 
   /** Bind and listen; rejects with ERR_SPINDLE_LISTEN. */
@@ -103,17 +134,25 @@ export class PortalWorker {
       return;
     }
     const load = this.#load;
-    let best = 0;
-    for (let i = 1; i < load.length; i++) if (load[i]! < load[best]!) best = i;
+    let best = -1;
+    for (let i = 0; i < load.length; i++) if (!this.#down.has(i) && (best < 0 || load[i]! < load[best]!)) best = i;
+    if (best < 0) {
+      this.log.warn({ from: address }, 'no session worker available (being replaced): refusing');
+      socket.destroy();
+      return;
+    }
     load[best]!++;
     this.#total++;
     this.#byAddress.set(address, fromThere + 1);
+    const w = this.#byWorker[best]!;
+    w.set(address, (w.get(address) ?? 0) + 1);
     try {
       this.#sink.handOff(best, socket);
     } catch (err) {
       load[best]!--;
       this.#total--;
       this.#byAddress.set(address, fromThere);
+      w.set(address, (w.get(address) ?? 1) - 1);
       this.log.error({ err: (err as Error).message }, 'socket handoff failed');
       socket.destroy();
     }

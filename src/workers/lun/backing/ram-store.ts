@@ -1,19 +1,35 @@
 /**
- * A RAM backing store: one zero-filled Buffer of the configured size. I/O is a memcpy and
- * every callback runs synchronously, before the call returns (allowed by BackingStore).
+ * A RAM backing store: one zero-filled SharedArrayBuffer of the configured size. I/O is a
+ * memcpy and every callback runs synchronously, before the call returns (allowed by
+ * BackingStore).
+ *
+ * Shared memory, not a worker-private Buffer, so the contents outlive the LUN worker: the
+ * supervisor keeps a reference (`onMemory`) and hands it to the worker that replaces a
+ * crashed one (issue 12: "RAM devices' contents survive").
  */
 import type { BackingStore, IoCallback } from './store.ts';
 
 export class RamStore implements BackingStore {
   sizeBytes: number;
   #mem: Buffer | null;
+  #sab: SharedArrayBuffer;
+  /** Called with the memory whenever it is (re)allocated (at open and after a grow). */
+  onMemory: (memory: SharedArrayBuffer) => void = () => {};
 
-  constructor(sizeBytes: number) {
+  /** `memory`: the contents kept from an earlier worker (its length is the size). */
+  constructor(sizeBytes: number, memory?: SharedArrayBuffer) {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0)
       throw new RangeError(`invalid RAM store size ${sizeBytes}`);
+    if (memory !== undefined && memory.byteLength !== sizeBytes)
+      throw new RangeError(`RAM store memory is ${memory.byteLength} bytes, not ${sizeBytes}`);
     this.sizeBytes = sizeBytes;
-    // Buffer.alloc zero-fills: a fresh RAM disk reads as zeros.
-    this.#mem = Buffer.alloc(sizeBytes);
+    // A new SharedArrayBuffer is zero-filled: a fresh RAM disk reads as zeros.
+    this.#sab = memory ?? new SharedArrayBuffer(sizeBytes);
+    this.#mem = Buffer.from(this.#sab);
+  }
+
+  get memory(): SharedArrayBuffer {
+    return this.#sab;
   }
 
   read(dst: Buffer, dstOffset: number, length: number, position: number, cb: IoCallback): void {
@@ -57,7 +73,7 @@ export class RamStore implements BackingStore {
   }
 
   /**
-   * One new zero-filled buffer and a copy: I/O is synchronous, so nothing can be in
+   * One new zero-filled shared buffer and a copy: I/O is synchronous, so nothing can be in
    * flight against the old one. Not a hot path (an operator's resize).
    */
   grow(sizeBytes: number): Promise<void> {
@@ -66,10 +82,13 @@ export class RamStore implements BackingStore {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes < this.sizeBytes)
       return Promise.reject(new RangeError(`cannot resize a ${this.sizeBytes}-byte RAM store to ${sizeBytes}`));
     if (sizeBytes === this.sizeBytes) return Promise.resolve();
-    const next = Buffer.alloc(sizeBytes);
+    const sab = new SharedArrayBuffer(sizeBytes);
+    const next = Buffer.from(sab);
     mem.copy(next, 0, 0, this.sizeBytes);
     this.#mem = next;
+    this.#sab = sab;
     this.sizeBytes = sizeBytes;
+    this.onMemory(sab);
     return Promise.resolve();
   }
 
