@@ -6,6 +6,9 @@ import type { BackingStore, IoCallback } from './store.ts';
 
 export class RamStore implements BackingStore {
   sizeBytes: number;
+  /** Memory copies need no alignment. */
+  readonly alignment = 1;
+  readonly bounced = 0;
   #mem: Buffer | null;
 
   constructor(sizeBytes: number) {
