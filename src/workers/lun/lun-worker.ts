@@ -18,6 +18,7 @@ import { ControlError, ControlErrorCode, errorMessage } from '../../shared/contr
 import { SenseReason, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { AluaStateValue } from '../../shared/scsi/alua.ts';
 import { LogicalUnit } from './logical-unit.ts';
+import type { IoErrorReport } from './backing/io-errors.ts';
 import { submitCommand } from './execute.ts';
 import { WorkerNexusDirectory } from './nexus-directory.ts';
 import { nexusLost } from './nexus-events.ts';
@@ -38,6 +39,8 @@ const ALL_UNITS = 0xffffffff;
 export interface PrepareRequest {
   add: { luIndex: number; device: DeviceConfig }[];
   grow: { luIndex: number; sizeBytes: number }[];
+  /** CD-ROM drives that get another disc ('' for none; mmc/medium.ts). */
+  media?: { luIndex: number; path: string }[];
   deviceGroups: Record<string, number[]>;
 }
 
@@ -260,7 +263,12 @@ export class LunWorker implements TaskHome {
     // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
       this.log.error({ err, device: d.name, cdb: cmd.cdb.toString('hex', 0, cmd.cdbLength) }, 'internal error while executing a SCSI command');
-    return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, { reportInternalError });
+    // Backing-store errors arrive already thinned out to one line per burst (backing/io-errors.ts).
+    const reportIoError = (r: IoErrorReport): void =>
+      r.kind === 'first'
+        ? this.log.error(r, 'backing store I/O error: failing commands with the matching sense; further errors are counted until it is quiet')
+        : this.log.error(r, 'backing store I/O errors ended');
+    return LogicalUnit.open(d, { clusterId: data.clusterId, maxTransferBytes: data.maxTransferLength, stateDir: data.stateDir }, { reportInternalError, reportIoError });
   }
 
   /** Make a freshly opened unit part of this worker (nexus directory, ALUA view). */
@@ -297,6 +305,16 @@ export class LunWorker implements TaskHome {
         this.log.info({ device: lu.name, blocks: lu.blockCount, was: before }, 'logical unit grown: CAPACITY DATA HAS CHANGED');
       } catch (err) {
         throw new ControlError(ControlErrorCode.BACKING, `${lu.name}: ${errorMessage(err)}`);
+      }
+    }
+    for (const c of m.media ?? []) {
+      const lu = this.#units[c.luIndex];
+      if (lu?.mmc == null) continue;
+      try {
+        await lu.mmc.change(c.path === '' ? null : c.path);
+        this.log.info({ device: lu.name, image: c.path || null, blocks: lu.blockCount }, 'disc changed: NOT READY TO READY CHANGE');
+      } catch (err) {
+        throw new ControlError(ControlErrorCode.BACKING, errorMessage(err));
       }
     }
   }
