@@ -6,13 +6,14 @@
 #   tgt               tgtd, the baseline target for benchmarks
 #   sg3-utils         SCSI command tools
 #   redis-server      cluster-state tests without a Docker engine
+#   genisoimage       genisoimage and isoinfo: ISO9660 images for the CD-ROM device tests
 #
 # Idempotent: does nothing (not even `apt-get update`) when everything is installed.
 # Package post-install scripts must not leave services running: a tgtd holding port 3260
 # or a redis-server on 6379 would collide with what the tests start themselves.
 set -euo pipefail
 
-PACKAGES=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils redis-server)
+PACKAGES=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils redis-server genisoimage)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

@@ -478,7 +478,7 @@ export const deviceFields = {
   direct: field(bool(), {
     docDefault: '`true` for `block` and in a cluster, `false` otherwise',
     reload: restart,
-    doc: 'file, block and cdrom devices: O_DIRECT I/O, bypassing this host\'s page cache, so no node serves a stale read of storage other nodes write (a shared block device, a cluster file system), and a large device does not crowd out the page cache. Required in a cluster; reads and writes go straight to the medium, so `writeback` then only defers the device\'s own cache. Not on tmpfs (no O_DIRECT there: refused at start)',
+    doc: 'file, block and cdrom devices: O_DIRECT I/O, bypassing this host\'s page cache, so no node serves a stale read of storage other nodes write (a shared block device, a cluster file system), and a large device does not crowd out the page cache. Required in a cluster; reads and writes go straight to the medium, so `writeback` then only defers the device\'s own cache. A file system without O_DIRECT (tmpfs before Linux 6.6) is refused at start',
   }),
   queueDepth: field(int(1, 65536), {
     // Per-LU task set capacity (SAM-5 5.3.2); the LUN worker applies the default

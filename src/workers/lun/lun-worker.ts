@@ -275,7 +275,7 @@ export class LunWorker implements TaskHome {
   #adopt(lu: LogicalUnit): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
-    this.log.info({ device: lu.name, backing: lu.backing.type, blocks: lu.blockCount }, 'logical unit online');
+    this.log.info({ device: lu.name, backing: lu.backing.type, blocks: lu.blockCount, direct: lu.store.direct === true }, 'logical unit online');
   }
 
   /**

@@ -34,12 +34,21 @@ function issues(text: string): string[] {
 }
 
 describe('device kinds', () => {
-  it('block: a path, optionally a size (with prefix to export a prefix); direct I/O is the LUN worker\'s default', () => {
+  it("block: a path, optionally a size (with prefix to export a prefix); direct I/O is the LUN worker's default", () => {
     const c = parseConfig(yamlWith('  - { name: d, block: { path: /dev/disk/by-id/x } }'), 't', ENV);
-    expect(c.devices[0]).toMatchObject({ backing: { type: 'block', path: '/dev/disk/by-id/x' }, blockSize: 512 });
+    expect(c.devices[0]).toMatchObject({
+      backing: { type: 'block', path: '/dev/disk/by-id/x' },
+      blockSize: 512,
+    });
     expect(c.devices[0]!.direct).toBeUndefined();
     expect(c.devices[0]!.thin).toBeUndefined(); // the LUN worker asks the device
-    const sized = parseConfig(yamlWith('  - { name: d, block: { path: dev/x, size: 1GiB, prefix: true }, blockSize: 4096, thin: false }'), 't', ENV);
+    const sized = parseConfig(
+      yamlWith(
+        '  - { name: d, block: { path: dev/x, size: 1GiB, prefix: true }, blockSize: 4096, thin: false }',
+      ),
+      't',
+      ENV,
+    );
     expect(sized.devices[0]).toMatchObject({
       backing: { type: 'block', path: '/srv/spindle/dev/x', size: 1 << 30, prefix: true },
       blockSize: 4096,
@@ -59,7 +68,10 @@ describe('device kinds', () => {
 
   it('cdrom: an image or none, 2048-byte blocks by default', () => {
     const c = parseConfig(yamlWith('  - { name: d, cdrom: { path: /srv/iso/debian.iso } }'), 't', ENV);
-    expect(c.devices[0]).toMatchObject({ backing: { type: 'cdrom', path: '/srv/iso/debian.iso' }, blockSize: 2048 });
+    expect(c.devices[0]).toMatchObject({
+      backing: { type: 'cdrom', path: '/srv/iso/debian.iso' },
+      blockSize: 2048,
+    });
     const empty = parseConfig(yamlWith('  - { name: d, cdrom: {} }'), 't', ENV);
     expect(empty.devices[0]).toMatchObject({ backing: { type: 'cdrom' }, blockSize: 2048 });
   });
@@ -96,9 +108,12 @@ cluster:
       'devices[0].direct: a cluster device must use direct I/O: with the page cache a node could serve a stale read of data another node wrote',
     ]);
     const ok = parseConfig(
-      yamlWith(`  - { name: d, block: { path: /dev/x }, thin: true }
+      yamlWith(
+        `  - { name: d, block: { path: /dev/x }, thin: true }
   - { name: n, null: { size: 1GiB } }
-  - { name: c, cdrom: { path: /x.iso } }`, cluster),
+  - { name: c, cdrom: { path: /x.iso } }`,
+        cluster,
+      ),
       't',
       ENV,
     );
@@ -112,7 +127,10 @@ describe('reloading devices', () => {
   const current = (cdPath?: string, blockSize?: string): string =>
     doc([
       { name: 'cd', cdrom: cdPath === undefined ? {} : { path: cdPath } },
-      { name: 'blk', block: blockSize === undefined ? { path: '/dev/x' } : { path: '/dev/x', size: blockSize } },
+      {
+        name: 'blk',
+        block: blockSize === undefined ? { path: '/dev/x' } : { path: '/dev/x', size: blockSize },
+      },
     ]);
   const planOf = (before: string, after: string) => {
     const cur = parseConfig(before, 'a', ENV);
@@ -120,9 +138,15 @@ describe('reloading devices', () => {
   };
 
   it('another image (or none) in a CD-ROM drive is a medium change', () => {
-    expect(planOf(current('/a.iso'), current('/b.iso'))).toMatchObject({ plan: { media: [{ name: 'cd', path: '/b.iso' }], empty: false } });
-    expect(planOf(current('/a.iso'), current())).toMatchObject({ plan: { media: [{ name: 'cd', path: null }] } });
-    expect(planOf(current(), current('/a.iso'))).toMatchObject({ plan: { media: [{ name: 'cd', path: '/a.iso' }] } });
+    expect(planOf(current('/a.iso'), current('/b.iso'))).toMatchObject({
+      plan: { media: [{ name: 'cd', path: '/b.iso' }], empty: false },
+    });
+    expect(planOf(current('/a.iso'), current())).toMatchObject({
+      plan: { media: [{ name: 'cd', path: null }] },
+    });
+    expect(planOf(current(), current('/a.iso'))).toMatchObject({
+      plan: { media: [{ name: 'cd', path: '/a.iso' }] },
+    });
     expect(planOf(current('/a.iso'), current('/a.iso'))).toMatchObject({ plan: { media: [], empty: true } });
   });
 
@@ -130,9 +154,17 @@ describe('reloading devices', () => {
     expect(planOf(current(undefined, '1GiB'), current(undefined, '2GiB'))).toMatchObject({
       plan: { grow: [{ name: 'blk', sizeBytes: 2 * 2 ** 30 }] },
     });
-    expect(planOf(current(), current(undefined, '2GiB'))).toMatchObject({ plan: { grow: [{ name: 'blk', sizeBytes: 2 * 2 ** 30 }] } });
+    expect(planOf(current(), current(undefined, '2GiB'))).toMatchObject({
+      plan: { grow: [{ name: 'blk', sizeBytes: 2 * 2 ** 30 }] },
+    });
     expect(planOf(current(undefined, '2GiB'), current())).toEqual({
-      problems: [{ path: 'devices[1].block.size', message: 'removing the size of device "blk" needs a restart (set a larger size to grow it while serving)' }],
+      problems: [
+        {
+          path: 'devices[1].block.size',
+          message:
+            'removing the size of device "blk" needs a restart (set a larger size to grow it while serving)',
+        },
+      ],
     });
     expect(planOf(current(undefined, '2GiB'), current(undefined, '1GiB'))).toMatchObject({
       problems: [{ path: 'devices[1].block.size' }],

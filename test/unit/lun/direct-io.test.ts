@@ -10,7 +10,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { alignedSharedBuffer, WASM_PAGE_BYTES } from '../../../src/shared/aligned-memory.ts';
 import type { SpindleConfig } from '../../../src/shared/config-types.ts';
 import { DataPlane, MAX_SLAB_BYTES, slabBytes } from '../../../src/supervisor/data-plane.ts';
-import { ALIGNED_CHUNK_BYTES, acquireChunk, chunkStats, releaseChunk } from '../../../src/workers/lun/backing/aligned-pool.ts';
+import {
+  ALIGNED_CHUNK_BYTES,
+  acquireChunk,
+  chunkStats,
+  releaseChunk,
+} from '../../../src/workers/lun/backing/aligned-pool.ts';
 import { readSysfsBlock } from '../../../src/workers/lun/backing/block-device.ts';
 import { canPunchHoles } from '../../../src/workers/lun/backing/block-discard.ts';
 import { FileStore } from '../../../src/workers/lun/backing/file-store.ts';
@@ -23,7 +28,6 @@ import { supportsDirectIo, tempDir } from './helpers.ts';
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 const DIRECT = supportsDirectIo(tmp.dir);
-const skipReason = `O_DIRECT is not supported on ${os.tmpdir()} (tmpfs?)`;
 
 const io = {
   read: (s: BackingStore, dst: Buffer, off: number, len: number, pos: number) =>
@@ -50,7 +54,7 @@ function directReadInto(buf: Buffer, offset: number): string {
   }
 }
 
-describe.skipIf(!DIRECT)('aligned memory', () => {
+describe.skipIf(!DIRECT)(`aligned memory${DIRECT ? '' : ` (skipped: no O_DIRECT on ${os.tmpdir()})`}`, () => {
   it('a WebAssembly-backed SharedArrayBuffer takes O_DIRECT I/O at offset 0; Buffer and SharedArrayBuffer memory do not', () => {
     expect(directReadInto(Buffer.from(alignedSharedBuffer(WASM_PAGE_BYTES)), 0)).toBe('ok');
     expect(directReadInto(Buffer.from(alignedSharedBuffer(WASM_PAGE_BYTES)), 512)).toBe('ok');
@@ -88,87 +92,100 @@ describe.skipIf(!DIRECT)('aligned memory', () => {
   });
 });
 
-describe.skipIf(!DIRECT)('FileStore with direct I/O', () => {
-  it('serves aligned requests straight from the caller\'s buffer (no bounce)', async () => {
-    const s = await FileStore.openFile(path.join(tmp.dir, 'direct.img'), 1 << 20, { direct: true, blockSize: 512 });
-    expect(s.direct).toBe(true);
-    expect(s.alignment).toBe(512);
-    const src = acquireChunk();
-    pattern(64 * 1024, 3).copy(src);
-    await io.write(s, src, 0, 64 * 1024, 4096, true);
-    const dst = acquireChunk();
-    await io.read(s, dst, 512, 8192, 4096); // offset 512 in an aligned buffer is aligned too
-    expect(dst.subarray(512, 512 + 8192).equals(src.subarray(0, 8192))).toBe(true);
-    expect(s.bounced).toBe(0);
-    await s.close();
-    // The bytes are on the medium: a buffered reader sees them.
-    expect(readFileSync(path.join(tmp.dir, 'direct.img')).subarray(4096, 4096 + 65536).equals(src.subarray(0, 65536))).toBe(true);
-    releaseChunk(src);
-    releaseChunk(dst);
-  });
+describe.skipIf(!DIRECT)(
+  `FileStore with direct I/O${DIRECT ? '' : ` (skipped: no O_DIRECT on ${os.tmpdir()})`}`,
+  () => {
+    it("serves aligned requests straight from the caller's buffer (no bounce)", async () => {
+      const s = await FileStore.openFile(path.join(tmp.dir, 'direct.img'), 1 << 20, {
+        direct: true,
+        blockSize: 512,
+      });
+      expect(s.direct).toBe(true);
+      expect(s.alignment).toBe(512);
+      const src = acquireChunk();
+      pattern(64 * 1024, 3).copy(src);
+      await io.write(s, src, 0, 64 * 1024, 4096, true);
+      const dst = acquireChunk();
+      await io.read(s, dst, 512, 8192, 4096); // offset 512 in an aligned buffer is aligned too
+      expect(dst.subarray(512, 512 + 8192).equals(src.subarray(0, 8192))).toBe(true);
+      expect(s.bounced).toBe(0);
+      await s.close();
+      // The bytes are on the medium: a buffered reader sees them.
+      expect(
+        readFileSync(path.join(tmp.dir, 'direct.img'))
+          .subarray(4096, 4096 + 65536)
+          .equals(src.subarray(0, 65536)),
+      ).toBe(true);
+      releaseChunk(src);
+      releaseChunk(dst);
+    });
 
-  it('bounces a write that ends inside a block and keeps the rest of that block', async () => {
-    const file = path.join(tmp.dir, 'partial.img');
-    const s = await FileStore.openFile(file, 1 << 20, { direct: true, blockSize: 4096 });
-    const base = acquireChunk();
-    base.fill(0x11, 0, 16384);
-    await io.write(s, base, 0, 16384, 0);
-    const data = acquireChunk();
-    data.fill(0x22, 0, 5000);
-    await io.write(s, data, 0, 5000, 4096); // a Data-Out of 5000 bytes: 1 block and 904 bytes
-    expect(s.bounced).toBe(1);
-    const back = acquireChunk();
-    await io.read(s, back, 0, 16384, 0);
-    expect(back.subarray(0, 4096).every((b) => b === 0x11)).toBe(true);
-    expect(back.subarray(4096, 9096).every((b) => b === 0x22)).toBe(true);
-    expect(back.subarray(9096, 16384).every((b) => b === 0x11)).toBe(true);
-    // A read into a smaller buffer than whole blocks (EDTL 1000) bounces as well.
-    const small = Buffer.from(alignedSharedBuffer(4096)).subarray(0, 1000);
-    await io.read(s, small, 0, 1000, 4096);
-    expect(small.every((b) => b === 0x22)).toBe(true);
-    expect(s.bounced).toBe(2);
-    await s.close();
-    for (const c of [base, data, back]) releaseChunk(c);
-  });
+    it('bounces a write that ends inside a block and keeps the rest of that block', async () => {
+      const file = path.join(tmp.dir, 'partial.img');
+      const s = await FileStore.openFile(file, 1 << 20, { direct: true, blockSize: 4096 });
+      const base = acquireChunk();
+      base.fill(0x11, 0, 16384);
+      await io.write(s, base, 0, 16384, 0);
+      const data = acquireChunk();
+      data.fill(0x22, 0, 5000);
+      await io.write(s, data, 0, 5000, 4096); // a Data-Out of 5000 bytes: 1 block and 904 bytes
+      expect(s.bounced).toBe(1);
+      const back = acquireChunk();
+      await io.read(s, back, 0, 16384, 0);
+      expect(back.subarray(0, 4096).every((b) => b === 0x11)).toBe(true);
+      expect(back.subarray(4096, 9096).every((b) => b === 0x22)).toBe(true);
+      expect(back.subarray(9096, 16384).every((b) => b === 0x11)).toBe(true);
+      // A read into a smaller buffer than whole blocks (EDTL 1000) bounces as well.
+      const small = Buffer.from(alignedSharedBuffer(4096)).subarray(0, 1000);
+      await io.read(s, small, 0, 1000, 4096);
+      expect(small.every((b) => b === 0x22)).toBe(true);
+      expect(s.bounced).toBe(2);
+      await s.close();
+      for (const c of [base, data, back]) releaseChunk(c);
+    });
 
-  it('serves a buffer whose address is not aligned (EINVAL) through a bounce instead of failing', async () => {
-    const s = await FileStore.openFile(path.join(tmp.dir, 'misaligned.img'), 1 << 20, { direct: true, blockSize: 512 });
-    // A plain SharedArrayBuffer starts 16 bytes past a page boundary (see 'aligned memory'
-    // above): lengths, offsets and position aligned, the address not.
-    const mem = Buffer.from(new SharedArrayBuffer(64 << 20));
-    expect(directReadInto(mem, 0)).toBe('EINVAL');
-    const src = mem.subarray(0, 4096);
-    pattern(4096, 9).copy(src);
-    await io.write(s, src, 0, 4096, 8192);
-    const dst = mem.subarray(8192, 8192 + 4096);
-    await io.read(s, dst, 0, 4096, 8192);
-    expect(dst.equals(src)).toBe(true);
-    expect(s.misaligned).toBe(2);
-    expect(s.bounced).toBe(2);
-    await s.close();
-  });
+    it('serves a buffer whose address is not aligned (EINVAL) through a bounce instead of failing', async () => {
+      const s = await FileStore.openFile(path.join(tmp.dir, 'misaligned.img'), 1 << 20, {
+        direct: true,
+        blockSize: 512,
+      });
+      // A plain SharedArrayBuffer starts 16 bytes past a page boundary (see 'aligned memory'
+      // above): lengths, offsets and position aligned, the address not.
+      const mem = Buffer.from(new SharedArrayBuffer(64 << 20));
+      expect(directReadInto(mem, 0)).toBe('EINVAL');
+      const src = mem.subarray(0, 4096);
+      pattern(4096, 9).copy(src);
+      await io.write(s, src, 0, 4096, 8192);
+      const dst = mem.subarray(8192, 8192 + 4096);
+      await io.read(s, dst, 0, 4096, 8192);
+      expect(dst.equals(src)).toBe(true);
+      expect(s.misaligned).toBe(2);
+      expect(s.bounced).toBe(2);
+      await s.close();
+    });
 
-  it('opens an image read-only, sized up to whole blocks, and refuses writes', async () => {
-    const file = path.join(tmp.dir, 'image.iso');
-    writeFileSync(file, pattern(2048 * 3 + 100, 1));
-    const s = await FileStore.openImage(file, { direct: false, blockSize: 2048 });
-    expect(s.sizeBytes).toBe(2048 * 4);
-    const dst = Buffer.alloc(2048, 0xff);
-    await io.read(s, dst, 0, 2048, 2048 * 3);
-    expect(dst.subarray(0, 100).equals(pattern(2048 * 3 + 100, 1).subarray(6144))).toBe(true);
-    expect(dst.subarray(100).every((b) => b === 0)).toBe(true);
-    await expect(io.write(s, dst, 0, 2048, 0)).rejects.toMatchObject({ code: 'EROFS' });
-    await s.close();
-  });
-});
+    it('opens an image read-only, sized up to whole blocks, and refuses writes', async () => {
+      const file = path.join(tmp.dir, 'image.iso');
+      writeFileSync(file, pattern(2048 * 3 + 100, 1));
+      const s = await FileStore.openImage(file, { direct: false, blockSize: 2048 });
+      expect(s.sizeBytes).toBe(2048 * 4);
+      const dst = Buffer.alloc(2048, 0xff);
+      await io.read(s, dst, 0, 2048, 2048 * 3);
+      expect(dst.subarray(0, 100).equals(pattern(2048 * 3 + 100, 1).subarray(6144))).toBe(true);
+      expect(dst.subarray(100).every((b) => b === 0)).toBe(true);
+      await expect(io.write(s, dst, 0, 2048, 0)).rejects.toMatchObject({ code: 'EROFS' });
+      await s.close();
+    });
+  },
+);
 
 describe('FileStore refuses the wrong kind of path', () => {
   it('a regular file as `block` (the other way round needs a block device: devices-block.test.ts)', async () => {
     const file = path.join(tmp.dir, 'regular.img');
     writeFileSync(file, Buffer.alloc(4096));
-    await expect(FileStore.openBlock(file, { direct: false, blockSize: 512, readOnly: false })).rejects.toThrow(
-      /is not a block device: configure a regular file as `file:/,
-    );
+    await expect(
+      FileStore.openBlock(file, { direct: false, blockSize: 512, readOnly: false }),
+    ).rejects.toThrow(/is not a block device: configure a regular file as `file:/);
   });
 });
 
@@ -248,7 +265,15 @@ describe('block device attributes from sysfs', () => {
     });
     fakeDevice(path.join(disk, 'vdq2'), { size: '2048', ro: '1' });
     const info = await readSysfsBlock('/dev/vdq2', path.join(disk, 'vdq2'));
-    expect(info).toMatchObject({ name: 'vdq2', sizeBytes: 2048 * 512, logicalBlockSize: 512, physicalBlockSize: 4096, rotational: false, readOnly: true, dmaAlignment: 512 });
+    expect(info).toMatchObject({
+      name: 'vdq2',
+      sizeBytes: 2048 * 512,
+      logicalBlockSize: 512,
+      physicalBlockSize: 4096,
+      rotational: false,
+      readOnly: true,
+      dmaAlignment: 512,
+    });
     expect(canPunchHoles(info)).toBe(true);
   });
 });
@@ -272,7 +297,14 @@ describe('backing-store errors', () => {
     const log = new IoErrorLog('disk0', (r) => lines.push(r), 50);
     for (let i = 0; i < 100; i++) log.note('read', e('EIO'), i * 512, SenseReason.UNRECOVERED_READ_ERROR);
     expect(lines).toEqual([
-      expect.objectContaining({ device: 'disk0', kind: 'first', op: 'read', code: 'EIO', position: 0, sense: '03/11/00' }),
+      expect.objectContaining({
+        device: 'disk0',
+        kind: 'first',
+        op: 'read',
+        code: 'EIO',
+        position: 0,
+        sense: '03/11/00',
+      }),
     ]);
     await new Promise((r) => setTimeout(r, 30));
     log.note('write', e('EIO'), 0, SenseReason.WRITE_ERROR); // still the same burst

@@ -55,10 +55,31 @@ function expectSense(c: TestCommand, triple: [number, number, number]): void {
 }
 
 const TUR = [0, 0, 0, 0, 0, 0];
-const READ_TOC = (format: number, msf: boolean, track: number, alloc = 0x200): number[] =>
-  [0x43, msf ? 0x02 : 0, format, 0, 0, 0, track, alloc >> 8, alloc & 0xff, 0];
+const READ_TOC = (format: number, msf: boolean, track: number, alloc = 0x200): number[] => [
+  0x43,
+  msf ? 0x02 : 0,
+  format,
+  0,
+  0,
+  0,
+  track,
+  alloc >> 8,
+  alloc & 0xff,
+  0,
+];
 const GESN = (classes: number, polled = 1): number[] => [0x4a, polled, 0, 0, classes, 0, 0, 0, 0x40, 0];
-const GET_CONFIGURATION = (rt: number, start: number): number[] => [0x46, rt, start >> 8, start & 0xff, 0, 0, 0, 0x04, 0, 0];
+const GET_CONFIGURATION = (rt: number, start: number): number[] => [
+  0x46,
+  rt,
+  start >> 8,
+  start & 0xff,
+  0,
+  0,
+  0,
+  0x04,
+  0,
+  0,
+];
 const EJECT = [0x1b, 0, 0, 0, 0x02, 0];
 const LOAD = [0x1b, 0, 0, 0, 0x03, 0];
 const PREVENT = (on: boolean): number[] => [0x1e, 0, 0, 0, on ? 1 : 0, 0];
@@ -113,9 +134,26 @@ describe('CD-ROM drive with a disc', () => {
     const toc = await cmd(lu, READ_TOC(0, false, 0), 0x200);
     expectGood(toc);
     expect([...toc.dataIn]).toEqual([
-      0, 18, 1, 1, // TOC DATA LENGTH, first track, last track
-      0, 0x14, 1, 0, 0, 0, 0, 0, // track 1: ADR 1 CONTROL 4, LBA 0
-      0, 0x14, 0xaa, 0, 0, 0, 0x01, 0x2c, // lead-out at LBA 300
+      0,
+      18,
+      1,
+      1, // TOC DATA LENGTH, first track, last track
+      0,
+      0x14,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0, // track 1: ADR 1 CONTROL 4, LBA 0
+      0,
+      0x14,
+      0xaa,
+      0,
+      0,
+      0,
+      0x01,
+      0x2c, // lead-out at LBA 300
     ]);
     const msf = await cmd(lu, READ_TOC(0, true, 0xaa), 0x200);
     // 300 + 150 frames = 00:06:00
@@ -146,18 +184,30 @@ describe('CD-ROM drive with a disc', () => {
     const di = await cmd(lu, [0x51, 0, 0, 0, 0, 0, 0, 0, 34, 0], 34);
     expectGood(di);
     expect(di.dataIn.readUInt16BE(0)).toBe(32);
-    expect([di.dataIn[2], di.dataIn[3], di.dataIn[4], di.dataIn[5], di.dataIn[6], di.dataIn[7], di.dataIn[8]]).toEqual([
-      0x0e, 1, 1, 1, 1, 0x20, 0x00,
-    ]);
+    expect([
+      di.dataIn[2],
+      di.dataIn[3],
+      di.dataIn[4],
+      di.dataIn[5],
+      di.dataIn[6],
+      di.dataIn[7],
+      di.dataIn[8],
+    ]).toEqual([0x0e, 1, 1, 1, 1, 0x20, 0x00]);
     expect(di.dataIn.readUInt32BE(16)).toBe(0xffffffff);
     expectSense(await cmd(lu, [0x51, 1, 0, 0, 0, 0, 0, 0, 34, 0], 34), [5, 0x24, 0]);
   });
 
   it('READ TRACK INFORMATION: track 1 by number, by LBA and by session', async () => {
-    for (const [type, value] of [[1, 1], [0, 123], [2, 1]] as const) {
+    for (const [type, value] of [
+      [1, 1],
+      [0, 123],
+      [2, 1],
+    ] as const) {
       const ti = await cmd(lu, [0x52, type, 0, 0, 0, value, 0, 0, 48, 0], 48);
       expectGood(ti);
-      expect([ti.dataIn.readUInt16BE(0), ti.dataIn[2], ti.dataIn[3], ti.dataIn[5], ti.dataIn[6]]).toEqual([46, 1, 1, 0x04, 0x01]);
+      expect([ti.dataIn.readUInt16BE(0), ti.dataIn[2], ti.dataIn[3], ti.dataIn[5], ti.dataIn[6]]).toEqual([
+        46, 1, 1, 0x04, 0x01,
+      ]);
       expect(ti.dataIn.readUInt32BE(8)).toBe(0);
       expect(ti.dataIn.readUInt32BE(24)).toBe(BLOCKS);
     }
@@ -172,7 +222,8 @@ describe('CD-ROM drive with a disc', () => {
     expect(d.readUInt16BE(6)).toBe(0x0008); // CURRENT PROFILE: CD-ROM
     expect(d.readUInt32BE(0)).toBe(d.length - 4);
     const features: [number, number, number][] = [];
-    for (let p = 8; p < d.length; p += 4 + d[p + 3]!) features.push([d.readUInt16BE(p), d[p + 2]!, d[p + 3]!]);
+    for (let p = 8; p < d.length; p += 4 + d[p + 3]!)
+      features.push([d.readUInt16BE(p), d[p + 2]!, d[p + 3]!]);
     expect(features).toEqual([
       [0x0000, 0x03, 4], // Profile List: persistent, current
       [0x0001, 0x0b, 8], // Core v2
@@ -216,11 +267,15 @@ describe('CD-ROM drive with a disc', () => {
     expectGood(c);
     const ops = new Set<number>();
     for (let p = 4; p < c.dataIn.length; p += 8) ops.add(c.dataIn[p]!);
-    for (const op of [0x00, 0x03, 0x12, 0x1b, 0x1e, 0x25, 0x28, 0x43, 0x46, 0x4a, 0x51, 0x52, 0xa8, 0xbd, 0x5a])
+    for (const op of [
+      0x00, 0x03, 0x12, 0x1b, 0x1e, 0x25, 0x28, 0x43, 0x46, 0x4a, 0x51, 0x52, 0xa8, 0xbd, 0x5a,
+    ])
       expect(ops.has(op), op.toString(16)).toBe(true);
     for (const op of [0x2a, 0x8a, 0x41, 0x42, 0x89, 0x83]) expect(ops.has(op), op.toString(16)).toBe(false);
     const one = await cmd(lu, [0xa3, 0x0c, 0x01, 0x43, 0, 0, 0, 0, 0, 64, 0, 0], 64);
-    expect([...one.dataIn.subarray(0, 14)]).toEqual([0, 0x03, 0, 10, 0x43, 0x02, 0x0f, 0, 0, 0, 0xff, 0xff, 0xff, 0x05]);
+    expect([...one.dataIn.subarray(0, 14)]).toEqual([
+      0, 0x03, 0, 10, 0x43, 0x02, 0x0f, 0, 0, 0, 0xff, 0xff, 0xff, 0x05,
+    ]);
   });
 });
 
@@ -243,12 +298,12 @@ describe('the tray and the disc', () => {
     expectGood(await cmd(lu, LOAD));
     expect(await media(2)).toEqual([0, 6, 4, 0x5e, 0x02, 0x02, 0, 0]); // NewMedia, present
     expect(await media(1)).toEqual([0, 6, 4, 0x5e, 0x02, 0x02, 0, 0]); // to each nexus
-    // A load is NOT READY TO READY CHANGE for every nexus; GESN and GET CONFIGURATION
-    // are served without reporting it.
-    expectGood(await cmd(lu, GET_CONFIGURATION(1, 0), 1024, 1));
-    expectSense(await cmd(lu, TUR, 0, 1), [6, 0x28, 0]);
-    expectGood(await cmd(lu, TUR, 0, 1));
+    // A load is NOT READY TO READY CHANGE for every other nexus (the loader knows); GESN
+    // and GET CONFIGURATION are served without reporting it.
+    expectGood(await cmd(lu, GET_CONFIGURATION(1, 0), 1024, 2));
     expectSense(await cmd(lu, TUR, 0, 2), [6, 0x28, 0]);
+    expectGood(await cmd(lu, TUR, 0, 2));
+    expectGood(await cmd(lu, TUR, 0, 1));
   });
 
   it('GESN: lowest requested class without an event, NEA when none is supported, POLLED = 0 refused', async () => {
@@ -266,7 +321,9 @@ describe('the tray and the disc', () => {
   });
 
   it('MECHANISM STATUS reports the door', async () => {
-    expect([...(await cmd(lu, [0xbd, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], 8)).dataIn]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect([...(await cmd(lu, [0xbd, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], 8)).dataIn]).toEqual([
+      0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
     expectGood(await cmd(lu, EJECT));
     expect((await cmd(lu, [0xbd, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], 8)).dataIn[1]).toBe(0x10);
     expectGood(await cmd(lu, LOAD));
@@ -329,7 +386,12 @@ describe('command sets by device type', () => {
 
   it('GET CONFIGURATION and GET EVENT STATUS NOTIFICATION are exempt from unit attentions (MMC-6 4.1.6.1)', () => {
     const cdb = Buffer.alloc(16);
-    for (const [op, handling] of [[0x46, UaHandling.EXEMPT], [0x4a, UaHandling.EXEMPT], [0x43, UaHandling.REPORT], [0x28, UaHandling.REPORT]] as const) {
+    for (const [op, handling] of [
+      [0x46, UaHandling.EXEMPT],
+      [0x4a, UaHandling.EXEMPT],
+      [0x43, UaHandling.REPORT],
+      [0x28, UaHandling.REPORT],
+    ] as const) {
       cdb[0] = op;
       expect(CDROM_COMMANDS.uaHandling.get(cdb), op.toString(16)).toBe(handling);
     }

@@ -40,7 +40,9 @@ export function punchHole(devicePath: string, position: number, length: number, 
     { timeout: DISCARD_TIMEOUT_MS },
     (err, _stdout, stderr) => {
       if (err === null) return cb(null);
-      const e: NodeJS.ErrnoException = new Error(`fallocate --punch-hole on ${devicePath} failed: ${String(stderr).trim() || err.message}`);
+      const e: NodeJS.ErrnoException = new Error(
+        `fallocate --punch-hole on ${devicePath} failed: ${String(stderr).trim() || err.message}`,
+      );
       e.code = 'EIO';
       cb(e);
     },

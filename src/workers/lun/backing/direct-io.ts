@@ -30,20 +30,40 @@ export interface AlignedIo {
   /** Read exactly [position, +length) (aligned) into buf[offset...]; past the end reads zeros. */
   readAligned(buf: Buffer, offset: number, length: number, position: number): Promise<void>;
   /** Write buf[offset, +length) at position (all aligned). */
-  writeAligned(buf: Buffer, offset: number, length: number, position: number, durable: boolean): Promise<void>;
+  writeAligned(
+    buf: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    durable: boolean,
+  ): Promise<void>;
 }
 
 /** Whether the request can go straight to the medium (address by convention: see aligned-memory.ts). */
-export function isAligned(alignment: number, buf: Buffer, offset: number, length: number, position: number): boolean {
-  return (buf.byteOffset + offset) % alignment === 0 && length % alignment === 0 && position % alignment === 0;
+export function isAligned(
+  alignment: number,
+  buf: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): boolean {
+  return (
+    (buf.byteOffset + offset) % alignment === 0 && length % alignment === 0 && position % alignment === 0
+  );
 }
 
 /** Read [position, +length) into dst[dstOffset...] through aligned chunks. */
-export async function bounceRead(io: AlignedIo, dst: Buffer, dstOffset: number, length: number, position: number): Promise<void> {
+export async function bounceRead(
+  io: AlignedIo,
+  dst: Buffer,
+  dstOffset: number,
+  length: number,
+  position: number,
+): Promise<void> {
   const a = io.alignment;
   const end = position + length;
   await withChunk(async (chunk) => {
-    for (let at = position; at < end; ) {
+    for (let at = position; at < end;) {
       const start = at - (at % a);
       const stop = Math.min(Math.ceil(end / a) * a, start + ALIGNED_CHUNK_BYTES);
       await io.readAligned(chunk, 0, stop - start, start);
@@ -66,7 +86,7 @@ export async function bounceWrite(
   const a = io.alignment;
   const end = position + length;
   await withChunk(async (chunk) => {
-    for (let at = position; at < end; ) {
+    for (let at = position; at < end;) {
       const start = at - (at % a);
       const stop = Math.min(Math.ceil(end / a) * a, start + ALIGNED_CHUNK_BYTES);
       const upto = Math.min(end, stop);

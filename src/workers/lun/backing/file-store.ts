@@ -184,11 +184,17 @@ export class FileStore implements BackingStore, AlignedIo {
     try {
       const st = await fstat(fd);
       if (st.isBlockDevice())
-        throw new Error(`${path} is a block device: configure it as \`block: { path }\` (its size, block sizes and direct I/O come from the device)`);
+        throw new Error(
+          `${path} is a block device: configure it as \`block: { path }\` (its size, block sizes and direct I/O come from the device)`,
+        );
       if (!st.isFile()) throw new Error(`${path} is not a regular file`);
       if (st.size < sizeBytes) await ftruncate(fd, sizeBytes);
       dsyncFd = await openFd(path, O_RDWR | O_DSYNC | extra, 'file');
-      const store = new FileStore(path, sizeBytes, fd, dsyncFd, { direct: opts.direct, alignment: opts.blockSize, readOnly: false });
+      const store = new FileStore(path, sizeBytes, fd, dsyncFd, {
+        direct: opts.direct,
+        alignment: opts.blockSize,
+        readOnly: false,
+      });
       if (opts.direct) await store.#probeDirect();
       return store;
     } catch (err) {
@@ -226,7 +232,9 @@ export class FileStore implements BackingStore, AlignedIo {
       sizeBytes = opts.size;
     }
     if (info.readOnly && !opts.readOnly)
-      throw new Error(`${what} is read-only (its ro attribute is set): configure the device with readOnly: true`);
+      throw new Error(
+        `${what} is read-only (its ro attribute is set): configure the device with readOnly: true`,
+      );
     const mode = opts.readOnly ? O_RDONLY : O_RDWR;
     const extra = opts.direct ? O_DIRECT : 0;
     const fd = await openFd(path, mode | extra, 'block');
@@ -255,7 +263,11 @@ export class FileStore implements BackingStore, AlignedIo {
       const st = await fstat(fd);
       if (!st.isFile()) throw new Error(`${path} is not a regular file (an image file is expected)`);
       const sizeBytes = Math.ceil(st.size / opts.blockSize) * opts.blockSize;
-      return new FileStore(path, sizeBytes, fd, -1, { direct: opts.direct, alignment: opts.blockSize, readOnly: true });
+      return new FileStore(path, sizeBytes, fd, -1, {
+        direct: opts.direct,
+        alignment: opts.blockSize,
+        readOnly: true,
+      });
     } catch (err) {
       await closeFd(fd);
       throw err;
@@ -334,7 +346,14 @@ export class FileStore implements BackingStore, AlignedIo {
   }
 
   /** @internal an unaligned write (direct-io.ts). */
-  bounceWrite(src: Buffer, srcOffset: number, length: number, position: number, durable: boolean, cb: IoCallback): void {
+  bounceWrite(
+    src: Buffer,
+    srcOffset: number,
+    length: number,
+    position: number,
+    durable: boolean,
+    cb: IoCallback,
+  ): void {
     this.bounced++;
     this.#inFlight++;
     bounceWrite(this, src, srcOffset, length, position, durable).then(
@@ -362,7 +381,13 @@ export class FileStore implements BackingStore, AlignedIo {
   }
 
   /** AlignedIo: an aligned write. */
-  async writeAligned(buf: Buffer, offset: number, length: number, position: number, durable: boolean): Promise<void> {
+  async writeAligned(
+    buf: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    durable: boolean,
+  ): Promise<void> {
     const fd = durable ? this.dsyncFd : this.fd;
     let done = 0;
     while (done < length) done += await writeFd(fd, buf, offset + done, length - done, position + done);
@@ -391,7 +416,9 @@ export class FileStore implements BackingStore, AlignedIo {
     if (this.device !== undefined) {
       const available = await blockDeviceSize(this.device);
       if (available < sizeBytes)
-        throw new Error(`block device ${this.path} (${this.device.name}) holds ${available} bytes (${mib(available)}), less than the new size ${sizeBytes} bytes (${mib(sizeBytes)})`);
+        throw new Error(
+          `block device ${this.path} (${this.device.name}) holds ${available} bytes (${mib(available)}), less than the new size ${sizeBytes} bytes (${mib(sizeBytes)})`,
+        );
     } else {
       const st = await fstat(this.fd);
       if (st.size < sizeBytes) await ftruncate(this.fd, sizeBytes);
@@ -399,18 +426,27 @@ export class FileStore implements BackingStore, AlignedIo {
     this.sizeBytes = sizeBytes;
   }
 
+  /**
+   * Flush and close. The descriptors are closed even when the flush fails (a device that
+   * returns errors or went away); the flush error is then reported.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    let flushError: unknown = null;
     if (!this.readOnly) {
-      await new Promise<void>((resolve, reject) =>
-        fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),
+      await new Promise<void>((resolve) =>
+        fs.fdatasync(this.fd, (err) => {
+          flushError = err;
+          resolve();
+        }),
       );
     }
-    if (this.dsyncFd >= 0) await closeFd(this.dsyncFd);
-    await closeFd(this.fd);
+    if (this.dsyncFd >= 0) await closeFd(this.dsyncFd).catch(() => undefined);
+    await closeFd(this.fd).catch(() => undefined);
     this.fd = -1;
     this.dsyncFd = -1;
+    if (flushError !== null) throw flushError;
   }
 
   /** Requests currently issued to the thread pool (tests, metrics). */
@@ -441,7 +477,9 @@ export class FileStore implements BackingStore, AlignedIo {
       await readFd(this.fd, chunk, 0, this.alignment, 0);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EINVAL')
-        throw new Error(`${this.path}: the file system refuses O_DIRECT I/O in ${this.alignment}-byte blocks: use blockSize: 4096, or direct: false`);
+        throw new Error(
+          `${this.path}: the file system refuses O_DIRECT I/O in ${this.alignment}-byte blocks: use blockSize: 4096, or direct: false`,
+        );
       throw err;
     } finally {
       releaseChunk(chunk);
@@ -459,10 +497,24 @@ function openFd(path: string, flags: number, kind: 'file' | 'block' | 'image'): 
       if (err === null) return resolve(fd);
       if (err.code === 'EINVAL' && (flags & O_DIRECT) !== 0) {
         // open(2): EINVAL with O_DIRECT means the file system does not support it (tmpfs).
-        return reject(new Error(`${path}: the file system does not support O_DIRECT (tmpfs?): set direct: false for this ${kind} device`, { cause: err }));
+        return reject(
+          new Error(
+            `${path}: the file system does not support O_DIRECT (tmpfs?): set direct: false for this ${kind} device`,
+            { cause: err },
+          ),
+        );
       }
-      if ((err.code === 'EROFS' || err.code === 'EACCES') && (flags & (O_RDWR | O_CREAT)) !== 0 && kind === 'block') {
-        return reject(new Error(`${path} cannot be opened for writing (${err.code}): configure the device with readOnly: true, or fix its permissions`, { cause: err }));
+      if (
+        (err.code === 'EROFS' || err.code === 'EACCES') &&
+        (flags & (O_RDWR | O_CREAT)) !== 0 &&
+        kind === 'block'
+      ) {
+        return reject(
+          new Error(
+            `${path} cannot be opened for writing (${err.code}): configure the device with readOnly: true, or fix its permissions`,
+            { cause: err },
+          ),
+        );
       }
       reject(err);
     }),

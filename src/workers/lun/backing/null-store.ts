@@ -16,7 +16,8 @@ export class NullStore implements BackingStore {
   #closed = false;
 
   constructor(sizeBytes: number) {
-    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) throw new RangeError(`invalid null store size ${sizeBytes}`);
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0)
+      throw new RangeError(`invalid null store size ${sizeBytes}`);
     this.sizeBytes = sizeBytes;
   }
 
@@ -26,7 +27,14 @@ export class NullStore implements BackingStore {
     cb(null);
   }
 
-  write(_src: Buffer, _srcOffset: number, _length: number, _position: number, _durable: boolean, cb: IoCallback): void {
+  write(
+    _src: Buffer,
+    _srcOffset: number,
+    _length: number,
+    _position: number,
+    _durable: boolean,
+    cb: IoCallback,
+  ): void {
     cb(this.#closed ? closedError() : null);
   }
 
@@ -41,7 +49,9 @@ export class NullStore implements BackingStore {
 
   grow(sizeBytes: number): Promise<void> {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes < this.sizeBytes)
-      return Promise.reject(new RangeError(`cannot resize a ${this.sizeBytes}-byte null store to ${sizeBytes}`));
+      return Promise.reject(
+        new RangeError(`cannot resize a ${this.sizeBytes}-byte null store to ${sizeBytes}`),
+      );
     this.sizeBytes = sizeBytes;
     return Promise.resolve();
   }

@@ -26,6 +26,8 @@ export interface BackingStore {
    * WRITE, WRITE ATOMIC) waits for 0; a synchronous store is always at 0.
    */
   readonly inFlight: number;
+  /** O_DIRECT I/O: no host page cache between the LU and the medium (absent: false). */
+  readonly direct?: boolean;
   /** Bytes every buffer address, length and position must be a multiple of to avoid a bounce (1: none). */
   readonly alignment: number;
   /** Requests that were copied through a bounce buffer (always 0 on stores without alignment). */

@@ -78,7 +78,11 @@ export function readTrackInformation(lu: LogicalUnit, cmd: ScsiCommand): Complet
       return Completion.DONE;
     }
   } else if ((type !== AddressType.TRACK && type !== AddressType.SESSION) || value !== 1) {
-    setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(type > AddressType.SESSION ? 1 : 2, type > AddressType.SESSION ? 1 : 7));
+    setCheckCondition(
+      cmd,
+      SenseReason.INVALID_FIELD_IN_CDB,
+      cdbField(type > AddressType.SESSION ? 1 : 2, type > AddressType.SESSION ? 1 : 7),
+    );
     return Completion.DONE;
   }
   const b = lu.scratch;

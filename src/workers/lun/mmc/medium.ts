@@ -11,8 +11,10 @@
  * START STOP UNIT with LOEJ opens (eject) and closes (load) the tray (sbc/start-stop-unit.ts,
  * refused while an I_T nexus prevents removal). A disc that becomes ready, by a load or
  * a change, is a NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED unit attention (06/28/00,
- * SPC-4 annex F; MMC-6 4.1.6.2) for every I_T nexus, and a NewMedia event; an eject is a
- * MediaRemoval event.
+ * SPC-4 annex F; MMC-6 4.1.6.2) and a NewMedia event; an eject is a MediaRemoval event.
+ * The unit attention goes to every I_T nexus but the one whose START STOP UNIT loaded the
+ * disc (it knows; as SPC-4 7.5.1 does for the issuer of a MODE SELECT), and to every one
+ * after a change by the administrator.
  *
  * Changing the disc is the administrator's act, a configuration reload with another
  * `cdrom.path` (supervisor/reload.ts). The new image is opened first (a path that cannot
@@ -24,7 +26,7 @@ import { SenseReason } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { NullStore } from '../backing/null-store.ts';
 import { openImage } from '../backing/open-store.ts';
-import { establishAll } from '../ua/unit-attention.ts';
+import { establish, establishAll } from '../ua/unit-attention.ts';
 
 /** MEDIA EVENT CODE of the media class event descriptor (MMC-6 6.7.2.5 table 337). */
 export const MediaEvent = {
@@ -62,7 +64,7 @@ export class MmcMedium {
     this.lu = lu;
     const b = lu.backing;
     this.image = b.type === 'cdrom' ? (b.path ?? null) : null;
-    lu.sbc.loadEject = (load) => this.loadEject(load);
+    lu.sbc.loadEject = (load, issuer) => this.loadEject(load, issuer);
   }
 
   /** The LU is open: set the readiness the configuration implies. */
@@ -98,13 +100,13 @@ export class MmcMedium {
     this.eventSeq++;
   }
 
-  /** START STOP UNIT with LOEJ = 1: close the tray (load) or open it (eject). */
-  loadEject(load: boolean): void {
+  /** START STOP UNIT with LOEJ = 1 from I_T nexus `issuer`: close the tray (load) or open it (eject). */
+  loadEject(load: boolean, issuer: number): void {
     if (load) {
       if (!this.trayOpen) return;
       this.trayOpen = false;
       this.#update();
-      if (this.image !== null) this.#becameReady();
+      if (this.image !== null) this.#becameReady(issuer);
     } else {
       if (this.trayOpen) return;
       this.trayOpen = true;
@@ -113,9 +115,10 @@ export class MmcMedium {
     }
   }
 
-  /** A disc became ready: every I_T nexus learns it (NOT READY TO READY CHANGE). */
-  #becameReady(): void {
-    establishAll(this.lu, SenseReason.NOT_READY_TO_READY_CHANGE);
+  /** A disc became ready: the I_T nexuses learn it (NOT READY TO READY CHANGE), all but `issuer`. */
+  #becameReady(issuer?: number): void {
+    if (issuer === undefined) establishAll(this.lu, SenseReason.NOT_READY_TO_READY_CHANGE);
+    else establish(this.lu, SenseReason.NOT_READY_TO_READY_CHANGE, issuer);
     this.#event(MediaEvent.NEW_MEDIA);
   }
 
@@ -128,7 +131,9 @@ export class MmcMedium {
     const lu = this.lu;
     if (path === this.image && !this.trayOpen) return;
     if (this.locked)
-      throw new Error(`${lu.name}: medium removal is prevented by ${lu.sbc.preventing.size} I_T nexus(es) (PREVENT ALLOW MEDIUM REMOVAL): release the disc on the initiator first`);
+      throw new Error(
+        `${lu.name}: medium removal is prevented by ${lu.sbc.preventing.size} I_T nexus(es) (PREVENT ALLOW MEDIUM REMOVAL): release the disc on the initiator first`,
+      );
     if (this.changing) throw new Error(`${lu.name}: a disc change is already in progress`);
     // Opened before anything changes: an image that cannot be opened leaves the old disc in.
     const next = path === null ? new NullStore(0) : await openImage(path, lu.device);

@@ -26,17 +26,25 @@ export interface IoContinuations {
 }
 
 /** Complete `cmd` with the sense for `err`, and note it in the LU's I/O error log. */
-export function failIo(lu: LogicalUnit, cmd: ScsiCommand, op: IoOperation, err: NodeJS.ErrnoException, position: number): void {
+export function failIo(
+  lu: LogicalUnit,
+  cmd: ScsiCommand,
+  op: IoOperation,
+  err: NodeJS.ErrnoException,
+  position: number,
+): void {
   const sense = ioErrorSense(op, err);
   lu.ioErrors.note(op, err, position, sense);
   setCheckCondition(cmd, sense);
 }
 
 export function ioContinuations(lu: LogicalUnit): IoContinuations {
-  const done = (op: IoOperation): IoContinuation => (cmd, err) => {
-    if (err === null) cmd.status = ScsiStatus.GOOD;
-    else failIo(lu, cmd, op, err, op === 'flush' ? 0 : cdbLba(cmd.cdb) * lu.blockSize);
-    cmd.finish();
-  };
+  const done =
+    (op: IoOperation): IoContinuation =>
+    (cmd, err) => {
+      if (err === null) cmd.status = ScsiStatus.GOOD;
+      else failIo(lu, cmd, op, err, op === 'flush' ? 0 : cdbLba(cmd.cdb) * lu.blockSize);
+      cmd.finish();
+    };
   return { read: done('read'), write: done('write'), flush: done('flush') };
 }

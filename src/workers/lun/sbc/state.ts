@@ -95,11 +95,11 @@ export class SbcState {
    */
   noMediumReason: SenseDetail = SenseReason.MEDIUM_NOT_PRESENT;
   /**
-   * START STOP UNIT with LOEJ (start-stop-unit.ts): load (true) or eject (false). A
-   * CD-ROM drive installs its own (mmc/medium.ts: tray, events, NOT READY TO READY
-   * CHANGE); otherwise the medium simply comes and goes.
+   * START STOP UNIT with LOEJ (start-stop-unit.ts): load (true) or eject (false), asked
+   * for by the I_T nexus `issuer`. A CD-ROM drive installs its own (mmc/medium.ts: tray,
+   * events, NOT READY TO READY CHANGE); otherwise the medium simply comes and goes.
    */
-  loadEject: (load: boolean) => void = (load) => this.setMediumPresent(load);
+  loadEject: (load: boolean, issuer: number) => void = (load) => this.setMediumPresent(load);
   /** I_T nexuses that hold a PREVENT (SBC-4 5.13: the prevent state is per I_T nexus). */
   readonly preventing = new Set<number>();
   sanitize: SanitizeState = SanitizeState.IDLE;
