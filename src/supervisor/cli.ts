@@ -151,7 +151,10 @@ export function describeConfig(config: SpindleConfig, source: string): string {
           ? `cdrom ${b.path ?? '(no disc)'}`
           : `${b.type} ${b.path}`;
     const size = b.type === 'cdrom' ? 'size of the image' : b.size === undefined ? 'size of the device' : formatSize(b.size);
-    const flags = [`${d.blockSize}-byte blocks`, d.writeCache, d.readOnly ? 'read-only' : 'read-write'];
+    const flags =
+      b.type === 'cdrom'
+        ? [`${d.blockSize}-byte blocks`, 'read-only']
+        : [`${d.blockSize}-byte blocks`, d.writeCache, d.readOnly ? 'read-only' : 'read-write'];
     out.push(`    ${d.name}: ${backing}, ${size}, ${flags.join(', ')}`);
   }
   out.push(`  targets (${config.targets.length}):`);
