@@ -54,13 +54,30 @@ function directReadInto(buf: Buffer, offset: number): string {
   }
 }
 
+/**
+ * Ordinary memory (a SharedArrayBuffer, then Buffer.alloc) whose first byte an O_DIRECT
+ * read refuses: measured here, a 64 MiB SharedArrayBuffer starts 16 bytes past a page
+ * boundary. Tries a few, since any one allocation may happen to be aligned.
+ */
+function misalignedBuffer(): Buffer | undefined {
+  const candidates = [
+    () => Buffer.from(new SharedArrayBuffer(64 << 20)),
+    ...Array.from({ length: 8 }, () => () => Buffer.alloc(16384 + 16)),
+  ];
+  for (const make of candidates) {
+    const b = make();
+    if (directReadInto(b, 0) === 'EINVAL') return b;
+  }
+  return undefined;
+}
+
 describe.skipIf(!DIRECT)(`aligned memory${DIRECT ? '' : ` (skipped: no O_DIRECT on ${os.tmpdir()})`}`, () => {
   it('a WebAssembly-backed SharedArrayBuffer takes O_DIRECT I/O at offset 0; Buffer and SharedArrayBuffer memory do not', () => {
     expect(directReadInto(Buffer.from(alignedSharedBuffer(WASM_PAGE_BYTES)), 0)).toBe('ok');
     expect(directReadInto(Buffer.from(alignedSharedBuffer(WASM_PAGE_BYTES)), 512)).toBe('ok');
-    // The measurement behind the design: neither of these is aligned.
-    expect(directReadInto(Buffer.from(new SharedArrayBuffer(64 << 20)), 0)).toBe('EINVAL');
-    expect(directReadInto(Buffer.alloc(8192), 0)).toBe('EINVAL');
+    // The measurement behind the design: ordinary memory is not (reliably) aligned. One
+    // allocation may happen to be; several never all are.
+    expect(misalignedBuffer()).toBeDefined();
   });
 
   it('session worker slabs are aligned shared memory, capped at 2 GiB', () => {
@@ -149,10 +166,11 @@ describe.skipIf(!DIRECT)(
         direct: true,
         blockSize: 512,
       });
-      // A plain SharedArrayBuffer starts 16 bytes past a page boundary (see 'aligned memory'
-      // above): lengths, offsets and position aligned, the address not.
-      const mem = Buffer.from(new SharedArrayBuffer(64 << 20));
-      expect(directReadInto(mem, 0)).toBe('EINVAL');
+      // Ordinary memory whose address is not aligned (see 'aligned memory' above): lengths,
+      // offsets and position aligned, the address not.
+      const mem = misalignedBuffer();
+      expect(mem).toBeDefined();
+      if (mem === undefined) return;
       const src = mem.subarray(0, 4096);
       pattern(4096, 9).copy(src);
       await io.write(s, src, 0, 4096, 8192);
