@@ -1,11 +1,15 @@
 /**
- * Benchmark: spindle side by side with tgtd (the STGT userspace target), both RAM-backed
- * with a 1 GiB LUN on a free loopback port, driven by QEMU's iSCSI initiator through
- * `qemu-img bench`.
+ * Benchmark: spindle side by side with tgtd (the STGT userspace target), on a free loopback
+ * port, driven by QEMU's iSCSI initiator through `qemu-img bench`, with two backings:
+ *   ram   a 1 GiB LUN in memory (spindle `ram`, tgtd's rdwr store on a /dev/shm file);
+ *   null  no medium at all (spindle `null`, tgtd `--bstype null`; both 1 TiB, tgtd's fixed
+ *         size): reads return zeros and writes are dropped, so what is measured is the
+ *         protocol path alone, the ceiling every backing store stays under.
  *
- *   npm run bench                      # both targets, ~6 s per workload and target
+ *   npm run bench                      # both targets, both backings, ~6 s per run
  *   npm run bench -- --quick           # ~1.5 s per workload
  *   npm run bench -- --only tgtd       # one target (spindle | tgtd)
+ *   npm run bench -- --backing null    # one backing (ram | null)
  *
  * Workloads. `qemu-img bench` only walks the image from an offset by a fixed step, wrapping
  * at the end of the image; it has no random mode. Random I/O is emulated with a step of a
@@ -19,8 +23,9 @@
  * slow target does not make the run take forever and a fast one still runs long enough.
  * IOPS = requests / elapsed seconds as reported by qemu-img; MB/s is decimal (10^6 bytes).
  *
- * Both targets are set up the same way: spindle with a `ram` device; tgtd with the rdwr
- * backing store on a file in /dev/shm (tmpfs, so RAM). Writes use a non-zero pattern so no
+ * Both targets are set up the same way for each backing: spindle with a `ram` device, tgtd
+ * with the rdwr backing store on a file in /dev/shm (tmpfs, so RAM); spindle with a `null`
+ * device, tgtd with its null backing store. Writes use a non-zero pattern so no
  * target can shortcut zero writes. Cache mode `none`: no host page cache on the initiator
  * side (the iscsi driver has none anyway) and no FUA on writes, identically for both.
  *
@@ -38,11 +43,16 @@ import { parseArgs } from 'node:util';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const LUN_BYTES = 2 ** 30;
+/** tgtd's null store has a fixed size of 1 TiB (bs_null.c); spindle's null LU matches it. */
+const NULL_LUN_BYTES = 2 ** 40;
 const IQN = 'iqn.2026-11.io.spindle:bench';
 const RANDOM_STEP_BLOCKS = 7919; // prime, so coprime with the power-of-two block count
 
 type TargetName = 'spindle' | 'tgtd';
 const TARGETS: readonly TargetName[] = ['spindle', 'tgtd'];
+type Backing = 'ram' | 'null';
+const BACKINGS: readonly Backing[] = ['ram', 'null'];
+const lunBytes = (b: Backing): number => (b === 'ram' ? LUN_BYTES : NULL_LUN_BYTES);
 
 interface Workload {
   readonly name: string;
@@ -201,6 +211,7 @@ async function waitForLun(
   url: string,
   child: ChildProcess,
   logFile: string,
+  bytes: number,
   timeoutMs = 30_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -214,8 +225,8 @@ async function waitForLun(
     const r = await run('iscsi-readcapacity16', [url], 10_000);
     if (r.code === 0) {
       const m = /Total size:\s*(\d+)/.exec(r.stdout);
-      if (m !== null && Number(m[1]) !== LUN_BYTES) {
-        throw new Error(`LUN at ${url} has ${m[1]} bytes, expected ${LUN_BYTES}`);
+      if (m !== null && Number(m[1]) !== bytes) {
+        throw new Error(`LUN at ${url} has ${m[1]} bytes, expected ${bytes}`);
       }
       return;
     }
@@ -226,9 +237,9 @@ async function waitForLun(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Targets: each returns the iscsi:// URL of its 1 GiB RAM LUN.
+// Targets: each returns the iscsi:// URL of its LUN with the given backing.
 
-async function startSpindle(work: string): Promise<string> {
+async function startSpindle(work: string, backing: Backing): Promise<string> {
   const port = await freePort();
   const config = path.join(work, 'spindle.yaml');
   await writeFile(
@@ -239,12 +250,12 @@ async function startSpindle(work: string): Promise<string> {
       `stateDir: ${JSON.stringify(path.join(work, 'spindle-state'))}`,
       'logging: { level: warn }',
       'devices:',
-      '  - name: ram0',
-      `    ram: { size: ${LUN_BYTES} }`,
+      '  - name: lun0',
+      backing === 'ram' ? `    ram: { size: ${LUN_BYTES} }` : `    null: { size: ${NULL_LUN_BYTES} }`,
       'targets:',
       `  - iqn: ${IQN}`,
       `    portals: ["127.0.0.1:${port}"]`,
-      '    luns: { 0: ram0 }',
+      '    luns: { 0: lun0 }',
       '',
     ].join('\n'),
   );
@@ -256,11 +267,11 @@ async function startSpindle(work: string): Promise<string> {
     logFile,
   );
   const url = `iscsi://127.0.0.1:${port}/${IQN}/0`;
-  await waitForLun(url, child, logFile);
+  await waitForLun(url, child, logFile, lunBytes(backing));
   return url;
 }
 
-async function startTgtd(work: string): Promise<string> {
+async function startTgtd(work: string, backing: Backing): Promise<string> {
   const port = await freePort();
   // tgtd's management socket is /var/run/tgtd/socket.<control port>: pick an unused one so
   // a system tgtd (if any) is left alone.
@@ -272,13 +283,18 @@ async function startTgtd(work: string): Promise<string> {
   if (control === 0) throw new Error('no free tgtd control port');
   const adm = (...args: string[]): Promise<string> => mustRun('tgtadm', ['-C', String(control), ...args]);
 
-  // Backing file on tmpfs: the rdwr store then does its pread/pwrite against RAM.
-  const shmDir = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-  const backing = path.join(shmDir, `spindle-bench-tgtd-${process.pid}.img`);
-  const fh = await open(backing, 'w');
-  await fh.truncate(LUN_BYTES);
-  await fh.close();
-  cleanups.push(() => rm(backing, { force: true }));
+  // RAM: a backing file on tmpfs, so the rdwr store does its pread/pwrite against RAM.
+  // Null: tgtd's null store takes a name it never opens.
+  let store = 'null-store';
+  if (backing === 'ram') {
+    const shmDir = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+    const file = path.join(shmDir, `spindle-bench-tgtd-${process.pid}.img`);
+    const fh = await open(file, 'w');
+    await fh.truncate(LUN_BYTES);
+    await fh.close();
+    cleanups.push(() => rm(file, { force: true }));
+    store = file;
+  }
 
   const logFile = path.join(work, 'tgtd.log');
   const child = await startDaemon(
@@ -324,11 +340,11 @@ async function startTgtd(work: string): Promise<string> {
   // prettier-ignore
   await adm(
     '--lld', 'iscsi', '--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1',
-    '--backing-store', backing, '--bstype', 'rdwr',
+    '--backing-store', store, '--bstype', backing === 'ram' ? 'rdwr' : 'null',
   );
   await adm('--lld', 'iscsi', '--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
   const url = `iscsi://127.0.0.1:${port}/${IQN}/1`;
-  await waitForLun(url, child, logFile);
+  await waitForLun(url, child, logFile, lunBytes(backing));
   return url;
 }
 
@@ -386,20 +402,26 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       only: { type: 'string' },
+      backing: { type: 'string' },
       quick: { type: 'boolean', default: false },
       seconds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: npm run bench -- [--only spindle|tgtd] [--quick] [--seconds N]');
+    console.log('usage: npm run bench -- [--only spindle|tgtd] [--backing ram|null] [--quick] [--seconds N]');
     return 0;
   }
   if (values.only !== undefined && !(TARGETS as readonly string[]).includes(values.only)) {
     console.error(`bench: --only must be one of ${TARGETS.join(', ')}`);
     return 2;
   }
+  if (values.backing !== undefined && !(BACKINGS as readonly string[]).includes(values.backing)) {
+    console.error(`bench: --backing must be one of ${BACKINGS.join(', ')}`);
+    return 2;
+  }
   const targets = values.only === undefined ? TARGETS : [values.only as TargetName];
+  const backings = values.backing === undefined ? BACKINGS : [values.backing as Backing];
   const targetSeconds = values.seconds !== undefined ? Number(values.seconds) : values.quick ? 1.5 : 6;
   if (!(targetSeconds > 0)) {
     console.error('bench: --seconds must be a positive number');
@@ -419,28 +441,32 @@ async function main(): Promise<number> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'spindle-bench-'));
   cleanups.push(() => rm(work, { recursive: true, force: true }));
 
-  const results: Record<string, Partial<Record<TargetName, Result>>> = {};
-  const errors: Partial<Record<TargetName, string>> = {};
+  /** results[backing][workload][target] */
+  const results: Partial<Record<Backing, Record<string, Partial<Record<TargetName, Result>>>>> = {};
+  const errors: Record<string, string> = {};
   try {
-    for (const t of targets) {
-      const mark = cleanups.length;
-      try {
-        console.error(`bench: starting ${t} (1 GiB RAM LUN)`);
-        const url = t === 'spindle' ? await startSpindle(work) : await startTgtd(work);
-        for (const w of WORKLOADS) {
-          const r = await measure(url, w, targetSeconds);
-          (results[w.name] ??= {})[t] = r;
-          console.error(
-            `bench: ${t.padEnd(7)} ${w.name.padEnd(22)} ${fmt(r.iops).padStart(9)} IOPS ${fmt(r.mbps, 1).padStart(8)} MB/s  (${r.count} requests in ${r.seconds}s)`,
-          );
+    for (const b of backings) {
+      for (const t of targets) {
+        const mark = cleanups.length;
+        const what = b === 'ram' ? '1 GiB RAM LUN' : '1 TiB null LUN';
+        try {
+          console.error(`bench: starting ${t} (${what})`);
+          const url = t === 'spindle' ? await startSpindle(work, b) : await startTgtd(work, b);
+          for (const w of WORKLOADS) {
+            const r = await measure(url, w, targetSeconds);
+            ((results[b] ??= {})[w.name] ??= {})[t] = r;
+            console.error(
+              `bench: ${t.padEnd(7)} ${b.padEnd(4)} ${w.name.padEnd(22)} ${fmt(r.iops).padStart(9)} IOPS ${fmt(r.mbps, 1).padStart(8)} MB/s  (${r.count} requests in ${r.seconds}s)`,
+            );
+          }
+        } catch (err) {
+          errors[`${t} (${b})`] = err instanceof Error ? err.message : String(err);
+          console.error(`bench: ${t} (${b}) failed: ${errors[`${t} (${b})`]}`);
+        } finally {
+          // Stop this target before starting the next one: they must not compete for CPU.
+          while (cleanups.length > mark)
+            await cleanups.pop()!().catch((e: unknown) => console.error(String(e)));
         }
-      } catch (err) {
-        errors[t] = err instanceof Error ? err.message : String(err);
-        console.error(`bench: ${t} failed: ${errors[t]}`);
-      } finally {
-        // Stop this target before starting the next one: they must not compete for CPU.
-        while (cleanups.length > mark)
-          await cleanups.pop()!().catch((e: unknown) => console.error(String(e)));
       }
     }
   } finally {
@@ -448,17 +474,19 @@ async function main(): Promise<number> {
   }
 
   const header = ['workload', 'spindle IOPS', 'spindle MB/s', 'tgtd IOPS', 'tgtd MB/s', 'spindle/tgtd'];
-  const rows = WORKLOADS.map((w) => {
-    const s = results[w.name]?.spindle;
-    const g = results[w.name]?.tgtd;
-    const ratio = s !== undefined && g !== undefined ? `${(s.iops / g.iops).toFixed(2)}x` : '-';
-    return [w.name, fmt(s?.iops), fmt(s?.mbps, 1), fmt(g?.iops), fmt(g?.mbps, 1), ratio];
-  });
-  console.log();
-  console.log(
-    `qemu-img bench over iscsi://, 1 GiB RAM LUN, ~${targetSeconds}s per run, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'})`,
-  );
-  console.log(table([header, ...rows]));
+  for (const b of backings) {
+    const rows = WORKLOADS.map((w) => {
+      const s = results[b]?.[w.name]?.spindle;
+      const g = results[b]?.[w.name]?.tgtd;
+      const ratio = s !== undefined && g !== undefined ? `${(s.iops / g.iops).toFixed(2)}x` : '-';
+      return [w.name, fmt(s?.iops), fmt(s?.mbps, 1), fmt(g?.iops), fmt(g?.mbps, 1), ratio];
+    });
+    console.log();
+    console.log(
+      `qemu-img bench over iscsi://, ${b === 'ram' ? '1 GiB RAM LUN' : '1 TiB null LUN (protocol ceiling)'}, ~${targetSeconds}s per run, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'})`,
+    );
+    console.log(table([header, ...rows]));
+  }
   for (const [t, e] of Object.entries(errors)) console.log(`\n${t} failed: ${e}`);
 
   const resultsDir = path.join(REPO, 'bench', 'results');

@@ -8,6 +8,7 @@
 #   redis-server      cluster-state tests without a Docker engine
 #   redis-sentinel    ... and their Sentinel failover tests
 #   openssl           throwaway CA and certificates for the Redis TLS tests
+#   genisoimage       genisoimage and isoinfo: ISO9660 images for the CD-ROM device tests
 #
 # Idempotent: does nothing (not even `apt-get update`) when everything is installed.
 # Package post-install scripts must not leave services running: a tgtd holding port 3260,
@@ -15,7 +16,7 @@
 # start themselves.
 set -euo pipefail
 
-PACKAGES=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils redis-server redis-sentinel openssl)
+PACKAGES=(libiscsi-bin qemu-utils qemu-block-extra tgt sg3-utils redis-server redis-sentinel openssl genisoimage)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

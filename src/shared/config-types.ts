@@ -8,15 +8,34 @@
 
 import type { ClusterConfig } from './cluster-config.ts';
 
+/**
+ * What holds a device's blocks (config `devices[]`: exactly one of `ram`, `file`,
+ * `block`, `null`, `cdrom`).
+ */
 export type BackingConfig =
   | { readonly type: 'ram'; readonly size: number }
-  | { readonly type: 'file'; readonly path: string; readonly size: number };
+  | { readonly type: 'file'; readonly path: string; readonly size: number }
+  | {
+      readonly type: 'block';
+      readonly path: string;
+      /** Bytes exported; absent: the whole device (its size is read at start). */
+      readonly size?: number;
+      /** A `size` smaller than the device exports its first `size` bytes only when true. */
+      readonly prefix?: boolean;
+    }
+  /** No medium: reads return zeros, writes are dropped (protocol benchmarks). */
+  | { readonly type: 'null'; readonly size: number }
+  /** A CD-ROM (MMC) drive holding an ISO image; absent path: no disc in the drive. */
+  | { readonly type: 'cdrom'; readonly path?: string };
+
+/** Logical block sizes: 512 and 4096 for disks, 2048 for a CD-ROM (MMC-6 4.2.2). */
+export type BlockSize = 512 | 2048 | 4096;
 
 export interface DeviceConfig {
   readonly name: string;
   readonly backing: BackingConfig;
-  /** Logical block size in bytes. */
-  readonly blockSize: 512 | 4096;
+  /** Logical block size in bytes (2048 exactly for `cdrom`, 512 or 4096 otherwise). */
+  readonly blockSize: BlockSize;
   readonly readOnly: boolean;
   /**
    * Thin provisioning (SBC-4 4.7.3.3): UNMAP, WRITE SAME with UNMAP, GET LBA STATUS;
@@ -28,8 +47,9 @@ export interface DeviceConfig {
   /** Physical block size in bytes (power of two >= blockSize). Absent: = blockSize. */
   readonly physicalBlockSize?: number;
   /**
-   * File devices: O_DIRECT I/O that bypasses the host page cache (cache-coherent across
-   * nodes sharing the storage). Absent: true in a cluster, false otherwise.
+   * File and block devices: O_DIRECT I/O that bypasses the host page cache (cache-coherent
+   * across nodes sharing the storage). Absent: true for block devices and in a cluster,
+   * false otherwise.
    */
   readonly direct?: boolean;
   /** Write cache mode: write-through makes every write durable before status. */

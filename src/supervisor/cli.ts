@@ -204,9 +204,19 @@ export function describeConfig(config: SpindleConfig, source: string): string {
   );
   out.push(`  devices (${config.devices.length}):`);
   for (const d of config.devices) {
-    const backing = d.backing.type === 'ram' ? 'ram' : `file ${d.backing.path}`;
-    const flags = [`${d.blockSize}-byte blocks`, d.writeCache, d.readOnly ? 'read-only' : 'read-write'];
-    out.push(`    ${d.name}: ${backing}, ${formatSize(d.backing.size)}, ${flags.join(', ')}`);
+    const b = d.backing;
+    const backing =
+      b.type === 'ram' || b.type === 'null'
+        ? b.type
+        : b.type === 'cdrom'
+          ? `cdrom ${b.path ?? '(no disc)'}`
+          : `${b.type} ${b.path}`;
+    const size = b.type === 'cdrom' ? 'size of the image' : b.size === undefined ? 'size of the device' : formatSize(b.size);
+    const flags =
+      b.type === 'cdrom'
+        ? [`${d.blockSize}-byte blocks`, 'read-only']
+        : [`${d.blockSize}-byte blocks`, d.writeCache, d.readOnly ? 'read-only' : 'read-write'];
+    out.push(`    ${d.name}: ${backing}, ${size}, ${flags.join(', ')}`);
   }
   out.push(`  targets (${config.targets.length}):`);
   for (const tg of config.targets) {

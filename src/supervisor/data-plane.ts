@@ -10,6 +10,7 @@
  * replaceSessionWorker; issue 12).
  */
 import type { SpindleConfig } from '../shared/config-types.ts';
+import { alignedSharedBuffer } from '../shared/aligned-memory.ts';
 import { Doorbell } from '../shared/ring/doorbell.ts';
 import { SpscRing } from '../shared/ring/spsc-ring.ts';
 import { CMD_DESC_BYTES, CPL_DESC_BYTES } from '../shared/ring/descriptors.ts';
@@ -21,8 +22,16 @@ import type { LunChannelInit, SessionLinkInit } from '../shared/wire/worker-data
 
 /** Descriptors per ring; a session worker never has more in flight with one LUN worker. */
 export const RING_CAPACITY = 1024;
-/** Slab granule: every data buffer starts on a 4 KiB boundary. */
+/**
+ * Slab granule: every data buffer starts on a 4 KiB boundary of a page-aligned slab, so
+ * the LUN worker can hand it to O_DIRECT I/O as it is (shared/aligned-memory.ts).
+ */
 export const SLAB_MIN_BLOCK = 4096;
+/**
+ * Largest slab: the buddy allocator works with 32-bit offsets (shared/ring/slab.ts, at
+ * most 2^31 bytes), below the 4 GiB a WebAssembly memory can hold.
+ */
+export const MAX_SLAB_BYTES = 2 ** 31;
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -30,9 +39,13 @@ function nextPow2(n: number): number {
   return p;
 }
 
-/** The per-session-worker slab: room for many max-size transfers at once. */
+/**
+ * The per-session-worker slab: room for eight max-size transfers at once (at least 64 MiB,
+ * at most MAX_SLAB_BYTES: with `maxTransferLength` above 256 MiB fewer such transfers fit
+ * at once, and the session worker waits for slab space as it does when the slab is full).
+ */
 export function slabBytes(config: SpindleConfig): number {
-  return nextPow2(Math.max(64 * 1024 * 1024, 8 * config.iscsi.maxTransferLength));
+  return Math.min(MAX_SLAB_BYTES, nextPow2(Math.max(64 * 1024 * 1024, 8 * config.iscsi.maxTransferLength)));
 }
 
 interface RingPairSabs {
@@ -66,7 +79,9 @@ export class DataPlane {
     this.lunDoorbells = Array.from({ length: lunWorkers }, () => new Doorbell());
     this.sessionDoorbells = Array.from({ length: sessionWorkers }, () => new Doorbell());
     this.#slabSize = slabBytes(config);
-    this.slabs = Array.from({ length: sessionWorkers }, () => new SharedArrayBuffer(this.#slabSize));
+    // Page aligned (a shared WebAssembly.Memory): READ and WRITE data goes between the slab
+    // and an O_DIRECT backing store with no bounce copy.
+    this.slabs = Array.from({ length: sessionWorkers }, () => alignedSharedBuffer(this.#slabSize));
     this.nexusTables = Array.from({ length: sessionWorkers }, () => NexusTable.create().sab);
     this.sessionCounts = SessionCounts.createBuffer();
     this.tsihTable = TsihTable.createBuffer();
@@ -122,7 +137,7 @@ export class DataPlane {
    */
   replaceSessionWorker(s: number): void {
     this.#rings[s] = Array.from({ length: this.lunWorkers }, ringPair);
-    this.slabs[s] = new SharedArrayBuffer(this.#slabSize);
+    this.slabs[s] = alignedSharedBuffer(this.#slabSize);
     this.nexusTables[s] = NexusTable.create().sab;
     this.sessionDoorbells[s] = new Doorbell();
     TsihTable.releaseAllOf(this.tsihTable, s);

@@ -4,6 +4,9 @@
  *
  * Applied live, with the unit attentions SPC requires:
  *   - a device grows (`size`): CAPACITY DATA HAS CHANGED (2A/09) on every nexus;
+ *   - a CD-ROM gets another image (`cdrom.path`): a medium change, NOT READY while the
+ *     disc is swapped, then NOT READY TO READY CHANGE (28/00) on every nexus
+ *     (workers/lun/mmc/medium.ts); refused by the LUN worker while the disc is locked;
  *   - devices added or removed (a removed one must be unmapped by the same file);
  *   - targets added or removed (on portals already served), a target's `luns`, `acls`,
  *     `defaultAccess`, `auth`, `alias`, and `discovery.auth`: every live session re-resolves
@@ -44,6 +47,8 @@ export interface ReloadPlan {
   add: DeviceConfig[];
   /** Devices that grow: name and new size in bytes. */
   grow: { name: string; sizeBytes: number }[];
+  /** CD-ROM drives that get another disc: name and image path (null: none). */
+  media: { name: string; path: string | null }[];
   /** Devices gone from this file. */
   remove: string[];
   /** Anything that changes the session workers' tables. */
@@ -72,7 +77,7 @@ export function planReload(
 
   // ---- devices, by name ----
   const before = new Map(current.devices.map((d) => [d.name, d]));
-  const plan: ReloadPlan = { add: [], grow: [], remove: [], routesChanged: false, aluaChanged: false, empty: false };
+  const plan: ReloadPlan = { add: [], grow: [], media: [], remove: [], routesChanged: false, aluaChanged: false, empty: false };
   next.devices.forEach((d, i) => {
     const old = before.get(d.name);
     if (old === undefined) {
@@ -90,11 +95,23 @@ export function planReload(
     }
     const ob = old.backing;
     const nb = d.backing;
+    if (ob.type === 'cdrom' && nb.type === 'cdrom') {
+      // `cdrom.path` is live: another image is another disc in the drive.
+      if (ob.path !== nb.path) plan.media.push({ name: d.name, path: nb.path ?? null });
+      return;
+    }
     if (RELOAD_POLICY.device.backing[nb.type]?.['size'] !== 'grow') return;
-    if (nb.size < ob.size) {
-      problems.push({ path: sizeAt, message: `device "${d.name}" cannot shrink while serving (from ${ob.size} to ${nb.size} bytes): initiators' data past the new end would vanish` });
-    } else if (nb.size > ob.size) {
-      plan.grow.push({ name: d.name, sizeBytes: nb.size });
+    const oldSize = sizeOf(ob);
+    const newSize = sizeOf(nb);
+    if (newSize === undefined) {
+      // A block device without `size` is the whole device as it was at start.
+      if (oldSize !== undefined)
+        problems.push({ path: sizeAt, message: `removing the size of device "${d.name}" needs a restart (set a larger size to grow it while serving)` });
+    } else if (oldSize !== undefined && newSize < oldSize) {
+      problems.push({ path: sizeAt, message: `device "${d.name}" cannot shrink while serving (from ${oldSize} to ${newSize} bytes): initiators' data past the new end would vanish` });
+    } else if (oldSize === undefined || newSize > oldSize) {
+      // From the whole device to a size: the LUN worker refuses a size below today's.
+      plan.grow.push({ name: d.name, sizeBytes: newSize });
     }
   });
   const names = new Set(next.devices.map((d) => d.name));
@@ -129,8 +146,13 @@ export function planReload(
   plan.routesChanged =
     plan.add.length > 0 || plan.remove.length > 0 || !isDeepStrictEqual(current.targets, next.targets) || !isDeepStrictEqual(current.discovery, next.discovery);
   plan.aluaChanged = !isDeepStrictEqual(current.aluaStates, next.aluaStates);
-  plan.empty = !plan.routesChanged && !plan.aluaChanged && plan.grow.length === 0;
+  plan.empty = !plan.routesChanged && !plan.aluaChanged && plan.grow.length === 0 && plan.media.length === 0;
   return { plan };
+}
+
+/** The configured size of a backing store (undefined: a block device's whole size, or a CD image's). */
+function sizeOf(b: BackingConfig): number | undefined {
+  return b.type === 'cdrom' ? undefined : b.size;
 }
 
 type LunPrepare = Infer<(typeof LUN_CONTROL)['b']['requests']['prepare']['body']>;
@@ -179,11 +201,15 @@ export async function applyReload(
   // 1. Prepare: place and open new units, grow resized ones.
   const placed = plan.add.map((d) => ({ d, place: topology.addDevice(d.name) }));
   const deviceGroups = topology.deviceGroups(next);
-  const prepares: LunPrepare[] = Array.from({ length: bus.lunWorkers }, () => ({ add: [], grow: [], deviceGroups }));
+  const prepares: LunPrepare[] = Array.from({ length: bus.lunWorkers }, () => ({ add: [], grow: [], media: [], deviceGroups }));
   for (const { d, place } of placed) prepares[place.lunWorker]!.add.push({ luIndex: place.luIndex, device: d });
   for (const g of plan.grow) {
     const place = topology.device(g.name)!;
     prepares[place.lunWorker]!.grow.push({ luIndex: place.luIndex, sizeBytes: g.sizeBytes });
+  }
+  for (const m of plan.media) {
+    const place = topology.device(m.name)!;
+    prepares[place.lunWorker]!.media.push({ luIndex: place.luIndex, path: m.path ?? '' });
   }
   const prepared = await Promise.all(prepares.map((m, w) => bus.prepare(w, m)));
   const prepError = prepared.find((e) => e !== undefined);

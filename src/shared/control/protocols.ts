@@ -74,6 +74,8 @@ export const LUN_CONTROL = {
         body: object({
           add: arrayOf(object({ luIndex: 'integer', device: opaque<DeviceConfig>() })),
           grow: arrayOf(object({ luIndex: 'integer', sizeBytes: 'number' })),
+          /** CD-ROM drives that get another disc: the image path ('' for none). */
+          media: arrayOf(object({ luIndex: 'integer', path: 'string' })),
           /** The ALUA device -> target port groups map of the new configuration. */
           deviceGroups: opaque<Record<string, number[]>>(),
         }),

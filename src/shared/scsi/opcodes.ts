@@ -1,5 +1,6 @@
 /**
- * SCSI operation codes and service actions (SPC-4 annex D, SBC-4 5.1 table 34).
+ * SCSI operation codes and service actions (SPC-4 annex D, SBC-4 5.1 table 34, MMC-6 6.1
+ * table 243).
  *
  * Only the codes spindle names somewhere are listed; the dispatch tables in
  * src/workers/lun/ decide which of them are implemented.
@@ -33,9 +34,19 @@ export const Opcode = {
   READ_LONG_10: 0x3e,
   WRITE_SAME_10: 0x41,
   UNMAP: 0x42,
+  /** MMC-6 6.26 (CD/DVD devices). */
+  READ_TOC_PMA_ATIP: 0x43,
+  /** MMC-6 6.6. */
+  GET_CONFIGURATION: 0x46,
+  /** MMC-6 6.7. */
+  GET_EVENT_STATUS_NOTIFICATION: 0x4a,
   SANITIZE: 0x48,
   LOG_SELECT: 0x4c,
   LOG_SENSE: 0x4d,
+  /** MMC-6 6.22. */
+  READ_DISC_INFORMATION: 0x51,
+  /** MMC-6 6.27. */
+  READ_TRACK_INFORMATION: 0x52,
   MODE_SELECT_10: 0x55,
   RESERVE_10: 0x56,
   RELEASE_10: 0x57,
@@ -67,6 +78,8 @@ export const Opcode = {
   WRITE_AND_VERIFY_12: 0xae,
   VERIFY_12: 0xaf,
   READ_DEFECT_DATA_12: 0xb7,
+  /** MMC-6 6.11. */
+  MECHANISM_STATUS: 0xbd,
 } as const;
 
 /** SANITIZE (0x48) service actions, SBC-4 5.30 table 144. */

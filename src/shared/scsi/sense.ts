@@ -51,11 +51,15 @@ export const SenseReason = {
   LUN_NOT_ACCESSIBLE_ALUA_UNAVAILABLE: { key: K.NOT_READY, asc: 0x04, ascq: 0x0c },
   LUN_NOT_READY_SANITIZE_IN_PROGRESS: { key: K.NOT_READY, asc: 0x04, ascq: 0x1b },
   MEDIUM_NOT_PRESENT: { key: K.NOT_READY, asc: 0x3a, ascq: 0x00 },
+  MEDIUM_NOT_PRESENT_TRAY_CLOSED: { key: K.NOT_READY, asc: 0x3a, ascq: 0x01 },
+  MEDIUM_NOT_PRESENT_TRAY_OPEN: { key: K.NOT_READY, asc: 0x3a, ascq: 0x02 },
   // MEDIUM ERROR
   WRITE_ERROR: { key: K.MEDIUM_ERROR, asc: 0x0c, ascq: 0x00 },
   UNRECOVERED_READ_ERROR: { key: K.MEDIUM_ERROR, asc: 0x11, ascq: 0x00 },
   SANITIZE_COMMAND_FAILED: { key: K.MEDIUM_ERROR, asc: 0x31, ascq: 0x03 },
   // HARDWARE ERROR
+  /** The backing device failed or went away (ENXIO, ENODEV, ENOMEDIUM...). */
+  LOGICAL_UNIT_FAILURE: { key: K.HARDWARE_ERROR, asc: 0x3e, ascq: 0x01 },
   INTERNAL_TARGET_FAILURE: { key: K.HARDWARE_ERROR, asc: 0x44, ascq: 0x00 },
   // ILLEGAL REQUEST
   INVALID_FIELD_IN_INFORMATION_UNIT: { key: K.ILLEGAL_REQUEST, asc: 0x0e, ascq: 0x03 },
@@ -80,7 +84,11 @@ export const SenseReason = {
   INSUFFICIENT_REGISTRATION_RESOURCES: { key: K.ILLEGAL_REQUEST, asc: 0x55, ascq: 0x04 },
   // DATA PROTECT
   WRITE_PROTECTED: { key: K.DATA_PROTECT, asc: 0x27, ascq: 0x00 },
+  /** SBC-4 4.7.3.6: a write needed space the backing store does not have (ENOSPC). */
+  SPACE_ALLOCATION_FAILED_WRITE_PROTECT: { key: K.DATA_PROTECT, asc: 0x27, ascq: 0x07 },
   // UNIT ATTENTION
+  /** A medium was loaded (SPC-4 annex F; MMC-6 4.1.6.2): NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED. */
+  NOT_READY_TO_READY_CHANGE: { key: K.UNIT_ATTENTION, asc: 0x28, ascq: 0x00 },
   POWER_ON_RESET_OR_BUS_DEVICE_RESET: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x00 },
   BUS_DEVICE_RESET_FUNCTION_OCCURRED: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x03 },
   I_T_NEXUS_LOSS: { key: K.UNIT_ATTENTION, asc: 0x29, ascq: 0x07 },

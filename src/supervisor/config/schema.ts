@@ -15,7 +15,7 @@
  *
  * Adding a key is adding a row; a new section (e.g. `cluster`) is a `section({...})` row at
  * the top, with `table` set if it gets a README table of its own; a new device kind is a row
- * with `variant: 'backing'` beside `ram` and `file` (and its member in BackingConfig).
+ * with `variant: 'backing'` beside `ram`, `file`, `block`, `null` and `cdrom` (and its member in BackingConfig).
  */
 
 import { readFileSync } from 'node:fs';
@@ -401,6 +401,41 @@ export const fileBacking = section({
   }),
 });
 
+export const blockBacking = section({
+  path: field(fsPath('file'), {
+    required: 'path of the block device is required, e.g. /dev/disk/by-id/...',
+    reload: restart,
+    doc: 'the block device node (symlinks such as `/dev/disk/by-id/...` are followed)',
+  }),
+  size: field(size(), {
+    docDefault: 'the device\'s size',
+    reload: grow,
+    doc: 'capacity exported; read from the device when absent. Larger than the device: refused at start. Smaller: refused unless `prefix` is set',
+  }),
+  prefix: field(bool(), {
+    docDefault: '`false`',
+    reload: restart,
+    doc: '`true`: a `size` smaller than the device exports only the device\'s first `size` bytes (asked for explicitly, so a unit typo cannot silently hide most of a disk)',
+  }),
+});
+
+export const nullBacking = section({
+  size: field(size(), {
+    required: 'size is required, e.g. 1GiB',
+    reload: grow,
+    doc: 'capacity, a multiple of `blockSize`',
+  }),
+});
+
+export const cdromBacking = section({
+  path: field(fsPath('file'), {
+    docDefault: 'none (no disc)',
+    // A different image is a medium change (NOT READY, then NOT READY TO READY CHANGE).
+    reload: live,
+    doc: 'the ISO image in the drive (read-only, its size is the file\'s); absent: an empty drive. Changing it on reload changes the disc: NOT READY while it is swapped, then UNIT ATTENTION 28/00 (refused while an initiator prevents medium removal)',
+  }),
+});
+
 /** physicalBlockSize values: powers of two, 512 B to 64 KiB. */
 const PHYSICAL_BLOCK_SIZES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536] as const;
 
@@ -410,11 +445,24 @@ export const deviceFields = {
     doc: 'unique; another name is another device (removed and added on reload)',
   }),
   ram: field(ramBacking, { variant: 'backing', doc: 'RAM-backed device (contents are lost at exit)' }),
-  file: field(fileBacking, { variant: 'backing', doc: 'file-backed device' }),
-  blockSize: field(oneOf([512, 4096] as const), {
-    default: 512,
+  file: field(fileBacking, { variant: 'backing', doc: 'file-backed device (a regular file; a block device path is refused: use `block`)' }),
+  block: field(blockBacking, {
+    variant: 'backing',
+    doc: 'block device (a disk, partition, LVM/dm volume, DRBD, mapped RBD, SAN LUN...): size, logical and physical block size, rotation and discard come from the device; direct I/O by default',
+  }),
+  null: field(nullBacking, {
+    variant: 'backing',
+    doc: 'no medium: reads return zeros, writes are dropped; measures the protocol path (`npm run bench`). Write it `null:` or `"null":`',
+  }),
+  cdrom: field(cdromBacking, {
+    variant: 'backing',
+    doc: 'CD-ROM drive (peripheral device type 05h, MMC-6) holding an ISO image: 2048-byte blocks, read-only, removable',
+  }),
+  blockSize: field(oneOf([512, 2048, 4096] as const), {
+    default: (c) => (isObj(c.mapping['cdrom']) || c.mapping['cdrom'] === null ? 2048 : 512),
+    docDefault: '`512`; `2048` for `cdrom`',
     reload: restart,
-    doc: 'logical block size; the size must be a multiple',
+    doc: 'logical block size; the size must be a multiple. `2048` for `cdrom` and only there; a block device\'s must equal the device\'s logical block size',
   }),
   physicalBlockSize: field(oneOf(PHYSICAL_BLOCK_SIZES), {
     docDefault: '`blockSize`',
@@ -429,18 +477,18 @@ export const deviceFields = {
     doc: 'writes fail with DATA PROTECT / WRITE PROTECTED; MODE SENSE reports WP',
   }),
   thin: field(bool(), {
-    // Logical block provisioning (SBC-4 4.7). Omitted when false: absent means fully provisioned.
-    default: false,
-    omitWhenDefault: true,
+    // Logical block provisioning (SBC-4 4.7). Absent: fully provisioned, except a block
+    // device that can deallocate (the LUN worker decides: it sees the device).
+    docDefault: '`false`; block devices: `true` when the device can discard',
     reload: restart,
-    doc: 'thin provisioning: UNMAP, WRITE SAME with UNMAP, GET LBA STATUS, SANITIZE BLOCK ERASE / CRYPTOGRAPHIC ERASE; LBPME and LBPRZ in READ CAPACITY(16), LBPU/LBPWS/LBPWS10 in VPD 0xB2. Deallocated blocks read as zeros (zeros are written: Node has no hole punching). A file device keeps its allocation map in `<path>.map` across clean restarts and starts "all mapped" after a crash',
+    doc: 'thin provisioning: UNMAP, WRITE SAME with UNMAP, GET LBA STATUS, SANITIZE BLOCK ERASE / CRYPTOGRAPHIC ERASE; LBPME and LBPRZ in READ CAPACITY(16), LBPU/LBPWS/LBPWS10 in VPD 0xB2. Deallocated blocks read as zeros. RAM and file devices write zeros (Node has no hole punching) and keep an allocation map (a file device in `<path>.map` across clean restarts, "all mapped" after a crash). A block device really deallocates (`fallocate --punch-hole` on the device: discard with zeroing) and keeps no map (GET LBA STATUS reports mapped, no BLOCK ERASE); `true` on a device without discard is refused at start',
   }),
   removable: field(bool(), {
     // Removable medium (SPC-4 6.6.2 RMB). Omitted when false.
     default: false,
     omitWhenDefault: true,
     reload: restart,
-    doc: 'removable medium: RMB in INQUIRY; START STOP UNIT with LOEJ ejects/loads; PREVENT ALLOW MEDIUM REMOVAL locks it (ILLEGAL REQUEST / MEDIUM REMOVAL PREVENTED); without medium, media commands fail with NOT READY / MEDIUM NOT PRESENT',
+    doc: 'removable medium: RMB in INQUIRY; START STOP UNIT with LOEJ ejects/loads; PREVENT ALLOW MEDIUM REMOVAL locks it (ILLEGAL REQUEST / MEDIUM REMOVAL PREVENTED); without medium, media commands fail with NOT READY / MEDIUM NOT PRESENT. A `cdrom` is always removable',
   }),
   writeCache: field(oneOf(['writethrough', 'writeback'] as const), {
     default: 'writeback',
@@ -448,9 +496,9 @@ export const deviceFields = {
     doc: '`writethrough` makes every write durable before its status; `writeback` relies on SYNCHRONIZE CACHE and FUA (both honoured). WCE in the caching mode page reflects it and MODE SELECT may change it',
   }),
   direct: field(bool(), {
-    docDefault: '`true` in a cluster, `false` otherwise',
+    docDefault: '`true` for `block` and in a cluster, `false` otherwise',
     reload: restart,
-    doc: 'file devices: O_DIRECT I/O, bypassing this host\'s page cache, so no node serves a stale read of storage other nodes write (a shared block device, a cluster file system). Required in a cluster; reads and writes go straight to the medium, so `writeback` then only defers the device\'s own cache',
+    doc: 'file, block and cdrom devices: O_DIRECT I/O, bypassing this host\'s page cache, so no node serves a stale read of storage other nodes write (a shared block device, a cluster file system), and a large device does not crowd out the page cache. Required in a cluster; reads and writes go straight to the medium, so `writeback` then only defers the device\'s own cache. A file system without O_DIRECT (tmpfs before Linux 6.6) is refused at start',
   }),
   queueDepth: field(int(1, 65536), {
     // Per-LU task set capacity (SAM-5 5.3.2); the LUN worker applies the default
@@ -481,6 +529,7 @@ interface DeviceRuleView {
   readonly backing?: { readonly type: string };
   readonly blockSize?: number;
   readonly physicalBlockSize?: number;
+  readonly thin?: boolean;
 }
 type DeviceRule = (v: DeviceRuleView, r: RuleContext) => void;
 
@@ -503,10 +552,53 @@ const physicalNotBelowLogical: DeviceRule = (v, r) => {
   }
 };
 
-/** The rules of a device entry (for a device section with more backing kinds, too). */
-export const deviceRules: readonly DeviceRule[] = [sizeInWholeBlocks, physicalNotBelowLogical];
+/** 2048-byte blocks are a CD-ROM's (MMC-6 4.2.2), and a CD-ROM has no other size. */
+const cdromBlockSize: DeviceRule = (v, r) => {
+  if (v.backing === undefined || v.blockSize === undefined) return;
+  const cdrom = v.backing.type === 'cdrom';
+  if (cdrom && v.blockSize !== 2048) r.report(['blockSize'], `a cdrom has 2048-byte blocks, got ${v.blockSize}`);
+  if (!cdrom && v.blockSize === 2048) r.report(['blockSize'], '2048 is the block size of a cdrom; a disk has 512 or 4096');
+};
 
-export const deviceSection = section(deviceFields, { table: 'devices', rules: deviceRules });
+/** What a CD-ROM drive does not have: thin provisioning, another physical block size. */
+const cdromFeatures: DeviceRule = (v, r) => {
+  if (v.backing?.type !== 'cdrom') return;
+  if (v.thin === true) r.report(['thin'], 'a cdrom is read-only: it has no thin provisioning');
+  if (v.physicalBlockSize !== undefined) r.report(['physicalBlockSize'], 'a cdrom has 2048-byte blocks only');
+};
+
+/** `prefix` qualifies a configured size. */
+const prefixNeedsSize: DeviceRule = (v, r) => {
+  const b = v.backing as { type: string; size?: number; prefix?: boolean } | undefined;
+  if (b?.type === 'block' && b.prefix === true && b.size === undefined)
+    r.report(['block', 'prefix'], 'prefix exports the first `size` bytes of the device: set size too');
+};
+
+/** The rules of a device entry (for a device section with more backing kinds, too). */
+export const deviceRules: readonly DeviceRule[] = [
+  sizeInWholeBlocks,
+  physicalNotBelowLogical,
+  cdromBlockSize,
+  cdromFeatures,
+  prefixNeedsSize,
+];
+
+const deviceRows = section(deviceFields, { table: 'devices', rules: deviceRules });
+
+/**
+ * YAML reads a bare `null:` key as the null scalar, which becomes the key "" in the parsed
+ * mapping; a device entry takes it for `null` (quoted `"null":` is the key itself).
+ */
+function nullKeyAsNull(raw: unknown): unknown {
+  if (!isObj(raw) || !Object.hasOwn(raw, '') || Object.hasOwn(raw, 'null')) return raw;
+  const { '': value, ...rest } = raw;
+  return { ...rest, null: value };
+}
+
+export const deviceSection: typeof deviceRows = {
+  ...deviceRows,
+  parse: (raw, at, ctx) => deviceRows.parse(nullKeyAsNull(raw), at, ctx),
+};
 
 function wellFormedDeviceName(raw: unknown): string | undefined {
   const name = isObj(raw) ? raw['name'] : undefined;
@@ -1036,9 +1128,11 @@ export const configFields = {
  *   - every portal a target lists is served by exactly one node (and a node's portals
  *     belong to some target);
  *   - RAM devices are per process, so two nodes would show different data under one LU
- *     identity: refused; file devices need O_DIRECT (`direct`), so no node reads its own
- *     stale page cache; thin provisioning's allocation map lives in one node's memory:
- *     refused on files until it is held cluster-wide;
+ *     identity: refused; file and block devices need O_DIRECT (`direct`), so no node
+ *     reads its own stale page cache; thin provisioning's allocation map lives in one
+ *     node's memory: refused on files until it is held cluster-wide (a thin block device
+ *     has no map: the device deallocates). Null devices hold nothing and CD-ROM images
+ *     are read-only, so nodes cannot disagree about them;
  *   - `aluaStates` names portals of one node: the cluster sets states per node
  *     (spindle node drain, SET TARGET PORT GROUPS);
  *   - derived port group and port ids must not collide.
@@ -1058,7 +1152,7 @@ function clusterRules(v: Partial<SchemaOutputShape>, r: RuleContext): void {
     const b = d.backing;
     if (b.type === 'ram')
       r.report(['devices', di, 'ram'], 'a RAM device cannot be shared by cluster nodes (each node would have its own): use storage every node reaches (file)');
-    if (b.type === 'file' && d.direct === false)
+    if ((b.type === 'file' || b.type === 'block') && d.direct === false)
       r.report(['devices', di, 'direct'], 'a cluster device must use direct I/O: with the page cache a node could serve a stale read of data another node wrote');
     if (b.type === 'file' && d.thin === true)
       r.report(['devices', di, 'thin'], 'thin provisioning is not available on cluster devices (its allocation map is held by one node)');

@@ -5,7 +5,9 @@
  * Table driven: the opcode registry (opcode-registry.ts) lists every command once
  * (opcode, service action, CDB usage data, executor, and the policy every stage below
  * applies). Dispatch, REPORT SUPPORTED OPERATION CODES and the stages' lookup tables are
- * generated from it, so what is reported, served and admitted cannot drift apart.
+ * generated from it, so what is reported, served and admitted cannot drift apart. Each
+ * LU carries the compiled command set of its device type (lu.commands: a disk's, a
+ * CD-ROM's); the stages read only that.
  *
  * Contract: executeCommand calls cmd.finish() exactly once per command, synchronously
  * for commands without I/O, from the I/O continuation otherwise, also on I/O errors.
@@ -24,15 +26,6 @@ import { checkAndReport } from './ua/unit-attention.ts';
 import { checkAluaAccess } from './alua/access.ts';
 import { checkReservationConflict } from './pr/conflict.ts';
 import { CTL_LINK, Completion } from './spc/handler.ts';
-import {
-  ALUA_ADMITTED,
-  BY_SERVICE_ACTION,
-  DIRECT,
-  NOT_READY_SERVED,
-  PR_ACCESS,
-  SPC2_ACCESS,
-  UA_HANDLING,
-} from './opcode-registry.ts';
 
 const OPCODE_FIELD = Object.freeze(cdbField(0, 7));
 const SERVICE_ACTION_FIELD = Object.freeze(cdbField(1, 4));
@@ -54,22 +47,23 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   cmd.dataInLength = 0;
   cmd.dataOutWanted = 0;
   cmd.onIo = null;
+  const set = lu.commands;
   // Pipeline stage 1 (DESIGN.md): a pending unit attention for this I_T nexus
   // (ua/unit-attention.ts; the registry's `unitAttention` flag exempts INQUIRY, REPORT
   // LUNS and REQUEST SENSE).
-  if (checkAndReport(lu, cmd, UA_HANDLING)) {
+  if (checkAndReport(lu, cmd, set.uaHandling)) {
     cmd.finish();
     return;
   }
   // Pipeline stage 2: the ALUA state of the target port the command came through
   // (alua/access.ts, SPC-4 5.16.2.4). One integer test while every group is active.
-  if (checkAluaAccess(lu, cmd, ALUA_ADMITTED)) {
+  if (checkAluaAccess(lu, cmd, set.aluaAdmitted)) {
     cmd.finish();
     return;
   }
   // Pipeline stage 3: reservations (pr/conflict.ts,
   // SPC-4 5.14.1 / SBC-4 4.17). Returns at once when the LU has no reservation.
-  if (checkReservationConflict(lu, cmd, PR_ACCESS, SPC2_ACCESS)) {
+  if (checkReservationConflict(lu, cmd, set.prAccess, set.spc2Access)) {
     cmd.finish();
     return;
   }
@@ -82,9 +76,9 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   }
   const cdb = cmd.cdb;
   const op = cdb[0]!;
-  let desc = DIRECT[op];
+  let desc = set.direct[op];
   if (desc === undefined) {
-    const bySa = BY_SERVICE_ACTION[op];
+    const bySa = set.bySa[op];
     if (bySa === undefined) {
       // An operation code this device server does not implement.
       setCheckCondition(cmd, SenseReason.INVALID_COMMAND_OPERATION_CODE, OPCODE_FIELD);
@@ -108,7 +102,7 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   }
   // Medium absent (ejected) or a sanitize in progress or failed: NOT READY (SBC-4 4.34,
   // 4.11) for every command the registry's `notReady` flag does not admit (sbc/state.ts).
-  if (lu.sbc.notReady !== null && lu.sbc.rejectNotReady(cmd, NOT_READY_SERVED)) {
+  if (lu.sbc.notReady !== null && lu.sbc.rejectNotReady(cmd, set.notReadyServed)) {
     cmd.finish();
     return;
   }

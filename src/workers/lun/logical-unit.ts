@@ -1,6 +1,7 @@
 /**
- * One logical unit (a SCSI direct-access block device, SBC-4) as a LUN worker holds it:
- * the backing store, geometry, identity and the state the command executors read.
+ * One logical unit as a LUN worker holds it: a direct-access block device (SBC-4) or a
+ * CD-ROM drive (MMC-6, device-type.ts), with its backing store, geometry, identity, the
+ * command set of its type and the state the command executors read.
  *
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
@@ -11,6 +12,14 @@ import type { NexusDirectory } from './nexus.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { BackingStore } from './backing/store.ts';
 import { openBackingStore, type StoreOptions } from './backing/open-store.ts';
+import type { IoErrorReport } from './backing/io-errors.ts';
+import { IoErrorLog } from './backing/io-errors.ts';
+import { DeviceType, deviceTypeOf } from './device-type.ts';
+import type { CommandSet } from './opcode-registry.ts';
+import { commandSetFor } from './opcode-registry.ts';
+import { MmcMedium } from './mmc/medium.ts';
+import type { IoContinuations } from './sbc/io-completion.ts';
+import { ioContinuations } from './sbc/io-completion.ts';
 import { SanitizeState, SbcState } from './sbc/state.ts';
 import type { ModeState } from './spc/mode-pages.ts';
 import { openModeState } from './spc/mode-pages.ts';
@@ -80,6 +89,11 @@ export interface LuEnvironment {
   readonly store?: StoreOptions;
   /** In a cluster: MODE SELECT changed these pages; carry them to every node. */
   readonly modesChanged?: (lu: string, pages: readonly ModePageImage[]) => void;
+  /**
+   * Backing-store errors, already thinned out to one line per burst
+   * (backing/io-errors.ts). Absent: not logged (unit tests).
+   */
+  readonly reportIoError?: (report: IoErrorReport) => void;
 }
 
 /** Directory used until the LUN worker installs its own (unit tests, tools). */
@@ -87,7 +101,17 @@ const NO_NEXUSES: NexusDirectory = { get: () => undefined };
 
 export class LogicalUnit {
   readonly name: string;
-  readonly store: BackingStore;
+  /** The device as configured. */
+  readonly device: DeviceConfig;
+  /** PERIPHERAL DEVICE TYPE: a disk or a CD-ROM (device-type.ts). */
+  readonly deviceType: DeviceType;
+  /** The command set of the device type: dispatch and every pipeline table (opcode-registry.ts). */
+  readonly commands: CommandSet;
+  /**
+   * The bytes behind the LU. Replaced only by a CD-ROM medium change (mmc/medium.ts),
+   * while the LU is not ready and nothing is in flight.
+   */
+  store: BackingStore;
   /** The configured backing (grow() needs its kind). */
   readonly backing: DeviceConfig['backing'];
   /** Logical block size in bytes (512 or 4096). */
@@ -99,7 +123,7 @@ export class LogicalUnit {
    * grow() (runtime resize); never shrinks.
    */
   blockCount: number;
-  /** Configured read-only (`readOnly: true`). */
+  /** Configured read-only (`readOnly: true`), or a CD-ROM. */
   readonly mediumReadOnly: boolean;
   /** SWP in the control mode page (SPC-4 7.5.8), set by MODE SELECT. */
   softwareWriteProtect = false;
@@ -160,6 +184,12 @@ export class LogicalUnit {
   pr!: PrEngine;
   /** What the host of this LU gave it (LuEnvironment). */
   readonly env: LuEnvironment;
+  /** Backing-store errors, logged once per burst (backing/io-errors.ts). */
+  readonly ioErrors: IoErrorLog;
+  /** The I/O continuations of READ, WRITE, SYNCHRONIZE CACHE (sbc/io-completion.ts). */
+  readonly io: IoContinuations;
+  /** The CD-ROM drive's tray, disc and media events (null for a disk). */
+  readonly mmc: MmcMedium | null;
 
   // State later issues add lives here, owned by this LU: pending unit attentions per
   // I_T nexus, the persistent reservation cache, current mode page values (once MODE
@@ -167,13 +197,19 @@ export class LogicalUnit {
 
   private constructor(dev: DeviceConfig, store: BackingStore, ident: LogicalUnitIdentity, env: LuEnvironment) {
     this.name = dev.name;
+    this.device = dev;
+    this.deviceType = deviceTypeOf(dev.backing);
+    this.commands = commandSetFor(this.deviceType);
     this.env = env;
     this.store = store;
     this.backing = dev.backing;
     this.blockSize = dev.blockSize;
     this.blockShift = Math.log2(dev.blockSize);
     this.blockCount = Math.floor(store.sizeBytes / dev.blockSize);
-    this.mediumReadOnly = dev.readOnly;
+    this.mediumReadOnly = dev.readOnly || this.deviceType === DeviceType.CDROM;
+    const report = env.reportIoError;
+    this.ioErrors = new IoErrorLog(dev.name, report ?? (() => undefined));
+    this.io = ioContinuations(this);
     this.writeCacheEnabled = dev.writeCache === 'writeback';
     this.vendor = asciiField(dev.vendor, 8);
     this.product = asciiField(dev.product, 16);
@@ -185,19 +221,29 @@ export class LogicalUnit {
     this.maxTransferBlocks = maxBytes > 0 ? Math.min(Math.floor(maxBytes / dev.blockSize), 0xffffffff) : 0;
     this.scratch = Buffer.alloc(SCRATCH_BYTES);
     this.sbc = new SbcState(dev, this);
+    this.mmc = this.deviceType === DeviceType.CDROM ? new MmcMedium(this) : null;
     // The task set runs the commands it enables later through the same pipeline.
     this.taskSet = new TaskSet(this, executeCommand, dev.queueDepth ?? DEFAULT_QUEUE_DEPTH);
   }
 
   static async open(dev: DeviceConfig, ident: LogicalUnitIdentity, env: LuEnvironment): Promise<LogicalUnit> {
-    if (dev.blockSize !== 512 && dev.blockSize !== 4096)
-      throw new RangeError(`unsupported block size ${dev.blockSize}`);
-    const store = await openBackingStore(dev.backing, env.store);
+    const cdrom = dev.backing.type === 'cdrom';
+    if (cdrom ? dev.blockSize !== 2048 : dev.blockSize !== 512 && dev.blockSize !== 4096)
+      throw new RangeError(`unsupported block size ${dev.blockSize}${cdrom ? ' (a CD-ROM has 2048-byte blocks)' : ''}`);
+    const store = await openBackingStore(dev, env.store);
+    if (dev.thin === true && dev.backing.type === 'block' && store.discard === undefined) {
+      await store.close();
+      throw new Error(
+        `${dev.name}: thin provisioning on block device ${dev.backing.path} needs discard and write-zeroes support, which the device does not report (queue/discard_max_bytes, queue/write_zeroes_max_bytes): set thin: false`,
+      );
+    }
     const lu = new LogicalUnit(dev, store, ident, env);
     await lu.sbc.open(dev.backing, ident.stateDir);
     lu.modes = await openModeState(lu, ident.stateDir);
     lu.pr = await PrEngine.open(lu, ident.stateDir, env.clusterState);
-    registerCopyTarget(lu);
+    // Only disks are copy targets of EXTENDED COPY (block to block, xcopy/).
+    if (lu.deviceType === DeviceType.DISK) registerCopyTarget(lu);
+    lu.mmc?.opened();
     // A sanitize interrupted by the last shutdown or crash carries on (SBC-4 4.11.2).
     lu.sbc.resumeSanitize();
     return lu;
@@ -231,6 +277,7 @@ export class LogicalUnit {
 
   async close(): Promise<void> {
     unregisterCopyTarget(this);
+    this.ioErrors.close();
     await this.pr?.close();
     await this.sbc.close();
     await this.store.close();

@@ -19,6 +19,7 @@ import { ControlError, ControlErrorCode, errorMessage } from '../../shared/contr
 import { SenseReason, setCheckCondition } from '../../shared/scsi/sense.ts';
 import type { AluaStateValue } from '../../shared/scsi/alua.ts';
 import { LogicalUnit } from './logical-unit.ts';
+import type { IoErrorReport } from './backing/io-errors.ts';
 import { submitCommand } from './execute.ts';
 import { WorkerNexusDirectory } from './nexus-directory.ts';
 import { nexusLost } from './nexus-events.ts';
@@ -59,6 +60,8 @@ const CLUSTER_WIDE_TMF: ReadonlySet<number> = new Set([
 export interface PrepareRequest {
   add: { luIndex: number; device: DeviceConfig }[];
   grow: { luIndex: number; sizeBytes: number }[];
+  /** CD-ROM drives that get another disc ('' for none; mmc/medium.ts). */
+  media?: { luIndex: number; path: string }[];
   deviceGroups: Record<string, number[]>;
 }
 
@@ -410,16 +413,22 @@ export class LunWorker implements TaskHome {
     // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
       this.log.error({ err, device: d.name, cdb: cmd.cdb.toString('hex', 0, cmd.cdbLength) }, 'internal error while executing a SCSI command');
+    // Backing-store errors arrive already thinned out to one line per burst (backing/io-errors.ts).
+    const reportIoError = (r: IoErrorReport): void =>
+      r.kind === 'first'
+        ? this.log.error(r, 'backing store I/O error: failing commands with the matching sense; further errors are counted until it is quiet')
+        : this.log.error(r, 'backing store I/O errors ended');
     const cluster = this.#cluster;
     const ram = data.ramMemory?.[d.name];
     const store = { ...(ram === undefined ? {} : { ramMemory: ram }), onRamMemory: (m: SharedArrayBuffer) => this.#keepRam(d.name, m) };
     const env =
       cluster === null
-        ? { reportInternalError, store }
+        ? { reportInternalError, reportIoError, store }
         : data.cluster !== true
-          ? { reportInternalError, store, clusterState: cluster }
+          ? { reportInternalError, reportIoError, store, clusterState: cluster }
           : {
               reportInternalError,
+              reportIoError,
               store,
               clusterState: cluster,
               atomicLock: (lu: string) => cluster.atomicLock(lu),
@@ -441,7 +450,7 @@ export class LunWorker implements TaskHome {
   #adopt(lu: LogicalUnit): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
-    this.log.info({ device: lu.name, backing: lu.backing.type, blocks: lu.blockCount }, 'logical unit online');
+    this.log.info({ device: lu.name, backing: lu.backing.type, blocks: lu.blockCount, direct: lu.store.direct === true }, 'logical unit online');
   }
 
   /**
@@ -473,6 +482,16 @@ export class LunWorker implements TaskHome {
         this.#clusterLink?.capacityChanged(lu.pr.luKey, g.sizeBytes);
       } catch (err) {
         throw new ControlError(ControlErrorCode.BACKING, `${lu.name}: ${errorMessage(err)}`);
+      }
+    }
+    for (const c of m.media ?? []) {
+      const lu = this.#units[c.luIndex];
+      if (lu?.mmc == null) continue;
+      try {
+        await lu.mmc.change(c.path === '' ? null : c.path);
+        this.log.info({ device: lu.name, image: c.path || null, blocks: lu.blockCount }, 'disc changed: NOT READY TO READY CHANGE');
+      } catch (err) {
+        throw new ControlError(ControlErrorCode.BACKING, errorMessage(err));
       }
     }
   }

@@ -194,7 +194,7 @@ describe('a schema grown by rows', () => {
       'devices[0]: ram and block are mutually exclusive',
       // The size rule of every device applies to the new kind.
       'devices[1].null.size: size 1000 bytes is not a multiple of the block size (512)',
-      'devices[2]: exactly one of ram, file, block or null is required',
+      'devices[2]: exactly one of ram, file, block, null or cdrom is required',
       'devices[3].block.size: unknown key "size" (allowed: path)',
       'federation.redis.endpont: unknown key "endpont" (did you mean "endpoint"?)',
       'federation.redis.endpoint: endpoint is required, e.g. "redis:6379"',
@@ -222,6 +222,7 @@ describe('a schema grown by rows', () => {
       file: { path: 'restart', size: 'grow' },
       block: { path: 'restart' },
       null: { size: 'grow' },
+      cdrom: { path: 'live' },
     });
   });
 
@@ -248,7 +249,7 @@ describe('a schema grown by rows', () => {
     expect(tables.get('devices')?.filter((r) => /^`(block|null)[.`]/.test(r.key))).toEqual([
       {
         key: '`block`',
-        default: 'one of `ram`, `file`, `block`, `null`',
+        default: 'one of `ram`, `file`, `block`, `null`, `cdrom`',
         values: '`{ path }`',
         reload: 'restart',
         meaning: 'a host block device',
@@ -262,7 +263,7 @@ describe('a schema grown by rows', () => {
       },
       {
         key: '`null`',
-        default: 'one of `ram`, `file`, `block`, `null`',
+        default: 'one of `ram`, `file`, `block`, `null`, `cdrom`',
         values: '`{ size }`',
         reload: 'grow only',
         meaning: 'a device that stores nothing (benchmarks)',

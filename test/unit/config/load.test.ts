@@ -415,7 +415,7 @@ describe('devices', () => {
     });
 
   it.each([
-    [{}, 'devices[0]', 'exactly one of ram or file is required'],
+    [{}, 'devices[0]', 'exactly one of ram, file, block, null or cdrom is required'],
     [
       { ram: { size: '1MiB' }, file: { path: '/x', size: '1MiB' } },
       'devices[0]',
@@ -440,8 +440,8 @@ describe('devices', () => {
     [{ file: { path: '', size: '1MiB' } }, 'devices[0].file.path', 'non-empty'],
     [{ file: { path: 7, size: '1MiB' } }, 'devices[0].file.path', 'must be a string'],
     [{ file: { path: '/x', size: 0 } }, 'devices[0].file.size', 'positive whole number'],
-    [{ ram: { size: '1MiB' }, blockSize: 1024 }, 'devices[0].blockSize', 'must be one of 512, 4096'],
-    [{ ram: { size: '1MiB' }, blockSize: '512' }, 'devices[0].blockSize', 'must be one of 512, 4096'],
+    [{ ram: { size: '1MiB' }, blockSize: 1024 }, 'devices[0].blockSize', 'must be one of 512, 2048, 4096'],
+    [{ ram: { size: '1MiB' }, blockSize: '512' }, 'devices[0].blockSize', 'must be one of 512, 2048, 4096'],
     [{ ram: { size: '1MiB' }, readOnly: 'yes' }, 'devices[0].readOnly', 'must be true or false'],
     [
       { ram: { size: '1MiB' }, writeCache: 'none' },

@@ -35,7 +35,7 @@ describe('README.md configuration reference', () => {
       values: '4KiB-1GiB, multiple of 4096',
     });
     expect(row('devices', 'file.size')).toMatchObject({ default: 'required', reload: 'grow only' });
-    expect(row('devices', 'ram')).toMatchObject({ default: 'one of `ram`, `file`' });
+    expect(row('devices', 'ram')).toMatchObject({ default: 'one of `ram`, `file`, `block`, `null`, `cdrom`' });
     expect(row('targets', 'portals')).toMatchObject({ reload: 'restart' });
     expect(row('acls', 'auth')).toMatchObject({
       default: "the target's `auth`",

@@ -61,6 +61,10 @@ describe('reload policy derived from the rows', () => {
     expect(RELOAD_POLICY.device.backing).toEqual({
       ram: { size: 'grow' },
       file: { path: 'restart', size: 'grow' },
+      block: { path: 'restart', size: 'grow', prefix: 'restart' },
+      null: { size: 'grow' },
+      // Another image is another disc: a medium change, applied live.
+      cdrom: { path: 'live' },
     });
     expect(RELOAD_POLICY.target.fixed).toEqual(['portals']);
   });
@@ -76,7 +80,7 @@ describe('unknown keys', () => {
     const dev = base();
     dev.devices[0] = { name: 'ram0', ram: { size: '1MiB' }, size: '2MiB' };
     expect(issues(stringify(dev))).toContain(
-      'devices[0].size: unknown key "size" (did you mean "ram.size" or "file.size"?) @5',
+      'devices[0].size: unknown key "size" (did you mean "ram.size" or "file.size" or "block.size" or "null.size"?) @5',
     );
     const tgt = base();
     tgt.targets[0]!['chap'] = { user: 'u', secret: '0123456789ab' };

@@ -5,7 +5,10 @@ import type { BackingStore } from '../../../src/workers/lun/backing/store.ts';
 import { FileStore } from '../../../src/workers/lun/backing/file-store.ts';
 import { openBackingStore } from '../../../src/workers/lun/backing/open-store.ts';
 import { RamStore } from '../../../src/workers/lun/backing/ram-store.ts';
-import { tempDir } from './helpers.ts';
+import { ramDevice, tempDir } from './helpers.ts';
+
+/** Page-cache I/O, 512-byte blocks. */
+const BUFFERED = { direct: false, blockSize: 512 } as const;
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -44,12 +47,12 @@ describe('RamStore', () => {
 describe('FileStore', () => {
   it('creates and sizes a missing file, grows a smaller one, keeps a larger one', async () => {
     const p = path.join(tmp.dir, 'a.img');
-    const s = await FileStore.open(p, 1 << 20);
+    const s = await FileStore.openFile(p, 1 << 20, BUFFERED);
     expect(statSync(p).size).toBe(1 << 20);
     await s.close();
     const small = path.join(tmp.dir, 'small.img');
     writeFileSync(small, Buffer.alloc(100, 1));
-    const s2 = await openBackingStore({ type: 'file', path: small, size: 8192 });
+    const s2 = await openBackingStore(ramDevice({ backing: { type: 'file', path: small, size: 8192 } }));
     expect(statSync(small).size).toBe(8192);
     const dst = Buffer.alloc(200);
     await io.read(s2, dst, 0, 200, 0);
@@ -58,14 +61,14 @@ describe('FileStore', () => {
     await s2.close();
     const big = path.join(tmp.dir, 'big.img');
     writeFileSync(big, Buffer.alloc(10000));
-    const s3 = await FileStore.open(big, 4096);
+    const s3 = await FileStore.openFile(big, 4096, BUFFERED);
     expect(s3.sizeBytes).toBe(4096);
     expect(statSync(big).size).toBe(10000);
     await s3.close();
   });
 
   it('round trips plain and durable writes, concurrently, reusing pooled requests', async () => {
-    const s = await FileStore.open(path.join(tmp.dir, 'b.img'), 1 << 20);
+    const s = await FileStore.openFile(path.join(tmp.dir, 'b.img'), 1 << 20, BUFFERED);
     const bufs = Array.from({ length: 64 }, (_, i) => Buffer.alloc(4096, i));
     await Promise.all(bufs.map((b, i) => io.write(s, b, 0, 4096, i * 4096, i % 2 === 0)));
     expect(s.inFlight).toBe(0);
@@ -79,7 +82,7 @@ describe('FileStore', () => {
 
   it('zero-fills reads past EOF when the file shrank underneath', async () => {
     const p = path.join(tmp.dir, 'c.img');
-    const s = await FileStore.open(p, 8192);
+    const s = await FileStore.openFile(p, 8192, BUFFERED);
     await io.write(s, Buffer.alloc(8192, 9), 0, 8192, 0);
     truncateSync(p, 1000);
     const dst = Buffer.alloc(4096, 0xff);
@@ -90,7 +93,7 @@ describe('FileStore', () => {
   });
 
   it('reports errors through the callback after close', async () => {
-    const s = await FileStore.open(path.join(tmp.dir, 'd.img'), 4096);
+    const s = await FileStore.openFile(path.join(tmp.dir, 'd.img'), 4096, BUFFERED);
     await s.close();
     await expect(io.read(s, Buffer.alloc(10), 0, 10, 0)).rejects.toMatchObject({ code: 'EBADF' });
     await expect(io.write(s, Buffer.alloc(10), 0, 10, 0)).rejects.toMatchObject({ code: 'EBADF' });
@@ -116,7 +119,7 @@ describe('growing a store (runtime resize)', () => {
 
   it('FileStore extends the file and accepts writes in the new range', async () => {
     const file = path.join(dir.dir, 'grow.img');
-    const s = await FileStore.open(file, 4096);
+    const s = await FileStore.openFile(file, 4096, BUFFERED);
     await s.grow(1 << 20);
     expect(statSync(file).size).toBe(1 << 20);
     const err = await new Promise<NodeJS.ErrnoException | null>((r) => s.write(Buffer.alloc(512, 7), 0, 512, (1 << 20) - 512, false, r));

@@ -1,7 +1,7 @@
 /**
  * Test helpers: a ScsiCommand that records finish() calls, and LUs over real stores.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { IoContinuation, ScsiCommand } from '../../../src/shared/scsi/command.ts';
@@ -9,6 +9,7 @@ import { TaskAttribute } from '../../../src/shared/scsi/command.ts';
 import type { DeviceConfig } from '../../../src/shared/config-types.ts';
 import { executeCommand } from '../../../src/workers/lun/execute.ts';
 import { LogicalUnit, type LuEnvironment } from '../../../src/workers/lun/logical-unit.ts';
+import { alignedSharedBuffer } from '../../../src/shared/aligned-memory.ts';
 
 export class TestCommand implements ScsiCommand {
   readonly cdb = Buffer.alloc(32);
@@ -175,4 +176,41 @@ export function cdb16(op: number, lba: bigint, len: number, byte1 = 0): number[]
 
 export function cdb6(op: number, lba: number, len: number): number[] {
   return [op, (lba >> 16) & 0x1f, (lba >> 8) & 0xff, lba & 0xff, len & 0xff, 0];
+}
+
+/**
+ * Whether `dir`'s file system takes O_DIRECT I/O (ext4, xfs: yes; tmpfs: no, open fails
+ * with EINVAL). Probed with a real aligned read, as the direct-I/O tests need it.
+ */
+export function supportsDirectIo(dir: string): boolean {
+  const file = path.join(dir, `.odirect-probe-${process.pid}`);
+  try {
+    writeFileSync(file, Buffer.alloc(4096));
+    const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
+    try {
+      readSync(fd, Buffer.from(alignedSharedBuffer(65536)), 0, 4096, 0);
+      return true;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+/** A command whose data buffer is page-aligned memory (as a session worker's slab is). */
+export function alignedCommand(
+  cdb: readonly number[],
+  opts: { dataLength?: number; dataOut?: Buffer; dataOutLength?: number } = {},
+): TestCommand {
+  const cmd = makeCommand(cdb, opts);
+  const len = cmd.data.length;
+  if (len > 0) {
+    const aligned = Buffer.from(alignedSharedBuffer(len)).subarray(0, len);
+    cmd.data.copy(aligned);
+    cmd.data = aligned;
+  }
+  return cmd;
 }

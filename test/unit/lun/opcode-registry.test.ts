@@ -24,13 +24,16 @@ import {
 import { OpcodeMap } from '../../../src/workers/lun/opcode-map.ts';
 import {
   ALUA_ADMITTED,
+  CDROM_COMMANDS,
   COMMANDS,
+  DISK_COMMANDS,
   NOT_READY_SERVED,
   PR_ACCESS,
   REGISTRY,
   SPC2_ACCESS,
   UA_HANDLING,
   lookupCommand,
+  type CommandSet,
 } from '../../../src/workers/lun/opcode-registry.ts';
 import type { OpcodeRow } from '../../../src/workers/lun/spc/handler.ts';
 import { executeCommand } from '../../../src/workers/lun/execute.ts';
@@ -107,8 +110,8 @@ function decide(d: Decision<number>, cdb: Buffer): number {
 }
 
 /** The row a CDB belongs to (undefined: no row, the unknown-opcode policy applies). */
-function rowOf(cdb: Buffer): OpcodeRow | undefined {
-  const rows = REGISTRY.filter((r) => r.opcode === cdb[0]);
+function rowOf(cdb: Buffer, registry: readonly OpcodeRow[] = REGISTRY): OpcodeRow | undefined {
+  const rows = registry.filter((r) => r.opcode === cdb[0]);
   const sa = cdb[1]! & 0x1f;
   return (
     rows.find((r) => r.serviceAction === undefined || r.serviceAction === sa) ??
@@ -116,125 +119,152 @@ function rowOf(cdb: Buffer): OpcodeRow | undefined {
   );
 }
 
-describe('opcode registry: rows', () => {
-  it('every row decides every policy flag, with a valid value', () => {
-    expect(REGISTRY.length).toBeGreaterThan(70);
-    for (const row of [...REGISTRY, { name: 'unknown opcode', policy: UNKNOWN_OPCODE_POLICY }]) {
-      const p: CommandPolicy = row.policy;
-      const where = `${row.name}: `;
-      expect(Object.keys(p).sort(), where).toEqual(POLICY_KEYS);
-      for (const v of valuesOf(p.pr)) expect(PR_VALUES, `${where}pr`).toContain(v);
-      for (const v of valuesOf(p.spc2)) expect(SPC2_VALUES, `${where}spc2`).toContain(v);
-      for (const d of [p.pr, p.spc2]) {
-        if (!isByCdb(d)) continue;
-        expect(Object.keys(d).sort(), where).toEqual(['otherwise', 'then', 'when']);
-        expect(d.then, `${where}a CDB test that changes nothing`).not.toBe(d.otherwise);
-        if ('opcode' in row) expect(d.when.byte, where).toBeLessThan(cdbLengthOf(row.opcode) - 1); // not CONTROL
-        expect(d.when.value & ~d.when.mask, where).toBe(0);
-      }
-      expect(UA_VALUES, `${where}unitAttention`).toContain(p.unitAttention);
-      for (const k of ['alua', 'notReady'] as const) {
-        expect(Object.keys(p[k]).sort(), `${where}${k}`).toEqual(ADMISSION_KEYS[k]);
-        for (const v of Object.values(p[k])) expect(typeof v, `${where}${k}`).toBe('boolean');
-      }
-      expect(typeof p.exclusive, `${where}exclusive`).toBe('boolean');
-    }
-  });
+/** Every device type's command set (device-type.ts): the disk's (SPC + SBC) and the CD-ROM's (SPC + MMC). */
+const SETS: readonly [string, CommandSet][] = [
+  ['disk', DISK_COMMANDS],
+  ['CD-ROM', CDROM_COMMANDS],
+];
 
-  it('is well formed: one row per opcode or service action, an "other" row where service actions are listed', () => {
-    const seen = new Set<string>();
-    for (const row of REGISTRY) {
-      expect(row.opcode).toBeGreaterThanOrEqual(0);
-      expect(row.opcode).toBeLessThanOrEqual(0xff);
-      expect(row.name.length).toBeGreaterThan(0);
-      const id = `${row.opcode}/${row.serviceAction ?? '-'}`;
-      expect(seen.has(id), `${row.name} listed twice`).toBe(false);
-      seen.add(id);
-    }
-    for (let op = 0; op < 256; op++) {
-      const rows = REGISTRY.filter((r) => r.opcode === op);
-      if (rows.length === 0) continue;
-      const plain = rows.filter((r) => r.serviceAction === undefined);
-      if (plain.length > 0) {
-        expect(rows, `opcode ${op}: with and without service action`).toHaveLength(1);
-      } else {
-        expect(
-          rows.filter((r) => r.serviceAction === 'other'),
-          `opcode ${op}`,
-        ).toHaveLength(1);
-        // Service actions live in CDB byte 1 bits 4..0 for every such opcode; not 7Fh.
-        expect(op).not.toBe(Opcode.VARIABLE_LENGTH);
-      }
-    }
-  });
-
-  it('executed rows: CDB usage data matches the opcode, service action and group length', () => {
-    expect(COMMANDS.length).toBe(REGISTRY.filter((r) => r.handler !== null).length);
-    for (const c of COMMANDS) {
-      expect(c.usage[0], c.name).toBe(c.opcode);
-      expect(c.usage.length, c.name).toBe(cdbLengthOf(c.opcode));
-      if (c.serviceAction !== undefined) expect(c.usage[1]! & 0x1f, c.name).toBe(c.serviceAction);
-      // The control byte's LINK bit is evaluated (and rejected) for every command.
-      expect(c.usage[c.usage.length - 1]! & 0x01, c.name).toBe(0x01);
-    }
-  });
-
-  it('REGISTRY is sorted by opcode then service action (the REPORT SUPPORTED OPERATION CODES order)', () => {
-    const key = (r: OpcodeRow): number =>
-      r.opcode * 0x200 +
-      (r.serviceAction === undefined ? 0 : r.serviceAction === 'other' ? 0x1ff : r.serviceAction + 1);
-    const keys = REGISTRY.map(key);
-    expect(keys).toEqual([...keys].sort((a, b) => a - b));
-  });
-});
-
-describe('opcode registry: the compiled tables agree with the rows', () => {
-  const maps: [string, OpcodeMap, (p: CommandPolicy) => Decision<number>][] = [
-    ['unitAttention', UA_HANDLING, (p) => p.unitAttention],
-    ['alua', ALUA_ADMITTED, (p) => aluaBits(p.alua)],
-    ['pr', PR_ACCESS, (p) => p.pr],
-    ['spc2', SPC2_ACCESS, (p) => p.spc2],
-    ['notReady', NOT_READY_SERVED, (p) => notReadyBits(p.notReady)],
-  ];
-
-  for (const [flag, map, select] of maps) {
-    it(`${flag}: every row, every service action, both sides of every CDB test`, () => {
-      let checked = 0;
-      for (const row of REGISTRY) {
-        for (const cdb of samplesOf(row)) {
-          expect(map.get(cdb), `${row.name} ${cdb.toString('hex', 0, 5)}`).toBe(
-            decide(select(row.policy), cdb),
-          );
-          checked++;
+for (const [setName, set] of SETS) {
+  const REGISTRY = set.rows;
+  const COMMANDS = set.commands;
+  const lookupCommand = (cdb: Buffer) => set.lookup(cdb);
+  const rowOfSet = (cdb: Buffer) => rowOf(cdb, set.rows);
+  describe(`opcode registry (${setName} set): rows`, () => {
+    it('every row decides every policy flag, with a valid value', () => {
+      expect(REGISTRY.length).toBeGreaterThan(setName === 'disk' ? 70 : 50);
+      for (const row of [...REGISTRY, { name: 'unknown opcode', policy: UNKNOWN_OPCODE_POLICY }]) {
+        const p: CommandPolicy = row.policy;
+        const where = `${row.name}: `;
+        expect(Object.keys(p).sort(), where).toEqual(POLICY_KEYS);
+        for (const v of valuesOf(p.pr)) expect(PR_VALUES, `${where}pr`).toContain(v);
+        for (const v of valuesOf(p.spc2)) expect(SPC2_VALUES, `${where}spc2`).toContain(v);
+        for (const d of [p.pr, p.spc2]) {
+          if (!isByCdb(d)) continue;
+          expect(Object.keys(d).sort(), where).toEqual(['otherwise', 'then', 'when']);
+          expect(d.then, `${where}a CDB test that changes nothing`).not.toBe(d.otherwise);
+          if ('opcode' in row) expect(d.when.byte, where).toBeLessThan(cdbLengthOf(row.opcode) - 1); // not CONTROL
+          expect(d.when.value & ~d.when.mask, where).toBe(0);
         }
+        expect(UA_VALUES, `${where}unitAttention`).toContain(p.unitAttention);
+        for (const k of ['alua', 'notReady'] as const) {
+          expect(Object.keys(p[k]).sort(), `${where}${k}`).toEqual(ADMISSION_KEYS[k]);
+          for (const v of Object.values(p[k])) expect(typeof v, `${where}${k}`).toBe('boolean');
+        }
+        expect(typeof p.exclusive, `${where}exclusive`).toBe('boolean');
       }
-      expect(checked).toBeGreaterThan(1000);
     });
 
-    it(`${flag}: opcodes without a row get the unknown-opcode policy`, () => {
+    it('is well formed: one row per opcode or service action, an "other" row where service actions are listed', () => {
+      const seen = new Set<string>();
+      for (const row of REGISTRY) {
+        expect(row.opcode).toBeGreaterThanOrEqual(0);
+        expect(row.opcode).toBeLessThanOrEqual(0xff);
+        expect(row.name.length).toBeGreaterThan(0);
+        const id = `${row.opcode}/${row.serviceAction ?? '-'}`;
+        expect(seen.has(id), `${row.name} listed twice`).toBe(false);
+        seen.add(id);
+      }
+      for (let op = 0; op < 256; op++) {
+        const rows = REGISTRY.filter((r) => r.opcode === op);
+        if (rows.length === 0) continue;
+        const plain = rows.filter((r) => r.serviceAction === undefined);
+        if (plain.length > 0) {
+          expect(rows, `opcode ${op}: with and without service action`).toHaveLength(1);
+        } else {
+          expect(
+            rows.filter((r) => r.serviceAction === 'other'),
+            `opcode ${op}`,
+          ).toHaveLength(1);
+          // Service actions live in CDB byte 1 bits 4..0 for every such opcode; not 7Fh.
+          expect(op).not.toBe(Opcode.VARIABLE_LENGTH);
+        }
+      }
+    });
+
+    it('executed rows: CDB usage data matches the opcode, service action and group length', () => {
+      expect(COMMANDS.length).toBe(REGISTRY.filter((r) => r.handler !== null).length);
+      for (const c of COMMANDS) {
+        expect(c.usage[0], c.name).toBe(c.opcode);
+        expect(c.usage.length, c.name).toBe(cdbLengthOf(c.opcode));
+        if (c.serviceAction !== undefined) expect(c.usage[1]! & 0x1f, c.name).toBe(c.serviceAction);
+        // The control byte's LINK bit is evaluated (and rejected) for every command.
+        expect(c.usage[c.usage.length - 1]! & 0x01, c.name).toBe(0x01);
+      }
+    });
+
+    it('REGISTRY is sorted by opcode then service action (the REPORT SUPPORTED OPERATION CODES order)', () => {
+      const key = (r: OpcodeRow): number =>
+        r.opcode * 0x200 +
+        (r.serviceAction === undefined ? 0 : r.serviceAction === 'other' ? 0x1ff : r.serviceAction + 1);
+      const keys = REGISTRY.map(key);
+      expect(keys).toEqual([...keys].sort((a, b) => a - b));
+    });
+  });
+
+  describe(`opcode registry (${setName} set): the compiled tables agree with the rows`, () => {
+    const maps: [string, OpcodeMap, (p: CommandPolicy) => Decision<number>][] = [
+      ['unitAttention', set.uaHandling, (p) => p.unitAttention],
+      ['alua', set.aluaAdmitted, (p) => aluaBits(p.alua)],
+      ['pr', set.prAccess, (p) => p.pr],
+      ['spc2', set.spc2Access, (p) => p.spc2],
+      ['notReady', set.notReadyServed, (p) => notReadyBits(p.notReady)],
+    ];
+
+    for (const [flag, map, select] of maps) {
+      it(`${flag}: every row, every service action, both sides of every CDB test`, () => {
+        let checked = 0;
+        for (const row of REGISTRY) {
+          for (const cdb of samplesOf(row)) {
+            expect(map.get(cdb), `${row.name} ${cdb.toString('hex', 0, 5)}`).toBe(
+              decide(select(row.policy), cdb),
+            );
+            checked++;
+          }
+        }
+        expect(checked).toBeGreaterThan(setName === 'disk' ? 1000 : 500);
+      });
+
+      it(`${flag}: opcodes without a row get the unknown-opcode policy`, () => {
+        const cdb = Buffer.alloc(16);
+        for (let op = 0; op < 256; op++) {
+          if (REGISTRY.some((r) => r.opcode === op)) continue;
+          for (let b1 = 0; b1 < 256; b1 += 7) {
+            cdb[0] = op;
+            cdb[1] = b1;
+            expect(map.get(cdb), `opcode ${op}`).toBe(select(UNKNOWN_OPCODE_POLICY));
+          }
+        }
+      });
+    }
+
+    it('dispatch finds exactly the executed rows', () => {
       const cdb = Buffer.alloc(16);
       for (let op = 0; op < 256; op++) {
-        if (REGISTRY.some((r) => r.opcode === op)) continue;
-        for (let b1 = 0; b1 < 256; b1 += 7) {
+        for (let b1 = 0; b1 < 256; b1++) {
           cdb[0] = op;
           cdb[1] = b1;
-          expect(map.get(cdb), `opcode ${op}`).toBe(select(UNKNOWN_OPCODE_POLICY));
+          const row = rowOfSet(cdb);
+          const expected = row !== undefined && row.handler !== null ? row : undefined;
+          expect(lookupCommand(cdb), `${op}/${b1}`).toBe(expected);
         }
       }
     });
-  }
+  });
+}
 
-  it('dispatch finds exactly the executed rows', () => {
-    const cdb = Buffer.alloc(16);
-    for (let op = 0; op < 256; op++) {
-      for (let b1 = 0; b1 < 256; b1++) {
-        cdb[0] = op;
-        cdb[1] = b1;
-        const row = rowOf(cdb);
-        const expected = row !== undefined && row.handler !== null ? row : undefined;
-        expect(lookupCommand(cdb), `${op}/${b1}`).toBe(expected);
-      }
-    }
+describe('opcode registry: the disk set is what the pipeline used before device types', () => {
+  it("REGISTRY, COMMANDS and the policy tables are the disk set's", () => {
+    expect(REGISTRY).toBe(DISK_COMMANDS.rows);
+    expect(COMMANDS).toBe(DISK_COMMANDS.commands);
+    expect([UA_HANDLING, ALUA_ADMITTED, PR_ACCESS, SPC2_ACCESS, NOT_READY_SERVED]).toEqual([
+      DISK_COMMANDS.uaHandling,
+      DISK_COMMANDS.aluaAdmitted,
+      DISK_COMMANDS.prAccess,
+      DISK_COMMANDS.spc2Access,
+      DISK_COMMANDS.notReadyServed,
+    ]);
+    expect(lookupCommand(Buffer.from([0x28]))).toBe(DISK_COMMANDS.lookup(Buffer.from([0x28])));
   });
 
   it('OpcodeMap.compile refuses a malformed registry', () => {

@@ -11,6 +11,9 @@ import type { BackingStore, IoCallback } from './store.ts';
 
 export class RamStore implements BackingStore {
   sizeBytes: number;
+  /** Memory copies need no alignment. */
+  readonly alignment = 1;
+  readonly bounced = 0;
   #mem: Buffer | null;
   #sab: SharedArrayBuffer;
   /** Called with the memory whenever it is (re)allocated (at open and after a grow). */

@@ -13,7 +13,8 @@ import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/s
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
-import { readAt, runExclusive, writeAt } from './bulk.ts';
+import { CHUNK_BYTES, readAt, runExclusive, writeAt } from './bulk.ts';
+import { withChunk } from '../backing/aligned-pool.ts';
 import { durable, rejectProtectField, rejectWriteProtected } from './common.ts';
 import { rejectLbaRange, rejectPartialBlock } from './read-write.ts';
 import { firstDifference } from './verify.ts';
@@ -67,9 +68,11 @@ export function compareAndWrite(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   }
   const fua = (cdb[1]! & FUA) !== 0;
   return runExclusive(lu, cmd, async () => {
-    const medium = Buffer.allocUnsafe(half);
-    await readAt(lu, medium, 0, half, lba);
-    const at = firstDifference(cmd.data, medium, half);
+    // At most 255 blocks (MAXIMUM COMPARE AND WRITE LENGTH): one aligned chunk holds them.
+    const at = await withChunk(async (medium) => {
+      await readAt(lu, medium, 0, half, lba);
+      return firstDifference(cmd.data, medium, half);
+    });
     if (at >= 0) {
       setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, at);
       return;
@@ -100,13 +103,21 @@ export function orWrite(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
   if (n === 0 || rejectPartialBlock(lu, cmd, n)) return Completion.DONE;
   const fua = (cdb[1]! & FUA) !== 0;
+  const bs = lu.blockSize;
   return runExclusive(lu, cmd, async () => {
-    const merged = Buffer.allocUnsafe(n);
-    await readAt(lu, merged, 0, n, lba);
-    const src = cmd.data;
-    for (let i = 0; i < n; i++) merged[i] = merged[i]! | src[i]!;
-    await writeAt(lu, merged, 0, n, lba, durable(lu, fua));
-    lu.sbc.noteWritten(lba, Math.ceil(n / lu.blockSize));
+    // Merged a chunk at a time (the command runs alone on the LU, so the pieces cannot
+    // interleave with another write): read, OR in the data, write back.
+    await withChunk(async (merged) => {
+      const src = cmd.data;
+      for (let at = 0; at < n; at += CHUNK_BYTES) {
+        const len = Math.min(CHUNK_BYTES, n - at);
+        const whole = Math.ceil(len / bs) * bs; // a short Data-Out keeps the rest of its last block
+        await readAt(lu, merged, 0, whole, lba + at / bs);
+        for (let i = 0; i < len; i++) merged[i] = merged[i]! | src[at + i]!;
+        await writeAt(lu, merged, 0, whole, lba + at / bs, durable(lu, fua));
+      }
+    });
+    lu.sbc.noteWritten(lba, Math.ceil(n / bs));
   });
 }
 

@@ -2,8 +2,9 @@
  * Helpers for the SBC commands that are not on the hot path: several backing-store
  * steps per command (read-compare-write, pattern fills, deallocation, sanitize).
  *
- * These allocate freely (promises, closures, chunk buffers): they are rare, and READ /
- * WRITE never come through here.
+ * These allocate freely (promises, closures): they are rare, and READ / WRITE never come
+ * through here. Buffers that go to the backing store are chunks of the LUN worker's
+ * aligned arena (backing/aligned-pool.ts), so an O_DIRECT store takes them as they are.
  *
  * Long operations (WRITE SAME over a large range, UNMAP, SANITIZE) are cut into chunks of
  * at most CHUNK_BYTES and yield to the event loop (setImmediate) between chunks, so the
@@ -20,25 +21,34 @@ import type { SenseDetail } from '../../../shared/scsi/sense.ts';
 import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
+import { ALIGNED_CHUNK_BYTES, withChunk } from '../backing/aligned-pool.ts';
+import type { IoOperation } from '../backing/io-errors.ts';
+import { ioErrorSense } from '../backing/io-errors.ts';
 
-/** Largest single backing-store request of a bulk operation. */
-export const CHUNK_BYTES = 1 << 20;
+/** Largest single backing-store request of a bulk operation: one aligned chunk. */
+export const CHUNK_BYTES = ALIGNED_CHUNK_BYTES;
 
 /** A backing-store error, carrying the sense the command must report. */
 export class IoFailure extends Error {
   override readonly name = 'IoFailure';
   readonly reason: SenseDetail;
   constructor(reason: SenseDetail, cause: unknown) {
-    super(reason === SenseReason.WRITE_ERROR ? 'backing store write failed' : 'backing store read failed', { cause });
+    super(`backing store request failed (sense ${reason.key.toString(16)}/${reason.asc.toString(16)}/${reason.ascq.toString(16)})`, { cause });
     this.reason = reason;
   }
 }
 
+/** The IoFailure for a failed request, noted in the LU's I/O error log. */
+export function ioFailure(lu: LogicalUnit, op: IoOperation, err: NodeJS.ErrnoException, position: number): IoFailure {
+  const sense = ioErrorSense(op, err);
+  lu.ioErrors.note(op, err, position, sense);
+  return new IoFailure(sense, err);
+}
+
 export function readAt(lu: LogicalUnit, buf: Buffer, off: number, len: number, lba: number): Promise<void> {
+  const position = lba * lu.blockSize;
   return new Promise((resolve, reject) =>
-    lu.store.read(buf, off, len, lba * lu.blockSize, (err) =>
-      err === null ? resolve() : reject(new IoFailure(SenseReason.UNRECOVERED_READ_ERROR, err)),
-    ),
+    lu.store.read(buf, off, len, position, (err) => (err === null ? resolve() : reject(ioFailure(lu, 'read', err, position)))),
   );
 }
 
@@ -50,9 +60,20 @@ export function writeAt(
   lba: number,
   durable: boolean,
 ): Promise<void> {
+  const position = lba * lu.blockSize;
   return new Promise((resolve, reject) =>
-    lu.store.write(buf, off, len, lba * lu.blockSize, durable, (err) =>
-      err === null ? resolve() : reject(new IoFailure(SenseReason.WRITE_ERROR, err)),
+    lu.store.write(buf, off, len, position, durable, (err) =>
+      err === null ? resolve() : reject(ioFailure(lu, 'write', err, position)),
+    ),
+  );
+}
+
+/** Deallocate [lba, +blocks) through the store's discard (it must have one). */
+function discardAt(lu: LogicalUnit, lba: number, blocks: number): Promise<void> {
+  const position = lba * lu.blockSize;
+  return new Promise((resolve, reject) =>
+    lu.store.discard!(position, blocks * lu.blockSize, (err) =>
+      err === null ? resolve() : reject(ioFailure(lu, 'discard', err, position)),
     ),
   );
 }
@@ -83,18 +104,19 @@ export async function fillBlocks(
   if (blocks <= 0) return true;
   const bs = lu.blockSize;
   const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / bs)));
-  const chunk = Buffer.allocUnsafe(chunkBlocks * bs);
-  for (let i = 0; i < chunkBlocks; i++) pattern.copy(chunk, i * bs, 0, bs);
-  let done = 0;
-  while (done < blocks) {
-    const n = Math.min(chunkBlocks, blocks - done);
-    await writeAt(lu, chunk, 0, n * bs, lba + done, durable);
-    lu.sbc.noteWritten(lba + done, n);
-    done += n;
-    if (onChunk !== undefined && !onChunk(n) && done < blocks) return false;
-    if (done < blocks) await yieldTurn();
-  }
-  return true;
+  return withChunk(async (chunk) => {
+    for (let i = 0; i < chunkBlocks; i++) pattern.copy(chunk, i * bs, 0, bs);
+    let done = 0;
+    while (done < blocks) {
+      const n = Math.min(chunkBlocks, blocks - done);
+      await writeAt(lu, chunk, 0, n * bs, lba + done, durable);
+      lu.sbc.noteWritten(lba + done, n);
+      done += n;
+      if (onChunk !== undefined && !onChunk(n) && done < blocks) return false;
+      if (done < blocks) await yieldTurn();
+    }
+    return true;
+  });
 }
 
 let zeroBlock4k: Buffer | null = null;
@@ -107,12 +129,14 @@ export function zeroBlock(lu: LogicalUnit): Buffer {
 
 /**
  * Deallocate [lba, lba + blocks) of a thin LU: the blocks read as zeros afterwards
- * (LBPRZ = 1; zeros are written, see allocation.ts) and whole granules are marked
+ * (LBPRZ = 1). A store that can deallocate does (a block device: backing/block-discard.ts);
+ * otherwise zeros are written (see allocation.ts) and whole granules are marked
  * deallocated. On a fully provisioned LU the zeros are simply written.
  */
 export async function deallocate(lu: LogicalUnit, lba: number, blocks: number): Promise<void> {
   if (blocks <= 0) return;
-  await fillBlocks(lu, lba, blocks, zeroBlock(lu), !lu.writeCacheEnabled);
+  if (lu.store.discard !== undefined) await discardAt(lu, lba, blocks);
+  else await fillBlocks(lu, lba, blocks, zeroBlock(lu), !lu.writeCacheEnabled);
   lu.sbc.map?.markDeallocated(lba, blocks);
 }
 

@@ -205,8 +205,9 @@ export const SBC_COMMANDS: readonly OpcodeRow[] = [
     usage: sanitizeUsage(SanitizeAction.BLOCK_ERASE),
     handler: sanitize,
     policy: SANITIZE,
-    // Block erase means deallocation: only a thin-provisioned LU has it (sanitize.ts).
-    supported: (lu) => lu.sbc.thin,
+    // Block erase means deallocation: only a thin-provisioned LU with an allocation map
+    // has it (sanitize.ts; a thin block device has no map, sbc/state.ts).
+    supported: (lu) => lu.sbc.map !== null,
   },
   {
     opcode: Opcode.SANITIZE,
@@ -216,7 +217,7 @@ export const SBC_COMMANDS: readonly OpcodeRow[] = [
     handler: sanitize,
     policy: SANITIZE,
     // No ciphertext to re-key: "erase" deallocates, so it is offered where BLOCK ERASE is.
-    supported: (lu) => lu.sbc.thin,
+    supported: (lu) => lu.sbc.map !== null,
   },
   {
     opcode: Opcode.SANITIZE,

@@ -10,7 +10,6 @@
  * READ(6)/WRITE(6) (SBC-4 5.19, 5.44): byte 1 = reserved (7..5) | LBA (4..0).
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
-import { ScsiStatus } from '../../../shared/scsi/command.ts';
 import { cdbLba, cdbTransferLength } from '../../../shared/scsi/cdb.ts';
 import { Opcode } from '../../../shared/scsi/opcodes.ts';
 import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/sense.ts';
@@ -67,20 +66,6 @@ function rejectProtect(cmd: ScsiCommand): boolean {
   return true;
 }
 
-/** Continuation of a READ: MEDIUM ERROR, UNRECOVERED READ ERROR on an I/O error. */
-function readDone(cmd: ScsiCommand, err: NodeJS.ErrnoException | null): void {
-  if (err !== null) setCheckCondition(cmd, SenseReason.UNRECOVERED_READ_ERROR);
-  else cmd.status = ScsiStatus.GOOD;
-  cmd.finish();
-}
-
-/** Continuation of a WRITE: MEDIUM ERROR, WRITE ERROR on an I/O error. */
-function writeDone(cmd: ScsiCommand, err: NodeJS.ErrnoException | null): void {
-  if (err !== null) setCheckCondition(cmd, SenseReason.WRITE_ERROR);
-  else cmd.status = ScsiStatus.GOOD;
-  cmd.finish();
-}
-
 /**
  * READ(6/10/12/16). Reads min(transfer length x block size, cmd.data.length) bytes into
  * cmd.data and reports dataInLength = transfer length x block size: when the iSCSI
@@ -98,7 +83,7 @@ export function read(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   cmd.dataInLength = total;
   const n = total < cmd.data.length ? total : cmd.data.length;
   if (n === 0) return Completion.DONE; // SBC-4 5.16: transfer length 0 is not an error
-  cmd.onIo = readDone;
+  cmd.onIo = lu.io.read; // io-completion.ts: GOOD, or the sense of the I/O error
   lu.store.read(cmd.data, 0, n, lba * lu.blockSize, cmd.ioTrampoline);
   return Completion.PENDING;
 }
@@ -132,7 +117,7 @@ export function write(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   const fua = cmd.cdb[0] !== Opcode.WRITE_6 && (cmd.cdb[1]! & FUA) !== 0;
   // Thin LUs: the written blocks become mapped (one null check otherwise; allocation free).
   lu.sbc.noteWritten(lba, blocks);
-  cmd.onIo = writeDone;
+  cmd.onIo = lu.io.write;
   lu.store.write(cmd.data, 0, n, lba * lu.blockSize, fua || !lu.writeCacheEnabled, cmd.ioTrampoline);
   return Completion.PENDING;
 }

@@ -15,7 +15,7 @@
  *     resume it afterwards, and an I_T nexus loss not even suspend it, which for an
  *     operation that keeps no per-command state is the same as carrying on
  *     (task-management.ts calls releaseWaiter);
- *   - a power on resumes it (SBC-4 4.11.2): for a file-backed LU a record under
+ *   - a power on resumes it (SBC-4 4.11.2): for a LU on a file or block device a record under
  *     `<stateDir>/sanitize/<device>.json` says that a sanitize is running or has failed,
  *     and an LU that opens with a running record starts the operation again from LBA 0
  *     (every method is idempotent), so a restart never leaves half-sanitized data
@@ -185,15 +185,15 @@ export class SanitizeOperation {
 }
 
 /**
- * Where the sanitize record of a LU lives: file-backed LUs with a state directory only
- * (see the file comment).
+ * Where the sanitize record of a LU lives: LUs on persistent storage (files and block
+ * devices) with a state directory only (see the file comment).
  */
 export function sanitizeRecordPath(
   lu: LogicalUnit,
   stateDir: string | undefined,
-  fileBacked: boolean,
+  persistent: boolean,
 ): string | null {
-  if (stateDir === undefined || !fileBacked) return null;
+  if (stateDir === undefined || !persistent) return null;
   return path.join(stateDir, 'sanitize', `${lu.name}.json`);
 }
 

@@ -72,7 +72,7 @@ export function startStopUnit(lu: LogicalUnit, cmd: ScsiCommand): Completion {
       setCheckCondition(cmd, SenseReason.MEDIUM_REMOVAL_PREVENTED);
       return Completion.DONE;
     }
-    sbc.setMediumPresent((cdb[4]! & START) !== 0);
+    sbc.loadEject((cdb[4]! & START) !== 0, cmd.nexus);
   }
   cmd.status = ScsiStatus.GOOD;
   return Completion.DONE;

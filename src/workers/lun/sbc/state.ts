@@ -53,7 +53,10 @@ type Executor = (lu: LogicalUnit, cmd: ScsiCommand) => void;
 
 export class SbcState {
   readonly lu: LogicalUnit;
-  /** Thin provisioned (LBPME = 1, LBPRZ = 1, UNMAP and WRITE SAME UNMAP supported). */
+  /**
+   * Thin provisioned (LBPME = 1, LBPRZ = 1, UNMAP and WRITE SAME UNMAP supported). A block
+   * device is thin when it can deallocate (the store has `discard`) unless `thin: false`.
+   */
   readonly thin: boolean;
   /** Removable medium (RMB = 1). */
   readonly removable: boolean;
@@ -73,13 +76,30 @@ export class SbcState {
   /** MAXIMUM ATOMIC TRANSFER LENGTH: <= MAXIMUM TRANSFER LENGTH; WRITE ATOMIC(16) has 16 bits. */
   readonly maxAtomicBlocks: number;
 
-  /** Allocation map of a thin LU (null: fully provisioned). Set by open(). */
+  /**
+   * Allocation map of a thin LU (null: fully provisioned, or a thin block device, whose
+   * deallocations the device itself tracks: GET LBA STATUS then reports every LBA mapped,
+   * always a correct answer, and several cluster nodes never disagree). Set by open().
+   */
   map: AllocationMap | null = null;
   /** Path of the persisted allocation map (file-backed thin LUs). */
   #mapPath: string | null = null;
 
   /** Medium present (always true for a non-removable LU). */
   mediumPresent = true;
+  /**
+   * What medium-access commands report while there is no medium: MEDIUM NOT PRESENT
+   * (3A/00), or for a CD-ROM drive the tray state (3A/01 tray closed, 3A/02 tray open,
+   * MMC-6 4.1.6) or LOGICAL UNIT IS IN PROCESS OF BECOMING READY (04/01) while an image
+   * is being changed (mmc/medium.ts).
+   */
+  noMediumReason: SenseDetail = SenseReason.MEDIUM_NOT_PRESENT;
+  /**
+   * START STOP UNIT with LOEJ (start-stop-unit.ts): load (true) or eject (false), asked
+   * for by the I_T nexus `issuer`. A CD-ROM drive installs its own (mmc/medium.ts: tray,
+   * events, NOT READY TO READY CHANGE); otherwise the medium simply comes and goes.
+   */
+  loadEject: (load: boolean, issuer: number) => void = (load) => this.setMediumPresent(load);
   /** I_T nexuses that hold a PREVENT (SBC-4 5.13: the prevent state is per I_T nexus). */
   readonly preventing = new Set<number>();
   sanitize: SanitizeState = SanitizeState.IDLE;
@@ -104,9 +124,15 @@ export class SbcState {
 
   constructor(dev: DeviceConfig, lu: LogicalUnit) {
     this.lu = lu;
-    this.thin = dev.thin === true;
-    this.removable = dev.removable === true;
-    const physical = dev.physicalBlockSize ?? dev.blockSize;
+    this.thin = dev.thin ?? (dev.backing.type === 'block' && lu.store.discard !== undefined);
+    // A CD-ROM's disc is always removable (MMC-6 4.1: RMB = 1).
+    this.removable = dev.removable === true || dev.backing.type === 'cdrom';
+    // A block device's own physical block size unless one is configured (READ CAPACITY(16)
+    // can express 2^0 to 2^15 logical blocks per physical block).
+    const physical = Math.min(
+      dev.physicalBlockSize ?? Math.max(lu.store.device?.physicalBlockSize ?? dev.blockSize, dev.blockSize),
+      dev.blockSize * 2 ** 15,
+    );
     this.blocksPerPhysical = Math.max(1, Math.floor(physical / dev.blockSize));
     this.physicalExponent = Math.log2(this.blocksPerPhysical);
     this.maxWriteSameBlocks = Math.floor(MAX_BULK_BYTES / dev.blockSize);
@@ -125,7 +151,7 @@ export class SbcState {
    * that had failed leaves the LU in the failed state (SBC-4 4.11.2, 4.11.3).
    */
   async open(backing: BackingConfig, stateDir?: string): Promise<void> {
-    this.#sanitizeFile = sanitizeRecordPath(this.lu, stateDir, backing.type === 'file');
+    this.#sanitizeFile = sanitizeRecordPath(this.lu, stateDir, backing.type === 'file' || backing.type === 'block');
     if (this.#sanitizeFile !== null) {
       const rec = await readSanitizeRecord(this.#sanitizeFile, this.lu);
       if (rec !== null) {
@@ -145,6 +171,9 @@ export class SbcState {
     if (backing.type === 'file') {
       this.#mapPath = `${backing.path}.map`;
       this.map = await AllocationMap.load(this.#mapPath, this.lu.blockCount, granule);
+    } else if (backing.type === 'block') {
+      // No map (see `map`): the device deallocates (backing/block-discard.ts).
+      this.map = null;
     } else {
       // A fresh RAM disk is all zeros: every block starts deallocated.
       this.map = new AllocationMap(this.lu.blockCount, granule, false);
@@ -157,7 +186,7 @@ export class SbcState {
    * longer than the old size may hold data there (mapped is always a safe answer).
    */
   grow(backing: BackingConfig): void {
-    this.map?.grow(this.lu.blockCount, backing.type === 'file');
+    this.map?.grow(this.lu.blockCount, backing.type === 'file' || backing.type === 'block');
   }
 
   /**
@@ -280,8 +309,10 @@ export class SbcState {
     return true;
   }
 
-  setMediumPresent(present: boolean): void {
+  /** The medium comes or goes; `reason`: what is reported while it is absent. */
+  setMediumPresent(present: boolean, reason: SenseDetail = SenseReason.MEDIUM_NOT_PRESENT): void {
     this.mediumPresent = present;
+    this.noMediumReason = reason;
     this.#update();
   }
 
@@ -293,7 +324,7 @@ export class SbcState {
   #update(): void {
     if (this.sanitize === SanitizeState.IN_PROGRESS) this.notReady = SenseReason.LUN_NOT_READY_SANITIZE_IN_PROGRESS;
     else if (this.sanitize === SanitizeState.FAILED) this.notReady = SenseReason.SANITIZE_COMMAND_FAILED;
-    else if (!this.mediumPresent) this.notReady = SenseReason.MEDIUM_NOT_PRESENT;
+    else if (!this.mediumPresent) this.notReady = this.noMediumReason;
     else this.notReady = null;
   }
 

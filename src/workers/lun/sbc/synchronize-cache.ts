@@ -5,19 +5,11 @@
  * (SBC-4 5.26: "may synchronize additional logical blocks"), and fdatasync has no range.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
-import { ScsiStatus } from '../../../shared/scsi/command.ts';
 import { cdbLba, cdbTransferLength } from '../../../shared/scsi/cdb.ts';
-import { SenseReason, setCheckCondition } from '../../../shared/scsi/sense.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits } from '../spc/unit-status.ts';
 import { rejectLbaRange } from './read-write.ts';
-
-function flushDone(cmd: ScsiCommand, err: NodeJS.ErrnoException | null): void {
-  if (err !== null) setCheckCondition(cmd, SenseReason.WRITE_ERROR);
-  else cmd.status = ScsiStatus.GOOD;
-  cmd.finish();
-}
 
 /**
  * CDB (SBC-4 5.26 table 96 / 5.27 table 97):
@@ -31,7 +23,7 @@ export function synchronizeCache(lu: LogicalUnit, cmd: ScsiCommand): Completion 
   const lba = cdbLba(cmd.cdb);
   const blocks = cdbTransferLength(cmd.cdb);
   if (rejectLbaRange(lu, cmd, lba, blocks)) return Completion.DONE;
-  cmd.onIo = flushDone;
+  cmd.onIo = lu.io.flush;
   lu.store.flush(cmd.ioTrampoline);
   return Completion.PENDING;
 }

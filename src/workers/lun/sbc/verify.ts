@@ -10,7 +10,8 @@
  * the INFORMATION field set to the offset of the first differing byte (from the start of
  * the Data-Out buffer for 01b, from the start of the range for 11b).
  *
- * Not a hot path: these allocate buffers for the medium's data and closures.
+ * Not a hot path: closures and promises are fine. The medium is read in chunks of the
+ * aligned arena (backing/aligned-pool.ts), so direct-I/O stores read into them as they are.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { cdbLba, cdbLengthOf, cdbTransferLength } from '../../../shared/scsi/cdb.ts';
@@ -19,6 +20,7 @@ import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits } from '../spc/unit-status.ts';
 import { CHUNK_BYTES, readAt, runAsync, writeAt, yieldTurn } from './bulk.ts';
+import { withChunk } from '../backing/aligned-pool.ts';
 import { rejectProtectField, rejectWriteProtected } from './common.ts';
 import { rejectLbaRange, rejectPartialBlock } from './read-write.ts';
 
@@ -67,23 +69,42 @@ export function verify(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   const n = Math.min(total, cmd.dataOutLength, cmd.data.length);
   if (n === 0) return Completion.DONE;
   return runAsync(lu, cmd, async () => {
-    const medium = Buffer.allocUnsafe(n);
-    await readAt(lu, medium, 0, n, lba);
-    const offset = firstDifference(cmd.data, medium, n);
+    const offset = await compareWithMedium(lu, cmd.data, n, lba);
     if (offset >= 0) setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, offset);
+  });
+}
+
+/**
+ * Compare data[0, n) with the medium from `lba` on, a chunk at a time: the offset of
+ * the first differing byte, or -1. `n` need not be whole blocks (a short Data-Out).
+ */
+export function compareWithMedium(lu: LogicalUnit, data: Buffer, n: number, lba: number): Promise<number> {
+  const bs = lu.blockSize;
+  return withChunk(async (chunk) => {
+    const step = Math.floor(chunk.length / bs) * bs;
+    for (let at = 0; at < n; at += step) {
+      const len = Math.min(step, n - at);
+      // Whole blocks from the medium (a partial last block is compared as far as it goes).
+      await readAt(lu, chunk, 0, Math.ceil(len / bs) * bs, lba + at / bs);
+      const d = firstDifference(data.subarray(at, at + len), chunk, len);
+      if (d >= 0) return at + d;
+      if (at + step < n) await yieldTurn();
+    }
+    return -1;
   });
 }
 
 /** Read [lba, +blocks) in chunks: a read error fails the command (BYTCHK 00b). */
 async function scanMedium(lu: LogicalUnit, lba: number, blocks: number): Promise<void> {
   const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / lu.blockSize)));
-  const buf = Buffer.allocUnsafe(chunkBlocks * lu.blockSize);
-  for (let done = 0; done < blocks; ) {
-    const n = Math.min(chunkBlocks, blocks - done);
-    await readAt(lu, buf, 0, n * lu.blockSize, lba + done);
-    done += n;
-    if (done < blocks) await yieldTurn();
-  }
+  await withChunk(async (buf) => {
+    for (let done = 0; done < blocks; ) {
+      const n = Math.min(chunkBlocks, blocks - done);
+      await readAt(lu, buf, 0, n * lu.blockSize, lba + done);
+      done += n;
+      if (done < blocks) await yieldTurn();
+    }
+  });
 }
 
 /** BYTCHK 11b: cmd.data[0, blockSize) against every block of [lba, +blocks). */
@@ -91,20 +112,21 @@ async function compareEveryBlock(lu: LogicalUnit, cmd: ScsiCommand, lba: number,
   const bs = lu.blockSize;
   const pattern = cmd.data.subarray(0, bs);
   const chunkBlocks = Math.max(1, Math.min(blocks, Math.floor(CHUNK_BYTES / bs)));
-  const buf = Buffer.allocUnsafe(chunkBlocks * bs);
-  for (let done = 0; done < blocks; ) {
-    const n = Math.min(chunkBlocks, blocks - done);
-    await readAt(lu, buf, 0, n * bs, lba + done);
-    for (let b = 0; b < n; b++) {
-      const at = firstDifference(pattern, buf.subarray(b * bs, (b + 1) * bs), bs);
-      if (at >= 0) {
-        setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, (done + b) * bs + at);
-        return;
+  await withChunk(async (buf) => {
+    for (let done = 0; done < blocks; ) {
+      const n = Math.min(chunkBlocks, blocks - done);
+      await readAt(lu, buf, 0, n * bs, lba + done);
+      for (let b = 0; b < n; b++) {
+        const at = firstDifference(pattern, buf.subarray(b * bs, (b + 1) * bs), bs);
+        if (at >= 0) {
+          setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, (done + b) * bs + at);
+          return;
+        }
       }
+      done += n;
+      if (done < blocks) await yieldTurn();
     }
-    done += n;
-    if (done < blocks) await yieldTurn();
-  }
+  });
 }
 
 /**
@@ -137,12 +159,11 @@ export function writeAndVerify(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   return runAsync(lu, cmd, async () => {
     await writeAt(lu, cmd.data, 0, n, lba, true);
     lu.sbc.noteWritten(lba, Math.ceil(n / lu.blockSize));
-    const medium = Buffer.allocUnsafe(n);
-    await readAt(lu, medium, 0, n, lba);
-    if (bytchk === 0b01) {
-      const offset = firstDifference(cmd.data, medium, n);
-      if (offset >= 0) setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, offset);
-    }
+    // BYTCHK 00b: the read back is the verification (a read error fails the command);
+    // 01b: and it must match what was sent.
+    const offset = await compareWithMedium(lu, cmd.data, n, lba);
+    if (bytchk === 0b01 && offset >= 0)
+      setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, offset);
   });
 }
 

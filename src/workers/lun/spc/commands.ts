@@ -1,5 +1,6 @@
 /**
- * The SPC-4 commands every device type shares, as rows of the opcode registry (see
+ * The SPC-4 commands every device type shares (SPC_COMMANDS; the copy manager's are
+ * COPY_MANAGER_COMMANDS, disks only), as rows of the opcode registry (see
  * ../opcode-registry.ts: dispatch, REPORT SUPPORTED OPERATION CODES and every
  * per-command decision of the pipeline are built from these rows). `usage` is the CDB
  * USAGE DATA of SPC-4 6.35.3; `policy` is explained in ../command-policy.ts, which also
@@ -322,46 +323,6 @@ export const SPC_COMMANDS: readonly OpcodeRow[] = [
     handler: reserveRelease,
     policy: SPC2_COMMAND,
   },
-  {
-    opcode: Opcode.EXTENDED_COPY,
-    serviceAction: ExtendedCopyAction.EXTENDED_COPY_LID1,
-    name: 'EXTENDED COPY(LID1)',
-    usage: [0x83, ExtendedCopyAction.EXTENDED_COPY_LID1, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL],
-    handler: extendedCopy,
-    policy: copyPolicy(PrAccess.WRITE),
-  },
-  // LID4, POPULATE TOKEN, WRITE USING TOKEN, COPY OPERATION ABORT...
-  known(Opcode.EXTENDED_COPY, 'other', 'EXTENDED COPY / other service actions', copyPolicy(PrAccess.WRITE)),
-  {
-    opcode: Opcode.RECEIVE_COPY_RESULTS,
-    serviceAction: CopyResults.COPY_STATUS,
-    name: 'RECEIVE COPY RESULTS / COPY STATUS',
-    usage: rcrUsage(CopyResults.COPY_STATUS, FF),
-    handler: copyStatus,
-    policy: copyPolicy(PrAccess.READ),
-  },
-  {
-    opcode: Opcode.RECEIVE_COPY_RESULTS,
-    serviceAction: CopyResults.OPERATING_PARAMETERS,
-    name: 'RECEIVE COPY RESULTS / OPERATING PARAMETERS',
-    usage: rcrUsage(CopyResults.OPERATING_PARAMETERS, 0),
-    handler: operatingParameters,
-    policy: copyPolicy(PrAccess.READ),
-  },
-  {
-    opcode: Opcode.RECEIVE_COPY_RESULTS,
-    serviceAction: CopyResults.FAILED_SEGMENT_DETAILS,
-    name: 'RECEIVE COPY RESULTS / FAILED SEGMENT DETAILS',
-    usage: rcrUsage(CopyResults.FAILED_SEGMENT_DETAILS, FF),
-    handler: failedSegmentDetails,
-    policy: copyPolicy(PrAccess.READ),
-  },
-  known(
-    Opcode.RECEIVE_COPY_RESULTS,
-    'other',
-    'RECEIVE COPY RESULTS / other service actions',
-    copyPolicy(PrAccess.READ),
-  ),
   // READ ATTRIBUTE (SPC-4 6.17) is not implemented.
   known(Opcode.READ_ATTRIBUTE, undefined, 'READ ATTRIBUTE', {
     pr: PrAccess.READ, // ALLOW COMMANDS 011b
@@ -475,4 +436,51 @@ export const SPC_COMMANDS: readonly OpcodeRow[] = [
     notReady: MEDIUM_ACCESS,
     exclusive: false,
   }),
+];
+
+/**
+ * The copy manager (SPC-4 5.16.7, 6.4, 6.18): EXTENDED COPY and RECEIVE COPY RESULTS,
+ * block to block between disks (xcopy/). Disks only: a CD-ROM reports 3PC = 0.
+ */
+export const COPY_MANAGER_COMMANDS: readonly OpcodeRow[] = [
+  {
+    opcode: Opcode.EXTENDED_COPY,
+    serviceAction: ExtendedCopyAction.EXTENDED_COPY_LID1,
+    name: 'EXTENDED COPY(LID1)',
+    usage: [0x83, ExtendedCopyAction.EXTENDED_COPY_LID1, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, CTL],
+    handler: extendedCopy,
+    policy: copyPolicy(PrAccess.WRITE),
+  },
+  // LID4, POPULATE TOKEN, WRITE USING TOKEN, COPY OPERATION ABORT...
+  known(Opcode.EXTENDED_COPY, 'other', 'EXTENDED COPY / other service actions', copyPolicy(PrAccess.WRITE)),
+  {
+    opcode: Opcode.RECEIVE_COPY_RESULTS,
+    serviceAction: CopyResults.COPY_STATUS,
+    name: 'RECEIVE COPY RESULTS / COPY STATUS',
+    usage: rcrUsage(CopyResults.COPY_STATUS, FF),
+    handler: copyStatus,
+    policy: copyPolicy(PrAccess.READ),
+  },
+  {
+    opcode: Opcode.RECEIVE_COPY_RESULTS,
+    serviceAction: CopyResults.OPERATING_PARAMETERS,
+    name: 'RECEIVE COPY RESULTS / OPERATING PARAMETERS',
+    usage: rcrUsage(CopyResults.OPERATING_PARAMETERS, 0),
+    handler: operatingParameters,
+    policy: copyPolicy(PrAccess.READ),
+  },
+  {
+    opcode: Opcode.RECEIVE_COPY_RESULTS,
+    serviceAction: CopyResults.FAILED_SEGMENT_DETAILS,
+    name: 'RECEIVE COPY RESULTS / FAILED SEGMENT DETAILS',
+    usage: rcrUsage(CopyResults.FAILED_SEGMENT_DETAILS, FF),
+    handler: failedSegmentDetails,
+    policy: copyPolicy(PrAccess.READ),
+  },
+  known(
+    Opcode.RECEIVE_COPY_RESULTS,
+    'other',
+    'RECEIVE COPY RESULTS / other service actions',
+    copyPolicy(PrAccess.READ),
+  ),
 ];

@@ -1,8 +1,11 @@
 /**
- * INQUIRY (SPC-4 6.6): standard data and the vital product data pages of a disk.
+ * INQUIRY (SPC-4 6.6): standard data and the vital product data pages of a disk or a
+ * CD-ROM drive (the PERIPHERAL DEVICE TYPE is the LU's, device-type.ts).
  *
  * VPD pages live in one table, sorted by page code; the Supported VPD Pages page
  * (SPC-4 7.8.13) is generated from it, so the list cannot drift from what is served.
+ * The block device pages (B0h-B2h) and the third-party copy page (8Fh) are a disk's
+ * only.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { allocationLengthInquiry, respondData } from '../../../shared/scsi/cdb.ts';
@@ -11,17 +14,30 @@ import { SenseReason, cdbField, setCheckCondition } from '../../../shared/scsi/s
 import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from './handler.ts';
 import { buildThirdPartyCopyDescriptors } from '../xcopy/receive-copy-results.ts';
+import { DeviceType } from '../device-type.ts';
 
-/** PERIPHERAL QUALIFIER 000b (connected) | PERIPHERAL DEVICE TYPE 00h (direct access block). */
-const PERIPHERAL_DISK = 0x00;
-
-/** SPC-4 6.6.2 table 148/149: version descriptors claimed in standard INQUIRY data. */
+/** SPC-4 6.6.2 table 148/149: version descriptors claimed in standard INQUIRY data (disk). */
 export const VERSION_DESCRIPTORS: readonly number[] = [
   0x00a0, // SAM-5 (no version claimed)
   0x0960, // iSCSI (no version claimed)
   0x0460, // SPC-4 (no version claimed)
   0x04c0, // SBC-3 (no version claimed): the SBC-3 feature set incl. the 3Ch Block Limits page
 ];
+
+/** ...and of a CD-ROM drive. */
+export const CDROM_VERSION_DESCRIPTORS: readonly number[] = [
+  0x00a0, // SAM-5 (no version claimed)
+  0x0960, // iSCSI (no version claimed)
+  0x0460, // SPC-4 (no version claimed)
+  0x04e0, // MMC-6 (no version claimed)
+];
+
+/** Byte 0 of INQUIRY data: PERIPHERAL QUALIFIER 000b (connected) | PERIPHERAL DEVICE TYPE. */
+function peripheral(lu: LogicalUnit): number {
+  return lu.deviceType & 0x1f;
+}
+
+const isDisk = (lu: LogicalUnit): boolean => lu.deviceType === DeviceType.DISK;
 
 /** Standard INQUIRY data length: 96 bytes, room for 8 version descriptors. */
 export const STANDARD_INQUIRY_LENGTH = 96;
@@ -32,6 +48,8 @@ type VpdBuilder = (lu: LogicalUnit, buf: Buffer, cmd: ScsiCommand) => number;
 interface VpdEntry {
   readonly page: number;
   readonly build: VpdBuilder;
+  /** Whether `lu` has the page (absent: every LU). */
+  readonly present?: (lu: LogicalUnit) => boolean;
 }
 
 /**
@@ -60,7 +78,7 @@ export function inquiry(lu: LogicalUnit, cmd: ScsiCommand): Completion {
     respondData(cmd, buf, buildStandardInquiry(lu, buf), alloc);
     return Completion.DONE;
   }
-  const entry = VPD_PAGES.find((e) => e.page === pageCode);
+  const entry = VPD_PAGES.find((e) => e.page === pageCode && (e.present === undefined || e.present(lu)));
   if (entry === undefined) {
     setCheckCondition(cmd, SenseReason.INVALID_FIELD_IN_CDB, cdbField(2, 7));
     return Completion.DONE;
@@ -72,14 +90,16 @@ export function inquiry(lu: LogicalUnit, cmd: ScsiCommand): Completion {
 /** Standard INQUIRY data (SPC-4 6.6.2 table 144) into buf; returns its length (96). */
 export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   buf.fill(0, 0, STANDARD_INQUIRY_LENGTH);
-  buf[0] = PERIPHERAL_DISK; // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
-  buf[1] = lu.sbc.removable ? 0x80 : 0x00; // RMB: removable medium (device config) | LU_CONG 0
+  const disk = isDisk(lu);
+  buf[0] = peripheral(lu); // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE (00h disk, 05h CD/DVD)
+  // RMB: removable medium (device config; always for a CD-ROM) | LU_CONG 0
+  buf[1] = lu.sbc.removable ? 0x80 : 0x00;
   buf[2] = 0x06; // VERSION: SPC-4
   buf[3] = 0x32; // NORMACA 1 (NACA = 1 supported, task-set.ts) | HISUP 1 (hierarchical LUNs) | RESPONSE DATA FORMAT 2
   buf[4] = STANDARD_INQUIRY_LENGTH - 5; // ADDITIONAL LENGTH: bytes after byte 4
   // SCCS 0 | ACC 0 | TPGS 11b: implicit and explicit ALUA (SPC-4 5.16, alua/; SET TARGET
-  // PORT GROUPS) | 3PC 1 (EXTENDED COPY) | reserved | PROTECT 0
-  buf[5] = 0x30 | 0x08;
+  // PORT GROUPS) | 3PC (EXTENDED COPY: disks only) | reserved | PROTECT 0
+  buf[5] = 0x30 | (disk ? 0x08 : 0x00);
   // ENCSERV 0 | VS | MULTIP (bit 4): the LU is reachable through more than one target port
   buf[6] = targetPortCount(lu) > 1 ? 0x10 : 0x00;
   buf[7] = 0x02; // CMDQUE 1: full task management model (SAM-5 8.4)
@@ -88,7 +108,8 @@ export function buildStandardInquiry(lu: LogicalUnit, buf: Buffer): number {
   buf.write(lu.revision, 32, 4, 'latin1'); // 32-35: PRODUCT REVISION LEVEL
   // 36-55: vendor specific (zero); 56: CLOCKING/QAS/IUS (zero); 57: reserved.
   // 58-73: VERSION DESCRIPTOR 1..8.
-  for (let i = 0; i < VERSION_DESCRIPTORS.length; i++) buf.writeUInt16BE(VERSION_DESCRIPTORS[i]!, 58 + 2 * i);
+  const versions = disk ? VERSION_DESCRIPTORS : CDROM_VERSION_DESCRIPTORS;
+  for (let i = 0; i < versions.length; i++) buf.writeUInt16BE(versions[i]!, 58 + 2 * i);
   // 74-95: reserved.
   return STANDARD_INQUIRY_LENGTH;
 }
@@ -101,23 +122,24 @@ function targetPortCount(lu: LogicalUnit): number {
 }
 
 /** VPD page header (SPC-4 7.8.1 table 467) with a 16-bit PAGE LENGTH. */
-function vpdHeader(buf: Buffer, page: number, pageLength: number): void {
-  buf[0] = PERIPHERAL_DISK; // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
+function vpdHeader(lu: LogicalUnit, buf: Buffer, page: number, pageLength: number): void {
+  buf[0] = peripheral(lu); // PERIPHERAL QUALIFIER | PERIPHERAL DEVICE TYPE
   buf[1] = page; // PAGE CODE
   buf.writeUInt16BE(pageLength, 2); // PAGE LENGTH: bytes after byte 3
 }
 
 /** 00h Supported VPD Pages (SPC-4 7.8.13): generated from VPD_PAGES. */
-function buildSupportedPages(_lu: LogicalUnit, buf: Buffer): number {
-  vpdHeader(buf, VpdPage.SUPPORTED_VPD_PAGES, VPD_PAGES.length);
-  for (let i = 0; i < VPD_PAGES.length; i++) buf[4 + i] = VPD_PAGES[i]!.page; // ascending
-  return 4 + VPD_PAGES.length;
+function buildSupportedPages(lu: LogicalUnit, buf: Buffer): number {
+  let n = 0;
+  for (const e of VPD_PAGES) if (e.present === undefined || e.present(lu)) buf[4 + n++] = e.page; // ascending
+  vpdHeader(lu, buf, VpdPage.SUPPORTED_VPD_PAGES, n);
+  return 4 + n;
 }
 
 /** 80h Unit Serial Number (SPC-4 7.8.15). */
 function buildUnitSerial(lu: LogicalUnit, buf: Buffer): number {
   const n = buf.write(lu.serial, 4, 'latin1'); // 4..: PRODUCT SERIAL NUMBER (ASCII)
-  vpdHeader(buf, VpdPage.UNIT_SERIAL_NUMBER, n);
+  vpdHeader(lu, buf, VpdPage.UNIT_SERIAL_NUMBER, n);
   return 4 + n;
 }
 
@@ -165,7 +187,7 @@ function buildDeviceIdentification(lu: LogicalUnit, buf: Buffer, cmd: ScsiComman
     p = scsiNameDesignator(buf, p, Association.TARGET_DEVICE, nexus.targetName);
   }
 
-  vpdHeader(buf, VpdPage.DEVICE_IDENTIFICATION, p - 4);
+  vpdHeader(lu, buf, VpdPage.DEVICE_IDENTIFICATION, p - 4);
   return p;
 }
 
@@ -214,7 +236,7 @@ function scsiNameDesignator(buf: Buffer, p: number, association: number, name: s
 /** 8Fh Third-party Copy (SPC-4 7.8.17): the copy manager's commands and limits. */
 function buildThirdPartyCopy(lu: LogicalUnit, buf: Buffer): number {
   const n = buildThirdPartyCopyDescriptors(lu, buf);
-  vpdHeader(buf, VpdPage.THIRD_PARTY_COPY, n - 4);
+  vpdHeader(lu, buf, VpdPage.THIRD_PARTY_COPY, n - 4);
   return n;
 }
 
@@ -224,7 +246,7 @@ const BLOCK_LIMITS_PAGE_LENGTH = 0x3c;
 /** B0h Block Limits (SBC-4 6.6.4 table 261). */
 function buildBlockLimits(lu: LogicalUnit, buf: Buffer): number {
   buf.fill(0, 0, 4 + BLOCK_LIMITS_PAGE_LENGTH);
-  vpdHeader(buf, VpdPage.BLOCK_LIMITS, BLOCK_LIMITS_PAGE_LENGTH);
+  vpdHeader(lu, buf, VpdPage.BLOCK_LIMITS, BLOCK_LIMITS_PAGE_LENGTH);
   buf[4] = 0x00; // WSNZ 0
   const sbc = lu.sbc;
   buf[5] = sbc.maxCompareAndWriteBlocks; // MAXIMUM COMPARE AND WRITE LENGTH (sbc/atomic.ts)
@@ -239,8 +261,10 @@ function buildBlockLimits(lu: LogicalUnit, buf: Buffer): number {
     // (0 on fully provisioned LUs: LBPU = 0, sbc/provisioning.ts).
     buf.writeUInt32BE(sbc.maxUnmapBlocks, 20);
     buf.writeUInt32BE(sbc.maxUnmapDescriptors, 24);
-    // 28-31: OPTIMAL UNMAP GRANULARITY: the allocation map granule (sbc/allocation.ts).
-    buf.writeUInt32BE(sbc.map?.granule ?? sbc.blocksPerPhysical, 28);
+    // 28-31: OPTIMAL UNMAP GRANULARITY: the allocation map granule (sbc/allocation.ts),
+    // or a block device's discard granularity.
+    const discardGranule = Math.ceil((lu.store.device?.discardGranularity ?? 0) / lu.blockSize);
+    buf.writeUInt32BE(sbc.map?.granule ?? Math.max(discardGranule, sbc.blocksPerPhysical), 28);
     // 32-35: UGAVALID 0 | UNMAP GRANULARITY ALIGNMENT: not reported.
   }
   // 36-43: MAXIMUM WRITE SAME LENGTH (sbc/write-same.ts); < 2^32 blocks.
@@ -255,13 +279,17 @@ function buildBlockLimits(lu: LogicalUnit, buf: Buffer): number {
 /** B1h Block Device Characteristics (SBC-4 6.6.2 table 257). */
 function buildBlockDeviceCharacteristics(lu: LogicalUnit, buf: Buffer): number {
   buf.fill(0, 0, 64);
-  vpdHeader(buf, VpdPage.BLOCK_DEVICE_CHARACTERISTICS, 0x3c);
-  buf.writeUInt16BE(0x0001, 4); // 4-5: MEDIUM ROTATION RATE 0001h: non-rotating medium
+  vpdHeader(lu, buf, VpdPage.BLOCK_DEVICE_CHARACTERISTICS, 0x3c);
+  // 4-5: MEDIUM ROTATION RATE: 0001h non-rotating medium; a block device that reports a
+  // rotating medium (queue/rotational) gets 0000h, rate not reported (spindle cannot
+  // know the RPM), which initiators treat as rotational.
+  buf.writeUInt16BE(lu.store.device?.rotational === true ? 0x0000 : 0x0001, 4);
   buf[6] = 0x00; // PRODUCT TYPE: not indicated
   // 7: WABEREQ(7..6) | WACEREQ(5..4) | NOMINAL FORM FACTOR(3..0) not reported.
   // 01b: a read after SANITIZE BLOCK ERASE / CRYPTOGRAPHIC ERASE succeeds and returns
-  // the erased data (zeros); both exist on thin LUs only (sbc/sanitize.ts), 00b otherwise.
-  buf[7] = lu.sbc.thin ? 0x50 : 0x00;
+  // the erased data (zeros); both exist on thin LUs with an allocation map only
+  // (sbc/commands.ts), 00b otherwise.
+  buf[7] = lu.sbc.map !== null ? 0x50 : 0x00;
   buf[8] = 0x00; // ZONED 00b | BOCS 0 | FUAB 0 | VBULS 0
   // 9-63: reserved.
   return 64;
@@ -273,7 +301,7 @@ function buildBlockDeviceCharacteristics(lu: LogicalUnit, buf: Buffer): number {
  * fully provisioned LU supports none of them (sbc/provisioning.ts, sbc/write-same.ts).
  */
 function buildLogicalBlockProvisioning(lu: LogicalUnit, buf: Buffer): number {
-  vpdHeader(buf, VpdPage.LOGICAL_BLOCK_PROVISIONING, 4);
+  vpdHeader(lu, buf, VpdPage.LOGICAL_BLOCK_PROVISIONING, 4);
   const thin = lu.sbc.thin;
   buf[4] = 0x00; // THRESHOLD EXPONENT: no thresholds
   // 5: LBPU(7) | LBPWS(6) | LBPWS10(5) | LBPRZ(4..2) = 001b | ANC_SUP(1) 0 | DP(0) 0
@@ -289,8 +317,8 @@ export const VPD_PAGES: readonly VpdEntry[] = [
   { page: VpdPage.SUPPORTED_VPD_PAGES, build: buildSupportedPages },
   { page: VpdPage.UNIT_SERIAL_NUMBER, build: buildUnitSerial },
   { page: VpdPage.DEVICE_IDENTIFICATION, build: buildDeviceIdentification },
-  { page: VpdPage.THIRD_PARTY_COPY, build: buildThirdPartyCopy },
-  { page: VpdPage.BLOCK_LIMITS, build: buildBlockLimits },
-  { page: VpdPage.BLOCK_DEVICE_CHARACTERISTICS, build: buildBlockDeviceCharacteristics },
-  { page: VpdPage.LOGICAL_BLOCK_PROVISIONING, build: buildLogicalBlockProvisioning },
+  { page: VpdPage.THIRD_PARTY_COPY, build: buildThirdPartyCopy, present: isDisk },
+  { page: VpdPage.BLOCK_LIMITS, build: buildBlockLimits, present: isDisk },
+  { page: VpdPage.BLOCK_DEVICE_CHARACTERISTICS, build: buildBlockDeviceCharacteristics, present: isDisk },
+  { page: VpdPage.LOGICAL_BLOCK_PROVISIONING, build: buildLogicalBlockProvisioning, present: isDisk },
 ];

@@ -33,6 +33,11 @@
  *                                    failure prediction, so no exception ever fires.
  *                                    TEST is not changeable (no test exceptions).
  *   1Ch/02h Logical Block Provisioning  (thin LUs only) nothing: no thresholds.
+ *   2Ah   MM Capabilities and        (CD-ROM drives only) nothing: what the drive can do
+ *         Mechanical Status          and its tray lock state, reported, never set.
+ *
+ * Which LU has which page: the Caching and Logical Block Provisioning pages belong to
+ * disks (SBC-4), the capabilities page to CD-ROM drives (MMC); the rest are SPC-4's.
  *
  * Saved values (SPC-4 7.5.1) are persisted, one JSON file per device in
  * <stateDir>/mode-pages/<device>.json, and become the current values when the LU
@@ -42,6 +47,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { LogicalUnit } from '../logical-unit.ts';
+import { DeviceType } from '../device-type.ts';
 
 /** Mode page codes this file serves (SPC-4 7.5.2 table 451, SBC-4 6.5.1 table 235). */
 export const ModePageCode = {
@@ -51,6 +57,7 @@ export const ModePageCode = {
   CONTROL: 0x0a,
   POWER_CONDITION: 0x1a,
   INFORMATIONAL_EXCEPTIONS: 0x1c,
+  MM_CAPABILITIES: 0x2a,
   ALL_PAGES: 0x3f,
 } as const;
 
@@ -87,6 +94,11 @@ export interface ModePageDef {
   readonly validate?: (page: Buffer) => PageFieldError | undefined;
   /** Make a new current image take effect. */
   readonly apply?: (lu: LogicalUnit, page: Buffer) => void;
+  /**
+   * Bring the fields that report live state up to date in the current image before MODE
+   * SENSE returns it (the CD capabilities page's LOCK STATE).
+   */
+  readonly refresh?: (lu: LogicalUnit, page: Buffer) => void;
 }
 
 /** page_0 header (SPC-4 7.5.7 table 453): PS 0 | SPF 0 | PAGE CODE, PAGE LENGTH. */
@@ -106,8 +118,17 @@ function headerSub(page: Buffer, code: number, subpage: number, length: number):
 
 /** Whether the LU is thin provisioned (the SBC state owns provisioning; absent: no). */
 export function isThin(lu: LogicalUnit): boolean {
-  return lu.sbc.thin;
+  return lu.deviceType === DeviceType.DISK && lu.sbc.thin;
 }
+
+const isDisk = (lu: LogicalUnit): boolean => lu.deviceType === DeviceType.DISK;
+const isCdrom = (lu: LogicalUnit): boolean => lu.deviceType === DeviceType.CDROM;
+
+/** CD-ROM reading speed reported in the capabilities page: 40x (40 x 176.4 kB/s). */
+const CD_SPEED_KBPS = 7056;
+
+/** 2Ah byte 6: LOADING MECHANISM TYPE 001b (tray) | EJECT(3) | LOCK(0); LOCK STATE(1) is live. */
+const MECHANISM_TRAY_EJECT_LOCK = 0x20 | 0x08 | 0x01;
 
 /**
  * Every mode page, ascending by page code then subpage: the order MODE SENSE with
@@ -140,6 +161,7 @@ export const MODE_PAGES: readonly ModePageDef[] = [
     page: ModePageCode.CACHING,
     subpage: 0,
     length: 20,
+    present: isDisk,
     defaults: (lu, p) => {
       header0(p, ModePageCode.CACHING, 20);
       // 2: IC ABPF CAP DISC SIZE WCE(2) MF RCD(0): WCE from the configured write cache
@@ -227,6 +249,35 @@ export const MODE_PAGES: readonly ModePageDef[] = [
     defaults: (_lu, p) =>
       headerSub(p, ModePageCode.INFORMATIONAL_EXCEPTIONS, ModeSubpage.LOGICAL_BLOCK_PROVISIONING, 16),
     changeable: [],
+  },
+  {
+    // 2Ah MM Capabilities and Mechanical Status (MMC-3 6.3.11; kept by MMC-6 drives and
+    // read by Linux's sr driver for the drive's capabilities), 32 bytes. Read-only.
+    page: ModePageCode.MM_CAPABILITIES,
+    subpage: 0,
+    length: 32,
+    present: isCdrom,
+    defaults: (_lu, p) => {
+      header0(p, ModePageCode.MM_CAPABILITIES, 32);
+      // 2: read capabilities: DVD-RAM/-R/-ROM READ, METHOD 2, CD-RW READ, CD-R READ: 0
+      //    (a CD-ROM reader; pressed CD-ROM reading is implied).
+      // 3: write capabilities: none.
+      // 4: BUF | MULTI-SESSION | MODE 2 FORM 2 | MODE 2 FORM 1 | DIGITAL PORTS | COMPOSITE
+      //    | AUDIO PLAY: 0 (a data disc image has no audio).
+      // 5: CD-DA and sub-channel capabilities: 0.
+      p[6] = MECHANISM_TRAY_EJECT_LOCK; // 6: see MECHANISM_TRAY_EJECT_LOCK; PREVENT JUMPER 0
+      // 7: changer and volume bits: 0.
+      p.writeUInt16BE(CD_SPEED_KBPS, 8); // 8-9: MAXIMUM READ SPEED (obsolete, still read)
+      // 10-11: NUMBER OF VOLUME LEVELS 0; 12-13: BUFFER SIZE 0.
+      p.writeUInt16BE(CD_SPEED_KBPS, 14); // 14-15: CURRENT READ SPEED (obsolete)
+      // 16-31: write speeds, copy management revision, rotation control, write speed
+      // descriptors: 0 (nothing is written).
+    },
+    changeable: [],
+    refresh: (lu, p) => {
+      // 6 bit 1: LOCK STATE, the medium is locked in (PREVENT ALLOW MEDIUM REMOVAL).
+      p[6] = MECHANISM_TRAY_EJECT_LOCK | (lu.sbc.preventing.size > 0 ? 0x02 : 0x00);
+    },
   },
 ];
 

@@ -13,6 +13,7 @@ import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from './handler.ts';
 import type { ModeState } from './mode-pages.ts';
 import { MODE_PAGES, ModePageCode, ModeSubpage } from './mode-pages.ts';
+import { DeviceType } from '../device-type.ts';
 
 /** SPC-4 6.11.1 table 162: PAGE CONTROL. */
 export const PageControl = {
@@ -35,6 +36,7 @@ function emitPage(lu: LogicalUnit, i: number, pc: number, buf: Buffer, o: number
     m.defaults[i]!.copy(buf, o, 0, headerLength);
     m.changeable[i]!.copy(buf, o + headerLength, headerLength);
   } else {
+    if (pc === PageControl.CURRENT) def.refresh?.(lu, m.current[i]!);
     const src =
       pc === PageControl.CURRENT ? m.current[i]! : pc === PageControl.DEFAULT ? m.defaults[i]! : (m.saved[i] ?? m.defaults[i]!);
     src.copy(buf, o);
@@ -90,7 +92,9 @@ export function modeSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
 
   const buf = lu.scratch;
   const headerLength = ten ? 8 : 4;
-  const descriptorLength = dbd ? 0 : llbaa ? 16 : 8;
+  // MMC-6 7.2.1: a CD/DVD device returns no block descriptors.
+  const disk = lu.deviceType === DeviceType.DISK;
+  const descriptorLength = dbd || !disk ? 0 : llbaa ? 16 : 8;
   buf.fill(0, 0, headerLength + descriptorLength);
   let p = headerLength;
   if (descriptorLength === 16) {
@@ -116,7 +120,8 @@ export function modeSense(lu: LogicalUnit, cmd: ScsiCommand): Completion {
 
   // DEVICE-SPECIFIC PARAMETER for direct-access devices (SBC-4 6.5.1 table 236):
   // WP(7) = read-only device | reserved(6..5) | DPOFUA(4) = 1: DPO and FUA are accepted.
-  const deviceSpecific = pc === PageControl.CHANGEABLE ? 0 : (lu.readOnly ? 0x80 : 0) | 0x10;
+  // Reserved (0) for a CD/DVD device (MMC-6 7.2.1).
+  const deviceSpecific = pc === PageControl.CHANGEABLE || !disk ? 0 : (lu.readOnly ? 0x80 : 0) | 0x10;
   if (ten) {
     // Mode parameter header(10) (SPC-4 7.5.5 table 447).
     buf.writeUInt16BE(p - 2, 0); // 0-1: MODE DATA LENGTH: bytes after this field

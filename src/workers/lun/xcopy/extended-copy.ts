@@ -26,6 +26,8 @@ import type { LogicalUnit } from '../logical-unit.ts';
 import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
 import type { CopyRecord } from './copy-state.ts';
+import { withChunk } from '../backing/aligned-pool.ts';
+import { IoFailure, ioFailure } from '../sbc/bulk.ts';
 import { CopyManagerStatus, copyKey, resolveCopyTarget, trimHeld } from './copy-state.ts';
 import {
   COPY_CHUNK_BYTES,
@@ -308,22 +310,37 @@ function resolve(job: CopyJob, seg: Segment, index: number, indexField: number):
   return lu;
 }
 
+/**
+ * One chunk from `lu`; a failure becomes the copy target's sense (backing/io-errors.ts),
+ * noted in that LU's I/O error log. One promise per chunk: EXTENDED COPY is bulk work,
+ * not the per-command hot path.
+ */
 function ioRead(lu: LogicalUnit, buf: Buffer, length: number, position: number): Promise<void> {
-  // One promise per chunk: EXTENDED COPY is bulk work, not the per-command hot path.
-  return new Promise((res, rej) => lu.store.read(buf, 0, length, position, (err) => (err ? rej(err) : res())));
+  return new Promise((res, rej) =>
+    lu.store.read(buf, 0, length, position, (err) => (err ? rej(ioFailure(lu, 'read', err, position)) : res())),
+  );
 }
 
 function ioWrite(lu: LogicalUnit, buf: Buffer, length: number, position: number): Promise<void> {
   return new Promise((res, rej) =>
-    lu.store.write(buf, 0, length, position, !lu.writeCacheEnabled, (err) => (err ? rej(err) : res())),
+    lu.store.write(buf, 0, length, position, !lu.writeCacheEnabled, (err) =>
+      err ? rej(ioFailure(lu, 'write', err, position)) : res(),
+    ),
   );
 }
 
 const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/** Process every segment; on a segment error set COPY ABORTED sense on the command. */
-async function runJob(job: CopyJob): Promise<void> {
-  let buf: Buffer | null = null;
+/**
+ * Process every segment; on a segment error set COPY ABORTED sense on the command. Data
+ * moves through one chunk of the aligned arena (backing/aligned-pool.ts), so O_DIRECT
+ * stores on either side take it as it is.
+ */
+function runJob(job: CopyJob): Promise<void> {
+  return withChunk((buf) => runSegments(job, buf));
+}
+
+async function runSegments(job: CopyJob, buf: Buffer): Promise<void> {
   for (let i = 0; i < job.segments.length; i++) {
     const seg = job.segments[i]!;
     try {
@@ -347,17 +364,15 @@ async function runJob(job: CopyJob): Promise<void> {
       let to = seg.destinationLba * dst.blockSize;
       for (let left = bytes; left > 0; ) {
         const n = left < COPY_CHUNK_BYTES ? left : COPY_CHUNK_BYTES;
-        buf ??= Buffer.allocUnsafe(bytes < COPY_CHUNK_BYTES ? bytes : COPY_CHUNK_BYTES); // once per copy
-        if (buf.length < n) buf = Buffer.allocUnsafe(n);
         try {
           await ioRead(src, buf, n, from);
-        } catch {
-          throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 12, SenseReason.UNRECOVERED_READ_ERROR);
+        } catch (err) {
+          throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 12, targetSense(err, SenseReason.UNRECOVERED_READ_ERROR));
         }
         try {
           await ioWrite(dst, buf, n, to);
-        } catch {
-          throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 20, SenseReason.WRITE_ERROR);
+        } catch (err) {
+          throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 20, targetSense(err, SenseReason.WRITE_ERROR));
         }
         from += n;
         to += n;
@@ -372,6 +387,11 @@ async function runJob(job: CopyJob): Promise<void> {
       return;
     }
   }
+}
+
+/** The copy target's own sense for a failed chunk (IoFailure carries it). */
+function targetSense(err: unknown, fallback: SenseDetail): SenseDetail {
+  return err instanceof IoFailure ? err.reason : fallback;
 }
 
 /**
