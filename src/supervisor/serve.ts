@@ -49,6 +49,13 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
+    // SIGUSR2: one log line with what every worker holds (connections, tasks, slab use).
+    process.on('SIGUSR2', () => {
+      supervisor.stats().then(
+        (s) => log.info(s, 'worker stats'),
+        (err: unknown) => log.warn({ err: errorMessage(err) }, 'worker stats unavailable'),
+      );
+    });
     if (opts.reloadConfig !== undefined) {
       process.on('SIGHUP', () => {
         log.info({ signal: 'SIGHUP' }, 'reloading the configuration');

@@ -552,6 +552,22 @@ export class Supervisor {
     };
   }
 
+  /**
+   * What every worker holds now: connections, tasks and slab bytes per session worker,
+   * units and commands in flight per LUN worker (SIGUSR2 logs it; leak checks in tests).
+   */
+  async stats(): Promise<{
+    sessions: { worker: number; connections: number; tasks: number; slabInUse: number }[];
+    luns: { worker: number; units: number; inflight: number }[];
+    restarts: number;
+  }> {
+    const sessions = await Promise.all(
+      this.#sessions.filter((h) => h.alive).map(async (h) => ({ worker: h.index, ...(await h.control.request('stats', {}, 5000)) })),
+    );
+    const luns = await Promise.all(this.#luns.filter((h) => h.alive).map(async (h) => ({ worker: h.index, ...(await h.control.request('stats', {}, 5000)) })));
+    return { sessions, luns, restarts: this.workerRestarts };
+  }
+
   /** Re-read and apply the configuration (SIGHUP); one reload at a time, in order. */
   reload(): Promise<void> {
     const load = this.#opts.reloadConfig;
