@@ -7,6 +7,7 @@ import type { AuthConfig, DeviceConfig } from '../config-types.ts';
 import type { PrEffect, PrRequest, PrResult, PrState } from '../state/cluster-state.ts';
 import type { ModePageImage } from '../state/mode-image.ts';
 import type { RoutesWire } from '../wire/routes.ts';
+import type { ConnectionInfo, UnitInfo } from '../wire/admin-info.ts';
 import type { Protocol, Side } from './endpoint.ts';
 import { EMPTY, arrayOf, object, opaque, optional, tuple } from './shape.ts';
 
@@ -92,6 +93,8 @@ export const LUN_CONTROL = {
       modeApply: { body: object({ lu: 'string', pages: opaque<ModePageImage[]>('array') }), result: VOID },
       /** Cluster mode: another node grew LU `lu` (CAPACITY DATA HAS CHANGED here too). */
       growApply: { body: object({ lu: 'string', bytes: 'number' }), result: VOID },
+      /** Admin API: every open unit with its settings, reservations, ALUA view and long operations. */
+      units: { body: EMPTY, result: object({ units: opaque<UnitInfo[]>('array') }) },
     },
     notes: NONE,
   },
@@ -148,6 +151,15 @@ export const SESSION_CONTROL = {
       logoutAll: { body: object({ time2WaitSec: 'integer' }), result: object({ tasks: 'integer' }) },
       /** Node fence: close every connection at once. */
       closeAll: { body: object({ reason: 'string' }), result: VOID },
+      /** Admin API: every connection of the worker (login phase included). */
+      sessions: { body: EMPTY, result: object({ connections: opaque<ConnectionInfo[]>('array') }) },
+      /**
+       * Admin API: ask the initiator of the full-feature session with this TSIH to log out
+       * (RFC 7143 11.9.1, AsyncEvent 1). `found` is false when no such session lives here.
+       */
+      logoutSession: { body: object({ tsih: 'integer', time2WaitSec: 'integer' }), result: object({ found: 'boolean' }) },
+      /** Admin API: close the connection of the session with this TSIH now. */
+      closeSession: { body: object({ tsih: 'integer', reason: 'string' }), result: object({ found: 'boolean' }) },
     },
     notes: {
       /** A newer session with this identity logged in on another worker: close ours. */

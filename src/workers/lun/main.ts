@@ -33,6 +33,7 @@ const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
     resetApply: (m) => worker.resetApply(m.lu, m.fn),
     modeApply: (m) => worker.modeApply(m.lu, m.pages),
     growApply: (m) => worker.growApply(m.lu, m.bytes),
+    units: () => ({ units: worker.units() }),
   },
   notes: {},
 });
@@ -50,3 +51,9 @@ const worker: LunWorker = new LunWorker(data, log, {
   setAlua: (states) => control.request('setAlua', { states: states.map((x) => ({ group: x.group, state: x.state })) }),
 });
 control.onProtocolError = (problem) => log.error({ problem }, 'control channel: protocol error');
+
+// Gauges and the liveness heartbeat the supervisor's exporter and readiness check read
+// (shared/metrics/lun-counters.ts): off the command path, once a second.
+const METRICS_PUBLISH_MS = 1000;
+worker.metrics.publish(0, 0);
+setInterval(() => worker.metrics.publish(worker.inflight, worker.unitCount), METRICS_PUBLISH_MS).unref();

@@ -28,6 +28,9 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
     stats: () => worker.stats(),
     logoutAll: (m) => worker.logoutAll(m.time2WaitSec),
     closeAll: (m) => worker.closeAll(m.reason),
+    sessions: () => ({ connections: worker.sessions() }),
+    logoutSession: (m) => worker.logoutSession(m.tsih, m.time2WaitSec),
+    closeSession: (m) => worker.closeSession(m.tsih, m.reason),
   },
   notes: {
     reinstate: (m) => worker.reinstated(m.key),
@@ -53,3 +56,9 @@ data.portalPorts.forEach((port) => {
   });
   portal.onProtocolError = onProtocolError;
 });
+
+// Gauges and the liveness heartbeat the supervisor's exporter and readiness check read
+// (shared/metrics/session-counters.ts): off the PDU path, once a second.
+const METRICS_PUBLISH_MS = 1000;
+worker.publishMetrics();
+setInterval(() => worker.publishMetrics(), METRICS_PUBLISH_MS).unref();
