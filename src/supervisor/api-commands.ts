@@ -117,10 +117,24 @@ export function formatStatus(s: StatusView): string {
 }
 
 export async function statusCommand(api: ApiConfig, o: ApiCommandOptions, io: Output = STDIO): Promise<number> {
+  if (o.waitSec !== undefined) {
+    // --wait: until the node is ready (starting, or the API not listening yet, is waited out).
+    const deadline = Date.now() + o.waitSec * 1000;
+    const quiet: Output = { out: () => {}, err: () => {} };
+    for (;;) {
+      const code = await statusCommand(api, { ...o, waitSec: undefined }, quiet);
+      if (code === EXIT.ok || code === EXIT.usage || Date.now() > deadline) break;
+      await sleep(o.pollMs ?? 1000);
+    }
+  }
   return withClient(api, o, io, async (c) => {
     const r = await c.get<StatusView>('/api/v1/status');
     if (r.status !== 200) return failed(r, io);
     io.out(o.json ? `${JSON.stringify(r.body, null, 2)}\n` : formatStatus(r.body));
+    if (!r.body.ready && o.waitSec !== undefined) {
+      io.err(`spindle: the node is not ready after ${o.waitSec}s\n`);
+      return EXIT.timeout;
+    }
     return r.body.ready ? EXIT.ok : EXIT.failure;
   });
 }

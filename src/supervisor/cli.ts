@@ -47,7 +47,7 @@ export type CliCommand =
       readonly api?: string;
       /** logout: the session id (TSIH). */
       readonly session?: string;
-      /** luns: follow long operations; logout: wait for the session to go (--wait SEC). */
+      /** status: wait to be ready; luns: follow long operations; logout: wait for the session to go (--wait SEC). */
       readonly waitSec?: number;
       /** logout --force: close the connection instead of asking. */
       readonly force?: boolean;
@@ -80,8 +80,8 @@ Usage:
   spindle cluster status --config FILE [--json]
   spindle cluster recover --config FILE [--apply] [--json]
   spindle node drain|undrain|fence NODE --config FILE [--wait SEC] [--json]
-  spindle status|sessions|reload --config FILE [--json] [--api HOST:PORT] [--timeout SEC]
-  spindle luns --config FILE [--wait SEC] [--json] [--api HOST:PORT] [--timeout SEC]
+  spindle sessions|reload --config FILE [--json] [--api HOST:PORT] [--timeout SEC]
+  spindle status|luns --config FILE [--wait SEC] [--json] [--api HOST:PORT] [--timeout SEC]
   spindle logout SESSION --config FILE [--force] [--wait SEC] [--json] [--api HOST:PORT]
   spindle --help | --version
 
@@ -98,7 +98,8 @@ Commands:
   node undrain   serve through NODE again (failback)
   node fence     NODE stops serving at once (its connections are closed)
   status         the node's admin API: readiness, portals, workers, sessions, long
-                 operations, cluster membership (exit 0 ready, 1 not ready)
+                 operations, cluster membership (exit 0 ready, 1 not ready); --wait SEC
+                 waits for the node to be ready (a readiness check for systemd, scripts)
   sessions       connections: initiator, ISID, session id (TSIH), portal, digests,
                  commands in flight, commands and bytes per second
   luns           logical units: size, exports, reservation, ALUA state, queue depth,
@@ -227,7 +228,7 @@ function parseApiCommand(
     return { kind: 'usage-error', message: `unexpected argument "${args[0]}"` };
   }
   if (values.force === true && command !== 'logout') return { kind: 'usage-error', message: '--force applies to logout only' };
-  if (values.wait !== undefined && command !== 'luns' && command !== 'logout') return { kind: 'usage-error', message: '--wait applies to luns and logout only' };
+  if (values.wait !== undefined && command !== 'luns' && command !== 'logout' && command !== 'status') return { kind: 'usage-error', message: '--wait applies to status, luns and logout only' };
   const waitSec = values.wait === undefined ? undefined : Number(values.wait);
   if (waitSec !== undefined && (!Number.isFinite(waitSec) || waitSec < 0)) return { kind: 'usage-error', message: `--wait must be a number of seconds, got "${values.wait}"` };
   const timeoutSec = values.timeout === undefined ? 10 : Number(values.timeout);

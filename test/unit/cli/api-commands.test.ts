@@ -39,7 +39,7 @@ describe('parseCli: admin API commands', () => {
       [['logout', '1', '2', '--config', 'f'], /unexpected argument "2"/],
       [['status', 'extra', '--config', 'f'], /unexpected argument/],
       [['status', '--config', 'f', '--force'], /--force applies to logout only/],
-      [['sessions', '--config', 'f', '--wait', '3'], /--wait applies to luns and logout/],
+      [['sessions', '--config', 'f', '--wait', '3'], /--wait applies to status, luns and logout/],
       [['luns', '--config', 'f', '--wait', 'soon'], /--wait must be a number/],
       [['status', '--config', 'f', '--timeout', '0'], /--timeout must be a positive/],
       [['status', '--config', 'f', '--pretty'], /--pretty applies to serve only/],
@@ -187,5 +187,32 @@ describe('the commands against a node', () => {
 
   it('formats sizes in binary units', () => {
     expect([humanBytes(0), humanBytes(1023), humanBytes(1536), humanBytes(10 * 1048576), humanBytes(5.5 * 2 ** 40)]).toEqual(['0B', '1023B', '1.5KiB', '10MiB', '5.5TiB']);
+  });
+});
+
+describe('status --wait', () => {
+  it('waits for readiness and gives up with exit 4 (the node here stays not ready)', async () => {
+    const io = capture();
+    const started = Date.now();
+    expect(await statusCommand(api, { ...opts, waitSec: 0.3 }, io)).toBe(EXIT.timeout);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(io.stderr).toContain('not ready after 0.3s');
+  });
+
+  it('waits out an API that is not listening yet', async () => {
+    const net = await import('node:net');
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const late = buildAdminApp({ ...host(), status: async () => ({ ...(await host().status()), ready: true }) }, {});
+    setTimeout(() => void late.listen({ host: '127.0.0.1', port }), 300);
+    try {
+      const io = capture();
+      expect(await statusCommand({ listen: { host: '127.0.0.1', port } }, { ...opts, waitSec: 20 }, io)).toBe(EXIT.ok);
+      expect(io.stdout).toContain(': READY');
+    } finally {
+      await late.close();
+    }
   });
 });
