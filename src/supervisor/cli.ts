@@ -75,8 +75,8 @@ export const EXIT = {
 export const USAGE = `spindle: a clustered SCSI target (iSCSI)
 
 Usage:
-  spindle serve --config FILE [--node ID] [--log-level LEVEL] [--pretty | --json]
-  spindle check-config --config FILE [--node ID]
+  spindle serve --config FILE [--node ID] [--log-level LEVEL] [--pretty | --json] [--api HOST:PORT]
+  spindle check-config --config FILE [--node ID] [--api HOST:PORT]
   spindle cluster status --config FILE [--json]
   spindle cluster recover --config FILE [--apply] [--json]
   spindle node drain|undrain|fence NODE --config FILE [--wait SEC] [--json]
@@ -120,7 +120,11 @@ Options:
   -n, --node ID         the cluster node this process is (else SPINDLE_NODE_ID, else nodeId)
   -l, --log-level LEVEL one of ${LOG_LEVELS.join(', ')} (overrides logging.level)
       --pretty          human-readable logs (default when stdout is a terminal)
-      --json            JSON logs, one object per line (default otherwise)
+      --json            JSON logs, one object per line (default otherwise); for the
+                        other commands: JSON output for scripts
+      --api HOST:PORT   the admin API's address (overrides api.listen)
+      --timeout SEC     admin API commands: seconds per request (default 10)
+      --force           logout: close the connection instead of asking
   -h, --help            show this help
   -v, --version         show the version
 `;
