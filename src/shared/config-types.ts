@@ -207,4 +207,17 @@ export interface SpindleConfig {
   readonly aluaStates: readonly PortalAluaState[];
   /** Several nodes sharing the LUs, state in Redis (cluster-config.ts). Absent: one node. */
   readonly cluster?: ClusterConfig;
+  /** The admin HTTP API and /metrics of this node. Absent: not served. */
+  readonly api?: ApiConfig;
+}
+
+/** Config `api`: where the admin API listens and the bearer token it requires. */
+export interface ApiConfig {
+  readonly listen: PortalConfig;
+  /**
+   * The bearer token, as read from `tokenFile` or `tokenEnv` at load time (never inline in
+   * the file). Required off loopback; when set, every request but health and readiness
+   * must carry it.
+   */
+  readonly token?: string;
 }

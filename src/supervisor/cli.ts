@@ -18,8 +18,10 @@ export type CliCommand =
       readonly pretty: boolean;
       /** Which cluster node this process is (--node). */
       readonly node?: string;
+      /** --api HOST:PORT: serve the admin API there (overrides api.listen). */
+      readonly api?: string;
     }
-  | { readonly kind: 'check-config'; readonly configPath: string; readonly node?: string }
+  | { readonly kind: 'check-config'; readonly configPath: string; readonly node?: string; readonly api?: string }
   /** spindle cluster status: nodes, leases, port-group states, reservation holders (from Redis). */
   | { readonly kind: 'cluster-status'; readonly configPath: string; readonly json: boolean }
   /** spindle cluster recover [--apply]: after Redis lost the cluster state. */
@@ -33,10 +35,31 @@ export type CliCommand =
       readonly json: boolean;
       readonly waitSec: number;
     }
+  /** spindle status|sessions|luns|reload|logout: a node's admin API (api-commands.ts). */
+  | {
+      readonly kind: 'api';
+      readonly command: ApiCommandName;
+      readonly configPath: string;
+      readonly json: boolean;
+      /** Seconds per request (--timeout, default 10). */
+      readonly timeoutSec: number;
+      /** --api HOST:PORT: the API's address (overrides api.listen). */
+      readonly api?: string;
+      /** logout: the session id (TSIH). */
+      readonly session?: string;
+      /** status: wait to be ready; luns: follow long operations; logout: wait for the session to go (--wait SEC). */
+      readonly waitSec?: number;
+      /** logout --force: close the connection instead of asking. */
+      readonly force?: boolean;
+    }
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
   /** Bad usage: print `message` (and a hint to --help) on stderr, exit 2. */
   | { readonly kind: 'usage-error'; readonly message: string };
+
+/** The commands that talk to a node's admin API. */
+export const API_COMMANDS = ['status', 'sessions', 'luns', 'reload', 'logout'] as const;
+export type ApiCommandName = (typeof API_COMMANDS)[number];
 
 export const EXIT = {
   ok: 0,
@@ -52,11 +75,14 @@ export const EXIT = {
 export const USAGE = `spindle: a clustered SCSI target (iSCSI)
 
 Usage:
-  spindle serve --config FILE [--node ID] [--log-level LEVEL] [--pretty | --json]
-  spindle check-config --config FILE [--node ID]
+  spindle serve --config FILE [--node ID] [--log-level LEVEL] [--pretty | --json] [--api HOST:PORT]
+  spindle check-config --config FILE [--node ID] [--api HOST:PORT]
   spindle cluster status --config FILE [--json]
   spindle cluster recover --config FILE [--apply] [--json]
   spindle node drain|undrain|fence NODE --config FILE [--wait SEC] [--json]
+  spindle sessions|reload --config FILE [--json] [--api HOST:PORT] [--timeout SEC]
+  spindle status|luns --config FILE [--wait SEC] [--json] [--api HOST:PORT] [--timeout SEC]
+  spindle logout SESSION --config FILE [--force] [--wait SEC] [--json] [--api HOST:PORT]
   spindle --help | --version
 
 Commands:
@@ -71,16 +97,34 @@ Commands:
                  seconds, default 60, for the node to report drained)
   node undrain   serve through NODE again (failback)
   node fence     NODE stops serving at once (its connections are closed)
+  status         the node's admin API: readiness, portals, workers, sessions, long
+                 operations, cluster membership (exit 0 ready, 1 not ready); --wait SEC
+                 waits for the node to be ready (a readiness check for systemd, scripts)
+  sessions       connections: initiator, ISID, session id (TSIH), portal, digests,
+                 commands in flight, commands and bytes per second
+  luns           logical units: size, exports, reservation, ALUA state, queue depth,
+                 long operations; --wait SEC follows them (progress) until they end
+  reload         re-read the configuration file (as SIGHUP) and report what changed, or
+                 every problem that made the node refuse it (exit 1)
+  logout         ask the initiator of session SESSION (its id from spindle sessions) to
+                 log out; --force closes the connection instead; --wait SEC waits for it
 
-Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 Redis unreachable,
-4 timed out waiting.
+Exit codes: 0 done, 1 failed, 2 bad usage or configuration (or a wrong API token),
+3 Redis or the admin API unreachable, 4 timed out waiting.
+
+The admin API commands find the node's API (and its token) in the configuration's
+api section; --api HOST:PORT overrides the address (also for serve).
 
 Options:
   -c, --config FILE     configuration file (YAML)
   -n, --node ID         the cluster node this process is (else SPINDLE_NODE_ID, else nodeId)
   -l, --log-level LEVEL one of ${LOG_LEVELS.join(', ')} (overrides logging.level)
       --pretty          human-readable logs (default when stdout is a terminal)
-      --json            JSON logs, one object per line (default otherwise)
+      --json            JSON logs, one object per line (default otherwise); for the
+                        other commands: JSON output for scripts
+      --api HOST:PORT   the admin API's address (overrides api.listen)
+      --timeout SEC     admin API commands: seconds per request (default 10)
+      --force           logout: close the connection instead of asking
   -h, --help            show this help
   -v, --version         show the version
 `;
@@ -95,6 +139,9 @@ const OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
+  api: { type: 'string' },
+  force: { type: 'boolean' },
+  timeout: { type: 'string' },
 } as const;
 
 const COMMANDS = ['serve', 'check-config'] as const;
@@ -117,6 +164,7 @@ export function parseCli(
 
   const [command, ...extra] = positionals;
   if (command === 'cluster' || command === 'node') return parseClusterCommand(command, extra, values);
+  if ((API_COMMANDS as readonly string[]).includes(command ?? '')) return parseApiCommand(command as ApiCommandName, extra, values);
   if (command === undefined)
     return { kind: 'usage-error', message: 'missing command (serve or check-config)' };
   if (!(COMMANDS as readonly string[]).includes(command)) {
@@ -133,7 +181,12 @@ export function parseCli(
       if (values[opt] !== undefined)
         return { kind: 'usage-error', message: `--${opt} applies to serve only` };
     }
-    return { kind: 'check-config', configPath, ...(values.node === undefined ? {} : { node: values.node }) };
+    return {
+      kind: 'check-config',
+      configPath,
+      ...(values.node === undefined ? {} : { node: values.node }),
+      ...(values.api === undefined ? {} : { api: values.api }),
+    };
   }
 
   if (values.pretty === true && values.json === true) {
@@ -153,6 +206,47 @@ export function parseCli(
     pretty,
     ...(level === undefined ? {} : { logLevel: level as LogLevel }),
     ...(values.node === undefined ? {} : { node: values.node }),
+    ...(values.api === undefined ? {} : { api: values.api }),
+  };
+}
+
+/** spindle status|sessions|luns|reload|logout: the admin API of the node the config describes. */
+function parseApiCommand(
+  command: ApiCommandName,
+  args: readonly string[],
+  values: { config?: string; json?: boolean; wait?: string; api?: string; force?: boolean; timeout?: string; pretty?: boolean; 'log-level'?: string },
+): CliCommand {
+  const configPath = values.config;
+  if (configPath === undefined || configPath === '') return { kind: 'usage-error', message: `${command} needs --config FILE (the node's configuration: where its admin API listens)` };
+  for (const opt of ['log-level', 'pretty'] as const) {
+    if (values[opt] !== undefined) return { kind: 'usage-error', message: `--${opt} applies to serve only` };
+  }
+  let session: string | undefined;
+  if (command === 'logout') {
+    const [id, ...more] = args;
+    if (id === undefined) return { kind: 'usage-error', message: 'logout needs the session id (the ID column of spindle sessions)' };
+    if (!/^[0-9]{1,5}$/.test(id) || Number(id) < 1 || Number(id) > 0xffff) return { kind: 'usage-error', message: `the session id is a number 1-65535 (the ID column of spindle sessions), got "${id}"` };
+    if (more.length > 0) return { kind: 'usage-error', message: `unexpected argument "${more[0]}"` };
+    session = id;
+  } else if (args.length > 0) {
+    return { kind: 'usage-error', message: `unexpected argument "${args[0]}"` };
+  }
+  if (values.force === true && command !== 'logout') return { kind: 'usage-error', message: '--force applies to logout only' };
+  if (values.wait !== undefined && command !== 'luns' && command !== 'logout' && command !== 'status') return { kind: 'usage-error', message: '--wait applies to status, luns and logout only' };
+  const waitSec = values.wait === undefined ? undefined : Number(values.wait);
+  if (waitSec !== undefined && (!Number.isFinite(waitSec) || waitSec < 0)) return { kind: 'usage-error', message: `--wait must be a number of seconds, got "${values.wait}"` };
+  const timeoutSec = values.timeout === undefined ? 10 : Number(values.timeout);
+  if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) return { kind: 'usage-error', message: `--timeout must be a positive number of seconds, got "${values.timeout}"` };
+  return {
+    kind: 'api',
+    command,
+    configPath,
+    json: values.json === true,
+    timeoutSec,
+    ...(values.api === undefined ? {} : { api: values.api }),
+    ...(session === undefined ? {} : { session }),
+    ...(waitSec === undefined ? {} : { waitSec }),
+    ...(values.force === true ? { force: true } : {}),
   };
 }
 
@@ -235,6 +329,12 @@ export function describeConfig(config: SpindleConfig, source: string): string {
   const dmutual = config.discovery.auth?.mutualChap;
   const dmutualText = dmutual === undefined ? '' : `, mutual CHAP as ${dmutual.user}`;
   out.push(`  discovery: ${dchap === undefined ? 'no auth' : `CHAP user ${dchap.user}${dmutualText}`}`);
+  const api = config.api;
+  out.push(
+    api === undefined
+      ? '  admin API: none (no api section)'
+      : `  admin API: http://${api.listen.host.includes(':') ? `[${api.listen.host}]` : api.listen.host}:${api.listen.port}/api/v1 and /metrics, ${api.token === undefined ? 'no token (loopback)' : 'bearer token required'}`,
+  );
   const c = config.cluster;
   if (c !== undefined) {
     const redis = c.redis.url ?? `sentinels ${c.redis.sentinels?.map((p) => `${p.host}:${p.port}`).join(', ')} (master ${c.redis.masterName ?? 'spindle'})`;

@@ -23,7 +23,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`spindle: ${cmd.message}\nRun "spindle --help" for usage.\n`);
       return EXIT.usage;
     case 'check-config': {
-      const config = await loadOrReport(cmd.configPath, cmd.node);
+      const config = await loadOrReport(cmd.configPath, cmd.node, false, cmd.api);
       if (config === undefined) return EXIT.usage;
       process.stdout.write(`${describeConfig(config, cmd.configPath)}\n`);
       const exposed = await secretsExposure(cmd.configPath);
@@ -44,8 +44,36 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (cmd.kind === 'cluster-recover') return ops.clusterRecover(config, cmd.apply, cmd.json);
       return ops.nodeAdmin(config, cmd.action, cmd.target, cmd.waitSec, cmd.json);
     }
+    case 'api': {
+      const config = await loadOrReport(cmd.configPath, undefined, true, cmd.api);
+      if (config === undefined) return EXIT.usage;
+      if (config.api === undefined) {
+        process.stderr.write(`spindle: ${cmd.configPath} has no api section, so the node serves no admin API (add "api: {}", or give --api HOST:PORT)\n`);
+        return EXIT.usage;
+      }
+      const ops = await import('./api-commands.ts');
+      const o = {
+        json: cmd.json,
+        timeoutSec: cmd.timeoutSec,
+        ...(cmd.waitSec === undefined ? {} : { waitSec: cmd.waitSec }),
+        ...(cmd.force === undefined ? {} : { force: cmd.force }),
+      };
+      switch (cmd.command) {
+        case 'status':
+          return ops.statusCommand(config.api, o);
+        case 'sessions':
+          return ops.sessionsCommand(config.api, o);
+        case 'luns':
+          return ops.lunsCommand(config.api, o);
+        case 'reload':
+          return ops.reloadCommand(config.api, o);
+        case 'logout':
+          return ops.logoutCommand(config.api, cmd.session ?? '', o);
+      }
+      return EXIT.usage;
+    }
     case 'serve': {
-      const config = await loadOrReport(cmd.configPath, cmd.node);
+      const config = await loadOrReport(cmd.configPath, cmd.node, false, cmd.api);
       if (config === undefined) return EXIT.usage;
       // Loaded only for serve: --help and check-config must work without the worker machinery.
       const { serve } = await import('./serve.ts');
@@ -53,16 +81,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (exposed !== null) process.stderr.write(`spindle: warning: ${exposed}\n`);
       return serve(config, {
         pretty: cmd.pretty,
-        reloadConfig: () => loadConfig(cmd.configPath, cmd.node === undefined ? {} : { node: cmd.node }),
+        reloadConfig: () =>
+          loadConfig(cmd.configPath, { ...(cmd.node === undefined ? {} : { node: cmd.node }), ...(cmd.api === undefined ? {} : { apiListen: cmd.api }) }),
         ...(cmd.logLevel === undefined ? {} : { logLevel: cmd.logLevel }),
       });
     }
   }
 }
 
-async function loadOrReport(path: string, node: string | undefined, operator = false): Promise<SpindleConfig | undefined> {
+async function loadOrReport(path: string, node: string | undefined, operator = false, apiListen?: string): Promise<SpindleConfig | undefined> {
   try {
-    return await loadConfig(path, { ...(node === undefined ? {} : { node }), ...(operator ? { operator } : {}) });
+    return await loadConfig(path, { ...(node === undefined ? {} : { node }), ...(operator ? { operator } : {}), ...(apiListen === undefined ? {} : { apiListen }) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`spindle: ${err.message}\n`);

@@ -5,6 +5,7 @@ import type { SpindleConfig } from '../shared/config-types.ts';
 import { createLogger } from '../shared/logging.ts';
 import { errorMessage } from '../shared/control/errors.ts';
 import { Supervisor } from './supervisor.ts';
+import type { RunningAdmin } from './admin/start.ts';
 
 export interface ServeOptions {
   pretty: boolean;
@@ -22,6 +23,8 @@ export interface ServeOptions {
 
 export interface RunningTarget {
   stop(): Promise<number>;
+  /** Where the admin API listens ("host:port"), when the config has an `api` section. */
+  readonly api?: string;
   /** Re-read and apply the configuration, as SIGHUP does. */
   reload(): Promise<void>;
 }
@@ -36,10 +39,22 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     pretty: opts.pretty,
     ...(opts.reloadConfig === undefined ? {} : { reloadConfig: opts.reloadConfig }),
   });
+  // The admin API first: liveness answers while stores open and the cluster is joined.
+  let admin: RunningAdmin | null = null;
+  if (config.api !== undefined) {
+    try {
+      const { startAdmin } = await import('./admin/start.ts');
+      admin = await startAdmin(supervisor, config.api, log);
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'startup failed: nothing is served');
+      return 1;
+    }
+  }
   try {
     await supervisor.start();
   } catch (err) {
     log.error({ err: errorMessage(err) }, 'startup failed: nothing is served');
+    await admin?.close().catch(() => undefined);
     return 1;
   }
   if (opts.handleSignals !== false) {
@@ -63,6 +78,8 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
       });
     }
   }
-  opts.onReady?.({ stop: () => supervisor.stop(0), reload: () => supervisor.reload() });
-  return supervisor.exited;
+  opts.onReady?.({ stop: () => supervisor.stop(0), reload: () => supervisor.reload(), ...(admin === null ? {} : { api: admin.address }) });
+  const code = await supervisor.exited;
+  await admin?.close().catch(() => undefined);
+  return code;
 }

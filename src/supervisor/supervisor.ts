@@ -33,6 +33,19 @@ import { displayPortal } from './config/schema.ts';
 import { AdminState, ClusterNode, type ClusterHost } from './cluster/cluster-node.ts';
 import { ControlError, ControlErrorCode } from '../shared/control/errors.ts';
 import type { AluaStateValue } from '../shared/scsi/alua.ts';
+import { AluaState } from '../shared/scsi/alua.ts';
+import type { AluaStateName } from '../shared/config-types.ts';
+import { MetricsMemory } from './metrics/memory.ts';
+import { refusedByLoad, type ReloadOutcome, type ReloadReport } from './reload-report.ts';
+
+/** ASYMMETRIC ACCESS STATE codes -> config `aluaStates` names. */
+const ALUA_NAMES: Partial<Record<number, AluaStateName>> = {
+  [AluaState.ACTIVE_OPTIMIZED]: 'active-optimized',
+  [AluaState.ACTIVE_NON_OPTIMIZED]: 'active-non-optimized',
+  [AluaState.STANDBY]: 'standby',
+  [AluaState.UNAVAILABLE]: 'unavailable',
+  [AluaState.TRANSITIONING]: 'transitioning',
+};
 
 /** How long a starting node waits for Redis before giving up. */
 const CLUSTER_CONNECT_TIMEOUT_MS = 30_000;
@@ -79,17 +92,23 @@ export class Supervisor {
   #sessions: SessionHandle[] = [];
   #portals: PortalHandle[] = [];
   #stopping = false;
+  /** start() has finished: every worker is up and the portals listen. */
+  #started = false;
   #reloading: Promise<void> = Promise.resolve();
   /** Worker replacements, one at a time (issue 12). */
   #recovering: Promise<void> = Promise.resolve();
   #watchdog: NodeJS.Timeout | null = null;
   readonly #hangTimeoutMs: number;
-  /** Workers replaced since start (metrics). */
-  workerRestarts = 0;
   /** RAM devices' shared memory, kept for a LUN worker's replacement (by device name). */
   readonly #ramMemory = new Map<string, SharedArrayBuffer>();
   /** Reservations of a single node: held here so they outlive a LUN worker (issue 12). */
   readonly #prs: EmbeddedClusterState;
+  /** Counters the workers keep in shared memory (metrics/memory.ts). */
+  readonly metrics: MetricsMemory;
+  /** Workers replaced since start, by kind (issue 12; metrics). */
+  readonly workerRestarts = { lun: 0, session: 0, portal: 0 };
+  /** Configuration reloads by outcome (SIGHUP and the admin API). */
+  readonly reloadCounts: Record<ReloadOutcome, number> = { applied: 0, unchanged: 0, refused: 0, failed: 0 };
   /** Cluster mode: this node's membership (Redis state, lease, fencing). */
   readonly cluster: ClusterNode | null;
   #resolveExit!: (code: number) => void;
@@ -104,6 +123,7 @@ export class Supervisor {
     const nSession = Math.max(1, config.workers.session);
     this.topology = new Topology(config, nLun);
     this.dataPlane = new DataPlane(config, nLun, nSession);
+    this.metrics = new MetricsMemory(nLun, nSession);
     this.#sessionsDir = new SessionDirectory(config.iscsi.authBackoffMaxSec, (w, key) => this.#sessions[w]?.control.notify('reinstate', { key }));
     this.#prs = new EmbeddedClusterState(path.join(config.stateDir, 'pr'));
     this.#hangTimeoutMs = Number(process.env['SPINDLE_HANG_TIMEOUT_MS'] ?? HANG_TIMEOUT_MS);
@@ -135,6 +155,7 @@ export class Supervisor {
       await this.#startSessionWorkers(handoff);
       // Listening starts last, when everything behind the portals is ready.
       await this.#startPortals(handoff);
+      this.#started = true;
     } catch (err) {
       this.#stopping = true;
       await this.#terminateAll();
@@ -185,6 +206,8 @@ export class Supervisor {
       doorbell: this.dataPlane.lunDoorbells[l]!.sab,
       sessions: this.dataPlane.sessionLinks(l),
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.lun, l) },
+      // The same counters for a replacement: they go on counting.
+      metrics: this.metrics.lun[l]!,
       logLevel,
       pretty,
     };
@@ -258,6 +281,7 @@ export class Supervisor {
       tsihTable: this.dataPlane.tsihTable,
       pollBudgetUs: Number(process.env['SPINDLE_POLL_US'] ?? POLL_BUDGET_US),
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.session, s) },
+      metrics: this.metrics.session[s]!,
       logLevel,
       pretty,
       portalPorts,
@@ -325,7 +349,7 @@ export class Supervisor {
    */
   #onExit(h: { kind: string; index: number; name: string }, code: number): void {
     if (this.#stopping) return;
-    this.workerRestarts++;
+    if (h.kind === 'lun' || h.kind === 'session' || h.kind === 'portal') this.workerRestarts[h.kind]++;
     this.log.error({ worker: h.name, code }, 'worker ended unexpectedly: replacing it');
     this.#recovering = this.#recovering.then(() => this.#recover(h.kind, h.index)).catch((err: unknown) => {
       this.log.fatal({ worker: h.name, err: errorMessage(err) }, 'could not replace the worker: stopping the target');
@@ -565,47 +589,109 @@ export class Supervisor {
       this.#sessions.filter((h) => h.alive).map(async (h) => ({ worker: h.index, ...(await h.control.request('stats', {}, 5000)) })),
     );
     const luns = await Promise.all(this.#luns.filter((h) => h.alive).map(async (h) => ({ worker: h.index, ...(await h.control.request('stats', {}, 5000)) })));
-    return { sessions, luns, restarts: this.workerRestarts };
+    return { sessions, luns, restarts: this.workerRestarts.lun + this.workerRestarts.session + this.workerRestarts.portal };
   }
 
   /** Re-read and apply the configuration (SIGHUP); one reload at a time, in order. */
   reload(): Promise<void> {
-    const load = this.#opts.reloadConfig;
-    if (load === undefined || this.#stopping) return this.#reloading;
-    this.#reloading = this.#reloading.then(() => this.#reloadOnce(load));
-    return this.#reloading;
+    return this.reloadWithReport().then(() => undefined);
   }
 
-  async #reloadOnce(load: () => Promise<SpindleConfig>): Promise<void> {
+  /** reload(), resolving with what happened (admin API: POST /api/v1/reload). */
+  reloadWithReport(): Promise<ReloadReport> {
+    const load = this.#opts.reloadConfig;
+    if (load === undefined) return Promise.resolve({ outcome: 'refused', problems: [{ path: '', message: 'this target was not started from a configuration file' }] });
+    if (this.#stopping) return Promise.resolve({ outcome: 'refused', problems: [{ path: '', message: 'the target is shutting down' }] });
+    const run = this.#reloading.then(() => this.#reloadOnce(load));
+    void run.then((r) => this.reloadCounts[r.outcome]++, () => undefined);
+    this.#reloading = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #reloadOnce(load: () => Promise<SpindleConfig>): Promise<ReloadReport> {
     const log = this.log;
     let next: SpindleConfig;
     try {
       next = await load();
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'configuration reload refused: the file is invalid; the running configuration stays');
-      return;
+      return refusedByLoad(err);
     }
     const planned = planReload(this.#running, next, this.topology);
     if ('problems' in planned) {
       for (const p of planned.problems) log.error({ field: p.path }, `configuration reload refused: ${p.path}: ${p.message}`);
       log.error({ problems: planned.problems.length }, 'configuration reload refused; the running configuration stays');
-      return;
+      return { outcome: 'refused', problems: planned.problems };
     }
     const plan = planned.plan;
     if (plan.empty) {
       log.info({}, 'configuration reloaded: nothing changed');
-      return;
+      return { outcome: 'unchanged', problems: [] };
     }
     const error = await applyReload(plan, this.#running, next, this.topology, this.#bus());
     if (error !== undefined) {
       log.error({ err: error }, 'configuration reload failed; the running configuration stays');
-      return;
+      return { outcome: 'failed', problems: [{ path: '', message: error }] };
     }
     this.#running = next;
-    log.info(
-      { added: plan.add.map((d) => d.name), removed: plan.remove, grown: plan.grow.map((g) => g.name), routes: plan.routesChanged, alua: plan.aluaChanged },
-      'configuration reloaded',
+    const changes = { added: plan.add.map((d) => d.name), removed: plan.remove, grown: plan.grow.map((g) => g.name), routes: plan.routesChanged, alua: plan.aluaChanged };
+    log.info(changes, 'configuration reloaded');
+    return { outcome: 'applied', problems: [], changes };
+  }
+
+  // ---- admin API (admin/node-admin.ts) ----
+
+  /** start() has finished and stop() has not begun. */
+  get serving(): boolean {
+    return this.#started && !this.#stopping;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** The worker threads, for the admin API's requests to them. */
+  get handles(): { readonly lun: readonly LunHandle[]; readonly session: readonly SessionHandle[]; readonly portal: readonly PortalHandle[] } {
+    return { lun: this.#luns, session: this.#sessions, portal: this.#portals };
+  }
+
+  /**
+   * Admin API: set target port group `group` to `state`. One node: like a reload that
+   * changes `aluaStates` (implicit transition, ASYMMETRIC ACCESS STATE CHANGED), held until
+   * the next reload or restart, where the file's `aluaStates` applies again. In a cluster:
+   * an explicit state, as SET TARGET PORT GROUPS sets it, for every node.
+   * Serialized with reloads. Rejects with a RangeError for an unknown group or state.
+   */
+  setAluaState(group: number, state: AluaStateValue): Promise<void> {
+    const run = this.#reloading.then(async () => {
+      if (this.cluster !== null) {
+        if (!this.topology.clusterGroups.some((g) => g.id === group)) throw new RangeError(`no target port group ${group}`);
+        if (state === AluaState.TRANSITIONING) throw new RangeError('transitioning is the target\'s own state; it cannot be set');
+        await this.cluster.setExplicitAlua([{ group, state }]);
+        this.log.warn({ group, state }, 'target port group state set by an operator');
+        return;
+      }
+      const portal = this.topology.portals.find((p) => p.tag === group);
+      if (portal === undefined) throw new RangeError(`no target port group ${group}`);
+      const name = ALUA_NAMES[state];
+      if (name === undefined) throw new RangeError(`unsupported asymmetric access state ${state}`);
+      const body = { remove: [], states: [{ group, state: state as number }] };
+      const errors = await Promise.all(this.#luns.filter((h) => h.alive).map((h) => h.control.request('commit', body).then(() => undefined, (err: unknown) => errorMessage(err))));
+      const failed = errors.find((e) => e !== undefined);
+      if (failed !== undefined) throw new Error(failed);
+      const running = this.#running;
+      const others = running.aluaStates.filter((s) => this.topology.portalIndex(s.portal) !== this.topology.portalIndex(portal));
+      this.#running = Object.freeze({ ...running, aluaStates: Object.freeze([...others, Object.freeze({ portal: { host: portal.host, port: portal.port }, state: name })]) });
+      this.log.warn({ group, state: name }, 'target port group state set by an operator (until the next reload)');
+    });
+    this.#reloading = run.then(
+      () => undefined,
+      () => undefined,
     );
+    return run;
   }
 
   /**

@@ -7,6 +7,7 @@ import type { AuthConfig, DeviceConfig } from '../config-types.ts';
 import type { PrEffect, PrRequest, PrResult, PrState } from '../state/cluster-state.ts';
 import type { ModePageImage } from '../state/mode-image.ts';
 import type { RoutesWire } from '../wire/routes.ts';
+import type { ConnectionInfo, UnitInfo } from '../wire/admin-info.ts';
 import type { Protocol, Side } from './endpoint.ts';
 import { EMPTY, arrayOf, literal, object, opaque, optional, tuple } from './shape.ts';
 
@@ -111,6 +112,8 @@ export const LUN_CONTROL = {
        */
       sessionLost: { body: object({ session: 'integer' }), result: object({ aborted: 'integer', nexuses: 'integer' }) },
       fault: FAULT,
+      /** Admin API: every open unit with its settings, reservations, ALUA view and long operations. */
+      units: { body: EMPTY, result: object({ units: opaque<UnitInfo[]>('array') }) },
     },
     notes: NONE,
     /** The replacement session worker's rings, slab and nexus table (SessionLinkInit, shared memory). */
@@ -175,6 +178,15 @@ export const SESSION_CONTROL = {
        */
       lunLost: { body: object({ lunWorker: 'integer' }), result: object({ ended: 'integer' }) },
       fault: FAULT,
+      /** Admin API: every connection of the worker (login phase included). */
+      sessions: { body: EMPTY, result: object({ connections: opaque<ConnectionInfo[]>('array') }) },
+      /**
+       * Admin API: ask the initiator of the full-feature session with this TSIH to log out
+       * (RFC 7143 11.9.1, AsyncEvent 1). `found` is false when no such session lives here.
+       */
+      logoutSession: { body: object({ tsih: 'integer', time2WaitSec: 'integer' }), result: object({ found: 'boolean' }) },
+      /** Admin API: close the connection of the session with this TSIH now. */
+      closeSession: { body: object({ tsih: 'integer', reason: 'string' }), result: object({ found: 'boolean' }) },
     },
     notes: {
       /** A newer session with this identity logged in on another worker: close ours. */

@@ -49,6 +49,16 @@ export class SpscRing {
     return HEADER_BYTES + capacity * entryBytes;
   }
 
+  /**
+   * Entries published and not yet released in the ring `sab`, read from any thread (the
+   * metrics exporter): both indexes are loaded atomically, so the value is one the ring
+   * had at some moment between the two loads.
+   */
+  static fillOf(sab: SharedArrayBuffer): number {
+    const idx = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    return (Atomics.load(idx, HEAD) - Atomics.load(idx, TAIL)) | 0;
+  }
+
   static create(capacity: number, entryBytes: number): SpscRing {
     SpscRing.check(capacity, entryBytes);
     return new SpscRing(new SharedArrayBuffer(SpscRing.byteLength(capacity, entryBytes)), capacity, entryBytes);

@@ -64,6 +64,8 @@ export interface LunWorkerData extends WorkerLogging {
    * Absent: one group (id 1, relative target port 1).
    */
   alua?: AluaWire;
+  /** Per unit counters the exporter reads (shared/metrics/lun-counters.ts). Absent: private. */
+  metrics?: SharedArrayBuffer;
 }
 
 export interface SessionWorkerData extends WorkerLogging {
@@ -89,6 +91,8 @@ export interface SessionWorkerData extends WorkerLogging {
   pollBudgetUs: number;
   /** One handoff port per fabric port worker, in portal order. */
   portalPorts: MessagePort[];
+  /** Counters the exporter reads (shared/metrics/session-counters.ts). Absent: private. */
+  metrics?: SharedArrayBuffer;
 }
 
 export interface PortalWorkerData extends WorkerLogging {

@@ -25,7 +25,7 @@ const MAX_ALIAS_COUNT = 100;
  * Reads and validates a configuration file. `node` (the command line's `--node`) says which
  * cluster node this process is. @throws ConfigError
  */
-export async function loadConfig(path: string, overrides: { node?: string; operator?: boolean } = {}): Promise<SpindleConfig> {
+export async function loadConfig(path: string, overrides: { node?: string; operator?: boolean; apiListen?: string } = {}): Promise<SpindleConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -43,6 +43,7 @@ export async function loadConfig(path: string, overrides: { node?: string; opera
     ...env,
     ...(overrides.node === undefined ? {} : { node: overrides.node }),
     ...(overrides.operator === true ? { operator: true } : {}),
+    ...(overrides.apiListen === undefined ? {} : { apiListen: overrides.apiListen }),
   });
 }
 

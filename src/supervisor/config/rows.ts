@@ -41,6 +41,8 @@ export interface ConfigEnv {
   readonly node?: string;
   /** Loaded by an operator command, not a node: which node this process is does not matter. */
   readonly operator?: boolean;
+  /** `--api HOST:PORT` from the command line: where the admin API listens (wins over `api.listen`). */
+  readonly apiListen?: string;
   /** Reads a file named by the configuration (`passwordFile`); throws like readFileSync. */
   readonly readFile?: (path: string) => string;
 }

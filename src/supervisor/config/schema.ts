@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import type {
   AclEntry,
+  ApiConfig,
   ChapCredentials,
   DeviceConfig,
   PortalAluaState,
@@ -625,61 +626,80 @@ export const deviceListOptions: ListOptions<unknown> = {
 
 export const deviceList = list(deviceSection, deviceListOptions);
 
-// ---- auth (targets[].auth, targets[].acls[].auth, discovery.auth) ----
+// ---- secrets kept out of the file (CHAP secrets, the Redis password, the API token) ----
 
 const envName = text('environment variable name', (s) =>
   /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? undefined : `must be an environment variable name, got ${JSON.stringify(s)}`,
 );
 
-const chapRows = section(
-  {
-    user: field(label('CHAP user name'), {
-      required: 'CHAP user name is required',
-      doc: "the CHAP name (CHAP_N): the initiator's in `chap`, the target's in `mutualChap`",
-    }),
-    secret: field(chapSecret, {
-      docDefault: 'one of `secret`, `secretFile`, `secretEnv`',
-      doc: 'the CHAP secret; RFC 7143 12.1.3 requires at least 12 bytes (12-16 recommended). Never shown in messages or logs',
-    }),
-    secretFile: field(fsPath('file'), {
-      doc: 'a file holding the secret instead (e.g. a mounted Kubernetes Secret; one trailing newline is ignored)',
-    }),
-    secretEnv: field(envName, { doc: 'an environment variable holding the secret instead' }),
-  },
-  {
-    table: 'chap',
-    rules: [
-      (_v, r) => {
-        const given = ['secret', 'secretFile', 'secretEnv'].filter((k) => r.given(k));
-        if (given.length === 0) r.report(['secret'], 'CHAP secret is required (secret, secretFile or secretEnv)');
-        else if (given.length > 1) r.report([], `${given.join(' and ')} are mutually exclusive`);
-      },
-    ],
-  },
-);
+/**
+ * A secret read from the environment variable `env` or the file `file` (one trailing
+ * newline dropped), at load time; problems are reported at `at` (the row that named the
+ * source). The value itself never appears in a message.
+ */
+function readSecret(env: string | undefined, file: string | undefined, at: Path, ctx: Ctx): string | undefined {
+  if (env !== undefined) {
+    const value = ctx.env.vars?.[env];
+    if (value === undefined || value === '') ctx.report(at, `environment variable ${env} is not set`);
+    return value;
+  }
+  if (file !== undefined) {
+    try {
+      const read = ctx.env.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+      return read(file).replace(/\r?\n$/, '');
+    } catch (err) {
+      ctx.report(at, `cannot read ${file}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+// ---- auth (targets[].auth, targets[].acls[].auth, discovery.auth) ----
+
+const chapFields = {
+  user: field(label('CHAP user name'), {
+    required: 'CHAP user name is required',
+    doc: "the CHAP name (CHAP_N): the initiator's in `chap`, the target's in `mutualChap`",
+  }),
+  secret: field(chapSecret, {
+    // One of secret, secretFile, secretEnv (oneChapSecret); a missing one is reported here.
+    required: (m) => (absent(m['secretFile']) && absent(m['secretEnv']) ? 'CHAP secret is required' : undefined),
+    docDefault: 'one of `secret`, `secretFile`, `secretEnv`',
+    doc: 'the CHAP secret; RFC 7143 12.1.3 requires at least 12 bytes (12-16 recommended). Never shown in messages',
+  }),
+  secretFile: field(fsPath('file'), {
+    doc: 'file holding the secret instead (e.g. a mounted Kubernetes Secret; one trailing newline is ignored); read at start and at every reload',
+  }),
+  secretEnv: field(envName, { doc: 'environment variable holding the secret instead' }),
+};
+
+const oneChapSecret: SectionRule<typeof chapFields> = (_v, r) => {
+  const given = ['secret', 'secretFile', 'secretEnv'].filter((k) => r.given(k));
+  if (given.length > 1) r.report([], `${given.join(' and ')} are mutually exclusive: give the secret one way`);
+};
+
+const chapRows = section(chapFields, { table: 'chap', rules: [oneChapSecret] });
 
 /**
- * CHAP credentials, with the secret read from where the file says: inline, a file, or an
- * environment variable (issue 12: secrets from Kubernetes Secrets). The value is checked
- * like an inline one (RFC 7143 12.1.3 length) and never echoed.
+ * CHAP credentials, with the secret read from where the rows say (`secretFile`,
+ * `secretEnv`) at load time and checked like an inline one: the output has `secret`,
+ * never its source, so a configuration in a ConfigMap can keep its secrets in a Secret.
  */
-export const chapSection: Node<ChapCredentials> = {
+export const chapSection: Node<ChapCredentials> & { fields: typeof chapFields } = {
   accepts: chapRows.accepts,
   fields: chapRows.fields,
   table: 'chap',
   parse(raw, at, ctx) {
-    const v = chapRows.parse(raw, at, ctx);
-    if (v === undefined) return undefined;
-    let secret = v.secret;
-    if (secret === undefined) {
-      const before = ctx.issueCount;
-      const from = v.secretEnv !== undefined ? 'secretEnv' : 'secretFile';
-      const text = resolveSecret({ file: v.secretFile, env: v.secretEnv }, at, from, ctx);
-      if (text === undefined || ctx.issueCount > before) return undefined;
-      secret = chapSecret.parse(text, [...at, from], ctx);
-      if (secret === undefined) return undefined;
-    }
-    return { user: v.user, secret };
+    const parsed = chapRows.parse(raw, at, ctx);
+    if (parsed === undefined) return undefined;
+    if (parsed.secret !== undefined) return { user: parsed.user, secret: parsed.secret };
+    const from = parsed.secretEnv !== undefined ? 'secretEnv' : 'secretFile';
+    const before = ctx.issueCount;
+    const value = readSecret(parsed.secretEnv, parsed.secretFile, [...at, from], ctx);
+    if (value === undefined || ctx.issueCount > before) return undefined;
+    const secret = chapSecret.parse(value, [...at, from], ctx);
+    return secret === undefined ? undefined : { user: parsed.user, secret };
   },
 };
 
@@ -937,28 +957,6 @@ const redisUrl = text('`redis://host:port[/db]` or `rediss://` (TLS)', (s) => {
 });
 
 
-/**
- * A secret kept out of the configuration file: read from an environment variable or a
- * file at load time (a reload reads it again). Problems are reported at `at.key`.
- */
-function resolveSecret(src: { file?: string | undefined; env?: string | undefined }, at: Path, key: string, ctx: Ctx): string | undefined {
-  if (src.env !== undefined) {
-    const value = ctx.env.vars?.[src.env];
-    if (value === undefined || value === '') ctx.report([...at, key], `environment variable ${src.env} is not set`);
-    return value;
-  }
-  if (src.file !== undefined) {
-    try {
-      const read = ctx.env.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-      return read(src.file).replace(/\r?\n$/, '');
-    } catch (err) {
-      ctx.report([...at, key], `cannot read ${src.file}: ${(err as Error).message}`);
-      return undefined;
-    }
-  }
-  return undefined;
-}
-
 const redisTlsSection = section({
   ca: field(fsPath('file'), { doc: 'PEM file of the CA that signed the server certificate' }),
   cert: field(fsPath('file'), { doc: 'client certificate (PEM), when Redis asks for one' }),
@@ -991,7 +989,8 @@ const oneRedisEndpoint: SectionRule<typeof redisFields> = (v, r) => {
 
 /** The password, read from where the file says, at load time; never from the file itself. */
 function resolvePassword(v: { passwordFile?: string; passwordEnv?: string }, at: Path, ctx: Ctx): string | undefined {
-  return resolveSecret({ file: v.passwordFile, env: v.passwordEnv }, at, v.passwordEnv !== undefined ? 'passwordEnv' : 'passwordFile', ctx);
+  const from = v.passwordEnv !== undefined ? 'passwordEnv' : 'passwordFile';
+  return readSecret(v.passwordEnv, v.passwordFile, [...at, from], ctx);
 }
 
 const redisSectionRows = section(redisFields, { table: 'cluster-redis', rules: [oneRedisEndpoint] });
@@ -1075,6 +1074,78 @@ const clusterSection = section(clusterFields, {
   }),
 });
 
+// ---- api ----
+
+/** A loopback address: the admin API may listen there without a token. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '0:0:0:0:0:0:0:1';
+}
+
+/** The admin API's address: "host:port" with the port written out (no default port to guess). */
+const apiListen = leaf<PortalConfig>('`"host:port"`', (raw, at, ctx) => {
+  if (typeof raw !== 'string' || !/:\d+$/.test(raw.trim())) {
+    ctx.report(at, `must be "host:port", e.g. "127.0.0.1:9470", got ${describe(raw)}`);
+    return undefined;
+  }
+  const p = parsePortal(raw);
+  if (typeof p === 'string') {
+    ctx.report(at, p.replace('portal', 'listen'));
+    return undefined;
+  }
+  return p;
+});
+
+/** Tokens shorter than this are refused: the token is the API's only protection off loopback. */
+export const MIN_API_TOKEN_BYTES = 16;
+
+const apiFields = {
+  listen: field(apiListen, {
+    default: '127.0.0.1:9470',
+    doc: 'where the admin HTTP API and `/metrics` listen; any address but loopback needs a token. `--api HOST:PORT` overrides it',
+  }),
+  tokenFile: field(fsPath('file'), {
+    doc: `file holding the bearer token (at least ${MIN_API_TOKEN_BYTES} bytes; e.g. a mounted Kubernetes Secret; one trailing newline is ignored); read at start`,
+  }),
+  tokenEnv: field(envName, { doc: 'environment variable holding the bearer token' }),
+};
+
+const apiRules: SectionRule<typeof apiFields> = (v, r) => {
+  const file = r.given('tokenFile');
+  const env = r.given('tokenEnv');
+  if (file && env) r.report([], 'tokenFile and tokenEnv are mutually exclusive');
+  if (r.given('token')) return; // reported as an unknown key; the token never sits in the file
+  if (v.listen !== undefined && !isLoopbackHost(v.listen.host) && !file && !env) {
+    r.report(
+      ['listen'],
+      `listens on ${displayPortal(v.listen)}, beyond this host: a bearer token is required (tokenFile or tokenEnv), or listen on 127.0.0.1`,
+    );
+  }
+};
+
+const apiRows = section(apiFields, { table: 'api', rules: [apiRules] });
+
+/** The api rows, with the token read from where they say (the output has `token`, never its source). */
+const apiSection: Node<ApiConfig> & { fields: typeof apiFields } = {
+  accepts: apiRows.accepts,
+  fields: apiRows.fields,
+  table: 'api',
+  parse(raw, at, ctx) {
+    const parsed = apiRows.parse(raw, at, ctx);
+    if (parsed === undefined) return undefined;
+    if (parsed.tokenFile === undefined && parsed.tokenEnv === undefined) return { listen: parsed.listen };
+    const from = parsed.tokenEnv !== undefined ? 'tokenEnv' : 'tokenFile';
+    const before = ctx.issueCount;
+    const token = readSecret(parsed.tokenEnv, parsed.tokenFile, [...at, from], ctx);
+    if (token === undefined || ctx.issueCount > before) return undefined;
+    if (Buffer.byteLength(token) < MIN_API_TOKEN_BYTES || /\s/.test(token)) {
+      ctx.report([...at, from], `the token must be at least ${MIN_API_TOKEN_BYTES} bytes without white space (e.g. openssl rand -hex 32)`);
+      return undefined;
+    }
+    return { listen: parsed.listen, token };
+  },
+};
+
 // ---- the file ----
 
 export const configFields = {
@@ -1118,6 +1189,10 @@ export const configFields = {
   cluster: field(clusterSection, {
     reload: restart,
     doc: 'several nodes exporting the same LUs, with reservations, unit attentions and leases in Redis; below. Absent: one node, state on local disk',
+  }),
+  api: field(apiSection, {
+    reload: restart,
+    doc: 'the admin HTTP API and Prometheus `/metrics` of this node, below (`api: {}` serves them on 127.0.0.1:9470). Absent: no API',
   }),
 };
 
@@ -1217,6 +1292,10 @@ function applyOverrides(raw: Record<string, unknown>, env: ConfigEnv): Record<st
   const out = { ...raw };
   const node = env.node ?? env.vars?.['SPINDLE_NODE_ID'];
   if (node !== undefined && node !== '') out['nodeId'] = node;
+  if (env.apiListen !== undefined && env.apiListen !== '') {
+    const api = out['api'];
+    out['api'] = { ...(isObj(api) ? api : {}), listen: env.apiListen };
+  }
   const url = env.vars?.['SPINDLE_REDIS_URL'];
   const cluster = out['cluster'];
   if (url !== undefined && url !== '' && isObj(cluster) && isObj(cluster['redis'])) {

@@ -28,6 +28,10 @@ export class LunTask extends ScsiCommandFields implements ScsiCommand {
   /** ...or, with TAS = 1 and another nexus's TMF, with TASK ABORTED (task-management.ts). */
   abortedWithStatus = false;
   busy = false;
+  /** Unit index the metrics counted this command against (-1: none; shared/metrics/lun-counters.ts). */
+  metricLu = -1;
+  /** performance.now() when the command came off the ring (latency histograms). */
+  startMs = 0;
 
   constructor(home: TaskHome) {
     super();

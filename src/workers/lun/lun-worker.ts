@@ -34,6 +34,9 @@ import { restoreUa, snapshotUa, type PersistedUa } from './ua/ua-persistence.ts'
 import { applyPageImages } from './spc/mode-select.ts';
 import type { ModePageImage } from '../../shared/state/mode-image.ts';
 import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
+import { LunCounters } from '../../shared/metrics/lun-counters.ts';
+import type { UnitInfo } from '../../shared/wire/admin-info.ts';
+import { describeUnit } from './unit-info.ts';
 
 /** How long a removed unit's last commands may take before its store is closed anyway. */
 const REMOVE_DRAIN_MS = 30_000;
@@ -77,6 +80,8 @@ export class LunWorker implements TaskHome {
   readonly #links: SessionLink[];
   readonly #nexuses: WorkerNexusDirectory;
   readonly doorbell: Doorbell;
+  /** Per unit counters in shared memory, read by the supervisor's exporter. */
+  readonly metrics: LunCounters;
   /**
    * Logical units by unit index. A unit removed by a configuration reload leaves a hole:
    * indexes are never reused while the worker runs, so a command still on a ring for a
@@ -111,6 +116,7 @@ export class LunWorker implements TaskHome {
     this.#links = data.sessions.map((s, i) => new SessionLink(i, s));
     this.#nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
     this.doorbell = new Doorbell(data.doorbell);
+    this.metrics = new LunCounters(data.metrics);
     this.#cluster = cluster !== undefined ? new RemoteClusterState(cluster) : null;
     // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
     this.#clusterLink = data.cluster === true ? (cluster ?? null) : null;
@@ -271,6 +277,7 @@ export class LunWorker implements TaskHome {
   }
 
   completed(t: LunTask, link: SessionLink): void {
+    this.metrics.complete(t, performance.now());
     t.reset();
     this.#inflight--;
     this.#free.push(t);
@@ -312,6 +319,7 @@ export class LunWorker implements TaskHome {
       t.nexus = v.getUint32(o + Cmd.NEXUS, true);
       t.lun = v.getUint32(o + Cmd.LUN, true);
       const luIndex = v.getUint32(o + Cmd.LU_INDEX, true);
+      this.metrics.arrive(t, luIndex, performance.now());
       const expected = v.getUint32(o + Cmd.EXPECTED_LENGTH, true);
       t.expectedLength = expected;
       t.dataOutLength = v.getUint32(o + Cmd.DATA_OUT_LENGTH, true);
@@ -542,5 +550,14 @@ export class LunWorker implements TaskHome {
 
   stats(): { units: number; inflight: number } {
     return { units: this.unitCount, inflight: this.#inflight };
+  }
+
+  /** Admin API: every open unit as the operator sees it (unit-info.ts). */
+  units(): UnitInfo[] {
+    const out: UnitInfo[] = [];
+    this.#units.forEach((lu, i) => {
+      if (lu !== undefined) out.push(describeUnit(lu, this.index, i));
+    });
+    return out;
   }
 }

@@ -37,6 +37,7 @@ const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
     growApply: (m) => worker.growApply(m.lu, m.bytes),
     sessionLost: (m) => worker.sessionWorkerLost(m.session),
     fault: (m) => injectFault(m.mode),
+    units: () => ({ units: worker.units() }),
   },
   notes: {},
   handles: {
@@ -59,3 +60,9 @@ const worker: LunWorker = new LunWorker(data, log, {
 control.onProtocolError = (problem) => log.error({ problem }, 'control channel: protocol error');
 
 if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);
+
+// Gauges and the liveness heartbeat the supervisor's exporter and readiness check read
+// (shared/metrics/lun-counters.ts): off the command path, once a second.
+const METRICS_PUBLISH_MS = 1000;
+worker.metrics.publish(0, 0);
+setInterval(() => worker.metrics.publish(worker.inflight, worker.unitCount), METRICS_PUBLISH_MS).unref();

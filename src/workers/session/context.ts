@@ -8,6 +8,7 @@ import type { LunChannel } from './lun-channel.ts';
 import type { PortalRoute, TargetRoute } from './routes.ts';
 import type { TaskPool } from './task.ts';
 import type { NexusRecord } from '../../shared/ring/nexus-table.ts';
+import type { SessionCounters } from '../../shared/metrics/session-counters.ts';
 
 export interface SessionWorkerContext {
   readonly index: number;
@@ -100,4 +101,9 @@ export interface SessionWorkerContext {
   readonly pendingWrites: { bytes: number; readonly limit: number };
   /** Write fixed-format sense for a named SenseReason into buf; returns its length. */
   writeSense(buf: Buffer, reason: string): number;
+  /**
+   * The worker's counters in shared memory (shared/metrics/session-counters.ts), read by
+   * the supervisor's exporter. Absent (unit tests): connections count privately.
+   */
+  readonly metrics?: SessionCounters;
 }

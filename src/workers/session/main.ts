@@ -32,6 +32,9 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
     closeAll: (m) => worker.closeAll(m.reason),
     lunLost: (m) => ({ ended: worker.lunWorkerLost(m.lunWorker) }),
     fault: (m) => injectFault(m.mode),
+    sessions: () => ({ connections: worker.sessions() }),
+    logoutSession: (m) => worker.logoutSession(m.tsih, m.time2WaitSec),
+    closeSession: (m) => worker.closeSession(m.tsih, m.reason),
   },
   notes: {
     reinstate: (m) => worker.reinstated(m.key),
@@ -68,3 +71,9 @@ function listenToPortal(port: MessagePort): void {
 data.portalPorts.forEach(listenToPortal);
 
 if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);
+
+// Gauges and the liveness heartbeat the supervisor's exporter and readiness check read
+// (shared/metrics/session-counters.ts): off the PDU path, once a second.
+const METRICS_PUBLISH_MS = 1000;
+worker.publishMetrics();
+setInterval(() => worker.publishMetrics(), METRICS_PUBLISH_MS).unref();

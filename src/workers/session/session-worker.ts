@@ -25,6 +25,9 @@ import { DescKind } from '../../shared/ring/descriptors.ts';
 import { distinctUnits, routesFromWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
+import { SessionCounters } from '../../shared/metrics/session-counters.ts';
+import type { ConnectionInfo } from '../../shared/wire/admin-info.ts';
+import { describeConnection } from './iscsi/connection-info.ts';
 
 /** What a session worker asks of, and tells, the supervisor (node-wide coordination). */
 export interface SupervisorLink {
@@ -41,6 +44,8 @@ export class SessionWorker {
   readonly log: Logger;
   readonly ctx: SessionWorkerContext;
   readonly doorbell: Doorbell;
+  /** Counters in shared memory, read by the supervisor's exporter. */
+  readonly metrics: SessionCounters;
   readonly #data: SessionWorkerData;
   readonly #supervisor: SupervisorLink;
   readonly #slab: Slab;
@@ -80,6 +85,7 @@ export class SessionWorker {
     this.#nexusTable = new NexusTable(data.nexusTable);
     this.#sessionCounts = new SessionCounts(data.sessionCounts, data.index);
     this.#pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
+    this.metrics = new SessionCounters(data.metrics);
     this.ctx = this.#context(routesFromWire(data.routes));
   }
 
@@ -204,6 +210,40 @@ export class SessionWorker {
 
   stats(): { connections: number; tasks: number; slabInUse: number } {
     return { connections: this.#connections.size, tasks: this.#pool.inUse, slabInUse: this.#slab.inUse };
+  }
+
+  /** Gauges and the liveness heartbeat for the exporter (a timer in main.ts). */
+  publishMetrics(): void {
+    this.metrics.publish(this.#connections.size, this.#pool.inUse, this.#slab.inUse, this.#slab.size);
+  }
+
+  /** Admin API: every connection of this worker (connection-info.ts). */
+  sessions(): ConnectionInfo[] {
+    return [...this.#connections].map((c) => describeConnection(c, this.index));
+  }
+
+  /** Admin API: the full-feature connection of the session with this TSIH, if it is here. */
+  #byTsih(tsih: number): IscsiConnection | undefined {
+    for (const c of this.#connections) if (c.isFullFeature && c.session?.tsih === tsih) return c;
+    return undefined;
+  }
+
+  /** Admin API: ask the initiator of session `tsih` to log out (RFC 7143 11.9.1). */
+  logoutSession(tsih: number, time2WaitSec: number): { found: boolean } {
+    const c = this.#byTsih(tsih);
+    if (c === undefined) return { found: false };
+    c.log.info({ time2WaitSec }, 'logout requested by an operator');
+    c.requestLogout(time2WaitSec);
+    return { found: true };
+  }
+
+  /** Admin API: close the connection of session `tsih` now. */
+  closeSession(tsih: number, reason: string): { found: boolean } {
+    const c = this.#byTsih(tsih);
+    if (c === undefined) return { found: false };
+    c.log.warn({ reason }, 'session closed by an operator');
+    c.close(reason);
+    return { found: true };
   }
 
   #maybeDrained(): void {
@@ -371,6 +411,7 @@ export class SessionWorker {
       },
       pendingWrites: { bytes: 0, limit: Math.floor(this.#slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),
+      metrics: this.metrics,
     };
     return ctx;
   }

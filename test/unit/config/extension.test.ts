@@ -214,6 +214,7 @@ describe('a schema grown by rows', () => {
       'logging',
       'iscsi',
       'cluster',
+      'api',
       'federation',
     ]);
     const d = reloadPolicy(extended.fields.devices.node, Reload.live, 'devices[]');

@@ -15,7 +15,7 @@ describe('README.md configuration reference', () => {
 
   it('has one table per documented section, each row with a default, values, reload policy and meaning', () => {
     const tables = configTables();
-    expect([...tables.keys()]).toEqual(['top', 'iscsi', 'devices', 'targets', 'chap', 'acls', 'cluster', 'cluster-redis', 'cluster-lease', 'cluster-nodes']);
+    expect([...tables.keys()]).toEqual(['top', 'iscsi', 'devices', 'targets', 'chap', 'acls', 'cluster', 'cluster-redis', 'cluster-lease', 'cluster-nodes', 'api']);
     for (const rows of tables.values()) {
       for (const r of rows) {
         expect(r.values, r.key).not.toBe('');

@@ -37,6 +37,7 @@ function base(): Record<string, unknown> & {
 describe('reload policy derived from the rows', () => {
   it('names the settings fixed for the run, as reload.ts always had them', () => {
     expect([...RELOAD_POLICY.fixed].sort()).toEqual([
+      'api',
       'cluster',
       'clusterId',
       'iscsi',

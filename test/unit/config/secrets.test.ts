@@ -52,9 +52,9 @@ describe('CHAP secrets from outside the file', () => {
     expect(short).toEqual(['targets[0].auth.chap.secretEnv: CHAP secret is 4 bytes; RFC 7143 section 12.1.3 requires at least 12 (12-16 recommended)']);
     expect(short.join()).not.toContain('tiny');
     expect(problems(yaml('{ user: u, secretEnv: NOPE }'))).toEqual(['targets[0].auth.chap.secretEnv: environment variable NOPE is not set']);
-    expect(problems(yaml('{ user: u }'))).toEqual(['targets[0].auth.chap.secret: CHAP secret is required (secret, secretFile or secretEnv)']);
+    expect(problems(yaml('{ user: u }'))).toEqual(['targets[0].auth.chap.secret: CHAP secret is required']);
     expect(problems(yaml("{ user: u, secret: 'averylongsecret', secretEnv: CHAP_SECRET }"))).toEqual([
-      'targets[0].auth.chap: secret and secretEnv are mutually exclusive',
+      'targets[0].auth.chap: secret and secretEnv are mutually exclusive: give the secret one way',
     ]);
   });
 });

@@ -44,11 +44,15 @@ import { NopHandler } from './nop.ts';
 import { TextExchange } from './text.ts';
 import { LogoutHandler } from './logout.ts';
 import type { Transport } from './transport.ts';
+import { SessionCounters } from '../../../shared/metrics/session-counters.ts';
 
 const Phase = { LOGIN: 0, FULL_FEATURE: 1, LOGOUT: 2, CLOSED: 3 } as const;
 
 /** Data segment limit during login: the RFC 7143 13.12 default MaxRecvDataSegmentLength. */
 const LOGIN_MAX_DSL = 8192;
+
+/** Counters of connections whose worker has none in shared memory (unit tests). */
+let privateCounters: SessionCounters | null = null;
 
 export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   readonly ctx: SessionWorkerContext;
@@ -73,6 +77,11 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   /** Reading is paused until the socket drains (output backpressure). */
   private outputBlocked = false;
   readonly tasks = new Map<number, Task>();
+  /** When the connection was accepted (admin API). */
+  readonly since = Date.now();
+  /** This connection's counters (shared/metrics/session-counters.ts) and its slot in them. */
+  readonly counters: SessionCounters;
+  readonly metricBase: number;
 
   private login: LoginExchange | null;
   readonly intake: CommandIntake;
@@ -97,6 +106,8 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = ctx.log.child({ peer: this.peer });
+    this.counters = ctx.metrics ?? (privateCounters ??= new SessionCounters());
+    this.metricBase = this.counters.openConnection();
     this.writer = new PduWriter(socket);
     this.writer.onBackpressure = (on) => {
       // The initiator is not reading our responses: stop reading its commands until
@@ -151,6 +162,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   onHeaderDigestError(): void {
     // RFC 7143 7.8: with a bad header digest the PDU boundaries cannot be trusted; at
     // ErrorRecoveryLevel 0 the connection is dropped.
+    this.counters.headerDigestError(this.metricBase);
     this.log.warn({}, 'header digest error: dropping connection');
     this.close('header digest error');
   }
@@ -195,6 +207,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     // data loses bytes we cannot re-request at ErrorRecoveryLevel 0, so the task is
     // failed by dropping the connection (session recovery, RFC 7143 7.1.5).
     const h = this.rx.hdr;
+    this.counters.dataDigestError(this.metricBase);
     this.log.warn({ opcode: opcodeOf(h, 0) }, 'data digest error');
     this.sendReject(RejectReason.DATA_DIGEST_ERROR, h);
     const route = this.rx.route;
@@ -345,6 +358,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       this.responses.drop(t);
       return;
     }
+    this.counters.commandDone(this.metricBase, t);
     this.responses.send(t);
     this.ctx.flushDoorbells();
   }
@@ -386,6 +400,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   }
 
   sendReject(reason: number, rejected: Buffer): void {
+    this.counters.reject(this.metricBase, reason);
     this.fillSeq(true);
     const w = this.writer;
     w.begin();
@@ -430,6 +445,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   private teardown(why: string): void {
     if (this.phase === Phase.CLOSED) return;
     this.phase = Phase.CLOSED;
+    this.counters.closeConnection(this.metricBase);
     this.login?.stop();
     this.nop.stop();
     for (const t of this.tasks.values()) {

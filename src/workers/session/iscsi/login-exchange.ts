@@ -52,6 +52,7 @@ export class LoginExchange {
     this.phase = new LoginPhase(this.loginContext());
     const timeoutSec = host.ctx.tuning.loginTimeoutSec;
     this.timer = setTimeout(() => {
+      host.ctx.metrics?.loginTimedOut();
       host.log.warn({ timeoutSec }, 'login phase timed out');
       host.close('login timeout');
     }, timeoutSec * 1000);
@@ -261,7 +262,10 @@ export class LoginExchange {
       host.ctx.authSuccess(key);
     }
     this.sendResponse(req, r, failed);
-    if (!failed && result.complete && result.params) host.enterFullFeature(req, r.tsih, result.params);
+    if (!failed && result.complete && result.params) {
+      host.ctx.metrics?.loginOk();
+      host.enterFullFeature(req, r.tsih, result.params);
+    }
   }
 
   private sendResponse(req: LoginRequest, r: LoginResponse, failed: boolean): void {
@@ -294,6 +298,7 @@ export class LoginExchange {
     );
     host.sendControlData(data);
     if (failed) {
+      host.ctx.metrics?.loginFailed(r.statusClass, r.statusDetail);
       host.log.info({ statusClass: r.statusClass, statusDetail: r.statusDetail }, 'login failed');
       host.closeAfterFlush();
     }
@@ -326,6 +331,7 @@ export class LoginExchange {
       seq,
     );
     w.sendInline(0);
+    host.ctx.metrics?.loginFailed(cls, detail);
     host.closeAfterFlush();
   }
 }
