@@ -97,6 +97,8 @@ export class Supervisor {
   #reloading: Promise<void> = Promise.resolve();
   /** Worker replacements, one at a time (issue 12). */
   #recovering: Promise<void> = Promise.resolve();
+  /** Per worker name: the heartbeat value last seen, when it last moved (monotonic and wall clock). */
+  readonly #beats = new Map<string, { beat: number; at: number; wallMs: number }>();
   #watchdog: NodeJS.Timeout | null = null;
   readonly #hangTimeoutMs: number;
   /** RAM devices' shared memory, kept for a LUN worker's replacement (by device name). */
@@ -430,12 +432,21 @@ export class Supervisor {
   }
 
   /**
+   * When the watchdog last saw this worker's heartbeat move (Date.now(); 0: not yet).
+   * The admin API's readiness and the worker_up metric read liveness here, so there is
+   * one heartbeat per worker and one judge of it.
+   */
+  lastBeatMs(name: string): number {
+    return this.#beats.get(name)?.wallMs ?? 0;
+  }
+
+  /**
    * Hung workers: a heartbeat that has not moved for hangTimeoutMs means the worker's
    * thread no longer reaches its event loop; it is terminated, and #onExit replaces it.
    */
   #watchHeartbeats(): void {
-    const seen = new Map<string, { beat: number; at: number }>();
-    this.#watchdog = setInterval(() => {
+    const seen = this.#beats;
+    const tick = (): void => {
       if (this.#stopping) return;
       const now = performance.now();
       const all: { h: { name: string; alive: boolean; terminate(): Promise<number> }; slot: number }[] = [
@@ -448,7 +459,7 @@ export class Supervisor {
         const beat = readHeartbeat(this.dataPlane.heartbeats, slot);
         const last = seen.get(h.name);
         if (last === undefined || last.beat !== beat) {
-          seen.set(h.name, { beat, at: now });
+          seen.set(h.name, { beat, at: now, wallMs: Date.now() });
           continue;
         }
         if (now - last.at > this.#hangTimeoutMs) {
@@ -457,7 +468,10 @@ export class Supervisor {
           void h.terminate();
         }
       }
-    }, Math.min(1000, this.#hangTimeoutMs / 4));
+    };
+    // At once too: the workers have just answered `start`, so they count as alive now.
+    tick();
+    this.#watchdog = setInterval(tick, Math.min(500, this.#hangTimeoutMs / 4));
     this.#watchdog.unref();
   }
 

@@ -4,8 +4,8 @@
  *
  * Layout (Float64 elements; one buffer per LUN worker, allocated by the supervisor):
  *
- *   [0]  HEARTBEAT_MS  Date.now() of the worker's last gauge publication (0: not started)
- *   [1]  INFLIGHT      commands the worker holds (gauge, published with the heartbeat)
+ *   [0]                reserved (liveness is the supervisor's heartbeat, shared/ring/heartbeat.ts)
+ *   [1]  INFLIGHT      commands the worker holds (gauge, published on a timer)
  *   [2]  UNITS         logical units open (gauge)
  *   [3..7]             reserved
  *   [8 + i * LU_STRIDE ...]  the slot of unit index i (supervisor/topology.ts luIndex),
@@ -37,7 +37,7 @@
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
 
-export const LunWorkerField = { HEARTBEAT_MS: 0, INFLIGHT: 1, UNITS: 2 } as const;
+export const LunWorkerField = { INFLIGHT: 1, UNITS: 2 } as const;
 
 /** Offsets inside one unit's slot. */
 export const LuField = {
@@ -153,12 +153,11 @@ export class LunCounters {
     f[base + LuField.HISTOGRAM + cls * LATENCY_BUCKETS + latencyBucket(ms)]!++;
   }
 
-  /** Gauges and the liveness heartbeat (a timer, off the command path). */
-  publish(inflight: number, units: number, nowMs: number = Date.now()): void {
+  /** Gauges (a timer, off the command path). */
+  publish(inflight: number, units: number): void {
     const f = this.#f;
     f[LunWorkerField.INFLIGHT] = inflight;
     f[LunWorkerField.UNITS] = units;
-    f[LunWorkerField.HEARTBEAT_MS] = nowMs;
   }
 }
 
@@ -186,10 +185,6 @@ export class LunCountersView {
 
   constructor(sab: SharedArrayBuffer) {
     this.#f = new Float64Array(sab);
-  }
-
-  get heartbeatMs(): number {
-    return this.#f[LunWorkerField.HEARTBEAT_MS]!;
   }
 
   get inflight(): number {

@@ -1,12 +1,12 @@
 /**
  * Counters of one session worker, in a SharedArrayBuffer the worker writes and the
  * supervisor's exporter reads on scrape: node-wide iSCSI events (logins by outcome, PDU
- * rejects by reason, digest errors), gauges with a liveness heartbeat, and one slot per
+ * rejects by reason, digest errors), gauges, and one slot per
  * connection.
  *
  * Layout (Float64 elements; one buffer per session worker):
  *
- *   [0]  HEARTBEAT_MS   Date.now() of the last gauge publication (0: not started)
+ *   [0]                 reserved (liveness is the supervisor's heartbeat, shared/ring/heartbeat.ts)
  *   [1]  CONNECTIONS    connections on the worker (gauge)
  *   [2]  TASKS          task objects in use (gauge)
  *   [3]  SLAB_IN_USE    bytes of the worker's slab allocated (gauge)
@@ -35,7 +35,6 @@
  */
 
 export const SessionField = {
-  HEARTBEAT_MS: 0,
   CONNECTIONS: 1,
   TASKS: 2,
   SLAB_IN_USE: 3,
@@ -205,14 +204,13 @@ export class SessionCounters {
     this.#f[SessionField.LOGIN_FAILURES + TIMEOUT_REASON]!++;
   }
 
-  /** Gauges and the liveness heartbeat (a timer, off the PDU path). */
-  publish(connections: number, tasks: number, slabInUse: number, slabBytes: number, nowMs: number = Date.now()): void {
+  /** Gauges (a timer, off the PDU path). */
+  publish(connections: number, tasks: number, slabInUse: number, slabBytes: number): void {
     const f = this.#f;
     f[SessionField.CONNECTIONS] = connections;
     f[SessionField.TASKS] = tasks;
     f[SessionField.SLAB_IN_USE] = slabInUse;
     f[SessionField.SLAB_BYTES] = slabBytes;
-    f[SessionField.HEARTBEAT_MS] = nowMs;
   }
 }
 
@@ -236,10 +234,6 @@ export class SessionCountersView {
 
   field(i: number): number {
     return this.#f[i]!;
-  }
-
-  get heartbeatMs(): number {
-    return this.#f[SessionField.HEARTBEAT_MS]!;
   }
 
   loginFailures(): { reason: LoginFailureReason; count: number }[] {

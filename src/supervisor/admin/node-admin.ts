@@ -129,9 +129,7 @@ export class NodeAdmin implements AdminHost {
     const now = Date.now();
     const fresh = (hb: number) => hb > 0 && now - hb < HEARTBEAT_STALE_MS;
     return [
-      ...s.handles.lun.map((h, i) => ({ name: h.name, ok: h.alive && fresh(s.metrics.lunViews[i]?.heartbeatMs ?? 0) })),
-      ...s.handles.session.map((h, i) => ({ name: h.name, ok: h.alive && fresh(s.metrics.sessionViews[i]?.heartbeatMs ?? 0) })),
-      ...s.handles.portal.map((h) => ({ name: h.name, ok: h.alive })),
+      ...[...s.handles.lun, ...s.handles.session, ...s.handles.portal].map((h) => ({ name: h.name, ok: h.alive && fresh(s.lastBeatMs(h.name)) })),
     ];
   }
 
@@ -361,9 +359,9 @@ export class NodeAdmin implements AdminHost {
       reloads: () => s.reloadCounts,
       workerRestarts: () => s.workerRestarts,
       workers: () => [
-        ...s.handles.lun.map((h, i) => ({ kind: 'lun' as const, index: i, alive: h.alive, heartbeatMs: s.metrics.lunViews[i]?.heartbeatMs ?? 0 })),
-        ...s.handles.session.map((h, i) => ({ kind: 'session' as const, index: i, alive: h.alive, heartbeatMs: s.metrics.sessionViews[i]?.heartbeatMs ?? 0 })),
-        ...s.handles.portal.map((h, i) => ({ kind: 'portal' as const, index: i, alive: h.alive, heartbeatMs: NaN })),
+        ...s.handles.lun.map((h, i) => ({ kind: 'lun' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
+        ...s.handles.session.map((h, i) => ({ kind: 'session' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
+        ...s.handles.portal.map((h, i) => ({ kind: 'portal' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
       ],
       devices: () =>
         this.#config.devices.flatMap((d) => {

@@ -33,7 +33,7 @@ export const METRICS = {
   spindle_ready: { type: 'gauge', labels: [], help: '1 when the node is ready (portals bound, workers alive, in a cluster the lease held and the node active).' },
   spindle_config_reloads_total: { type: 'counter', labels: ['outcome'], help: 'Configuration reloads (SIGHUP or the admin API) by outcome: applied, unchanged, refused, failed.' },
   spindle_worker_up: { type: 'gauge', labels: ['kind', 'worker'], help: '1 while the worker thread runs and its heartbeat is fresh.' },
-  spindle_worker_heartbeat_age_seconds: { type: 'gauge', labels: ['kind', 'worker'], help: 'Seconds since the worker last published its gauges (about 1 s while healthy).' },
+  spindle_worker_heartbeat_age_seconds: { type: 'gauge', labels: ['kind', 'worker'], help: 'Seconds since the watchdog last saw the worker heartbeat move (under 1 s while healthy).' },
   spindle_worker_restarts_total: { type: 'counter', labels: ['kind'], help: 'Worker threads restarted after a crash (a crash stops the target today, so 0).' },
   spindle_lu_reads_total: { type: 'counter', labels: ['device'], help: 'READ commands completed by the logical unit.' },
   spindle_lu_writes_total: { type: 'counter', labels: ['device'], help: 'WRITE commands completed by the logical unit.' },
@@ -94,7 +94,7 @@ export interface ExporterSource {
   ready(): boolean;
   reloads(): Readonly<Record<ReloadOutcome, number>>;
   workerRestarts(): Readonly<Record<'lun' | 'session' | 'portal', number>>;
-  /** Every worker thread: kind, index, running, and its heartbeat (ms since the epoch; NaN: none kept). */
+  /** Every worker thread: kind, index, running, and when its heartbeat last moved (ms since the epoch; 0: not yet). */
   workers(): { kind: 'lun' | 'session' | 'portal'; index: number; alive: boolean; heartbeatMs: number }[];
   /** Device name -> where its counters are, and its configured size. */
   devices(): { name: string; lunWorker: number; luIndex: number; sizeBytes: number }[];
