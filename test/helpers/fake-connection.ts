@@ -430,7 +430,8 @@ export class FakeConnection {
       flushDoorbells: () => {
         for (const ch of channels) ch.flushDoorbell();
       },
-      pollCompletions: () => {},
+      inputStarts: () => {},
+      inputEnds: () => ctx.flushDoorbells(),
       pendingWrites: { bytes: 0, limit: Math.floor(this.slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),
     };

@@ -66,28 +66,3 @@ export class Doorbell {
     Atomics.store(this.words, SLEEPING, 0);
   }
 }
-
-/**
- * The consumer side of the protocol above, as one loop every consumer thread runs:
- * drain, announce sleep, drain again (a producer may have published before it could
- * see the flag), then either yield to the event loop and go on (work arrived: stay
- * awake, producers skip the notify) or park until rung. `drain` returns how many items
- * it handled. Resolves once `running()` is false at the top of an iteration; whoever
- * clears it rings the bell so a parked loop notices.
- */
-export async function consumeWhile(bell: Doorbell, drain: () => number, running: () => boolean): Promise<void> {
-  while (running()) {
-    let n = drain();
-    const seen = bell.prepareSleep();
-    n += drain();
-    if (n > 0) {
-      bell.awake();
-      // Yield so other event-loop work (socket I/O, fs callbacks) interleaves with batches.
-      await new Promise<void>((r) => setImmediate(r));
-      continue;
-    }
-    const r = bell.wait(seen);
-    if (typeof r !== 'string') await r;
-    bell.awake();
-  }
-}

@@ -8,7 +8,8 @@
  * control channel, and tests drive it in one thread over real rings (test/helpers/
  * lun-loopback.ts), calling drainAll() themselves.
  */
-import { Doorbell, consumeWhile } from '../../shared/ring/doorbell.ts';
+import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { ConsumerLoop } from '../../shared/ring/consumer-loop.ts';
 import { Cmd, Cpl, DescKind, UaEvent } from '../../shared/ring/descriptors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
@@ -94,7 +95,7 @@ export class LunWorker implements TaskHome {
   #inflight = 0;
   /** True while draining rings: completions then ring each peer once at the batch end. */
   #inBatch = false;
-  #running = false;
+  readonly #loop: ConsumerLoop;
   /** Cluster mode: the reservation state held by the supervisor (Redis). */
   readonly #cluster: RemoteClusterState | null;
   readonly #clusterLink: ClusterStateLink | null;
@@ -116,6 +117,7 @@ export class LunWorker implements TaskHome {
     this.#links = data.sessions.map((s, i) => new SessionLink(i, s));
     this.#nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
     this.doorbell = new Doorbell(data.doorbell);
+    this.#loop = new ConsumerLoop(this.doorbell, () => this.drainAll());
     this.metrics = new LunCounters(data.metrics);
     this.#cluster = cluster !== undefined ? new RemoteClusterState(cluster) : null;
     // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
@@ -252,8 +254,7 @@ export class LunWorker implements TaskHome {
 
   /** Consume the rings until stop(). */
   run(): Promise<void> {
-    this.#running = true;
-    return consumeWhile(this.doorbell, () => this.drainAll(), () => this.#running);
+    return this.#loop.run();
   }
 
   /** Drain every command ring once; returns how many descriptors were taken. */
@@ -544,8 +545,7 @@ export class LunWorker implements TaskHome {
     if (this.#uaTimer !== null) clearInterval(this.#uaTimer);
     this.#snapshotUas();
     await Promise.all(units.map((u) => u?.close()));
-    this.#running = false;
-    this.doorbell.wake();
+    this.#loop.stop();
   }
 
   stats(): { units: number; inflight: number } {

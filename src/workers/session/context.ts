@@ -89,10 +89,16 @@ export interface SessionWorkerContext {
   /** Ring the doorbells of LUN workers that got commands since the last call. */
   flushDoorbells(): void;
   /**
-   * After submitting commands: poll the completion rings for a bounded time before
-   * going back to the event loop, so a fast completion skips the doorbell wake-up.
+   * Socket input is about to be handled: LUN workers need not ring this worker's
+   * doorbell until inputEnds() (shared/ring/consumer-loop.ts).
    */
-  pollCompletions(): void;
+  inputStarts(): void;
+  /**
+   * The input is handled: ring the LUN workers that got commands, poll briefly for their
+   * completions when that pays (see SessionWorker #pollCompletions), then re-arm the
+   * doorbell and take what completed meanwhile.
+   */
+  inputEnds(): void;
   /**
    * Slab bytes held by writes of every session of this worker whose data is still due,
    * and the most they may hold together (half the slab: the rest stays for reads and for

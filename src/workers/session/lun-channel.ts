@@ -114,12 +114,12 @@ export class LunChannel {
     }
   }
 
-  /** Wake the LUN worker if this batch pushed anything (one notify per batch). */
-  flushDoorbell(): void {
-    if (this.pushedSinceRing) {
-      this.pushedSinceRing = false;
-      this.peer.ring();
-    }
+  /** Wake the LUN worker if this batch pushed anything (one notify per batch); true if it did push. */
+  flushDoorbell(): boolean {
+    if (!this.pushedSinceRing) return false;
+    this.pushedSinceRing = false;
+    this.peer.ring();
+    return true;
   }
 
   /** Drain completions; returns how many were handled. */

@@ -7,7 +7,8 @@
  * supervisor's control channel behind `SupervisorLink`.
  */
 import type { Socket } from 'node:net';
-import { Doorbell, consumeWhile } from '../../shared/ring/doorbell.ts';
+import { Doorbell } from '../../shared/ring/doorbell.ts';
+import { ConsumerLoop } from '../../shared/ring/consumer-loop.ts';
 import { Slab } from '../../shared/ring/slab.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { writeFixedSense, SenseReason } from '../../shared/scsi/sense.ts';
@@ -39,6 +40,12 @@ export interface SupervisorLink {
   sessionFind(key: string): Promise<{ worker: number; tsih: number }>;
 }
 
+/** Poll for completions only with at most this many commands in flight (see #pollCompletions). */
+const POLL_MAX_PENDING = 4;
+/** After polls that missed, at most this many commands go unpolled before trying again. */
+const POLL_MAX_SKIP = 256;
+const POLL_MISS_SHIFT_MAX = 8;
+
 export class SessionWorker {
   readonly index: number;
   readonly log: Logger;
@@ -55,12 +62,18 @@ export class SessionWorker {
   readonly #nexusTable: NexusTable;
   readonly #sessionCounts: SessionCounts;
   readonly #nexusSlots = new NexusSlots();
-  readonly #pollBudgetNs: bigint;
+  /** How long to poll for completions after submitting, in ms (0: never). */
+  readonly #pollBudgetMs: number;
+  /** Commands went to a LUN worker since the last poll decision. */
+  #submitted = false;
+  /** Polls in a row that ended without a completion, and commands to let pass unpolled. */
+  #pollMisses = 0;
+  #pollSkip = 0;
   readonly #connections = new Set<IscsiConnection>();
   /** Sessions in full feature phase on this worker, by session identity. */
   readonly #sessions = new Map<string, IscsiConnection>();
   #draining = false;
-  #running = false;
+  readonly #loop: ConsumerLoop;
   #drained: (() => void) | null = null;
 
   /** Owner of control descriptors whose acknowledgement only frees the task. */
@@ -81,24 +94,23 @@ export class SessionWorker {
       return ch;
     });
     this.doorbell = new Doorbell(data.doorbell);
+    this.#loop = new ConsumerLoop(this.doorbell, () => this.#drainCompletions());
     this.#tsihs = new TsihTable(data.tsihTable, data.index);
     this.#nexusTable = new NexusTable(data.nexusTable);
     this.#sessionCounts = new SessionCounts(data.sessionCounts, data.index);
-    this.#pollBudgetNs = BigInt(Math.max(0, data.pollBudgetUs) * 1000);
+    this.#pollBudgetMs = Math.max(0, data.pollBudgetUs) / 1000;
     this.metrics = new SessionCounters(data.metrics);
     this.ctx = this.#context(routesFromWire(data.routes));
   }
 
   /** Consume completions until stopped. */
   run(): Promise<void> {
-    this.#running = true;
-    return consumeWhile(this.doorbell, () => this.#drainCompletions(), () => this.#running);
+    return this.#loop.run();
   }
 
   /** Stop the completion loop (after drain: nothing is in flight). */
   stopLoop(): void {
-    this.#running = false;
-    this.doorbell.wake();
+    this.#loop.stop();
   }
 
   /** A socket handed over by fabric port worker `portalIndex`; `closed` runs when it ends. */
@@ -258,6 +270,47 @@ export class SessionWorker {
   }
 
   /** Drain every completion ring, then push tasks waiting for ring space. */
+  /**
+   * A wake-up through the doorbell costs ~30 us on a VM (futex wake, IPI, the waiting
+   * thread's event loop turning over) and a RAM or page-cache command completes faster
+   * than that, so right after submitting the session worker polls the completion rings
+   * for at most the budget; if nothing comes back the doorbell path takes over. Polling
+   * burns this thread's CPU, so it is spent only where it buys latency:
+   *  - only when this input submitted a command (a chunk that carried only part of a
+   *    write's data has nothing to wait for);
+   *  - only at shallow depth (POLL_MAX_PENDING): with more in flight, completions keep
+   *    arriving and the doorbell batches them, so a spin buys nothing;
+   *  - not while polls keep missing (a disk-backed LU slower than the budget): each miss
+   *    in a row doubles the number of commands that go unpolled, up to POLL_MAX_SKIP, and
+   *    one hit resets it.
+   * performance.now() rather than hrtime.bigint(): no BigInt allocated per check.
+   */
+  #pollCompletions(): void {
+    if (!this.#submitted) return;
+    this.#submitted = false;
+    if (this.#pollBudgetMs <= 0) return;
+    if (this.#pollSkip > 0) {
+      this.#pollSkip--;
+      return;
+    }
+    const channels = this.#channels;
+    let pending = 0;
+    for (let i = 0; i < channels.length; i++) pending += channels[i]!.pending;
+    if (pending === 0 || pending > POLL_MAX_PENDING) return;
+    const deadline = performance.now() + this.#pollBudgetMs;
+    do {
+      let n = 0;
+      for (let i = 0; i < channels.length; i++) n += channels[i]!.drain();
+      if (n > 0) {
+        this.#pollMisses = 0;
+        this.ctx.flushDoorbells();
+        return;
+      }
+    } while (performance.now() < deadline);
+    this.#pollMisses = Math.min(this.#pollMisses + 1, POLL_MISS_SHIFT_MAX);
+    this.#pollSkip = Math.min(POLL_MAX_SKIP, 1 << this.#pollMisses);
+  }
+
   #drainCompletions(): number {
     const channels = this.#channels;
     let n = 0;
@@ -387,27 +440,13 @@ export class SessionWorker {
         ctx.flushDoorbells();
       },
       flushDoorbells: () => {
-        for (let i = 0; i < channels.length; i++) channels[i]!.flushDoorbell();
+        for (let i = 0; i < channels.length; i++) if (channels[i]!.flushDoorbell()) this.#submitted = true;
       },
-      pollCompletions: () => {
-        // A wake-up through the doorbell costs ~30 us on a VM (futex wake, IPI, the
-        // waiting thread's event loop turning over); a RAM or page-cache command completes
-        // faster than that. So right after submitting, poll the rings for at most the
-        // budget; if nothing comes back the doorbell path takes over as usual. The
-        // budget bounds how long other sockets on this worker can be kept waiting.
-        if (data.pollBudgetUs <= 0) return;
-        let pending = 0;
-        for (let i = 0; i < channels.length; i++) pending += channels[i]!.pending;
-        if (pending === 0) return;
-        const deadline = process.hrtime.bigint() + this.#pollBudgetNs;
-        do {
-          let n = 0;
-          for (let i = 0; i < channels.length; i++) n += channels[i]!.drain();
-          if (n > 0) {
-            ctx.flushDoorbells();
-            return;
-          }
-        } while (process.hrtime.bigint() < deadline);
+      inputStarts: () => this.#loop.inputStarts(),
+      inputEnds: () => {
+        ctx.flushDoorbells();
+        this.#pollCompletions();
+        this.#loop.inputEnds();
       },
       pendingWrites: { bytes: 0, limit: Math.floor(this.#slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),

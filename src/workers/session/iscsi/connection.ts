@@ -146,9 +146,9 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   // Receive
 
   private onData(chunk: Buffer): void {
+    this.ctx.inputStarts();
     this.rx.feed(chunk);
-    this.ctx.flushDoorbells();
-    this.ctx.pollCompletions();
+    this.ctx.inputEnds();
   }
 
   get receiving(): boolean {

@@ -1,0 +1,95 @@
+/**
+ * The consumer side of the doorbell protocol (doorbell.ts), as the loop every consumer
+ * thread (LUN worker, session worker) runs: drain, announce sleep, drain again (a
+ * producer may have published before it could see the flag), then either yield one
+ * event-loop turn and go on (work arrived: stay awake, producers skip the notify) or
+ * park until rung.
+ *
+ * Written as a small state machine with handlers bound once rather than an async loop:
+ * an `await new Promise(setImmediate)` per batch was a promise and a closure per
+ * command at queue depth 1 (issue 13, the hot-path rules in DESIGN.md).
+ *
+ * Input from elsewhere. A session worker also wakes for socket data while parked. Left
+ * as is, a LUN worker completing a command during that turn would still see the flag
+ * up and pay a futex wake (and the session thread a wake-up for nothing) although the
+ * session worker collects the completion itself by polling. `inputStarts()` lowers the
+ * flag for such a turn and `inputEnds()` raises it again and drains, which keeps the
+ * lost-wake-up argument of doorbell.ts: a producer that saw the flag down published
+ * before the drain in inputEnds(), one that saw it up rings the pending wait.
+ */
+import type { Doorbell } from './doorbell.ts';
+
+export class ConsumerLoop {
+  readonly #bell: Doorbell;
+  readonly #drain: () => number;
+  #running = false;
+  /** A wait on the bell is pending (the thread sleeps unless some other input runs). */
+  #parked = false;
+  #done: (() => void) | null = null;
+  readonly #turnFn = (): void => this.#turn();
+  readonly #wokenFn = (): void => {
+    this.#parked = false;
+    this.#bell.awake();
+    this.#turn();
+  };
+
+  /** `drain` handles what is on the rings and returns how many items it took. */
+  constructor(bell: Doorbell, drain: () => number) {
+    this.#bell = bell;
+    this.#drain = drain;
+  }
+
+  /** Consume until stop(); resolves when the loop has ended. */
+  run(): Promise<void> {
+    this.#running = true;
+    return new Promise((resolve) => {
+      this.#done = resolve;
+      this.#turn();
+    });
+  }
+
+  /** End the loop (a parked loop is woken to notice). */
+  stop(): void {
+    this.#running = false;
+    this.#bell.wake();
+  }
+
+  /** Another input (socket data) runs on this thread: producers need not ring meanwhile. */
+  inputStarts(): void {
+    if (this.#parked) this.#bell.awake();
+  }
+
+  /** That input is handled: announce sleep again and take what arrived without a ring. */
+  inputEnds(): void {
+    if (!this.#parked) return;
+    this.#bell.prepareSleep();
+    this.#drain();
+  }
+
+  #turn(): void {
+    if (!this.#running) {
+      const done = this.#done;
+      this.#done = null;
+      done?.();
+      return;
+    }
+    let n = this.#drain();
+    const seen = this.#bell.prepareSleep();
+    n += this.#drain();
+    if (n > 0) {
+      this.#bell.awake();
+      // Yield so other event-loop work (socket I/O, fs callbacks) interleaves with batches.
+      setImmediate(this.#turnFn);
+      return;
+    }
+    const r = this.#bell.wait(seen);
+    if (typeof r === 'string') {
+      // Rung between prepareSleep and wait: go round again (after a yield).
+      this.#bell.awake();
+      setImmediate(this.#turnFn);
+      return;
+    }
+    this.#parked = true;
+    void r.then(this.#wokenFn);
+  }
+}
