@@ -583,7 +583,7 @@ export class FakeConnection {
     const got = await this.take();
     if (got.length !== 1)
       throw new Error(`expected one PDU, got ${got.length} (${got.map((p) => p.opcode.toString(16))})`);
-    return got[0];
+    return got[0]!;
   }
 
   /** Warnings and errors logged by the connection (messages only). */

@@ -265,7 +265,7 @@ function decodePdu(bhs: Buffer, ahs: Buffer, data: Buffer): Pdu {
     bhs,
     ahs,
     data,
-    flags: bhs[1],
+    flags: bhs[1]!,
     itt: u32(bhs, 16),
     ttt: u32(bhs, 20),
     statSN: u32(bhs, 24),
@@ -284,8 +284,8 @@ export function loginStatus(p: Pdu): {
   nsg: number;
 } {
   return {
-    statusClass: p.bhs[36],
-    statusDetail: p.bhs[37],
+    statusClass: p.bhs[36]!,
+    statusDetail: p.bhs[37]!,
     tsih: u16(p.bhs, 14),
     transit: (p.flags & 0x80) !== 0,
     csg: (p.flags >> 2) & 3,
@@ -295,7 +295,7 @@ export function loginStatus(p: Pdu): {
 
 /** Reject reason (RFC 7143 11.17.1). */
 export function rejectReason(p: Pdu): number {
-  return p.bhs[2];
+  return p.bhs[2]!;
 }
 
 /** Parse NUL-terminated key=value text (RFC 7143 6.1). Later keys win. */
@@ -621,13 +621,13 @@ export class Initiator {
     if (hd) {
       const got = readDigest(b, BHS_LENGTH + ahs);
       const want = crc32c(b, 0, BHS_LENGTH + ahs);
-      if (got !== want) throw new Error(`target sent a bad header digest (opcode 0x${b[0].toString(16)})`);
+      if (got !== want) throw new Error(`target sent a bad header digest (opcode 0x${b[0]!.toString(16)})`);
     }
     const dataStart = BHS_LENGTH + ahs + hd;
     if (dd) {
       const got = readDigest(b, dataStart + dsl + pad4(dsl));
       const want = crc32c(b, dataStart, dataStart + dsl + pad4(dsl));
-      if (got !== want) throw new Error(`target sent a bad data digest (opcode 0x${b[0].toString(16)})`);
+      if (got !== want) throw new Error(`target sent a bad data digest (opcode 0x${b[0]!.toString(16)})`);
     }
     const pdu = decodePdu(
       Buffer.from(b.subarray(0, BHS_LENGTH)),
@@ -1040,7 +1040,7 @@ export class Initiator {
         pdus,
       ).catch(async (err: unknown) => {
         throw new Error(
-          `SCSI command 0x${cdb[0].toString(16)} (itt ${itt}): ${(err as Error).message}; got ${pdus.map((x) => x.opcode.toString(16)).join(',')}`,
+          `SCSI command 0x${cdb[0]!.toString(16)} (itt ${itt}): ${(err as Error).message}; got ${pdus.map((x) => x.opcode.toString(16)).join(',')}`,
         );
       });
       if (p.opcode === Opcode.R2T) {
@@ -1073,8 +1073,8 @@ export class Initiator {
     }
     return {
       itt,
-      response: p.opcode === Opcode.SCSI_RESPONSE ? p.bhs[2] : 0,
-      status: p.bhs[3],
+      response: p.opcode === Opcode.SCSI_RESPONSE ? p.bhs[2]! : 0,
+      status: p.bhs[3]!,
       sense,
       data,
       overflow: (p.flags & 0x04) !== 0,

@@ -71,22 +71,22 @@ export class WirePdu {
     return opcodeOf(this.bhs, 0);
   }
   get flags(): number {
-    return this.bhs[1];
+    return this.bhs[1]!;
   }
   /** F bit. */
   get final(): boolean {
-    return (this.bhs[1] & 0x80) !== 0;
+    return (this.bhs[1]! & 0x80) !== 0;
   }
   /** Data-In S bit: status is carried (RFC 7143 11.7.1). */
   get hasStatus(): boolean {
-    return (this.bhs[1] & 0x01) !== 0;
+    return (this.bhs[1]! & 0x01) !== 0;
   }
   /** Residual overflow (O) and underflow (U) bits of SCSI Response / Data-In (11.4.5). */
   get overflow(): boolean {
-    return (this.bhs[1] & 0x04) !== 0;
+    return (this.bhs[1]! & 0x04) !== 0;
   }
   get underflow(): boolean {
-    return (this.bhs[1] & 0x02) !== 0;
+    return (this.bhs[1]! & 0x02) !== 0;
   }
   get itt(): number {
     return u32(this.bhs, 16);
@@ -106,14 +106,14 @@ export class WirePdu {
   }
   /** SCSI Response byte 2 (iSCSI response), TMF response, Reject reason. */
   get response(): number {
-    return this.bhs[2];
+    return this.bhs[2]!;
   }
   get rejectReason(): number {
-    return this.bhs[2];
+    return this.bhs[2]!;
   }
   /** SCSI status (SCSI Response, Data-In with S). */
   get status(): number {
-    return this.bhs[3];
+    return this.bhs[3]!;
   }
   /** Data-In DataSN, R2T R2TSN, SCSI Response ExpDataSN (bytes 36..39). */
   get dataSN(): number {

@@ -90,7 +90,7 @@ function shuffle<T>(a: T[], seed: number): T[] {
     x ^= x >>> 17;
     x ^= x << 5;
     const j = (x >>> 0) % (i + 1);
-    [out[i], out[j]] = [out[j], out[i]];
+    [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
 }
@@ -221,7 +221,7 @@ async function strayDataOutForHeldWrite(
     solicited ? Buffer.alloc(0) : data,
   );
   if (solicited) {
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     const ps = pieces(0, data.length, r2t.ttt, 1024);
     if (how === 'afterF') {
       sendPieces(ini, itt, data, ps, seqKey);
@@ -253,7 +253,7 @@ async function strayDataOutForHeldWrite(
   expect(got.filter((p) => p.itt === ping && p.opcode === Opcode.NOP_IN)).toHaveLength(1);
   const responses = got.filter((p) => p.itt === itt);
   expect(responses.map((p) => p.opcode)).toEqual([Opcode.SCSI_RESPONSE]); // exactly once
-  expect(responses[0].bhs[3]).toBe(Status.GOOD);
+  expect(responses[0]!.bhs[3]).toBe(Status.GOOD);
   expect((await readBack(ini, lba, data.length)).equals(data)).toBe(true);
   expect(t.proc.exitCode).toBeNull();
 }
@@ -322,7 +322,7 @@ describe('DataPDUInOrder=Yes, DataSequenceInOrder=Yes (strict order)', () => {
     const ini = await open({ pdu: 'Yes', seq: 'Yes' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 60, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     ini.send(
       dataOutBhs({ final: false, itt, ttt: r2t.ttt, dataSN: 0, bufferOffset: PDU }),
       data.subarray(PDU, 2 * PDU),
@@ -366,7 +366,7 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=Yes', () => {
       const itt = sendWrite(ini, 400, data, PDU, false); // 8 KiB immediate, more unsolicited follows
       const unsolicited = pieces(PDU, BURST - PDU, RESERVED_TAG);
       sendPieces(ini, itt, data, shuffle(unsolicited, 99), seqKey);
-      const [r2t] = await r2ts(ini, itt, 1);
+      const r2t = (await r2ts(ini, itt, 1))[0]!;
       expect([u32(r2t.bhs, 40), u32(r2t.bhs, 44)]).toEqual([BURST, BURST]);
       sendPieces(ini, itt, data, shuffle(pieces(BURST, BURST, r2t.ttt), 5), seqKey);
       const rsp = await response(ini, itt);
@@ -382,12 +382,12 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=Yes', () => {
     try {
       const data = randomBytes(BURST);
       const itt = sendWrite(ini, 600, data);
-      const [r2t] = await r2ts(ini, itt, 1);
+      const r2t = (await r2ts(ini, itt, 1))[0]!;
       const sizes = [100, 4096, 8192, 1, 3000, 8192, 7000, 512];
       const ps: Piece[] = [];
       let at = 0;
       for (let i = 0; at < BURST; i++) {
-        const len = Math.min(sizes[i % sizes.length], BURST - at);
+        const len = Math.min(sizes[i % sizes.length]!, BURST - at);
         ps.push({ offset: at, length: len, dataSN: ps.length, ttt: r2t.ttt });
         at += len;
       }
@@ -406,11 +406,11 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=Yes', () => {
     const itt = sendWrite(ini, 700, data);
     const got = await r2ts(ini, itt, 2);
     ini.send(
-      dataOutBhs({ final: false, itt, ttt: got[0].ttt, dataSN: 0, bufferOffset: 0 }),
+      dataOutBhs({ final: false, itt, ttt: got[0]!.ttt, dataSN: 0, bufferOffset: 0 }),
       data.subarray(0, PDU),
     );
     ini.send(
-      dataOutBhs({ final: false, itt, ttt: got[1].ttt, dataSN: 0, bufferOffset: BURST }),
+      dataOutBhs({ final: false, itt, ttt: got[1]!.ttt, dataSN: 0, bufferOffset: BURST }),
       data.subarray(BURST, BURST + PDU),
     );
     await expectRejectAndClose(ini, itt);
@@ -441,7 +441,7 @@ describe('DataPDUInOrder=Yes, DataSequenceInOrder=No', () => {
     const ini = await open({ pdu: 'Yes', seq: 'No' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 1100, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     ini.send(
       dataOutBhs({ final: false, itt, ttt: r2t.ttt, dataSN: 0, bufferOffset: PDU }),
       data.subarray(PDU, 2 * PDU),
@@ -453,7 +453,7 @@ describe('DataPDUInOrder=Yes, DataSequenceInOrder=No', () => {
     const ini = await open({ pdu: 'Yes', seq: 'No' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 1200, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     ini.send(
       dataOutBhs({ final: false, itt, ttt: r2t.ttt, dataSN: 0, bufferOffset: 0 }),
       data.subarray(0, PDU),
@@ -520,10 +520,10 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     const ini = await open({ pdu: 'No', seq: 'No' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 3500, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     const ps = pieces(0, BURST, r2t.ttt);
     // Seven PDUs, then the third again (no F anywhere: only the overlay can be the error).
-    for (const p of [...ps.slice(0, 7), { ...ps[2], dataSN: 7 }]) {
+    for (const p of [...ps.slice(0, 7), { ...ps[2]!, dataSN: 7 }]) {
       ini.send(
         dataOutBhs({ final: false, itt, ttt: p.ttt, dataSN: p.dataSN, bufferOffset: p.offset }),
         data.subarray(p.offset, p.offset + p.length),
@@ -536,7 +536,7 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     const ini = await open({ pdu: 'No', seq: 'No' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 3600, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     ini.send(
       dataOutBhs({ final: false, itt, ttt: r2t.ttt, dataSN: 0, bufferOffset: 0 }),
       data.subarray(0, PDU),
@@ -552,7 +552,7 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     const ini = await open({ pdu: 'No', seq: 'No' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 3700, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     const ps = shuffle(pieces(0, BURST, r2t.ttt), 42);
     sendPieces(ini, itt, data, ps.slice(1), seqKey); // one PDU never sent
     await expectRejectAndClose(ini, itt);
@@ -563,7 +563,7 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     try {
       const data = randomBytes(BURST);
       const itt = sendWrite(ini, 3800, data);
-      const [r2t] = await r2ts(ini, itt, 1);
+      const r2t = (await r2ts(ini, itt, 1))[0]!;
       const ps = pieces(0, BURST, r2t.ttt);
       for (const p of [...ps.slice(0, 3), ...ps.slice(4)]) {
         ini.send(
@@ -590,7 +590,7 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     const itt = sendWrite(ini, 3900, data);
     const got = await r2ts(ini, itt, 2);
     ini.send(
-      dataOutBhs({ final: false, itt, ttt: got[0].ttt, dataSN: 0, bufferOffset: BURST - PDU / 2 }),
+      dataOutBhs({ final: false, itt, ttt: got[0]!.ttt, dataSN: 0, bufferOffset: BURST - PDU / 2 }),
       data.subarray(BURST - PDU / 2, BURST + PDU / 2),
     );
     await expectRejectAndClose(ini, itt);
@@ -611,7 +611,7 @@ describe('DataPDUInOrder=No, DataSequenceInOrder=No', () => {
     const ini = await open({ pdu: 'No', seq: 'No' });
     const data = randomBytes(BURST);
     const itt = sendWrite(ini, 4100, data);
-    const [r2t] = await r2ts(ini, itt, 1);
+    const r2t = (await r2ts(ini, itt, 1))[0]!;
     const ps = pieces(0, BURST, r2t.ttt).map((p) => ({ ...p, dataSN: p.dataSN === 7 ? 27 : p.dataSN }));
     sendPieces(ini, itt, data, shuffle(ps, 8), seqKey);
     const got = await ini.expectClose(3000);

@@ -468,7 +468,7 @@ describe('property: random and mutated PDUs after a valid login', () => {
           for (const a of actions) {
             let bytes: Buffer;
             if (a.kind === 'mutate') {
-              bytes = Buffer.from(seeds[a.seed]);
+              bytes = Buffer.from(seeds[a.seed]!);
               for (const f of a.flips) if (f.at < bytes.length) bytes[f.at] = f.value;
               if (a.truncate !== undefined) bytes = bytes.subarray(0, Math.min(bytes.length, a.truncate));
             } else if (a.kind === 'random') {

@@ -84,7 +84,7 @@ describe('data round trips through qemu-img', () => {
     expect(cmp.stdout).toContain('Images are identical');
     // A compare that can fail: flip one byte in the source and expect a mismatch.
     const buf = readFileSync(src);
-    buf[12_345_678] ^= 0xff;
+    buf[12_345_678]! ^= 0xff;
     writeFileSync(src, buf);
     const bad = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', src, t.url(0)]);
     expect(bad.code).toBe(1);

@@ -226,7 +226,7 @@ describe('login with the key sets of real initiators', () => {
     expect(r.ok).toBe(true);
     const k = r.targetKeys;
     // RFC 7143 13.9: TargetPortalGroupTag in the first Login Response of a normal session.
-    expect(parseText(r.responses[0].data)['TargetPortalGroupTag']).toMatch(/^\d+$/);
+    expect(parseText(r.responses[0]!.data)['TargetPortalGroupTag']).toMatch(/^\d+$/);
     expect(k['TargetAlias']).toBe('proto');
     expect(k).toMatchObject({
       HeaderDigest: 'None',
@@ -508,8 +508,8 @@ describe('discovery and login failures', () => {
     const seen = await ini.expectClose(3000);
     expect(seen.length).toBeLessThanOrEqual(1);
     if (seen.length === 1) {
-      expect(seen[0].opcode).toBe(Opcode.LOGIN_RESPONSE);
-      expect(loginStatus(seen[0]).statusClass).toBe(0x02);
+      expect(seen[0]!.opcode).toBe(Opcode.LOGIN_RESPONSE);
+      expect(loginStatus(seen[0]!).statusClass).toBe(0x02);
     }
   });
 
@@ -604,7 +604,7 @@ describe('the CmdSN window (RFC 7143 4.2.2.1)', () => {
     for (let i = 0; i < 5; i++) seen.push((await ini.scsi(TEST_UNIT_READY, { edtl: 0 })).statusPdu.statSN);
     seen.push((await ini.ping()).statSN);
     seen.push((await ini.scsi(read10(0, 1), { read: true, edtl: 512 })).statusPdu.statSN);
-    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBe((seen[i - 1] + 1) >>> 0);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBe((seen[i - 1]! + 1) >>> 0);
     ini.close();
   });
 
@@ -708,7 +708,7 @@ describe('R2T and Data-Out (RFC 7143 10.7, 10.8, 11.7, 11.8)', () => {
     const w = await ini.scsi(write10(32000, 512), { write: true, edtl: data.length, data });
     expect(w.status).toBe(Status.GOOD);
     // The first R2T asks for the data after the unsolicited burst.
-    expect(u32(w.r2ts[0].bhs, 40)).toBe(65536);
+    expect(u32(w.r2ts[0]!.bhs, 40)).toBe(65536);
     const solicited = w.r2ts.reduce((n, r) => n + u32(r.bhs, 44), 0);
     expect(solicited).toBe(data.length - 65536);
     const r = await ini.scsi(read10(32000, 512), { read: true, edtl: data.length });
@@ -732,7 +732,7 @@ describe('R2T and Data-Out (RFC 7143 10.7, 10.8, 11.7, 11.8)', () => {
     const big = randomBytes(192 * 1024);
     const w2 = await ini.scsi(write10(33100, 384), { write: true, edtl: big.length, data: big });
     expect(w2.status).toBe(Status.GOOD);
-    expect(u32(w2.r2ts[0].bhs, 40)).toBe(65536);
+    expect(u32(w2.r2ts[0]!.bhs, 40)).toBe(65536);
     const r = await ini.scsi(read10(33000, 32), { read: true, edtl: small.length });
     expect(r.data.equals(small)).toBe(true);
     const r2 = await ini.scsi(read10(33100, 384), { read: true, edtl: big.length });
@@ -1000,7 +1000,7 @@ describe('NOP, Logout, task management, Reject', () => {
     expect(rej.opcode).toBe(Opcode.REJECT);
     // RFC 7143 11.16 / 11.17.1: a SNACK the target cannot honour is a protocol error.
     expect(rejectReason(rej)).toBe(0x04);
-    expect(rej.data[0] & 0x3f).toBe(Opcode.SNACK_REQUEST);
+    expect(rej.data[0]! & 0x3f).toBe(Opcode.SNACK_REQUEST);
     expect(u32(rej.data, 16)).toBe(itt);
     expect((await ini.ping()).opcode).toBe(Opcode.NOP_IN);
     ini.close();
@@ -1013,7 +1013,7 @@ describe('NOP, Logout, task management, Reject', () => {
       const rej = await ini.nextPdu();
       expect(rej.opcode).toBe(Opcode.REJECT);
       expect(rejectReason(rej)).toBe(0x05);
-      expect(rej.data[0] & 0x3f).toBe(op);
+      expect(rej.data[0]! & 0x3f).toBe(op);
     }
     expect((await ini.ping(Buffer.from('still here'))).data.toString()).toBe('still here');
     ini.close();

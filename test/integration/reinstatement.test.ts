@@ -269,7 +269,7 @@ describe('connection reinstatement across session workers (RFC 7143 6.3.4)', () 
         );
       }
       // Move one session to the other worker, then open more.
-      const moved = inis[0];
+      const moved = inis[0]!;
       const m = await Initiator.connect(t.port);
       const r = await m.login({
         initiatorName: 'iqn.2026-11.io.spindle:tsih-unique',

@@ -30,7 +30,7 @@ async function session(name: string): Promise<Initiator> {
 
 /** Sense key / ASC / ASCQ of a fixed-format sense buffer. */
 function sense(b: Buffer): [number, number, number] {
-  return [b[2] & 0x0f, b[12], b[13]];
+  return [b[2]! & 0x0f, b[12]!, b[13]!];
 }
 
 describe('LOGICAL UNIT RESET', () => {

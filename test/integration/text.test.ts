@@ -49,8 +49,8 @@ describe('SendTargets longer than MaxRecvDataSegmentLength', () => {
         expect(p.opcode).toBe(Opcode.TEXT_RESPONSE);
         expect(p.data.length).toBeLessThanOrEqual(512);
         parts.push(p.data);
-        const final = (p.bhs[1] & 0x80) !== 0;
-        const cont = (p.bhs[1] & 0x40) !== 0;
+        const final = (p.bhs[1]! & 0x80) !== 0;
+        const cont = (p.bhs[1]! & 0x40) !== 0;
         expect(final).toBe(!cont); // F and C are exclusive (RFC 7143 11.11.1)
         if (final) {
           expect(p.ttt).toBe(RESERVED_TAG);

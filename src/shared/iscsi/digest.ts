@@ -22,5 +22,5 @@ export function writeDigest(b: Uint8Array, o: number, crc: number): void {
 }
 
 export function readDigest(b: Uint8Array, o: number): number {
-  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }

@@ -116,26 +116,26 @@ export const AsyncEvent = {
 // Common accessors (RFC 7143 11.2.1)
 
 export function opcodeOf(b: Uint8Array, o: number): number {
-  return b[o] & 0x3f;
+  return b[o]! & 0x3f;
 }
 export function isImmediate(b: Uint8Array, o: number): boolean {
-  return (b[o] & 0x40) !== 0;
+  return (b[o]! & 0x40) !== 0;
 }
 export function finalBit(b: Uint8Array, o: number): boolean {
-  return (b[o + 1] & 0x80) !== 0;
+  return (b[o + 1]! & 0x80) !== 0;
 }
 /** TotalAHSLength in bytes. */
 export function ahsLength(b: Uint8Array, o: number): number {
-  return b[o + 4] * 4;
+  return b[o + 4]! * 4;
 }
 export function dataSegmentLength(b: Uint8Array, o: number): number {
-  return (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
+  return (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!;
 }
 export function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 export function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
+  return (b[o]! << 8) | b[o + 1]!;
 }
 export function putU32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24;
@@ -195,10 +195,10 @@ export const ScsiCmdFlags = {
  * extended addressing, non-zero lower levels), which callers treat as an unknown LUN.
  */
 export function decodeLun(b: Uint8Array, o: number): number {
-  if ((b[o + 2] | b[o + 3] | b[o + 4] | b[o + 5] | b[o + 6] | b[o + 7]) !== 0) return -1;
-  const method = b[o] >> 6;
-  if (method === 0) return (b[o] & 0x3f) === 0 ? b[o + 1] : -1;
-  if (method === 1) return ((b[o] & 0x3f) << 8) | b[o + 1];
+  if ((b[o + 2]! | b[o + 3]! | b[o + 4]! | b[o + 5]! | b[o + 6]! | b[o + 7]!) !== 0) return -1;
+  const method = b[o]! >> 6;
+  if (method === 0) return (b[o]! & 0x3f) === 0 ? b[o + 1]! : -1;
+  if (method === 1) return ((b[o]! & 0x3f) << 8) | b[o + 1]!;
   return -1;
 }
 
@@ -311,7 +311,7 @@ export function buildR2T(
   seq: SeqNumbers,
 ): void {
   begin(b, o, Opcode.R2T, 0x80, 0);
-  for (let i = 0; i < 8; i++) b[o + 8 + i] = lunField[lunOffset + i];
+  for (let i = 0; i < 8; i++) b[o + 8 + i] = lunField[lunOffset + i]!;
   putU32(b, o + 16, ittValue);
   putU32(b, o + 20, ttt);
   putSeq(b, o, seq);
@@ -332,7 +332,7 @@ export function buildNopIn(
   seq: SeqNumbers,
 ): void {
   begin(b, o, Opcode.NOP_IN, 0x80, dsl);
-  if (lunField) for (let i = 0; i < 8; i++) b[o + 8 + i] = lunField[lunOffset + i];
+  if (lunField) for (let i = 0; i < 8; i++) b[o + 8 + i] = lunField[lunOffset + i]!;
   putU32(b, o + 16, ittValue);
   putU32(b, o + 20, ttt);
   putSeq(b, o, seq);
@@ -376,7 +376,7 @@ export function buildLoginResponse(
   begin(b, o, Opcode.LOGIN_RESPONSE, (transit ? 0x80 : 0) | (cont ? 0x40 : 0) | ((csg & 3) << 2) | (nsg & 3), dsl);
   b[o + 2] = versionMax;
   b[o + 3] = versionActive;
-  for (let i = 0; i < 6; i++) b[o + 8 + i] = isid[i];
+  for (let i = 0; i < 6; i++) b[o + 8 + i] = isid[i]!;
   putU16(b, o + 14, tsih);
   putU32(b, o + 16, ittValue);
   putSeq(b, o, seq);

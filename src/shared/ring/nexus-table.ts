@@ -85,8 +85,8 @@ export class NexusTable {
       relativeTargetPortId: b.readUInt16LE(4),
       targetPortGroup: b.readUInt16LE(6),
       isid: Uint8Array.from(b.subarray(8, 14)),
-      initiatorName: b.toString('utf8', 16, 16 + b[14]),
-      targetName: b.toString('utf8', 272, 272 + b[15]),
+      initiatorName: b.toString('utf8', 16, 16 + b[14]!),
+      targetName: b.toString('utf8', 272, 272 + b[15]!),
     };
   }
 }
@@ -107,7 +107,7 @@ export class NexusSlots {
   acquire(): [number, number] | undefined {
     const slot = this.free.pop();
     if (slot === undefined) return undefined;
-    const g = (this.generation[slot] % 0xfff) + 1;
+    const g = (this.generation[slot]! % 0xfff) + 1;
     this.generation[slot] = g;
     return [slot, g];
   }

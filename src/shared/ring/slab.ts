@@ -100,7 +100,7 @@ export class Slab {
       throw new Error(`slab: bad offset ${offset}`);
     }
     const granule = offset >>> this.minShift;
-    let l = this.allocLevel[granule];
+    let l = this.allocLevel[granule]!;
     if (l < 0) throw new Error(`slab: double free or bad offset ${offset}`);
     this.allocLevel[granule] = -1;
     this.bytesInUse -= this.size >>> l;
@@ -108,7 +108,7 @@ export class Slab {
     // Merge with the buddy while it is free.
     while (l > 0) {
       const buddy = block ^ 1;
-      if (this.freePos[l][buddy] < 0) break;
+      if (this.freePos[l]![buddy]! < 0) break;
       this.removeFree(l, buddy);
       block >>= 1;
       l--;
@@ -134,27 +134,27 @@ export class Slab {
   }
 
   private pushFree(level: number, block: number): void {
-    const top = this.freeTop[level];
-    this.freeStacks[level][top] = block;
-    this.freePos[level][block] = top;
+    const top = this.freeTop[level]!;
+    this.freeStacks[level]![top] = block;
+    this.freePos[level]![block] = top;
     this.freeTop[level] = top + 1;
   }
 
   private popFree(level: number): number {
-    const top = this.freeTop[level] - 1;
-    const block = this.freeStacks[level][top];
+    const top = this.freeTop[level]! - 1;
+    const block = this.freeStacks[level]![top]!;
     this.freeTop[level] = top;
-    this.freePos[level][block] = -1;
+    this.freePos[level]![block] = -1;
     return block;
   }
 
   private removeFree(level: number, block: number): void {
-    const pos = this.freePos[level][block];
-    const top = this.freeTop[level] - 1;
-    const moved = this.freeStacks[level][top];
-    this.freeStacks[level][pos] = moved;
-    this.freePos[level][moved] = pos;
+    const pos = this.freePos[level]![block]!;
+    const top = this.freeTop[level]! - 1;
+    const moved = this.freeStacks[level]![top]!;
+    this.freeStacks[level]![pos] = moved;
+    this.freePos[level]![moved] = pos;
     this.freeTop[level] = top;
-    this.freePos[level][block] = -1;
+    this.freePos[level]![block] = -1;
   }
 }

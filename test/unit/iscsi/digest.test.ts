@@ -145,7 +145,7 @@ describe('writeDigest / readDigest', () => {
     writeDigest(pdu, 48, crc32c(pdu, 0, 48));
     expect([...pdu.subarray(48)]).toEqual([0x56, 0x3a, 0x96, 0xd9]);
     expect(readDigest(pdu, 48)).toBe(crc32c(pdu, 0, 48));
-    pdu[17] ^= 0x01; // one flipped bit in the ITT
+    pdu[17]! ^= 0x01; // one flipped bit in the ITT
     expect(readDigest(pdu, 48)).not.toBe(crc32c(pdu, 0, 48));
   });
 });

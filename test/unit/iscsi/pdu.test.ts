@@ -174,9 +174,9 @@ describe('accessors on initiator PDUs', () => {
     expect(opcodeOf(b, O)).toBe(Opcode.SCSI_COMMAND);
     expect(isImmediate(b, O)).toBe(false);
     expect(finalBit(b, O)).toBe(true);
-    expect(b[O + 1] & ScsiCmdFlags.READ).toBe(ScsiCmdFlags.READ);
-    expect(b[O + 1] & ScsiCmdFlags.WRITE).toBe(0);
-    expect(b[O + 1] & ScsiCmdFlags.ATTR_MASK).toBe(0);
+    expect(b[O + 1]! & ScsiCmdFlags.READ).toBe(ScsiCmdFlags.READ);
+    expect(b[O + 1]! & ScsiCmdFlags.WRITE).toBe(0);
+    expect(b[O + 1]! & ScsiCmdFlags.ATTR_MASK).toBe(0);
     expect(ahsLength(b, O)).toBe(0);
     expect(dataSegmentLength(b, O)).toBe(0);
     expect(decodeLun(b, O + Field.LUN)).toBe(0);
@@ -197,9 +197,9 @@ describe('accessors on initiator PDUs', () => {
     expect(opcodeOf(b, O)).toBe(Opcode.SCSI_COMMAND);
     expect(isImmediate(b, O)).toBe(true);
     expect(finalBit(b, O)).toBe(true);
-    expect(b[O + 1] & ScsiCmdFlags.WRITE).toBe(ScsiCmdFlags.WRITE);
-    expect(b[O + 1] & ScsiCmdFlags.READ).toBe(0);
-    expect(b[O + 1] & ScsiCmdFlags.ATTR_MASK).toBe(2);
+    expect(b[O + 1]! & ScsiCmdFlags.WRITE).toBe(ScsiCmdFlags.WRITE);
+    expect(b[O + 1]! & ScsiCmdFlags.READ).toBe(0);
+    expect(b[O + 1]! & ScsiCmdFlags.ATTR_MASK).toBe(2);
     expect(ahsLength(b, O)).toBe(8);
     expect(dataSegmentLength(b, O)).toBe(512);
     expect(decodeLun(b, O + Field.LUN)).toBe(300);
@@ -258,8 +258,8 @@ describe('accessors on initiator PDUs', () => {
     expect(opcodeOf(b, O)).toBe(Opcode.LOGIN_REQUEST);
     expect(isImmediate(b, O)).toBe(true);
     expect(finalBit(b, O)).toBe(true); // the T bit sits where F does
-    expect((b[O + 1] >> 2) & 3).toBe(1);
-    expect(b[O + 1] & 3).toBe(3);
+    expect((b[O + 1]! >> 2) & 3).toBe(1);
+    expect(b[O + 1]! & 3).toBe(3);
     expect(dataSegmentLength(b, O)).toBe(0x1a5);
     expect([...b.subarray(O + Field.ISID, O + Field.ISID + 6)]).toEqual([0x00, 0x02, 0x3d, 0x00, 0x00, 0x01]);
     expect(u16(b, O + Field.TSIH)).toBe(0x1234);
@@ -275,7 +275,7 @@ describe('accessors on initiator PDUs', () => {
       00 00 00 0a 00 00 00 0b 00 00 00 0c 00 00 00 0d
       00 00 00 0e 00 00 00 0f 00 00 00 00 00 00 00 00`);
     expect(opcodeOf(b, O)).toBe(Opcode.TASK_MGMT_REQUEST);
-    expect(b[O + 1] & 0x7f).toBe(1);
+    expect(b[O + 1]! & 0x7f).toBe(1);
     expect(decodeLun(b, O + Field.LUN)).toBe(3);
     expect(itt(b, O)).toBe(0x0a);
     expect(u32(b, O + Field.RTT)).toBe(0x0b);

@@ -104,7 +104,7 @@ for (const blockSize of [512, 4096] as const) {
         await exec(alignedCommand(cdb10(Opcode.VERIFY_10, 300, 8)));
         await exec(alignedCommand(cdb10(Opcode.VERIFY_10, 300, 8, 0x02), { dataOut: data }));
         const wrong = Buffer.from(data);
-        wrong[5 * bs + 3] ^= 0xff;
+        wrong[5 * bs + 3]! ^= 0xff;
         const mis = await run(lu, alignedCommand(cdb10(Opcode.VERIFY_10, 300, 8, 0x02), { dataOut: wrong }));
         expect(mis.senseTriple).toEqual([0x0e, 0x1d, 0x00]);
         expect(mis.sense.readUInt32BE(3)).toBe(5 * bs + 3);

@@ -199,7 +199,7 @@ for (const kind of ['ram', 'file'] as StoreKind[]) {
         expect(same.dataInLength).toBe(0);
         expect(same.dataOutWanted).toBe(4 * bs);
         const changed = Buffer.from(data);
-        changed[bs + 17] ^= 0xff;
+        changed[bs + 17]! ^= 0xff;
         const diff = await write(cdb10(Opcode.VERIFY_10, 200, 4, 0x02), changed);
         expectCheck(diff, [0x0e, 0x1d, 0]);
         expect(diff.sense[0]! & 0x80).toBe(0x80); // VALID

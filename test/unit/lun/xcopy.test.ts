@@ -215,7 +215,7 @@ describe('EXTENDED COPY parameter list checks', () => {
     const badIndex = parameterList(1, 0b10, [target(lu)], [segment(0, 1, 1, 0, 10)]);
     expectCheck(await run(lu, xcopy(badIndex)), [0x0a, 0x08, 0x04]);
     const stranger = target(lu);
-    stranger[20] ^= 0xff;
+    stranger[20]! ^= 0xff;
     const unknown = parameterList(1, 0b10, [stranger], [segment(0, 0, 1, 0, 10)]);
     expectCheck(await run(lu, xcopy(unknown)), [0x0a, 0x0d, 0x02]);
     // SPC-4: LU ID TYPE is ignored for identification descriptors.

@@ -66,7 +66,7 @@ class Shadow {
 function shuffle<T>(a: T[], rnd: () => number): T[] {
   for (let i = a.length - 1; i > 0; i--) {
     const j = rnd() % (i + 1);
-    [a[i], a[j]] = [a[j], a[i]];
+    [a[i], a[j]] = [a[j]!, a[i]!];
   }
   return a;
 }
@@ -186,12 +186,12 @@ describe('Slab exhaustion and merging', () => {
     const q = [t.alloc(16 * KiB), t.alloc(16 * KiB), t.alloc(16 * KiB), t.alloc(16 * KiB)];
     expect([...q].sort((x, y) => x - y)).toEqual([0, 16 * KiB, 32 * KiB, 48 * KiB]);
     expect(t.alloc(1)).toBe(-1);
-    t.free(q[0]);
-    t.free(q[2]);
+    t.free(q[0]!);
+    t.free(q[2]!);
     expect(t.alloc(32 * KiB)).toBe(-1); // two free quarters, but not buddies of each other's pair
-    t.free(q[1]);
+    t.free(q[1]!);
     const half = t.alloc(32 * KiB);
-    expect(half).toBe(Math.min(q[0], q[1]));
+    expect(half).toBe(Math.min(q[0]!, q[1]!));
     expect(half % (32 * KiB)).toBe(0);
     expect(t.alloc(16 * KiB)).toBe(q[2]);
     expect(t.alloc(1)).toBe(-1);
@@ -229,7 +229,7 @@ describe('Slab exhaustion and merging', () => {
       for (let step = 0; step < 6000; step++) {
         const liveOffs = [...sh.live.keys()];
         if (liveOffs.length > 0 && rnd() % 100 < 45) {
-          sh.free(liveOffs[rnd() % liveOffs.length]);
+          sh.free(liveOffs[rnd() % liveOffs.length]!);
         } else {
           // Mostly small requests, sometimes up to a quarter / the whole slab.
           const r = rnd() % 100;

@@ -11,7 +11,7 @@ describe('executeWithoutLun', () => {
     expect(cmd.dataInLength).toBe(36);
     expect(cmd.data[0]).toBe(0x7f);
     expect(cmd.data[2]).toBe(0x06);
-    expect(cmd.data[3] & 0x0f).toBe(2);
+    expect(cmd.data[3]! & 0x0f).toBe(2);
     expect(cmd.data[4]).toBe(31);
     expect(cmd.finishCount).toBe(0); // the caller finishes
   });

@@ -25,7 +25,7 @@ async function window(h: FakeConnection): Promise<[number, number]> {
   return [p.expCmdSN, p.maxCmdSN];
 }
 
-const markers = (h: FakeConnection): number[] => h.lun.pending().map((c) => c.cdb[5]);
+const markers = (h: FakeConnection): number[] => h.lun.pending().map((c) => c.cdb[5]!);
 
 describe('CmdSN window', () => {
   it('opens at the login CmdSN with cmdWindow slots, closes as commands arrive and opens as they complete', async () => {
@@ -78,7 +78,7 @@ describe('CmdSN window', () => {
     expect(markers(h)).toEqual([1, 2, 3]);
     expect(await window(h)).toEqual([3, 2]);
     // Completing it does not open the window either: it never took a slot.
-    const [, , imm] = h.lun.pending();
+    const imm = h.lun.pending()[2]!;
     h.lun.complete(imm);
     const rsp = await h.takeOne();
     expect([rsp.expCmdSN, rsp.maxCmdSN]).toEqual([3, 2]);

@@ -60,7 +60,7 @@ describe('command delivery', () => {
     cdb[0] = 0xa0;
     cdb.writeUInt32BE(256, 6);
     const { itt } = h.command({ read: true, edtl: 256, cdb });
-    const [din] = await h.take();
+    const din = (await h.take())[0]!;
     expect([din.opcode, din.itt, din.hasStatus, din.status, din.underflow, din.residual]).toEqual([
       Opcode.DATA_IN,
       itt,
@@ -80,7 +80,7 @@ describe('command delivery', () => {
     h.command({ read: true, edtl: 512, lun: 9 });
     const rsp = await h.takeOne();
     expect([rsp.opcode, rsp.status]).toEqual([Opcode.SCSI_RESPONSE, CHECK_CONDITION]);
-    expect([rsp.sense[2] & 0x0f, rsp.sense[12], rsp.sense[13]]).toEqual([0x05, 0x25, 0x00]);
+    expect([rsp.sense[2]! & 0x0f, rsp.sense[12], rsp.sense[13]]).toEqual([0x05, 0x25, 0x00]);
     expect(h.lun.pending()).toEqual([]);
     await h.close();
   });

@@ -68,7 +68,7 @@ describe('Data-In sequencing', () => {
     }
     // StatSN only in the PDU with status (11.7.6), and the residual fields with it.
     expect(out.slice(0, 5).map((p) => p.statSN)).toEqual([0, 0, 0, 0, 0]);
-    const last = out[5];
+    const last = out[5]!;
     expect([last.statSN, last.status, last.underflow, last.overflow, last.residual]).toEqual([
       statSN,
       GOOD,
@@ -109,7 +109,7 @@ describe('Data-In sequencing', () => {
       [4096, 1904, true, false, 1],
     ]);
     expect(Buffer.concat(out.slice(0, 2).map((p) => p.data)).equals(data)).toBe(true);
-    const rsp = out[2];
+    const rsp = out[2]!;
     expect([rsp.itt, rsp.status, rsp.response, rsp.expDataSN, rsp.statSN]).toEqual([
       itt,
       CHECK_CONDITION,
@@ -119,14 +119,14 @@ describe('Data-In sequencing', () => {
     ]);
     expect([rsp.underflow, rsp.residual]).toEqual([true, 8192 - 6000]);
     expect(rsp.sense.length).toBe(18);
-    expect([rsp.sense[2] & 0x0f, rsp.sense[12], rsp.sense[13]]).toEqual([0x05, 0x24, 0x00]); // ILLEGAL REQUEST, 24/00
+    expect([rsp.sense[2]! & 0x0f, rsp.sense[12], rsp.sense[13]]).toEqual([0x05, 0x24, 0x00]); // ILLEGAL REQUEST, 24/00
     await h.close();
   });
 
   it('CONDITION MET without sense still rides in the last Data-In', async () => {
     const { h, out } = await read({}, 512, { status: CONDITION_MET, bytes: 512 });
     expect(out).toHaveLength(1);
-    expect([out[0].hasStatus, out[0].status]).toEqual([true, CONDITION_MET]);
+    expect([out[0]!.hasStatus, out[0]!.status]).toEqual([true, CONDITION_MET]);
     await h.close();
   });
 
@@ -136,14 +136,14 @@ describe('Data-In sequencing', () => {
       [Opcode.DATA_IN, false],
       [Opcode.SCSI_RESPONSE, false],
     ]);
-    expect([out[1].status, out[1].data.length, out[1].expDataSN]).toEqual([BUSY, 0, 1]);
+    expect([out[1]!.status, out[1]!.data.length, out[1]!.expDataSN]).toEqual([BUSY, 0, 1]);
     await h.close();
   });
 
   it('no data returned: a SCSI Response alone', async () => {
     const { h, out } = await read({}, 4096, { bytes: 0 });
     expect(out.map((p) => p.opcode)).toEqual([Opcode.SCSI_RESPONSE]);
-    expect([out[0].status, out[0].expDataSN, out[0].underflow, out[0].residual]).toEqual([
+    expect([out[0]!.status, out[0]!.expDataSN, out[0]!.underflow, out[0]!.residual]).toEqual([
       GOOD,
       0,
       true,
@@ -174,11 +174,11 @@ describe('Data-In sequencing', () => {
     h.command({ write: true, edtl: 512 });
     const r2t = await h.takeOne(); // the write's R2T carries StatSN without consuming it
     expect([r2t.opcode, r2t.statSN]).toEqual([Opcode.R2T, 0xfffffffe]);
-    const [rd] = h.lun.pending();
+    const rd = h.lun.pending()[0]!;
     h.lun.complete(rd, { dataIn: Buffer.alloc(512) });
     h.command({ edtl: 0 }); // TEST UNIT READY
     await h.settle();
-    const [tur] = h.lun.pending();
+    const tur = h.lun.pending()[0]!;
     h.lun.complete(tur);
     const out = await h.take();
     expect(out.map((p) => [p.opcode, p.statSN])).toEqual([

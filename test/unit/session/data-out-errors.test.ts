@@ -59,7 +59,7 @@ describe('Data-Out sequence errors: Reject (protocol error), then the connection
     h.socket.deliver(Buffer.concat([framePdu(bhs, data), framePdu(nopOutBhs({ immediate: true, itt: 1 }))]));
     const out = await h.take();
     expect(out).toHaveLength(1);
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
     expectAborted(h);
     expect(h.warnings()).toContain('Data-Out outside the expected sequence: dropping connection');
   });
@@ -72,7 +72,7 @@ describe('Data-Out sequence errors: Reject (protocol error), then the connection
     const data = Buffer.alloc(8 * KiB + 512);
     h.send(bhs, data);
     const out = await h.take();
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
     expectAborted(h);
   });
 
@@ -85,7 +85,7 @@ describe('Data-Out sequence errors: Reject (protocol error), then the connection
     h.send(bhs, Buffer.alloc(512));
     const out = await h.take();
     expect(out).toHaveLength(1);
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(512)));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(512)));
     expectAborted(h);
   });
 
@@ -95,7 +95,7 @@ describe('Data-Out sequence errors: Reject (protocol error), then the connection
     const bhs = dataOutBhs({ itt, ttt: r2t.ttt, bufferOffset: 0, dataSN: 0, final: true });
     h.send(bhs, Buffer.alloc(4 * KiB));
     const out = await h.take();
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
     expectAborted(h);
   });
 
@@ -105,7 +105,7 @@ describe('Data-Out sequence errors: Reject (protocol error), then the connection
     const bhs = dataOutBhs({ itt, ttt: RESERVED_TAG, bufferOffset: 0, dataSN: 0 });
     h.send(bhs, Buffer.alloc(4 * KiB));
     const out = await h.take();
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
     expectAborted(h);
   });
 
@@ -118,8 +118,8 @@ describe('Data-Out sequence errors: Reject (protocol error), then the connection
     const out = await h.take();
     // The full burst without F was tolerated and the rest solicited; the extra PDU is not.
     expect(out.map((p) => p.opcode)).toEqual([Opcode.R2T, Opcode.REJECT]);
-    expect(out[0].bufferOffset).toBe(8 * KiB);
-    expectReject(out[1], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
+    expect(out[0]!.bufferOffset).toBe(8 * KiB);
+    expectReject(out[1]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
     expectAborted(h);
   });
 
@@ -145,7 +145,7 @@ describe('Data-Out errors that only reject, or drop silently', () => {
     h.send(bhs, data);
     const out = await h.take();
     expect(out).toHaveLength(1);
-    expectReject(out[0], RejectReason.INVALID_PDU_FIELD, sentHeader(bhs, data));
+    expectReject(out[0]!, RejectReason.INVALID_PDU_FIELD, sentHeader(bhs, data));
     expect(h.closed).toBe(false);
     h.dataOut({ itt, ttt: r2t.ttt, offset: 0, data });
     await h.settle();
@@ -182,7 +182,7 @@ describe('DataSN and digests', () => {
     const data = Buffer.alloc(4 * KiB, 1);
     h.send(bhs, data, { corruptDataDigest: true });
     const out = await h.take();
-    expectReject(out[0], RejectReason.DATA_DIGEST_ERROR, sentHeader(bhs, data));
+    expectReject(out[0]!, RejectReason.DATA_DIGEST_ERROR, sentHeader(bhs, data));
     expectAborted(h);
   });
 
@@ -198,7 +198,7 @@ describe('DataSN and digests', () => {
     const data = Buffer.alloc(4096, 2);
     h.send(bhs, data, { corruptDataDigest: true });
     const out = await h.take();
-    expectReject(out[0], RejectReason.DATA_DIGEST_ERROR, sentHeader(bhs, data));
+    expectReject(out[0]!, RejectReason.DATA_DIGEST_ERROR, sentHeader(bhs, data));
     expectAborted(h);
   });
 
@@ -207,7 +207,7 @@ describe('DataSN and digests', () => {
     const bhs = nopOutBhs({ immediate: true, itt: 0x42, cmdSN: 1 });
     h.send(bhs, Buffer.from('ping'), { corruptDataDigest: true });
     const out = await h.take();
-    expectReject(out[0], RejectReason.DATA_DIGEST_ERROR, sentHeader(bhs, Buffer.from('ping')));
+    expectReject(out[0]!, RejectReason.DATA_DIGEST_ERROR, sentHeader(bhs, Buffer.from('ping')));
     expect(h.closed).toBe(false);
     const ping = h.ping();
     expect((await h.takeOne()).itt).toBe(ping);
@@ -252,7 +252,7 @@ describe('data segments the target does not accept', () => {
     h.send(bhs, data);
     const out = await h.take();
     expect(out).toHaveLength(1);
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
     expectAborted(h);
   });
 
@@ -275,7 +275,7 @@ describe('data segments the target does not accept', () => {
       h.send(bhs, data);
       const out = await h.take();
       expect(out).toHaveLength(1);
-      expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
+      expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, data));
       expect(h.lun.pending()).toEqual([]);
       expect(h.closed).toBe(false);
       await h.settle();
@@ -296,7 +296,7 @@ describe('data segments the target does not accept', () => {
     });
     h.send(bhs);
     const out = await h.take();
-    expectReject(out[0], RejectReason.TASK_IN_PROGRESS, sentHeader(bhs, Buffer.alloc(0)));
+    expectReject(out[0]!, RejectReason.TASK_IN_PROGRESS, sentHeader(bhs, Buffer.alloc(0)));
     expect(h.lun.pending()).toHaveLength(1);
     await h.close();
   });
@@ -317,7 +317,7 @@ describe('out-of-order Data-Out (DataPDUInOrder=No)', () => {
       [1, 1],
       [0, 2],
       [2, 3],
-    ]) {
+    ] as const) {
       h.dataOut({
         itt,
         ttt: r2t.ttt,
@@ -339,7 +339,7 @@ describe('out-of-order Data-Out (DataPDUInOrder=No)', () => {
     const bhs = dataOutBhs({ itt, ttt: r2t.ttt, bufferOffset: 6 * KiB, dataSN: 1 });
     h.send(bhs, Buffer.alloc(4 * KiB));
     const out = await h.take();
-    expectReject(out[0], RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
+    expectReject(out[0]!, RejectReason.PROTOCOL_ERROR, sentHeader(bhs, Buffer.alloc(4 * KiB)));
     expectAborted(h);
   });
 });

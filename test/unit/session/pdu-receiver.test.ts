@@ -101,7 +101,7 @@ class RecordingSink implements PduSink {
   onHeader(): void {
     const rx = this.rx;
     const h = rx.hdr;
-    const ahs = h[4] * 4;
+    const ahs = h[4]! * 4;
     this.events.push(`H ${hex(h.subarray(0, BHS_LENGTH + ahs))} dsl=${rx.dsl} route=${rx.route}`);
     if (rx.dsl > CTRL && h[16] !== ROUTE_CODE.discard) {
       // What the connection does with DataSegmentLength > MaxRecvDataSegmentLength.
@@ -109,8 +109,8 @@ class RecordingSink implements PduSink {
       this.receiving = false;
       return;
     }
-    this.route = (['control', 'task', 'discard'] as const)[h[16]];
-    this.offset = ((h[17] << 16) | (h[18] << 8) | h[19]) * 4;
+    this.route = (['control', 'task', 'discard'] as const)[h[16]!]!;
+    this.offset = ((h[17]! << 16) | (h[18]! << 8) | h[19]!) * 4;
     if (this.route === 'task') rx.into(DataRoute.DATA_OUT, this.task, this.offset);
     else if (this.route === 'discard') rx.discard();
   }

@@ -49,7 +49,7 @@ describe('R2T sizing', () => {
       { sn: 0, offset: 0, length: 16 * KiB },
       { sn: 1, offset: 16 * KiB, length: 16 * KiB },
     ]);
-    const ttt = first[0].ttt;
+    const ttt = first[0]!.ttt;
     for (const p of first) {
       expect(p.itt).toBe(itt);
       expect(p.ttt).toBe(ttt);
@@ -97,7 +97,7 @@ describe('R2T sizing', () => {
       const pdus = await h.take();
       expect(pdus).toHaveLength(1);
       seen.push(...r2ts(pdus));
-      const ttt = pdus[0].ttt;
+      const ttt = pdus[0]!.ttt;
       // Half the burst: no new R2T yet.
       h.dataOut({
         itt,
@@ -135,7 +135,7 @@ describe('R2T sizing', () => {
     });
     const data = pattern(20000, 3);
     const { itt } = h.command({ write: true, edtl: data.length, data: data.subarray(0, 6000) });
-    const [r2t] = await h.take();
+    const r2t = (await h.take())[0]!;
     expect(r2ts([r2t])).toEqual([{ sn: 0, offset: 6000, length: 14000 }]);
     h.dataSequence(itt, r2t.ttt, data, 6000, 14000);
     await h.settle();
@@ -178,8 +178,8 @@ describe('R2T sizing', () => {
       { sn: 0, offset: 16 * KiB, length: 16 * KiB },
       { sn: 1, offset: 32 * KiB, length: 16 * KiB },
     ]);
-    h.dataSequence(itt, got[0].ttt, data, 16 * KiB, 16 * KiB);
-    h.dataSequence(itt, got[0].ttt, data, 32 * KiB, 16 * KiB);
+    h.dataSequence(itt, got[0]!.ttt, data, 16 * KiB, 16 * KiB);
+    h.dataSequence(itt, got[0]!.ttt, data, 32 * KiB, 16 * KiB);
     await h.settle();
     expect(h.lun.take().data.equals(data)).toBe(true);
     await h.close();
@@ -198,7 +198,7 @@ describe('R2T sizing', () => {
     h.dataSequence(itt, RESERVED_TAG, data, 0, 8 * KiB, 4 * KiB);
     const got = await h.take();
     expect(r2ts(got)).toEqual([{ sn: 0, offset: 8 * KiB, length: 12 * KiB }]);
-    h.dataSequence(itt, got[0].ttt, data, 8 * KiB, 12 * KiB);
+    h.dataSequence(itt, got[0]!.ttt, data, 8 * KiB, 12 * KiB);
     await h.settle();
     expect(h.lun.take().data.equals(data)).toBe(true);
     await h.close();
@@ -215,7 +215,7 @@ describe('R2T sizing', () => {
     });
     const got = await h.take();
     expect(r2ts(got)).toEqual([{ sn: 0, offset: 2 * KiB, length: 10 * KiB }]);
-    h.dataSequence(itt, got[0].ttt, data, 2 * KiB, 10 * KiB);
+    h.dataSequence(itt, got[0]!.ttt, data, 2 * KiB, 10 * KiB);
     await h.settle();
     expect(h.lun.take().data.equals(data)).toBe(true);
     await h.close();

@@ -139,7 +139,7 @@ describe('ReceivedRanges', () => {
             let bytes = 0;
             let runs = 0;
             for (let i = 0; i < size; i++) {
-              bytes += ref[i];
+              bytes += ref[i]!;
               if (ref[i] && (i === 0 || !ref[i - 1])) runs++;
             }
             expect(r.bytes).toBe(bytes);
@@ -199,12 +199,12 @@ describe('DataSequences', () => {
     expect(() => d.openR2TSequence(5000, 5100)).toThrow();
     expect(d.solicitedAt(250)).toBe(slots[2]);
     expect(d.solicitedAt(100 * MAX_OPEN_R2T)).toBe(-1);
-    expect(d.oldestR2T(slots[0])).toBe(true);
-    expect(d.oldestR2T(slots[1])).toBe(false);
-    d.close(slots[0]);
-    d.close(slots[0]); // twice: counted once
+    expect(d.oldestR2T(slots[0]!)).toBe(true);
+    expect(d.oldestR2T(slots[1]!)).toBe(false);
+    d.close(slots[0]!);
+    d.close(slots[0]!); // twice: counted once
     expect(d.openR2T).toBe(MAX_OPEN_R2T - 1);
-    expect(d.oldestR2T(slots[1])).toBe(true);
+    expect(d.oldestR2T(slots[1]!)).toBe(true);
     expect(d.solicitedAt(50)).toBe(-1);
     expect(d.openR2TSequence(9000, 9100)).toBe(slots[0]);
   });

@@ -16,7 +16,7 @@ const TASK_SET_FULL = 0x28;
 
 /** The status-carrying PDU: the last Data-In with S, or the SCSI Response. */
 function statusPdu(out: WirePdu[]): WirePdu {
-  const last = out[out.length - 1];
+  const last = out[out.length - 1]!;
   expect(last.opcode === Opcode.SCSI_RESPONSE || last.hasStatus).toBe(true);
   return last;
 }
@@ -78,8 +78,8 @@ describe('residuals of reads', () => {
     });
     const out = await h.take();
     expect(out.map((p) => p.opcode)).toEqual([Opcode.DATA_IN, Opcode.SCSI_RESPONSE]);
-    expect(out[0].hasStatus).toBe(false);
-    expect(residualOf(out[1])).toEqual({ underflow: true, overflow: false, residual: 8192 });
+    expect(out[0]!.hasStatus).toBe(false);
+    expect(residualOf(out[1]!)).toEqual({ underflow: true, overflow: false, residual: 8192 });
     await h.close();
   });
 });
@@ -118,7 +118,7 @@ describe('commands answered without reaching the LU', () => {
     const { itt } = h.command({ read: true, edtl: 65536 + 512 });
     const s = await h.takeOne();
     expect([s.opcode, s.itt, s.status]).toEqual([Opcode.SCSI_RESPONSE, itt, CHECK_CONDITION]);
-    expect([s.sense[2] & 0x0f, s.sense[12], s.sense[13]]).toEqual([0x05, 0x24, 0x00]);
+    expect([s.sense[2]! & 0x0f, s.sense[12], s.sense[13]]).toEqual([0x05, 0x24, 0x00]);
     expect(residualOf(s)).toEqual({ underflow: true, overflow: false, residual: 65536 + 512 });
     expect(h.lun.pending()).toEqual([]);
     await h.settle();

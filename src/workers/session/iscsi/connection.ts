@@ -277,7 +277,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     }
     let nexus = 0;
     if (target !== null) {
-      const portal = this.ctx.portals[this.portalIndex];
+      const portal = this.ctx.portals[this.portalIndex]!;
       const id = this.ctx.registerNexus({
         initiatorName: params.InitiatorName,
         isid: req.isid,
@@ -309,7 +309,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       params.InitiatorName,
       req.isid,
       params.TargetName,
-      this.ctx.portals[this.portalIndex].tag,
+      this.ctx.portals[this.portalIndex]!.tag,
     );
     this.ctx.sessionUp(this.sessionKey, tsih, this);
     this.phase = Phase.FULL_FEATURE;

@@ -235,7 +235,7 @@ export class DataOutEngine {
     // The sequence this PDU belongs to: the unsolicited burst (reserved TTT), or the
     // open R2T whose range holds its offset (R2Ts of a task share one TTT).
     const slot = ttt === RESERVED_TAG ? (d.isOpen(UNSOLICITED) ? UNSOLICITED : -1) : d.solicitedAt(offset);
-    if (slot < 0 || end > d.end[slot]) {
+    if (slot < 0 || end > d.end[slot]!) {
       // Outside every open sequence, or across the end of its own (a PDU belongs to one
       // sequence; 11.7.6: offset + length within what was offered or solicited).
       this.sequenceError(t, offset, 'not inside one open data sequence');
@@ -255,7 +255,7 @@ export class DataOutEngine {
         return;
       }
       if (dataSN !== d.pdus[slot]) {
-        this.dataSNError(t, dataSN, d.pdus[slot]);
+        this.dataSNError(t, dataSN, d.pdus[slot]!);
         return;
       }
     }
@@ -353,7 +353,7 @@ export class DataOutEngine {
       const complete =
         slot === UNSOLICITED
           ? d.ranges.prefixEnd() === t.received
-          : d.ranges.covers(d.start[slot], d.end[slot]);
+          : d.ranges.covers(d.start[slot]!, d.end[slot]!);
       if (!complete) {
         c.log.warn({ itt: t.itt, received: t.received }, 'F bit with data of the sequence missing');
         c.sendReject(RejectReason.PROTOCOL_ERROR, h);
@@ -362,7 +362,7 @@ export class DataOutEngine {
       }
       if (!this.pduInOrder && !d.dataSNsConsistent(slot)) {
         // 11.7.5: the sequence's PDUs must be numbered 0..n-1, whatever order they came in.
-        this.dataSNError(t, d.maxDataSN[slot], d.pdus[slot] - 1);
+        this.dataSNError(t, d.maxDataSN[slot]!, d.pdus[slot]! - 1);
         return;
       }
       d.close(slot);

@@ -92,28 +92,28 @@ export class DataSequences {
   /** The open R2T sequence whose range holds `offset`, or -1. */
   solicitedAt(offset: number): number {
     for (let i = 1; i <= MAX_OPEN_R2T; i++) {
-      if (this.used[i] === 1 && offset >= this.start[i] && offset < this.end[i]) return i;
+      if (this.used[i] === 1 && offset >= this.start[i]! && offset < this.end[i]!) return i;
     }
     return -1;
   }
 
   /** True when no open R2T sequence starts below `slot`'s (it is the oldest one). */
   oldestR2T(slot: number): boolean {
-    const s = this.start[slot];
-    for (let i = 1; i <= MAX_OPEN_R2T; i++) if (this.used[i] === 1 && this.start[i] < s) return false;
+    const s = this.start[slot]!;
+    for (let i = 1; i <= MAX_OPEN_R2T; i++) if (this.used[i] === 1 && this.start[i]! < s) return false;
     return true;
   }
 
   /** Count one Data-Out PDU of `slot` with this DataSN. */
   countPdu(slot: number, dataSN: number): void {
-    this.pdus[slot]++;
-    if (dataSN > this.maxDataSN[slot]) this.maxDataSN[slot] = dataSN;
-    this.sumDataSN[slot] += dataSN;
+    this.pdus[slot]!++;
+    if (dataSN > this.maxDataSN[slot]!) this.maxDataSN[slot] = dataSN;
+    this.sumDataSN[slot]! += dataSN;
   }
 
   /** The PDUs counted for `slot` were numbered 0..n-1 (in any order) as far as count, maximum and sum tell. */
   dataSNsConsistent(slot: number): boolean {
-    const n = this.pdus[slot];
+    const n = this.pdus[slot]!;
     return n > 0 && this.maxDataSN[slot] === n - 1 && this.sumDataSN[slot] === (n * (n - 1)) / 2;
   }
 }

@@ -68,7 +68,7 @@ export class LoginExchange {
   private loginContext(): LoginContext {
     const h = this.host;
     const ctx = h.ctx;
-    const portal = ctx.portals[h.portalIndex];
+    const portal = ctx.portals[h.portalIndex]!;
     const targets: LoginTargetInfo[] = [];
     for (const t of ctx.targets.values()) {
       if (!t.portals.includes(h.portalIndex)) continue;
@@ -76,7 +76,7 @@ export class LoginExchange {
         iqn: t.iqn,
         alias: t.alias,
         portalGroupTag: portal.tag,
-        addresses: t.portals.map((i) => formatTargetAddress(ctx.portals[i])),
+        addresses: t.portals.map((i) => formatTargetAddress(ctx.portals[i]!)),
         auth: t.auth,
         ...loginAccess(t),
       });
@@ -112,12 +112,12 @@ export class LoginExchange {
       return;
     }
     const req: LoginRequest = {
-      transit: (h[1] & 0x80) !== 0,
-      cont: (h[1] & 0x40) !== 0,
-      csg: (h[1] >> 2) & 3,
-      nsg: h[1] & 3,
-      versionMax: h[2],
-      versionMin: h[3],
+      transit: (h[1]! & 0x80) !== 0,
+      cont: (h[1]! & 0x40) !== 0,
+      csg: (h[1]! >> 2) & 3,
+      nsg: h[1]! & 3,
+      versionMax: h[2]!,
+      versionMin: h[3]!,
       isid: Buffer.from(h.subarray(8, 14)),
       tsih: u16(h, 14),
       itt: u32(h, 16),
@@ -179,7 +179,7 @@ export class LoginExchange {
       params.InitiatorName,
       req.isid,
       params.TargetName,
-      ctx.portals[host.portalIndex].tag,
+      ctx.portals[host.portalIndex]!.tag,
     );
     if (ctx.localSessionTsih(key) === tsih && ctx.adoptTsih(tsih, ctx.index)) {
       host.heldTsih = tsih;

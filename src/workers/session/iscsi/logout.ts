@@ -29,7 +29,7 @@ export class LogoutHandler {
     const h = c.rx.hdr;
     const s = c.session!;
     if (!isImmediate(h, 0)) c.advanceCmdSN(u32(h, Field.CMD_SN));
-    const reason = h[1] & 0x7f;
+    const reason = h[1]! & 0x7f;
     const ittValue = u32(h, Field.ITT);
     let response: number = LogoutResponse.CLOSED;
     if (reason === LogoutReason.REMOVE_CONNECTION_FOR_RECOVERY) {

@@ -67,8 +67,8 @@ export class PduWriter {
     this.buf = this.arena;
     this.onFlushed = () => {
       this.flushed++;
-      while (this.relHead < this.relSeq.length && this.relSeq[this.relHead] < this.flushed) {
-        const o = this.relObj[this.relHead];
+      while (this.relHead < this.relSeq.length && this.relSeq[this.relHead]! < this.flushed) {
+        const o = this.relObj[this.relHead]!;
         this.relHead++;
         o.releaseAfterFlush();
       }
@@ -157,7 +157,7 @@ export class PduWriter {
     }
     this.cork();
     const view =
-      dataLength === 0 && this.curSlot >= 0 ? this.hdrViews[this.curSlot] : this.buf.subarray(this.off, end);
+      dataLength === 0 && this.curSlot >= 0 ? this.hdrViews[this.curSlot]! : this.buf.subarray(this.off, end);
     this.write(view, release);
   }
 
@@ -165,7 +165,7 @@ export class PduWriter {
   sendWithData(data: Buffer, start: number, length: number, release: Releasable | null = null): void {
     this.sealHeader();
     this.cork();
-    const hdr = this.curSlot >= 0 ? this.hdrViews[this.curSlot] : this.buf.subarray(0, this.inlineOffset);
+    const hdr = this.curSlot >= 0 ? this.hdrViews[this.curSlot]! : this.buf.subarray(0, this.inlineOffset);
     this.socket.write(hdr);
     const seg = start === 0 && length === data.length ? data : data.subarray(start, start + length);
     const p = pad4(length);
@@ -176,7 +176,7 @@ export class PduWriter {
     this.socket.write(seg);
     let trailer: Buffer;
     if (this.curSlot >= 0) {
-      trailer = this.trailerViews[this.curSlot][p];
+      trailer = this.trailerViews[this.curSlot]![p]!;
       if (this.dataDigest) {
         let crc = crc32c(seg);
         if (p) crc = crc32c(ZERO4, 0, p, crc);

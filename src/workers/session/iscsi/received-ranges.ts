@@ -45,7 +45,7 @@ export class ReceivedRanges {
   get bytes(): number {
     let n = 0;
     const b = this.bounds;
-    for (let i = 0; i < this.count; i++) n += b[2 * i + 1] - b[2 * i];
+    for (let i = 0; i < this.count; i++) n += b[2 * i + 1]! - b[2 * i]!;
     return n;
   }
 
@@ -56,7 +56,7 @@ export class ReceivedRanges {
     let hi = this.count;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (b[2 * mid + 1] < at) lo = mid + 1;
+      if (b[2 * mid + 1]! < at) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -70,13 +70,13 @@ export class ReceivedRanges {
     let i = this.firstEndingAtOrAfter(start);
     // Range i ends at or after `start`: it overlaps unless it ends exactly there.
     const leftAdjacent = i < n && b[2 * i + 1] === start;
-    if (i < n && !leftAdjacent && b[2 * i] < end) return AddResult.OVERLAP;
+    if (i < n && !leftAdjacent && b[2 * i]! < end) return AddResult.OVERLAP;
     const j = leftAdjacent ? i + 1 : i; // first range that lies after `start`
-    if (j < n && b[2 * j] < end) return AddResult.OVERLAP;
+    if (j < n && b[2 * j]! < end) return AddResult.OVERLAP;
     const rightAdjacent = j < n && b[2 * j] === end;
     if (leftAdjacent && rightAdjacent) {
       // Fills the gap between ranges i and j: one range, the list shrinks by one.
-      b[2 * i + 1] = b[2 * j + 1];
+      b[2 * i + 1] = b[2 * j + 1]!;
       b.copyWithin(2 * j, 2 * j + 2, 2 * n);
       this.count = n - 1;
     } else if (leftAdjacent) {
@@ -98,18 +98,18 @@ export class ReceivedRanges {
   covers(start: number, end: number): boolean {
     if (end <= start) return true;
     const i = this.firstEndingAtOrAfter(start + 1); // first range ending after `start`
-    return i < this.count && this.bounds[2 * i] <= start && this.bounds[2 * i + 1] >= end;
+    return i < this.count && this.bounds[2 * i]! <= start && this.bounds[2 * i + 1]! >= end;
   }
 
   /** True when no byte of [start, end) has been received. */
   untouched(start: number, end: number): boolean {
     if (end <= start) return true;
     const i = this.firstEndingAtOrAfter(start + 1);
-    return i >= this.count || this.bounds[2 * i] >= end;
+    return i >= this.count || this.bounds[2 * i]! >= end;
   }
 
   /** End of the received prefix [0, x): 0 when byte 0 has not arrived. */
   prefixEnd(): number {
-    return this.count > 0 && this.bounds[0] === 0 ? this.bounds[1] : 0;
+    return this.count > 0 && this.bounds[0] === 0 ? this.bounds[1]! : 0;
   }
 }

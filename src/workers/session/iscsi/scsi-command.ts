@@ -66,7 +66,7 @@ export class CommandIntake {
       c.rejectAfterData(RejectReason.TASK_IN_PROGRESS);
       return;
     }
-    const flags = h[1];
+    const flags = h[1]!;
     const edtl = u32(h, Field.EDTL);
     const write = (flags & ScsiCmdFlags.WRITE) !== 0;
     const read = (flags & ScsiCmdFlags.READ) !== 0;
@@ -94,13 +94,13 @@ export class CommandIntake {
     t.write = write;
     t.edtl = edtl;
     t.attribute = flags & ScsiCmdFlags.ATTR_MASK;
-    for (let i = 0; i < 8; i++) t.lunField[i] = h[Field.LUN + i];
+    for (let i = 0; i < 8; i++) t.lunField[i] = h[Field.LUN + i]!;
     t.lun = decodeLun(h, Field.LUN);
     h.copy(t.cdb, 0, Field.CDB, Field.CDB + 16);
     t.cdb.fill(0, 16);
     // Groups without a defined length (reserved, vendor specific) keep the 16 bytes
     // the BHS carries (SPC-4 4.2.5.1).
-    t.cdbLength = cdbLengthOf(h[Field.CDB]) || 16;
+    t.cdbLength = cdbLengthOf(h[Field.CDB]!) || 16;
     c.tasks.set(ittValue, t);
     if (!imm) {
       s.arrived(cmdSN);
@@ -228,6 +228,6 @@ export class CommandIntake {
     }
     t.lunWorker = route.lunWorker;
     t.luIndex = route.luIndex;
-    c.ctx.channels[route.lunWorker].submit(t, session.nexus);
+    c.ctx.channels[route.lunWorker]!.submit(t, session.nexus);
   }
 }

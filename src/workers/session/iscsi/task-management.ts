@@ -53,7 +53,7 @@ export class TaskManagement {
     const h = c.rx.hdr;
     const s = c.session!;
     if (!isImmediate(h, 0)) c.advanceCmdSN(u32(h, Field.CMD_SN));
-    const fn = h[1] & 0x7f;
+    const fn = h[1]! & 0x7f;
     const ittValue = u32(h, Field.ITT);
     const lun = decodeLun(h, Field.LUN);
     const target = s.target;

@@ -48,7 +48,7 @@ export class TextExchange {
     const s = c.session!;
     if (!isImmediate(h, 0)) c.advanceCmdSN(u32(h, Field.CMD_SN));
     const ittValue = u32(h, Field.ITT);
-    const cont = (h[1] & 0x40) !== 0;
+    const cont = (h[1]! & 0x40) !== 0;
     const ttt = u32(h, Field.TTT);
     const out = this.out;
     if (ttt !== RESERVED_TAG && out !== null && out.itt === ittValue && out.ttt === ttt && dsl === 0) {
@@ -113,13 +113,13 @@ export class TextExchange {
   private targets(): LoginTargetInfo[] {
     const c = this.conn;
     const out: LoginTargetInfo[] = [];
-    const portal = c.ctx.portals[c.portalIndex];
+    const portal = c.ctx.portals[c.portalIndex]!;
     for (const t of c.ctx.targets.values()) {
       out.push({
         iqn: t.iqn,
         alias: t.alias,
         portalGroupTag: portal.tag,
-        addresses: t.portals.map((i) => formatTargetAddress(c.ctx.portals[i])),
+        addresses: t.portals.map((i) => formatTargetAddress(c.ctx.portals[i]!)),
         auth: t.auth,
         ...loginAccess(t),
       });
