@@ -178,6 +178,15 @@ export function rtpgCdb(alloc = 4096): Buffer {
   return c;
 }
 
+/** WRITE SAME(16) (SBC-4 5.50): `blocks` blocks from `lba`, one block of data. */
+export function writeSame16(lba: number, blocks: number): Buffer {
+  const c = Buffer.alloc(16);
+  c[0] = ScsiOpcode.WRITE_SAME_16;
+  c.writeBigUInt64BE(BigInt(lba), 2);
+  c.writeUInt32BE(blocks, 10);
+  return c;
+}
+
 /** RESERVE(6) / RELEASE(6) (SPC-2 7.21 / 7.17). */
 export const RESERVE6 = Buffer.from([0x16, 0, 0, 0, 0, 0]);
 export const RELEASE6 = Buffer.from([0x17, 0, 0, 0, 0, 0]);

@@ -11,6 +11,8 @@
  *    node B: nothing the preempted host wrote reaches the medium after the GOOD.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Opcode, scsiCommandBhs, write10 } from '../helpers/initiator.ts';
+import { u32 } from '../../src/shared/iscsi/pdu.ts';
 import { performance } from 'node:perf_hooks';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCluster, type StartedCluster } from '../helpers/cluster.ts';
@@ -21,6 +23,7 @@ import {
   closeAll,
   conflict,
   good,
+  linesOf,
   loginHost,
   outcomeOf as outcome,
   prout,
@@ -39,6 +42,9 @@ import {
   TYPE,
   writeBlocks,
   WriteStream,
+  Pipeline,
+  writeSame16,
+  type Outcome,
   type Host,
 } from '../helpers/cluster-scsi.ts';
 
@@ -49,7 +55,7 @@ let c: StartedCluster;
 
 beforeAll(async () => {
   redis = await startRedis({ appendonly: false });
-  c = await startCluster({ nodes: 2, redis, lease: LEASE, deviceSize: '256MiB' });
+  c = await startCluster({ nodes: 2, redis, lease: LEASE, deviceSize: '1GiB' });
 });
 
 afterAll(async () => {
@@ -317,8 +323,8 @@ describe('PREEMPT AND ABORT through node A while the preempted host streams WRIT
           tag: 'WRTR',
         });
         await stream.waitGood(fenceAfterGood);
-        const inFlight = stream.pipe.outstanding;
         const sentBefore = stream.sent;
+        const paSentAt = performance.now();
         const pa = await prout(fencer, SA.PREEMPT_AND_ABORT, TYPE.WE, { key: KF, saKey: KW });
         const goodAt = performance.now();
         good(pa, 'PREEMPT AND ABORT through A');
@@ -408,8 +414,12 @@ describe('PREEMPT AND ABORT through node A while the preempted host streams WRIT
         }
         expect(bad.slice(0, 10), `${bad.length} violations`).toEqual([]);
         expect(ua, 'REGISTRATIONS PREEMPTED at most once').toBeLessThanOrEqual(1);
-        // The race was real: writes were in flight through B when the PREEMPT AND ABORT went out.
-        expect(inFlight, 'writes in flight at the PREEMPT AND ABORT').toBeGreaterThan(0);
+        // The race was real: WRITEs were sent before the GOOD and answered after the
+        // PREEMPT AND ABORT went out.
+        const inFlight = stream.writes.filter(
+          (w) => w.sentAt < goodAt && (w.outcome === undefined || w.outcome.at > paSentAt),
+        ).length;
+        expect(inFlight, 'WRITEs in flight while the PREEMPT AND ABORT ran').toBeGreaterThan(0);
         expect(refused + ua + noStatus, 'writes refused or aborted').toBeGreaterThan(0);
         console.log(
           `PREEMPT AND ABORT run ${run}: ${inFlight} writes in flight, ${sentAtGood} sent by its GOOD, ${goodCount} GOOD, ` +
@@ -448,8 +458,205 @@ describe('PREEMPT AND ABORT through node A while the preempted host streams WRIT
         expect(readStamp((await readBlocks(fencer, base, 1)).data)).toEqual(readStamp(blockOf(s1, 0)));
         good(await prout(fencer, SA.CLEAR, 0, { key: KF }), 'fencer CLEAR');
       } finally {
+        await prout(fencer, SA.CLEAR, 0, { key: KF }).catch(() => undefined);
         closeAll(writer, fencer, writerLater);
       }
     },
   );
+
+  // The same with the WRITEs certainly at node b's logical unit when the PREEMPT AND
+  // ABORT goes out, and for a while: a long ORDERED WRITE SAME runs there, and WRITEs
+  // wait behind it (SAM-5 8.6.3). Node b must not acknowledge the change while any of them
+  // admitted under the old reservation can still write, so nothing may change on the
+  // medium once the PREEMPT AND ABORT is GOOD. (With a fast disk the stream above leaves
+  // only a few fast WRITEs at the logical unit at any moment; this one does not depend
+  // on timing.)
+  it('no WRITE admitted at node b under the old reservation reaches the medium after the GOOD, however long it runs', async () => {
+    const KW = 0xa0ffn;
+    const KF = 0xf0ffn;
+    // 512 MiB per WRITE SAME (the same range each time): long enough to outlast the
+    // PREEMPT AND ABORT's way back to the test and the first READ after it.
+    const FILL_BLOCKS = 1_048_576;
+    const FILLS = 4;
+    const QUEUED = 32;
+    const fillLba = 320_000;
+    const writesLba = fillLba + FILL_BLOCKS;
+    const writer = await loginHost(c, B, 'pa-long-writer');
+    const fencer = await loginHost(c, A, 'pa-long-fencer');
+    try {
+      good(
+        await prout(writer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW }),
+        'writer registers through B',
+      );
+      good(
+        await prout(fencer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KF }),
+        'fencer registers through A',
+      );
+      good(await prout(writer, SA.RESERVE, TYPE.WE, { key: KW }), 'writer RESERVE WE through B');
+      const pipe = new Pipeline(writer.ini);
+      type Pending = { done: Promise<Outcome | undefined>; outcome?: Outcome | undefined };
+      const fills: Pending[] = [];
+      for (let i = 0; i < FILLS; i++)
+        fills.push({
+          done: (await pipe.command(writeSame16(fillLba, FILL_BLOCKS), stamp('FILL', i, fillLba, 1), 2)).done,
+        });
+      const writes: Pending[] = [];
+      for (let i = 0; i < QUEUED; i++) {
+        const lba = writesLba + i * 8;
+        writes.push({ done: (await pipe.write(lba, stamp('QUED', i, lba, 8))).done });
+      }
+      for (const p of [...fills, ...writes]) void p.done.then((o) => (p.outcome = o));
+      await sleep(100);
+      const waiting = fills.filter((f) => !('outcome' in f)).length;
+      expect(
+        waiting,
+        'WRITE SAMEs still running or waiting at b when the PREEMPT AND ABORT goes out',
+      ).toBeGreaterThan(1);
+
+      good(
+        await prout(fencer, SA.PREEMPT_AND_ABORT, TYPE.WE, { key: KF, saKey: KW }),
+        'PREEMPT AND ABORT through A',
+      );
+      const goodAt = performance.now();
+      const region = async (): Promise<Buffer> =>
+        Buffer.concat([
+          // The end of the range first: a WRITE SAME still running writes it last.
+          await readRegion(fencer, fillLba + FILL_BLOCKS - 256, 256),
+          await readRegion(fencer, writesLba, QUEUED * 8),
+          await readRegion(fencer, fillLba, 256),
+        ]);
+      const s1 = await region();
+      for (const p of [...fills, ...writes]) p.outcome = await p.done;
+      await sleep(500);
+      const s2 = await region();
+      expect(s2.equals(s1), 'the medium changed after the PREEMPT AND ABORT was GOOD').toBe(true);
+
+      // Each WRITE is either GOOD, done before the GOOD and on the medium, or refused and
+      // nowhere on it.
+      const rc = `status 0x${ScsiStatus.RESERVATION_CONFLICT.toString(16)}`;
+      const bad: string[] = [];
+      writes.forEach((w, i) => {
+        const o = w.outcome === undefined ? 'none' : outcome(w.outcome);
+        const blocks = Array.from({ length: 8 }, (_, j) => readStamp(blockOf(s1, 256 + i * 8 + j)));
+        if (o === 'GOOD') {
+          if (
+            !blocks.every(
+              (s, j) =>
+                s.kind === 'stamp' && s.tag === 'QUED' && s.seq === i && s.lba === writesLba + i * 8 + j,
+            )
+          )
+            bad.push(`queued WRITE ${i}: GOOD but not on the medium`);
+          if (w.outcome!.at > goodAt + 50)
+            bad.push(
+              `queued WRITE ${i}: GOOD ${Math.round(w.outcome!.at - goodAt)} ms after the PREEMPT AND ABORT`,
+            );
+        } else if (
+          o === rc ||
+          (w.outcome?.status === ScsiStatus.CHECK_CONDITION && senseOf(w.outcome.sense)?.[0] === 0x06)
+        ) {
+          if (!blocks.every((s) => s.kind === 'zero'))
+            bad.push(`queued WRITE ${i}: refused but on the medium`);
+        } else bad.push(`queued WRITE ${i}: ${o}`);
+      });
+      fills.forEach((f, i) => {
+        const o = f.outcome === undefined ? 'none' : outcome(f.outcome);
+        if (o === 'GOOD' && f.outcome!.at > goodAt + 50)
+          bad.push(
+            `WRITE SAME ${i}: GOOD ${Math.round(f.outcome!.at - goodAt)} ms after the PREEMPT AND ABORT`,
+          );
+        else if (
+          o !== 'GOOD' &&
+          o !== rc &&
+          !(f.outcome?.status === ScsiStatus.CHECK_CONDITION && senseOf(f.outcome.sense)?.[0] === 0x06)
+        )
+          bad.push(`WRITE SAME ${i}: ${o}`);
+      });
+      expect(bad, 'outcomes at b').toEqual([]);
+      console.log(
+        `PREEMPT AND ABORT with ${waiting} WRITE SAMEs and ${QUEUED} WRITEs at b: WRITE SAMEs ${fills.map((f) => (f.outcome === undefined ? 'none' : outcome(f.outcome))).join(', ')}; ` +
+          `WRITEs ${writes.filter((w) => w.outcome?.status === ScsiStatus.GOOD).length} GOOD`,
+      );
+      good(await prout(fencer, SA.CLEAR, 0, { key: KF }), 'fencer CLEAR');
+    } finally {
+      await prout(fencer, SA.CLEAR, 0, { key: KF }).catch(() => undefined);
+      closeAll(writer, fencer);
+    }
+  });
+
+  // SPC-4 5.14.11.4.5: PREEMPT AND ABORT aborts the preempted nexuses' tasks. A WRITE whose
+  // CDB node b has (it asked for the data with an R2T) but whose data has not come is such
+  // a task: node b must abort it rather than wait for data a preempted host may never send,
+  // and the data, if it comes after the GOOD, must not reach the medium.
+  it('a WRITE at node b still waiting for its data is aborted, not waited for', async () => {
+    const KW = 0xa0een;
+    const KF = 0xf0een;
+    const lba = 1_500_000;
+    const writer = await loginHost(c, B, 'pa-r2t-writer', {
+      keys: [
+        ['InitialR2T', 'Yes'],
+        ['ImmediateData', 'No'],
+      ],
+    });
+    const fencer = await loginHost(c, A, 'pa-r2t-fencer');
+    try {
+      good(
+        await prout(writer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW }),
+        'writer registers through B',
+      );
+      good(
+        await prout(fencer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KF }),
+        'fencer registers through A',
+      );
+      good(await prout(writer, SA.RESERVE, TYPE.WE, { key: KW }), 'writer RESERVE WE through B');
+      const revocationsBefore = linesOf(c, A, 'revoking their leases').length;
+      const ini = writer.ini;
+      const data = stamp('R2TW', 0, lba, 8);
+      const itt = ini.allocItt();
+      ini.send(
+        scsiCommandBhs({
+          final: true,
+          write: true,
+          attr: 1,
+          lun: 0,
+          itt,
+          edtl: data.length,
+          cmdSN: ini.takeCmdSN(),
+          expStatSN: ini.expStatSN,
+          cdb: write10(lba, 8),
+        }),
+      );
+      const r2t = await ini.waitFor((p) => p.itt === itt && p.opcode === Opcode.R2T, 10_000);
+
+      const sentAt = performance.now();
+      const pa = await prout(fencer, SA.PREEMPT_AND_ABORT, TYPE.WE, { key: KF, saKey: KW });
+      const took = performance.now() - sentAt;
+      good(pa, 'PREEMPT AND ABORT through A');
+      const before = await readRegion(fencer, lba, 8);
+      ini.sendDataOut(itt, 0, r2t.ttt, data, u32(r2t.bhs, 40), u32(r2t.bhs, 44));
+      const rsp = await ini
+        .waitFor((p) => p.itt === itt && p.opcode === Opcode.SCSI_RESPONSE, 3_000)
+        .catch(() => null);
+      await sleep(300);
+      const after = await readRegion(fencer, lba, 8);
+      console.log(
+        `PREEMPT AND ABORT with a WRITE waiting for data at b: GOOD after ${Math.round(took)} ms; the WRITE then ended ${rsp === null ? 'without status' : `with status 0x${rsp.bhs[3]!.toString(16)}`}`,
+      );
+      expect(
+        before.equals(after) && after.every((x) => x === 0),
+        'the WRITE reached the medium after the GOOD',
+      ).toBe(true);
+      expect(rsp?.bhs[3], 'the WRITE is not GOOD').not.toBe(ScsiStatus.GOOD);
+      // Node b did not have to be fenced for it: it answered by itself, in time.
+      expect(linesOf(c, A, 'revoking their leases').length, "node b's lease was not revoked").toBe(
+        revocationsBefore,
+      );
+      expect(took, 'PREEMPT AND ABORT answered without waiting out the acknowledgement timeout').toBeLessThan(
+        (LEASE.ttlSec * 1000) / 2,
+      );
+      good(await prout(fencer, SA.CLEAR, 0, { key: KF }), 'fencer CLEAR');
+    } finally {
+      await prout(fencer, SA.CLEAR, 0, { key: KF }).catch(() => undefined);
+      closeAll(writer, fencer);
+    }
+  });
 });

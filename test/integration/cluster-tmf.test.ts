@@ -36,6 +36,7 @@ import {
   sleep,
   stamp,
   tur,
+  writeSame16,
   writeBlocks,
   type Host,
   type Outcome,
@@ -94,15 +95,6 @@ async function setTas(h: Host): Promise<void> {
 async function tmf(h: Host, fn: number): Promise<number> {
   const rsp = await h.ini.tmf({ fn, lun: 0 }, 30_000);
   return rsp.bhs[2]!;
-}
-
-/** WRITE SAME(16) (SBC-4 5.50) of `blocks` blocks from `lba`, one block of data. */
-function writeSame16(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = 0x93;
-  c.writeBigUInt64BE(BigInt(lba), 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
 }
 
 /** Each long command covers 64 MiB (the same range every time: written once, then rewritten). */
