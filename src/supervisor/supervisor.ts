@@ -509,10 +509,10 @@ export class Supervisor {
   /** What the cluster asks of this node's workers. */
   #clusterHost(): ClusterHost {
     return {
-      applyPr: async (worker, lu, state, effects) => {
+      applyPr: async (worker, lu, state, effects, reload = false) => {
         const h = this.#luns[worker];
         if (h === undefined || !h.alive) return;
-        await h.control.request('prApply', { lu, state, effects: [...effects] }, 60_000);
+        await h.control.request('prApply', { lu, state, effects: [...effects], reload }, 60_000);
       },
       applyCapacity: async (worker, lu, bytes) => {
         const h = this.#luns[worker];

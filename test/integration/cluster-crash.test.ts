@@ -10,6 +10,8 @@
  *    reported unavailable; restarted, the node serves the same reservation.
  * 2. A second process started with a node id that is in use is refused (the lease is
  *    held), and the node that holds it is not disturbed.
+ * 3. A node restarted at once after kill -9 (systemd or the kubelet restarting it) waits
+ *    for its earlier life's lease to expire and then serves, rather than failing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -24,6 +26,7 @@ import {
   ALUA,
   blockOf,
   closeAll,
+  currentLinesOf,
   conflict,
   good,
   linesOf,
@@ -228,6 +231,26 @@ describe('node identity', () => {
         await pastUnitAttentions(() => writeBlocks(h, 0, stamp('IDNT', 0, 0, 1))),
         'the running node still serves',
       );
+    } finally {
+      closeAll(h);
+    }
+  });
+});
+
+describe('restart right after kill -9', () => {
+  it('waits for the lease of its killed predecessor to expire, then serves', async () => {
+    const id = c.nodes[B]!.id;
+    const before = Number(await redis.command('PTTL', keys.lease(id)));
+    expect(before, 'b holds a live lease').toBeGreaterThan(0);
+    await c.kill(B);
+    const t0 = performance.now();
+    await c.start(B);
+    const tookMs = performance.now() - t0;
+    expect(currentLinesOf(c, B, 'waiting for it to expire').length, 'the restart waited for the old lease').toBeGreaterThan(0);
+    expect(tookMs, 'it joined once the old lease ran out (ttl 3 s)').toBeGreaterThan(1000);
+    const h = await loginHost(c, B, 'restart-check', { settle: false });
+    try {
+      good(await pastUnitAttentions(() => writeBlocks(h, 4, stamp('RSTB', 0, 4, 1))), 'the restarted node serves');
     } finally {
       closeAll(h);
     }

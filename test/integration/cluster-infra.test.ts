@@ -9,7 +9,6 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -23,14 +22,7 @@ import {
 } from '../helpers/redis.ts';
 import { startSentinel, type SentinelSetup } from '../helpers/sentinel.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import {
-  checkConfig,
-  clusterConfigYaml,
-  allocateNodes,
-  redisConfigFor,
-  startCluster,
-  type StartedCluster,
-} from '../helpers/cluster.ts';
+import { startCluster, type StartedCluster } from '../helpers/cluster.ts';
 import { Initiator, Status, read10, write10 } from '../helpers/initiator.ts';
 
 /** ioredis clients made by a test; all disconnected after it. */
@@ -379,25 +371,9 @@ describe('cluster launcher', () => {
     }
   });
 
-  it('cluster mode: one file, --node, Redis through a per-node proxy (needs the cluster code)', async (ctx) => {
+  it('cluster mode: one file, --node, Redis through a per-node proxy', async () => {
     const r = await startRedis({ appendonly: false });
     try {
-      // Is the cluster section accepted yet? Ask the real CLI about a generated file.
-      const probe = path.join(r.dir, 'probe.yaml');
-      writeFileSync(
-        probe,
-        clusterConfigYaml({
-          redis: redisConfigFor(r),
-          nodes: await allocateNodes(2),
-          device: { path: path.join(r.dir, 'd.img') },
-        }),
-      );
-      const check = checkConfig(probe);
-      if (!check.ok && process.env['SPINDLE_CLUSTER_READY'] !== '1')
-        return ctx.skip(
-          `spindle does not accept the cluster section yet (${check.output.trim().split('\n').slice(1).join('; ').trim()})`,
-        );
-
       const c = await startCluster({ nodes: 2, redis: r, proxyPerNode: true });
       try {
         expect(c.nodes.every((n) => n.running)).toBe(true);

@@ -368,13 +368,11 @@ describe("cut('reset'): every connection to Redis reset, new ones refused", () =
     await heal(sc!, false);
   });
 
-  // BUG (src/supervisor/cluster/cluster-node.ts #resync, with src/workers/lun/pr/engine.ts
-  // PrEngine.onEvent): the resynchronization after a reconnect hands each changed LU its
-  // new state with no effects ([]); when exactly one change was missed (version + 1) the
-  // LU takes that for a regular event and applies the empty effects, so the unit
-  // attentions of the missed change (here REGISTRATIONS PREEMPTED for the preempted
-  // writer, SPC-4 5.14.11.4.3) are never established on this node. Remove `.fails` once fixed.
-  it.fails('the preempted writer is told REGISTRATIONS PREEMPTED through node a', () => {
+  // Regression: the resynchronization after a reconnect hands each changed LU its new
+  // state as a full reload (PrEvent.reload). Taken for a regular event when exactly one
+  // change was missed (version + 1), its empty effects would leave the unit attentions of
+  // the missed change (here REGISTRATIONS PREEMPTED, SPC-4 5.14.11.4.3) unestablished.
+  it('the preempted writer is told REGISTRATIONS PREEMPTED through node a', () => {
     expect(sc, 'the cut happened').toBeDefined();
     expectToldPreempted(sc!);
   });
@@ -388,13 +386,11 @@ describe("cut('blackhole'): the link to Redis goes silent", () => {
     sc = await cutOff(1, 'blackhole');
   });
 
-  // BUG (src/supervisor/cluster/membership.ts, Membership.renew): once the lease has
-  // expired locally, a renewal answered REVOKED (the peer revoked the lease while waiting
-  // for the acknowledgement) no longer calls onLost, so nothing starts the
-  // resynchronization that would clear the revocation. With a silent link the Redis
-  // connection never drops, so no reconnect starts it either: the node stays fenced
-  // until the revocation key expires (10 x ttlSec). Remove `.fails` once fixed.
-  it.fails(
+  // Regression: a renewal answered REVOKED after the lease already expired locally must
+  // still start the resynchronization that clears the revocation; with a silent link the
+  // Redis connection never drops, so no reconnect would start it and the node would stay
+  // fenced until the revocation key expires (10 x ttlSec).
+  it(
     'after restore() the node resynchronizes and serves again, with the new reservation in force',
     async () => {
       expect(sc, 'the cut happened').toBeDefined();

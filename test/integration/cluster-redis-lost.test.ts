@@ -170,13 +170,12 @@ describe('Redis restarted empty', () => {
     }
   });
 
-  // BUG (src/supervisor/cluster/cluster-node.ts, start/prLoad): a node that starts while
-  // the epoch is lost detects the loss (it remembers the epoch in its stateDir) but has no
-  // memory of the reservations, so prLoad hands its LUN worker what Redis has: nothing. It
-  // then serves the LU as unreserved: hosts without access write through it while the
-  // holder's Write Exclusive reservation stands on the other node. (It also overwrites
-  // its own recovery snapshot with that empty knowledge.) Remove `.fails` once fixed.
-  it.fails('a node restarted meanwhile does not serve the LU as unreserved either', async () => {
+  // Regression: a node that starts while the epoch is lost remembers the epoch (stateDir)
+  // but not the reservations. It adopts the other nodes' recovery snapshots (and stays
+  // fenced for LUs nobody knows), rather than serving what Redis has, nothing: hosts
+  // without access must not write through it while the holder's Write Exclusive
+  // reservation stands on the other node.
+  it('a node restarted meanwhile does not serve the LU as unreserved either', async () => {
     await c.restart(1);
     expect(
       currentLinesOf(c, 1, LOST).length,

@@ -319,4 +319,19 @@ describe('task management through node a reaches the nexuses of node b', () => {
       closeAll(issuer, idle);
     }
   });
+
+  // Last in the file: it stops Redis.
+  it('a LOGICAL UNIT RESET that cannot reach the other node (Redis down) is FUNCTION REJECTED, not COMPLETE', async () => {
+    const issuer = await loginHost(c, A, 'unreachable-reset-a');
+    try {
+      await redis.stop();
+      expect(
+        await tmf(issuer, TmfFunction.LOGICAL_UNIT_RESET),
+        'commands on b may still run: the initiator must not be told the function is complete',
+      ).toBe(TmfResponse.FUNCTION_REJECTED);
+    } finally {
+      closeAll(issuer);
+      await redis.restart();
+    }
+  });
 });

@@ -99,7 +99,7 @@ export const LUN_CONTROL = {
        * Answers once the LU has adopted it and nothing admitted under the old state can
        * still write (the supervisor then acknowledges it to the writer).
        */
-      prApply: { body: object({ lu: 'string', state: opaque<PrState>(), effects: opaque<PrEffect[]>('array') }), result: VOID },
+      prApply: { body: object({ lu: 'string', state: opaque<PrState>(), effects: opaque<PrEffect[]>('array'), reload: optional('boolean') }), result: VOID },
       /** Cluster mode: task management `fn` issued on another node, for LU `lu` (answers when done). */
       resetApply: { body: object({ lu: 'string', fn: 'integer' }), result: VOID },
       /** Cluster mode: mode pages another node's MODE SELECT changed. */

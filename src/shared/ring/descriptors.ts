@@ -49,7 +49,8 @@ export const DescKind = {
    * carries the RFC 7143 function code, LU_INDEX the unit (0xffffffff: every unit of the
    * worker), NEXUS the issuer, and for ABORT TASK the first four CDB bytes (u32 little
    * endian) the tag of the command to abort. Acknowledged with a COMPLETION once the
-   * unit's affected commands have finished.
+   * unit's affected commands have finished; its STATUS is TMF_NOT_EVERYWHERE when a
+   * cluster-wide function could not reach the other nodes.
    */
   TMF: 4,
   /** Completion of a command aborted by a task management function: send no status. */
@@ -62,6 +63,9 @@ export const DescKind = {
    */
   UNIT_ATTENTION: 6,
 } as const;
+
+/** STATUS of a TMF acknowledgement: done here, but not on every node of the cluster. */
+export const TMF_NOT_EVERYWHERE = 1;
 
 /** ATTRIBUTE of a UNIT_ATTENTION descriptor. */
 export const UaEvent = {

@@ -241,6 +241,12 @@ export interface PrEvent {
   readonly lu: string;
   readonly state: PrState;
   readonly effects: readonly PrEffect[];
+  /**
+   * A full reload (a resynchronization): the changes between the LU's state and this one
+   * are unknown, even when the version is just one ahead, so `effects` is empty and the
+   * unit attentions come from the difference.
+   */
+  readonly reload?: boolean;
 }
 
 export interface ClusterState {

@@ -46,7 +46,8 @@ const ADMIN_STATES: ReadonlySet<string> = new Set(Object.values(AdminState));
 /** What the cluster asks of the rest of the supervisor. */
 export interface ClusterHost {
   /** Hand a PR state to LUN worker `worker`; resolves once adopted and drained (fencing). */
-  applyPr(worker: number, lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void>;
+  /** `reload`: a full reload after a resynchronization (effects unknown, PrEvent.reload). */
+  applyPr(worker: number, lu: string, state: PrState, effects: readonly PrEffect[], reload?: boolean): Promise<void>;
   /** Task management from another node (LOGICAL UNIT RESET, CLEAR TASK SET, target resets) for LU `lu`. */
   applyReset(worker: number, lu: string, fn: number): Promise<void>;
   /** Another node grew LU `lu` to `bytes`. */
@@ -81,6 +82,14 @@ export class ClusterNode {
   readonly #owners = new Map<string, number>();
   /** Last PR state known per LU (regression detection, resync). */
   readonly #known = new Map<string, PrState>();
+  /**
+   * LUs opened while Redis had lost the cluster state, of which neither this node nor any
+   * node's recovery snapshot knew anything: their reservations are unknown, so the node
+   * stays fenced until an operator recovers the state (spindle cluster recover).
+   */
+  readonly #unknownLus = new Set<string>();
+  /** start() has taken the lease and joined. */
+  #joined = false;
   readonly #admin = new Map<string, AdminState>();
   /** Explicit ALUA states by group (SET TARGET PORT GROUPS). */
   readonly #explicit = new Map<number, AluaStateValue>();
@@ -158,12 +167,26 @@ export class ClusterNode {
     await this.#loadShared();
     // A revocation left from an earlier life of this node no longer means anything.
     await this.members.clearRevocation();
-    if (!(await this.members.renew())) {
-      throw new Error(`node ${this.node}: cannot take the lease (is another process running as this node?)`);
+    // A lease still held under this node id is either an earlier process of this node that
+    // was killed without releasing it (it expires within ttl: wait, so a restart after a
+    // crash just works) or another process running as this node (it keeps renewing: give up).
+    const lease = this.#o.config.lease;
+    const leaseDeadline = performance.now() + lease.ttlMs + lease.renewMs;
+    let waiting = false;
+    while (!(await this.members.renew())) {
+      if (performance.now() > leaseDeadline) {
+        throw new Error(`node ${this.node}: cannot take the lease (is another process running as this node?)`);
+      }
+      if (!waiting) {
+        waiting = true;
+        this.#log.warn({ node: this.node, ttlMs: lease.ttlMs }, 'the lease of this node id is held (a killed earlier process, or another process running as this node): waiting for it to expire');
+      }
+      await new Promise((r) => setTimeout(r, lease.renewMs));
     }
     this.link.startReading(tail);
     this.members.start();
     this.#fenced = false;
+    this.#joined = true;
     this.#log.info({ node: this.node, epoch: this.link.epoch, lostEpoch: this.#lostEpoch !== null }, 'joined the cluster');
   }
 
@@ -184,6 +207,14 @@ export class ClusterNode {
     if (known !== undefined && known.version > s.version) {
       this.#regressed(lu, known, s);
       return known;
+    }
+    if (this.#lostEpoch !== null && known === undefined && s.version === 0) {
+      // Serving it as unreserved could let any host write past a reservation that stands
+      // on another node: refuse media commands (TRANSITIONING) until recovery.
+      this.#unknownLus.add(lu);
+      this.#fenced = true;
+      this.#log.error({ lu }, 'Redis has lost the cluster state and no node knows the reservations of this LU: not serving until `spindle cluster recover`');
+      void this.#publishAlua();
     }
     this.#known.set(lu, s);
     return s;
@@ -335,7 +366,8 @@ export class ClusterNode {
   // ---- fencing and resynchronization ----
 
   #fence(why: LeaseLoss): void {
-    if (this.#stopped) return;
+    // Before start() has joined, it handles a refused lease itself (it waits or gives up).
+    if (this.#stopped || !this.#joined) return;
     const was = this.#fenced;
     this.#fenced = true;
     if (!was) this.#log.error({ why }, 'lease lost: this node stops serving I/O until it has resynchronized');
@@ -349,7 +381,11 @@ export class ClusterNode {
     if (this.#resyncing !== null) return this.#resyncing;
     this.#resyncing = (async () => {
       try {
-        this.#fenced = true;
+        // While the lease holds, nothing was missed that matters: a peer completes a
+        // change only once this node has adopted it (acknowledged), or after this node's
+        // lease ran out or was revoked, which fences it anyway (membership.ts). So a
+        // reconnect within the lease keeps serving while it reloads.
+        if (!this.members.holding) this.#fenced = true;
         await this.#publishAlua();
         await this.#checkEpoch();
         const tail = await this.link.streamTail();
@@ -364,7 +400,7 @@ export class ClusterNode {
             }
             if (known === undefined || s.version !== known.version) {
               this.#known.set(lu, s);
-              await this.#host?.applyPr(worker, lu, s, []);
+              await this.#host?.applyPr(worker, lu, s, [], true);
             }
           }),
         );
@@ -372,8 +408,13 @@ export class ClusterNode {
         await this.members.clearRevocation();
         this.link.seek(tail);
         if (await this.members.renew()) {
-          this.#fenced = false;
-          this.#log.info({ why }, 'resynchronized with the cluster: serving again');
+          if (this.#unknownLus.size === 0) {
+            this.#fenced = false;
+            this.#log.info({ why }, 'resynchronized with the cluster: serving again');
+          } else {
+            this.#fenced = true;
+            this.#log.error({ why, lus: [...this.#unknownLus] }, 'resynchronized, but the reservations of some LUs are unknown: not serving until `spindle cluster recover`');
+          }
         }
       } catch (err) {
         this.#log.warn({ why, err: (err as Error).message }, 'resynchronization failed; retrying at the next lease renewal');
@@ -396,10 +437,15 @@ export class ClusterNode {
         );
       }
       this.#lostEpoch = { found: v.found, known: v.known };
+      // A node (re)started after the loss knows nothing yet: take what the other nodes
+      // knew (their recovery snapshots) before saving ours, or an empty snapshot of ours
+      // would overwrite the knowledge an operator's recovery needs.
+      await this.#adoptRecoverySnapshots().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'could not read the recovery snapshots'));
       await this.#saveRecovery().catch(() => undefined);
     } else if (this.#lostEpoch !== null) {
       this.#log.warn({ epoch: v.epoch }, 'cluster state recovered by an operator: PR OUT accepted again');
       this.#lostEpoch = null;
+      this.#unknownLus.clear();
     }
   }
 
@@ -408,6 +454,25 @@ export class ClusterNode {
     this.#log.error({ lu, known: known.version, found: found.version }, 'Redis holds an older reservation state than this node has seen: treating the cluster state as lost');
     this.#lostEpoch ??= { found: this.link.epoch, known: this.link.epoch ?? '' };
     void this.#saveRecovery().catch(() => undefined);
+  }
+
+  /** Fill in this node's knowledge from every node's recovery snapshot (newest version per LU). */
+  async #adoptRecoverySnapshots(): Promise<void> {
+    const nodes = this.#o.config.nodes.map((n) => n.id);
+    const raws = await this.link.cmd.mget(...nodes.map((n) => this.link.keys.recovery(n)));
+    for (const raw of raws) {
+      if (raw === null || raw === undefined) continue;
+      let pr: Record<string, PrState>;
+      try {
+        pr = (JSON.parse(raw) as { pr?: Record<string, PrState> }).pr ?? {};
+      } catch {
+        continue; // not ours to judge here; `spindle cluster recover` reports it
+      }
+      for (const [lu, st] of Object.entries(pr)) {
+        const known = this.#known.get(lu);
+        if (known === undefined || st.version > known.version) this.#known.set(lu, st);
+      }
+    }
   }
 
   /** What this node knows, for `spindle cluster recover` to restore. */

@@ -58,7 +58,8 @@ export class Membership {
   #validUntil = 0;
   #renewTimer: NodeJS.Timeout | null = null;
   #watchTimer: NodeJS.Timeout | null = null;
-  #renewing = false;
+  /** The renewal in flight, if any (one at a time). */
+  #renewing: Promise<boolean> | null = null;
   #holding = false;
   readonly #peers = new Map<string, PeerView>();
   /** Redis round-trip time of the last renewal (ms), for metrics. */
@@ -112,7 +113,9 @@ export class Membership {
 
   start(): void {
     const tick = Math.max(20, Math.min(100, this.#lease.renewMs / 4));
-    this.#renewTimer = setInterval(() => void this.renew(), this.#lease.renewMs);
+    this.#renewTimer = setInterval(() => {
+      if (this.#renewing === null) void this.renew();
+    }, this.#lease.renewMs);
     this.#watchTimer = setInterval(() => this.#watch(), tick);
     this.#renewTimer.unref();
     this.#watchTimer.unref();
@@ -136,8 +139,20 @@ export class Membership {
 
   /** One renewal, then a look at every peer's lease. Resolves false when it failed. */
   async renew(): Promise<boolean> {
-    if (this.#renewing) return false;
-    this.#renewing = true;
+    // A caller (a resynchronization that just bumped its generation) needs a renewal sent
+    // after its call: wait out one in flight rather than report its outcome, or "false"
+    // from a timer's renewal racing it would leave the node fenced with its lease held.
+    while (this.#renewing !== null) await this.#renewing;
+    const p = this.#renewOnce();
+    this.#renewing = p;
+    try {
+      return await p;
+    } finally {
+      if (this.#renewing === p) this.#renewing = null;
+    }
+  }
+
+  async #renewOnce(): Promise<boolean> {
     const keys = this.#link.keys;
     const sentAt = performance.now();
     try {
@@ -151,10 +166,12 @@ export class Membership {
       );
       this.lastRoundTripMs = performance.now() - sentAt;
       if (r === 'REVOKED' || r === 'TAKEN') {
-        const was = this.#holding;
         this.#holding = false;
         this.#validUntil = 0;
-        if (was || r === 'TAKEN') this.onLost(r === 'REVOKED' ? 'revoked' : 'taken');
+        // Reported on every refused renewal, also when the lease had already run out here
+        // (a partition longer than the lease): only a full resynchronization clears a
+        // revocation, and nothing else would start one on a link that never dropped.
+        this.onLost(r === 'REVOKED' ? 'revoked' : 'taken');
         return false;
       }
       this.#validUntil = sentAt + this.#lease.ttlMs - this.#lease.marginMs;
@@ -166,8 +183,6 @@ export class Membership {
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'lease renewal failed');
       return false;
-    } finally {
-      this.#renewing = false;
     }
   }
 

@@ -10,7 +10,7 @@
  */
 import { Doorbell } from '../../shared/ring/doorbell.ts';
 import { ConsumerLoop } from '../../shared/ring/consumer-loop.ts';
-import { Cmd, Cpl, DescKind, UaEvent } from '../../shared/ring/descriptors.ts';
+import { Cmd, Cpl, DescKind, TMF_NOT_EVERYWHERE, UaEvent } from '../../shared/ring/descriptors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { DeviceConfig } from '../../shared/config-types.ts';
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
@@ -206,9 +206,9 @@ export class LunWorker implements TaskHome {
   }
 
   /** Cluster mode: a reservation change from another node (see RemoteClusterState.deliver). */
-  prApply(lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void> {
+  prApply(lu: string, state: PrState, effects: readonly PrEffect[], reload = false): Promise<void> {
     if (this.#cluster === null) return Promise.reject(new Error('prApply: not in cluster mode'));
-    return this.#cluster.deliver(lu, state, effects);
+    return this.#cluster.deliver(lu, state, effects, reload);
   }
 
   /** Commands currently held (executing or queued in a task set). */
@@ -377,8 +377,16 @@ export class LunWorker implements TaskHome {
             targets.map((u) => u.pr.luKey),
             fnCode,
           )
-          .catch((err: unknown) => this.log.warn({ fn: fnCode, err: errorMessage(err) }, 'task management could not reach every node'))
-          .finally(() => this.#acknowledge(link, tag));
+          .then(
+            () => this.#acknowledge(link, tag),
+            (err: unknown) => {
+              // Not done everywhere: commands on another node may still run, so the
+              // initiator must not be told FUNCTION COMPLETE (the session answers
+              // FUNCTION REJECTED, RFC 7143 11.6.1, and the initiator escalates).
+              this.log.warn({ fn: fnCode, err: errorMessage(err) }, 'task management could not reach every node: rejected');
+              this.#acknowledge(link, tag, TMF_NOT_EVERYWHERE);
+            },
+          );
       };
       if (waiting === 0) finished();
       const refersTo = (c: ScsiCommand): boolean => (c as LunTask).link === link && (c as LunTask).tag === refTag;
@@ -400,14 +408,18 @@ export class LunWorker implements TaskHome {
     this.#acknowledge(link, tag);
   }
 
-  /** Complete a control descriptor (no status, no data) so its sender can reuse the task. */
-  #acknowledge(link: SessionLink, tag: number): void {
+  /**
+   * Complete a control descriptor (no data) so its sender can reuse the task. `status` is
+   * 0, or TMF_NOT_EVERYWHERE for a cluster-wide task management function that did not
+   * reach every node.
+   */
+  #acknowledge(link: SessionLink, tag: number, status = 0): void {
     if (link.dead) return;
     const o = link.cpl.reserve();
     if (o < 0) throw new Error('completion ring full'); // impossible: see LunTask.finish
     const v = link.cpl.view;
     v.setUint8(o + Cpl.KIND, DescKind.COMPLETION);
-    v.setUint8(o + Cpl.STATUS, 0);
+    v.setUint8(o + Cpl.STATUS, status);
     v.setUint16(o + Cpl.SENSE_LENGTH, 0, true);
     v.setUint32(o + Cpl.TAG, tag, true);
     v.setUint32(o + Cpl.DATA_IN_LENGTH, 0, true);

@@ -31,7 +31,7 @@ const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
     commit: (m) => worker.commit(m),
     stop: () => worker.stop(),
     stats: () => worker.stats(),
-    prApply: (m) => worker.prApply(m.lu, m.state, m.effects),
+    prApply: (m) => worker.prApply(m.lu, m.state, m.effects, m.reload === true),
     resetApply: (m) => worker.resetApply(m.lu, m.fn),
     modeApply: (m) => worker.modeApply(m.lu, m.pages),
     growApply: (m) => worker.growApply(m.lu, m.bytes),

@@ -78,7 +78,7 @@ export interface SessionWorkerContext {
     luIndex: number,
     fn: number,
     nexus: number,
-    waiter: { settle(): void },
+    waiter: { settle(everywhere?: boolean): void },
     refTag?: number,
   ): boolean;
   /**

@@ -22,7 +22,7 @@ import { TaskPool, type TaskOwner } from './task.ts';
 import { NexusSlots, NexusTable, nexusHandle } from '../../shared/ring/nexus-table.ts';
 import { TsihTable } from '../../shared/iscsi/tsih-table.ts';
 import { SessionCounts } from '../../shared/ring/session-counts.ts';
-import { DescKind } from '../../shared/ring/descriptors.ts';
+import { DescKind, TMF_NOT_EVERYWHERE } from '../../shared/ring/descriptors.ts';
 import { distinctUnits, routesFromWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
@@ -383,8 +383,9 @@ export class SessionWorker {
       sendTmf: (lunWorker, luIndex, fn, nexus, waiter, refTag = 0) => {
         const owner: TaskOwner = {
           onTaskComplete(done) {
+            const everywhere = done.status !== TMF_NOT_EVERYWHERE;
             pool.release(done);
-            waiter.settle();
+            waiter.settle(everywhere);
           },
         };
         // ABORT TASK: the referenced task rides in the CDB bytes (descriptors.ts).

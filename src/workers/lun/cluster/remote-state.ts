@@ -52,8 +52,8 @@ export class RemoteClusterState implements ClusterState {
   }
 
   /** A change from elsewhere: resolves once the LU has adopted and fenced it. */
-  async deliver(lu: string, state: PrState, effects: readonly PrEffect[]): Promise<void> {
-    await this.#listeners.get(lu)?.({ lu, state, effects });
+  async deliver(lu: string, state: PrState, effects: readonly PrEffect[], reload = false): Promise<void> {
+    await this.#listeners.get(lu)?.({ lu, state, effects, reload });
   }
 
   /** Have every other node apply task management `fn` to `lus` (resolves when they have). */

@@ -162,7 +162,7 @@ export class PrEngine {
   private async onEvent(ev: PrEvent): Promise<void> {
     if (ev.state.version <= this.state.version) return;
     const before = this.state;
-    const gap = ev.state.version !== before.version + 1;
+    const gap = ev.reload === true || ev.state.version !== before.version + 1;
     this.adopt(ev.state);
     this.applyEffects(gap ? effectsOfChange(before, ev.state) : ev.effects, -1);
     const aborting = gap ? [] : ev.effects.filter((e) => e.abort && e.registrations.length > 0);

@@ -34,9 +34,17 @@ class PendingTmf {
     this.thenClose = thenClose;
   }
 
-  /** One victim ended or one LUN worker acknowledged; answer when all have. */
-  settle(): void {
-    if (--this.waiting === 0) this.handler.answer(this, TmfResponse.FUNCTION_COMPLETE);
+  /** A LUN worker could not carry the function to every node of the cluster. */
+  private incomplete = false;
+
+  /**
+   * One victim ended or one LUN worker acknowledged; answer when all have. A function
+   * that did not reach every node is FUNCTION REJECTED (RFC 7143 11.6.1): commands may
+   * still run elsewhere, so the initiator must escalate rather than trust it.
+   */
+  settle(everywhere = true): void {
+    if (!everywhere) this.incomplete = true;
+    if (--this.waiting === 0) this.handler.answer(this, this.incomplete ? TmfResponse.FUNCTION_REJECTED : TmfResponse.FUNCTION_COMPLETE);
   }
 }
 
