@@ -186,11 +186,11 @@ describe('LUN masking', () => {
 });
 
 describe('ALUA on one node', () => {
-  it('standard INQUIRY reports TPGS = 01b and MULTIP', async () => {
+  it('standard INQUIRY reports TPGS = 11b (implicit and explicit ALUA, SET TARGET PORT GROUPS) and MULTIP', async () => {
     const ini = await session(A);
     try {
       const r = await ini.scsi(inquiry(96), { read: true, edtl: 96 });
-      expect((r.data[5]! >> 4) & 0x03).toBe(0b01);
+      expect((r.data[5]! >> 4) & 0x03).toBe(0b11);
       expect(r.data[6]! & 0x10).toBe(0x10);
     } finally {
       ini.close();

@@ -6,7 +6,7 @@
  * A class with no thread of its own: main.ts runs it in a worker thread, with the
  * supervisor's control channel behind `SupervisorLink`.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { Doorbell } from '../../shared/ring/doorbell.ts';
 import { ConsumerLoop } from '../../shared/ring/consumer-loop.ts';
 import { Slab } from '../../shared/ring/slab.ts';
@@ -40,6 +40,8 @@ export interface SupervisorLink {
   sessionFind(key: string): Promise<{ worker: number; tsih: number }>;
 }
 
+/** One socket read at most: 256 KiB takes a 128 KiB write with its header in one or two reads. */
+const RX_BUFFER_BYTES = 256 * 1024;
 /** Poll for completions only with at most this many commands in flight (see #pollCompletions). */
 const POLL_MAX_PENDING = 4;
 /** After polls that missed, at most this many commands go unpolled before trying again. */
@@ -70,6 +72,8 @@ export class SessionWorker {
   #pollMisses = 0;
   #pollSkip = 0;
   readonly #connections = new Set<IscsiConnection>();
+  /** Where every connection's socket reads land (see #readerFor). */
+  readonly #rxBuffer = Buffer.allocUnsafe(RX_BUFFER_BYTES);
   /** Sessions in full feature phase on this worker, by session identity. */
   readonly #sessions = new Map<string, IscsiConnection>();
   #draining = false;
@@ -120,12 +124,46 @@ export class SessionWorker {
       closed();
       return;
     }
-    const c = new IscsiConnection(this.ctx, socket, portalIndex, (conn) => {
+    const onClosed = (conn: IscsiConnection): void => {
       this.#connections.delete(conn);
       closed();
       if (this.#draining) this.#maybeDrained();
+    };
+    const reader = this.#readerFor(socket);
+    if (reader === null) {
+      this.#connections.add(new IscsiConnection(this.ctx, socket, portalIndex, onClosed));
+      return;
+    }
+    const rx = this.#rxBuffer;
+    let c: IscsiConnection | null = null;
+    const s = reader({
+      buffer: rx,
+      callback: (n: number) => {
+        c?.receive(rx, n);
+        return true;
+      },
     });
+    c = new IscsiConnection(this.ctx, s, portalIndex, onClosed, true);
     this.#connections.add(c);
+  }
+
+  /**
+   * Reading a socket into this worker's one reusable buffer (net.Socket `onread`) rather
+   * than through 'data' events, which hand over a freshly allocated Buffer per read: the
+   * stream path cost 5-6x the CPU of a static buffer on a 200 MiB transfer, and for large
+   * writes its garbage was most of this thread's GC time (issue 13 profile, design notes).
+   * One buffer serves every connection: receive() copies each byte out (PduReceiver)
+   * before the next read can happen on this thread.
+   *
+   * `onread` exists only at construction, and the socket handed over by a portal worker
+   * is already built, so a new Socket is made around the same handle (Node's internal
+   * `handle` option; the received one, never read from, is left alone). Where that
+   * internal is absent, null: the connection reads through 'data' events as before.
+   */
+  #readerFor(socket: Socket): ((onread: { buffer: Buffer; callback: (n: number) => boolean }) => Socket) | null {
+    const handle = (socket as unknown as { _handle?: unknown })._handle;
+    if (handle === undefined || handle === null || process.env['SPINDLE_RX_STREAM'] === '1') return null;
+    return (onread) => new Socket({ handle, onread } as unknown as ConstructorParameters<typeof Socket>[0]);
   }
 
   /** A newer session with this identity logged in on another session worker: close ours. */

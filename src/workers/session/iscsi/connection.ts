@@ -98,6 +98,8 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     socket: Transport,
     portalIndex: number,
     onClosed: (c: IscsiConnection) => void,
+    /** The owner feeds receive() itself (a reusable receive buffer) instead of 'data' events. */
+    externalInput = false,
   ) {
     this.ctx = ctx;
     this.socket = socket;
@@ -136,7 +138,9 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     this.logout = new LogoutHandler(this);
     this.login = new LoginExchange(this);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // A session worker reads the socket into its own reusable buffer and calls receive()
+    // (session-worker.ts); other transports (the tests' fake socket) emit 'data'.
+    if (!externalInput) socket.on('data', (chunk: Buffer) => this.receive(chunk, chunk.length));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => this.teardown('socket closed'));
     socket.resume();
@@ -145,9 +149,10 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   // =========================================================================
   // Receive
 
-  private onData(chunk: Buffer): void {
+  /** Bytes received: chunk[0, len), consumed before this returns (the buffer is reused). */
+  receive(chunk: Buffer, len: number): void {
     this.ctx.inputStarts();
-    this.rx.feed(chunk);
+    this.rx.feed(chunk, len);
     this.ctx.inputEnds();
   }
 
@@ -416,6 +421,10 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
   closeAfterFlush(): void {
     this.phase = Phase.LOGOUT;
     this.socket.end();
+    // The close is learnt from the initiator's FIN, which only a reading socket sees: a
+    // login held for a check (paused) and then refused would otherwise sit here until the
+    // timer. Whatever else arrives is ignored (neither login nor full feature phase).
+    this.socket.resume();
     const t = setTimeout(() => this.close('close after flush timed out'), 5000);
     t.unref();
   }

@@ -97,10 +97,13 @@ export class PduReceiver {
     this.route = DataRoute.DISCARD;
   }
 
-  /** Feed received bytes; calls back into the sink at each header and PDU end. */
-  feed(chunk: Buffer): void {
+  /**
+   * Feed chunk[0, len) (a socket's reusable receive buffer holds more than was read);
+   * calls back into the sink at each header and PDU end. Every byte is copied out before
+   * this returns, so the caller may reuse the buffer at once.
+   */
+  feed(chunk: Buffer, len: number = chunk.length): void {
     let pos = 0;
-    const len = chunk.length;
     while (pos < len && this.sink.receiving && this.state !== Rx.FAILED) {
       switch (this.state) {
         case Rx.BHS:
