@@ -73,15 +73,18 @@ export class ConsumerLoop {
       done?.();
       return;
     }
-    let n = this.#drain();
+    this.#drain();
     const seen = this.#bell.prepareSleep();
-    n += this.#drain();
-    if (n > 0) {
+    if (this.#drain() > 0) {
       this.#bell.awake();
-      // Yield so other event-loop work (socket I/O, fs callbacks) interleaves with batches.
+      // More arrived while the first batch ran: yield so other event-loop work (socket
+      // I/O, fs callbacks) interleaves with batches, then go round again.
       setImmediate(this.#turnFn);
       return;
     }
+    // Nothing arrived since the flag went up: park at once. Parking yields to the event
+    // loop as well, so a productive batch followed by an empty re-check needs no extra
+    // turn (one event-loop iteration per command saved at queue depth 1).
     const r = this.#bell.wait(seen);
     if (typeof r === 'string') {
       // Rung between prepareSleep and wait: go round again (after a yield).
