@@ -41,10 +41,57 @@ export interface LinkOptions {
   readonly log: Logger;
 }
 
-interface AckWait {
+/**
+ * One change waiting for acknowledgements. Acks are recorded from the moment the wait
+ * is registered (before the change is published), so a peer added once the change is in
+ * (found live in the same atomic step: pr-store.ts) is not waited for if it already
+ * answered. It resolves once armed and nobody is pending.
+ */
+class AckWait {
   readonly pending: Set<string>;
-  resolve(): void;
+  readonly #acked = new Set<string>();
+  #armed = false;
+  #resolve!: () => void;
+  readonly done = new Promise<void>((r) => (this.#resolve = r));
+
+  constructor(peers: Set<string>) {
+    this.pending = peers;
+  }
+
+  acked(node: string): void {
+    this.#acked.add(node);
+    this.drop(node);
+  }
+
+  add(node: string): void {
+    if (!this.#acked.has(node)) this.pending.add(node);
+  }
+
+  drop(node: string): void {
+    this.pending.delete(node);
+    this.#check();
+  }
+
+  arm(): void {
+    this.#armed = true;
+    this.#check();
+  }
+
+  /** Give up (the link closes): release the waiter. */
+  release(): void {
+    this.#resolve();
+  }
+
+  get settled(): boolean {
+    return this.#armed && this.pending.size === 0;
+  }
+
+  #check(): void {
+    if (this.settled) this.#resolve();
+  }
 }
+
+export type { AckWait };
 
 export class ClusterLink {
   readonly keys: ClusterKeys;
@@ -219,26 +266,25 @@ export class ClusterLink {
   }
 
   /**
-   * Resolve once every node in `peers` has acknowledged `ref`, or has been dropped
-   * (dropPeer: its lease ran out). `peers` is owned by the wait from here on.
+   * Start collecting acknowledgements of `ref` from `peers` (register before publishing,
+   * so no answer is missed). The wait resolves once `arm()`ed and every pending node has
+   * acknowledged or been dropped (dropPeer: its lease ran out). `peers` is owned by the
+   * wait from here on.
    */
-  awaitAcks(ref: string, peers: Set<string>): { done: Promise<void>; pending: Set<string> } {
-    if (peers.size === 0) return { done: Promise.resolve(), pending: peers };
-    let resolve!: () => void;
-    const done = new Promise<void>((r) => (resolve = r));
-    this.#acks.set(ref, { pending: peers, resolve });
-    return { done, pending: peers };
+  awaitAcks(ref: string, peers: Set<string>): AckWait {
+    const w = new AckWait(peers);
+    this.#acks.set(ref, w);
+    void w.done.then(() => {
+      if (this.#acks.get(ref) === w) this.#acks.delete(ref);
+    });
+    return w;
   }
 
   /** Stop waiting for `node` in every acknowledgement wait (dead, or resynchronized). */
   dropPeer(node: string, ref?: string): void {
     for (const [r, w] of this.#acks) {
       if (ref !== undefined && r !== ref) continue;
-      w.pending.delete(node);
-      if (w.pending.size === 0) {
-        this.#acks.delete(r);
-        w.resolve();
-      }
+      w.drop(node);
     }
   }
 
@@ -248,7 +294,7 @@ export class ClusterLink {
   }
 
   #acked(ref: string, from: string): void {
-    this.dropPeer(from, ref);
+    this.#acks.get(ref)?.acked(from);
   }
 
   /** Acknowledge `ref` to node `to`. */
@@ -258,7 +304,7 @@ export class ClusterLink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const [, w] of this.#acks) w.resolve();
+    for (const [, w] of this.#acks) w.release();
     this.#acks.clear();
     this.#reader.disconnect();
     await this.cmd.quit().catch(() => this.cmd.disconnect());

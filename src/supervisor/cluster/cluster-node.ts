@@ -202,8 +202,11 @@ export class ClusterNode {
   /** A LUN worker opened `lu`: its current state (it follows changes from here on). */
   async prLoad(worker: number, lu: string): Promise<PrState> {
     this.#owners.set(lu, worker);
-    const s = await this.prs.load(lu);
+    // What this node knew before reading: a change that arrives while the read is in
+    // flight is newer than the answer without Redis having gone back in time (the LU
+    // applies it on top of the answer: PrEngine.open).
     const known = this.#known.get(lu);
+    const s = await this.prs.load(lu);
     if (known !== undefined && known.version > s.version) {
       this.#regressed(lu, known, s);
       return known;
@@ -216,7 +219,8 @@ export class ClusterNode {
       this.#log.error({ lu }, 'Redis has lost the cluster state and no node knows the reservations of this LU: not serving until `spindle cluster recover`');
       void this.#publishAlua();
     }
-    this.#known.set(lu, s);
+    const now = this.#known.get(lu);
+    if (now === undefined || s.version >= now.version) this.#known.set(lu, s);
     return s;
   }
 

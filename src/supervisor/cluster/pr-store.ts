@@ -21,7 +21,9 @@ import { ControlError } from '../../shared/control/errors.ts';
 import type { ClusterLink } from './cluster-link.ts';
 import { STREAM_MAXLEN } from './cluster-link.ts';
 import type { Membership } from './membership.ts';
-import { CAS_PR } from './scripts.ts';
+import { CAS_PR, PUBLISH_FENCED } from './scripts.ts';
+import type { LeaseValue } from './membership.ts';
+import type { AckWait } from './cluster-link.ts';
 import { encodeEvent, prRef, type ClusterEvent } from './events.ts';
 
 /** Error codes a failed transition carries to the LU (which maps them to sense data). */
@@ -64,7 +66,9 @@ export class PrStore {
     this.#members = members;
     this.#o = o;
     this.#log = log;
-    link.cmd.defineCommand('spindleCasPr', { numberOfKeys: 3, lua: CAS_PR });
+    // Key counts vary with the number of peers: the first argument is the key count.
+    link.cmd.defineCommand('spindleCasPr', { lua: CAS_PR });
+    link.cmd.defineCommand('spindlePublishFenced', { lua: PUBLISH_FENCED });
   }
 
   /** The current state of `lu` in Redis (EMPTY when it has none yet). */
@@ -90,16 +94,20 @@ export class PrStore {
       }
       const result = applyPrRequest(before, req);
       if (result.state === before) return result;
-      // Peers that must adopt this change before it is reported: those alive now.
+      // Peers that must adopt this change before it is reported: those alive as last seen,
+      // and (added below) any other whose lease exists when the change is made.
       const peers = this.#members.livePeers();
       const ref = prRef(lu, result.state.version);
       const wait = this.#link.awaitAcks(ref, new Set(peers.keys()));
-      let answer: [string, string];
+      const leaseKeys = this.#peerLeaseKeys();
+      let answer: string[];
       try {
-        answer = (await (this.#link.cmd as unknown as { spindleCasPr(...a: (string | number)[]): Promise<[string, string]> }).spindleCasPr(
+        answer = (await (this.#link.cmd as unknown as { spindleCasPr(...a: (string | number)[]): Promise<string[]> }).spindleCasPr(
+          3 + leaseKeys.length,
           keys.pr(lu),
           keys.events,
           keys.epoch,
+          ...leaseKeys,
           epoch,
           String(before.version),
           JSON.stringify(result.state),
@@ -120,7 +128,8 @@ export class PrStore {
         throw new ControlError(ClusterErrorCode.STATE_LOST, 'the cluster epoch in Redis changed');
       }
       const committed = performance.now();
-      await this.#fence(ref, wait.pending, peers, wait.done);
+      this.#joinLivePeers(wait, peers, answer.slice(2));
+      await this.#fence(ref, wait, peers);
       this.onTiming({ totalMs: performance.now() - started, ackMs: performance.now() - committed, attempts: attempt });
       return result;
     }
@@ -136,20 +145,62 @@ export class PrStore {
     if (refusal !== null) throw new ControlError(refusal === 'lost' ? ClusterErrorCode.STATE_LOST : ClusterErrorCode.UNAVAILABLE, `cluster unavailable: ${refusal}`);
     const peers = this.#members.livePeers();
     const wait = this.#link.awaitAcks(ref, new Set(peers.keys()));
+    const epoch = this.#link.epoch;
+    const leaseKeys = this.#peerLeaseKeys();
+    let answer: string[] | null;
     try {
-      await this.#link.publish(event);
+      if (epoch === null) throw new Error('no cluster epoch');
+      answer = await (this.#link.cmd as unknown as { spindlePublishFenced(...a: (string | number)[]): Promise<string[] | null> }).spindlePublishFenced(
+        2 + leaseKeys.length,
+        this.#link.keys.events,
+        this.#link.keys.epoch,
+        ...leaseKeys,
+        epoch,
+        encodeEvent(event),
+        STREAM_MAXLEN,
+      );
+      if (answer === null) throw new Error('cluster epoch changed');
     } catch (err) {
       this.#link.cancelAcks(ref);
       throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
     }
-    await this.#fence(ref, wait.pending, peers, wait.done);
+    this.#joinLivePeers(wait, peers, answer.slice(1));
+    await this.#fence(ref, wait, peers);
+  }
+
+  /** The lease keys of every other node, in a fixed order. */
+  #peerLeaseKeys(): string[] {
+    const keys = this.#link.keys;
+    return this.#members.nodes.filter((n) => n !== this.#members.node).map((n) => keys.lease(n));
+  }
+
+  /**
+   * Add to `wait` every node whose lease existed when the change was made (`leases`, read
+   * in the same atomic step) but that this node had not seen live yet: it joined since
+   * the last renewal and may have loaded the state before the change. Then arm the wait.
+   */
+  #joinLivePeers(wait: AckWait, gens: Map<string, number>, leases: readonly string[]): void {
+    for (const raw of leases) {
+      if (raw === '' || raw === null) continue;
+      let v: LeaseValue;
+      try {
+        v = JSON.parse(raw) as LeaseValue;
+      } catch {
+        continue;
+      }
+      if (typeof v.node !== 'string' || v.node === this.#members.node || gens.has(v.node)) continue;
+      gens.set(v.node, v.gen);
+      wait.add(v.node);
+    }
+    wait.arm();
   }
 
   /**
    * Wait for the acknowledgements of `ref`. After ackTimeoutMs, revoke the leases of the
    * peers still silent, then wait until each is dead or has resynchronized.
    */
-  async #fence(ref: string, pending: Set<string>, gens: Map<string, number>, done: Promise<void>): Promise<void> {
+  async #fence(ref: string, wait: AckWait, gens: Map<string, number>): Promise<void> {
+    const { pending, done } = wait;
     const acked = await Promise.race([done.then(() => true), sleep(this.#o.ackTimeoutMs).then(() => false)]);
     if (acked || pending.size === 0) return;
     const silent = [...pending];

@@ -67,8 +67,23 @@ export class PrEngine {
     const own = store === undefined;
     const s = store ?? new EmbeddedClusterState(stateDir === undefined ? null : path.join(stateDir, 'pr'));
     const e = new PrEngine(lu, s, own);
-    e.adopt(await s.loadPr(e.luKey));
-    e.unsubscribe = s.subscribe(e.luKey, (ev) => e.onEvent(ev));
+    // Follow changes from before the load is asked for: one that crosses the load (made
+    // after the state was read, delivered before or after the answer) waits here until
+    // the loaded state is adopted, then applies on top of it (or is found already in it).
+    // Its acknowledgement, and so its writer's GOOD, waits for that too.
+    let loaded!: () => void;
+    const ready = new Promise<void>((r) => (loaded = r));
+    e.unsubscribe = s.subscribe(e.luKey, async (ev) => {
+      await ready;
+      await e.onEvent(ev);
+    });
+    try {
+      e.adopt(await s.loadPr(e.luKey));
+    } catch (err) {
+      e.unsubscribe();
+      throw err;
+    }
+    loaded();
     return e;
   }
 
