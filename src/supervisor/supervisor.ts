@@ -431,6 +431,11 @@ export class Supervisor {
     await h.control.request('start', {}, START_TIMEOUT_MS);
   }
 
+  /** How long a heartbeat may stand still before the worker counts as hung. */
+  get hangTimeoutMs(): number {
+    return this.#hangTimeoutMs;
+  }
+
   /**
    * When the watchdog last saw this worker's heartbeat move (Date.now(); 0: not yet).
    * The admin API's readiness and the worker_up metric read liveness here, so there is

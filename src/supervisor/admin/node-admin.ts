@@ -17,7 +17,7 @@ import type { Supervisor } from '../supervisor.ts';
 import { displayPortal } from '../config/portals.ts';
 import { RING_CAPACITY } from '../data-plane.ts';
 import { AdminState } from '../cluster/cluster-node.ts';
-import { HEARTBEAT_STALE_MS, MetricsExporter, type ExporterSource } from '../metrics/exporter.ts';
+import { MetricsExporter, type ExporterSource } from '../metrics/exporter.ts';
 import type { ReloadReport } from '../reload-report.ts';
 import { ApiError, ApiErrorCode, badRequest, notFound } from './errors.ts';
 import { ConnectionRates } from './rates.ts';
@@ -127,7 +127,7 @@ export class NodeAdmin implements AdminHost {
   #workerStates(): { name: string; ok: boolean }[] {
     const s = this.#s;
     const now = Date.now();
-    const fresh = (hb: number) => hb > 0 && now - hb < HEARTBEAT_STALE_MS;
+    const fresh = (hb: number) => hb > 0 && now - hb < s.hangTimeoutMs;
     return [
       ...[...s.handles.lun, ...s.handles.session, ...s.handles.portal].map((h) => ({ name: h.name, ok: h.alive && fresh(s.lastBeatMs(h.name)) })),
     ];
@@ -358,6 +358,7 @@ export class NodeAdmin implements AdminHost {
       ready: () => this.readiness().ready,
       reloads: () => s.reloadCounts,
       workerRestarts: () => s.workerRestarts,
+      heartbeatStaleMs: s.hangTimeoutMs,
       workers: () => [
         ...s.handles.lun.map((h, i) => ({ kind: 'lun' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
         ...s.handles.session.map((h, i) => ({ kind: 'session' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),

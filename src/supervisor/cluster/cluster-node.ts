@@ -45,8 +45,10 @@ const ADMIN_STATES: ReadonlySet<string> = new Set(Object.values(AdminState));
 
 /** What the cluster asks of the rest of the supervisor. */
 export interface ClusterHost {
-  /** Hand a PR state to LUN worker `worker`; resolves once adopted and drained (fencing). */
-  /** `reload`: a full reload after a resynchronization (effects unknown, PrEvent.reload). */
+  /**
+   * Hand a PR state to LUN worker `worker`; resolves once adopted and drained (fencing).
+   * `reload`: a full reload after a resynchronization (effects unknown, PrEvent.reload).
+   */
   applyPr(worker: number, lu: string, state: PrState, effects: readonly PrEffect[], reload?: boolean): Promise<void>;
   /** Task management from another node (LOGICAL UNIT RESET, CLEAR TASK SET, target resets) for LU `lu`. */
   applyReset(worker: number, lu: string, fn: number): Promise<void>;

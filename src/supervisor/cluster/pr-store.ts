@@ -30,7 +30,7 @@ import { encodeEvent, prRef, type ClusterEvent } from './events.ts';
 export const ClusterErrorCode = {
   /** Redis cannot be reached, or this node does not hold its lease. */
   UNAVAILABLE: 'ERR_CLUSTER_UNAVAILABLE',
-  /** Redis lost the cluster state (epoch.ts): PR OUT is refused until an operator recovers it. */
+  /** Redis lost the cluster state (the epoch check in cluster-link.ts): PR OUT is refused until an operator recovers it. */
   STATE_LOST: 'ERR_CLUSTER_STATE_LOST',
   /** Too many concurrent changes of one LU. */
   BUSY: 'ERR_CLUSTER_BUSY',

@@ -96,6 +96,8 @@ export interface ExporterSource {
   workerRestarts(): Readonly<Record<'lun' | 'session' | 'portal', number>>;
   /** Every worker thread: kind, index, running, and when its heartbeat last moved (ms since the epoch; 0: not yet). */
   workers(): { kind: 'lun' | 'session' | 'portal'; index: number; alive: boolean; heartbeatMs: number }[];
+  /** A heartbeat older than this means the worker's event loop is stuck (the watchdog's hang timeout). */
+  readonly heartbeatStaleMs: number;
   /** Device name -> where its counters are, and its configured size. */
   devices(): { name: string; lunWorker: number; luIndex: number; sizeBytes: number }[];
   readonly lunCounters: readonly LunCountersView[];
@@ -157,8 +159,6 @@ function histogram(name: string, labels: Labels, buckets: readonly number[], sum
   return out;
 }
 
-/** A heartbeat older than this means the worker's event loop is stuck. */
-export const HEARTBEAT_STALE_MS = 10_000;
 
 export class MetricsExporter {
   readonly registry = new Registry();
@@ -173,7 +173,7 @@ export class MetricsExporter {
       spindle_info: () => [{ value: 1, labels: { version: src.version, node: src.node, cluster_id: src.clusterId } }],
       spindle_ready: () => [{ value: src.ready() ? 1 : 0, labels: {} }],
       spindle_config_reloads_total: () => Object.entries(src.reloads()).map(([outcome, n]) => ({ value: n, labels: { outcome } })),
-      spindle_worker_up: () => this.#workers((w, now) => (w.alive && (Number.isNaN(w.heartbeatMs) || now - w.heartbeatMs < HEARTBEAT_STALE_MS) ? 1 : 0)),
+      spindle_worker_up: () => this.#workers((w, now) => (w.alive && (Number.isNaN(w.heartbeatMs) || now - w.heartbeatMs < src.heartbeatStaleMs) ? 1 : 0)),
       spindle_worker_heartbeat_age_seconds: () =>
         this.#workers((w, now) => (w.heartbeatMs > 0 ? (now - w.heartbeatMs) / 1000 : -1)).filter((s) => s.value >= 0),
       spindle_worker_restarts_total: () => Object.entries(src.workerRestarts()).map(([kind, n]) => ({ value: n, labels: { kind } })),

@@ -61,8 +61,8 @@ control.onProtocolError = (problem) => log.error({ problem }, 'control channel: 
 
 if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);
 
-// Gauges and the liveness heartbeat the supervisor's exporter and readiness check read
-// (shared/metrics/lun-counters.ts): off the command path, once a second.
+// Gauges the supervisor's exporter reads (shared/metrics/lun-counters.ts; liveness is the
+// heartbeat above): off the command path, once a second.
 const METRICS_PUBLISH_MS = 1000;
 worker.metrics.publish(0, 0);
 setInterval(() => worker.metrics.publish(worker.inflight, worker.unitCount), METRICS_PUBLISH_MS).unref();

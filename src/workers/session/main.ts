@@ -72,8 +72,8 @@ data.portalPorts.forEach(listenToPortal);
 
 if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);
 
-// Gauges and the liveness heartbeat the supervisor's exporter and readiness check read
-// (shared/metrics/session-counters.ts): off the PDU path, once a second.
+// Gauges the supervisor's exporter reads (shared/metrics/session-counters.ts; liveness is
+// the heartbeat above): off the PDU path, once a second.
 const METRICS_PUBLISH_MS = 1000;
 worker.publishMetrics();
 setInterval(() => worker.publishMetrics(), METRICS_PUBLISH_MS).unref();

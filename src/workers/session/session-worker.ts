@@ -307,7 +307,6 @@ export class SessionWorker {
     }
   }
 
-  /** Drain every completion ring, then push tasks waiting for ring space. */
   /**
    * A wake-up through the doorbell costs ~30 us on a VM (futex wake, IPI, the waiting
    * thread's event loop turning over) and a RAM or page-cache command completes faster
@@ -349,6 +348,7 @@ export class SessionWorker {
     this.#pollSkip = Math.min(POLL_MAX_SKIP, 1 << this.#pollMisses);
   }
 
+  /** Drain every completion ring, then push tasks waiting for ring space. */
   #drainCompletions(): number {
     const channels = this.#channels;
     let n = 0;

@@ -34,6 +34,7 @@ function fixture(cluster: ReturnType<ExporterSource['cluster']> = null) {
     ready: () => true,
     reloads: () => ({ applied: 1, unchanged: 0, refused: 2, failed: 0 }),
     workerRestarts: () => ({ lun: 0, session: 0, portal: 0 }),
+    heartbeatStaleMs: 10_000,
     workers: () => [{ kind: 'lun', index: 0, alive: true, heartbeatMs: Date.now() }, { kind: 'session', index: 0, alive: true, heartbeatMs: Date.now() - 60_000 }],
     devices: () => [{ name: 'd0', lunWorker: 0, luIndex: 2, sizeBytes: 1 << 20 }],
     lunCounters: [new LunCountersView(lun.sab)],

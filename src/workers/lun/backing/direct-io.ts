@@ -7,9 +7,10 @@
  * Nearly every request spindle makes is aligned by construction: command data sits at
  * 4 KiB offsets of page-aligned slabs, and internal buffers come from aligned-pool.ts. What
  * is left:
- *   - transfers that are not whole blocks: a WRITE whose Data-Out (EDTL) ends inside a
- *     block writes only the bytes sent (SBC residual handling, sbc/read-write.ts), and a
- *     READ into a smaller EDTL reads only what fits;
+ *   - transfers that are not whole blocks: a READ into a smaller EDTL reads only what
+ *     fits (SBC residual handling, sbc/read-write.ts). A WRITE whose Data-Out ends inside
+ *     a block is refused before it gets here (05/0E/03, issue 12), so the write side
+ *     below serves only internal callers;
  *   - a buffer that is not from aligned memory (a bug, or a caller outside the target core).
  * Those go through here: each step reads the aligned cover of (part of) the range into a
  * pooled chunk and copies out of it, or, for a write, reads the cover when a block is only

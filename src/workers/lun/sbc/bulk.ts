@@ -10,10 +10,10 @@
  * at most CHUNK_BYTES and yield to the event loop (setImmediate) between chunks, so the
  * LUN worker keeps serving the other commands and LUs it owns. RAM stores complete
  * synchronously, so without the yield a 1 GiB fill would hold the loop for the whole
- * copy. Chunking on the LUN worker is preferred over piscina: a RAM store's memory is
- * not shareable with a pool thread, a file store's descriptors and allocation map
- * belong to this thread, and the work is I/O or memcpy bound, which a pool would not
- * speed up.
+ * copy. Chunking on the LUN worker is preferred over a thread pool: a file store's
+ * descriptors and allocation map belong to this thread, and the work is I/O or memcpy
+ * bound, which a pool would not speed up (a RAM store's SharedArrayBuffer could be
+ * reached from one, but nothing measured asks for it).
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../../shared/scsi/command.ts';

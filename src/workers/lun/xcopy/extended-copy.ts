@@ -14,9 +14,8 @@
  * The copy runs off the LUN worker's critical path as chunked asynchronous I/O through
  * the LUs' BackingStore (COPY_CHUNK_BYTES per step): a file store's reads and writes
  * already run on libuv's thread pool, and a RAM store's step is one memcpy, after which
- * the loop yields (setImmediate) so other commands interleave. A piscina job would add a
- * thread hop for the file case and cannot reach a RAM store's Buffer (not a SAB), so it
- * buys nothing here; it stays the tool for CPU-bound bulk work (DESIGN.md).
+ * the loop yields (setImmediate) so other commands interleave. A pool thread would add a
+ * hop for the file case and a memcpy is not worth moving, so it buys nothing here.
  */
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
 import { ScsiStatus } from '../../../shared/scsi/command.ts';
