@@ -26,7 +26,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Ratio } from './analysis/ratio.ts';
 import { collectEnvironment } from './harness/environment.ts';
-import { installSignalHandlers, onCleanup, onPath, REPO, runCleanups } from './harness/processes.ts';
+import {
+  installSignalHandlers,
+  isAborted,
+  onCleanup,
+  onPath,
+  REPO,
+  runCleanups,
+} from './harness/processes.ts';
 import { runCluster } from './modes/cluster.ts';
 import { BACKING_DESCRIPTION, compareBacking, compareTables, type BackingResult } from './modes/compare.ts';
 import { runScaling } from './modes/scaling.ts';
@@ -66,6 +73,7 @@ async function runCompare(o: BenchOptions, work: string): Promise<ModeOutput> {
         verdicts.push(c.verdictLine);
       }
     } catch (err) {
+      if (isAborted()) break;
       errors[b] = err instanceof Error ? err.message : String(err);
       console.error(`bench: ${b} failed: ${errors[b]}`);
     }

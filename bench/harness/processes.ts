@@ -54,6 +54,11 @@ export function installSignalHandlers(): void {
   }
 }
 
+/** Whether Ctrl-C (or SIGTERM) is tearing the run down: failures from here on are expected. */
+export function isAborted(): boolean {
+  return aborted;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commands
 

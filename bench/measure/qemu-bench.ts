@@ -75,9 +75,11 @@ const MAX_COUNT = 5_000_000;
 const PROBE_MIN_SECONDS = 0.3;
 
 /**
- * The per-session request count for a run of about `targetSeconds`: probe runs grow until
+ * The per-session request count for a run of about `targetSeconds`. Probe runs grow until
  * one lasts long enough (0.3 s) for its rate to mean something (a tiny run is dominated by
- * ramp-up and would mis-size the measured run). The probes also warm the target up.
+ * ramp-up); then a warm-up run of about a second, sized from the probe, gives the rate
+ * the count is taken from: the first runs meet a cold target (JIT, caches) whose rate
+ * would under-size every measured run.
  */
 export async function sizeCount(
   urls: readonly string[],
@@ -93,8 +95,10 @@ export async function sizeCount(
     );
     probe = await qemuBenchSessions(urls, w, probeCount);
   }
-  const perSessionRate = probe.iops / urls.length;
-  return Math.round(Math.min(MAX_COUNT, Math.max(probeCount, perSessionRate * targetSeconds)));
+  const perSession = (r: SessionsRun, seconds: number): number =>
+    Math.round(Math.min(MAX_COUNT, Math.max(probeCount, (r.iops / urls.length) * seconds)));
+  const warm = await qemuBenchSessions(urls, w, perSession(probe, Math.min(1, targetSeconds / 2)));
+  return perSession(warm, targetSeconds);
 }
 
 /** One measured run with the target's CPU time around it. */

@@ -135,24 +135,12 @@ export function compareTables(workloads: Readonly<Record<string, Comparison>>): 
         ? `${x.value.toFixed(2)}x [${x.low.toFixed(2)}-${x.high.toFixed(2)}]`
         : `${x.value.toFixed(2)}x`;
   const throughput = table([
-    [
-      'workload',
-      `${a} IOPS`,
-      `${b} IOPS`,
-      `${a}/${b}`,
-      `${a} MB/s`,
-      `CPU µs/IO ${a}`,
-      b,
-      `${a}/${b}`,
-      `cores ${a}`,
-      b,
-    ],
+    ['workload', `${a} IOPS`, `${b} IOPS`, `${a}/${b}`, `CPU µs/IO ${a}`, b, `${a}/${b}`, `cores ${a}`, b],
     ...list.map((c) => [
       c.workload,
       withSpread(c.a.iops),
       withSpread(c.b.iops),
       r(c.ratios.iops),
-      fmt(c.a.mbps.median, 1),
       fmt(c.a.cpuUsPerIo.median, 1),
       fmt(c.b.cpuUsPerIo.median, 1),
       r(c.ratios.cpuPerIo),

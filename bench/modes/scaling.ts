@@ -19,7 +19,7 @@ import {
   diskDir,
   type Backing,
 } from '../harness/backing.ts';
-import { cleanupMark, REPO, unwindTo } from '../harness/processes.ts';
+import { cleanupMark, isAborted, REPO, unwindTo } from '../harness/processes.ts';
 import { startSpindle } from '../harness/spindle.ts';
 import type { RunningTarget } from '../harness/target.ts';
 import { startTgtd } from '../harness/tgtd.ts';
@@ -189,6 +189,7 @@ export async function runScaling(o: BenchOptions, work: string) {
         }
       }
     } catch (err) {
+      if (isAborted()) break;
       errors[`scaling ${lus} LU`] = err instanceof Error ? err.message : String(err);
       console.error(`bench: scaling with ${lus} LU(s) failed: ${errors[`scaling ${lus} LU`]}`);
     } finally {
