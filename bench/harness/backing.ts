@@ -65,3 +65,23 @@ export async function createBackingFile(dir: string, name: string, bytes: number
   onCleanup(() => rm(file, { force: true }));
   return file;
 }
+
+/**
+ * The backing files one target needs for `count` LUs (created sparse, removed at cleanup):
+ * tgtd's rdwr store needs a file for ram (on /dev/shm) and for file (on disk); spindle
+ * needs one only for file; null needs none.
+ */
+export async function backingFilesFor(
+  target: 'spindle' | 'tgtd',
+  backing: Backing,
+  name: string,
+  count: number,
+  bytes: number,
+  repo: string,
+): Promise<string[]> {
+  if (backing === 'null' || (backing === 'ram' && target === 'spindle')) return [];
+  const dir = backing === 'ram' ? shmDir() : diskDir(repo);
+  const files: string[] = [];
+  for (let i = 0; i < count; i++) files.push(await createBackingFile(dir, `${name}-${i}`, bytes));
+  return files;
+}

@@ -5,15 +5,7 @@
  */
 import path from 'node:path';
 import type { Ratio } from '../analysis/ratio.ts';
-import {
-  createBackingFile,
-  diskDir,
-  fsType,
-  luBytes,
-  needsPrefill,
-  shmDir,
-  type Backing,
-} from '../harness/backing.ts';
+import { backingFilesFor, fsType, luBytes, needsPrefill, type Backing } from '../harness/backing.ts';
 import { cleanupMark, REPO, unwindTo } from '../harness/processes.ts';
 import { startSpindle } from '../harness/spindle.ts';
 import type { RunningTarget } from '../harness/target.ts';
@@ -52,14 +44,8 @@ export async function compareBacking(o: CompareOptions): Promise<BackingResult> 
   const mark = cleanupMark();
   try {
     const bytes = luBytes(o.backing, o.luBytes);
-    let spindleFiles: string[] = [];
-    let tgtdFiles: string[] = [];
-    if (o.backing === 'ram') tgtdFiles = [await createBackingFile(shmDir(), 'tgtd-ram', bytes)];
-    if (o.backing === 'file') {
-      const dir = diskDir(REPO);
-      spindleFiles = [await createBackingFile(dir, 'spindle-file', bytes)];
-      tgtdFiles = [await createBackingFile(dir, 'tgtd-file', bytes)];
-    }
+    const spindleFiles = await backingFilesFor('spindle', o.backing, `spindle-${o.backing}`, 1, bytes, REPO);
+    const tgtdFiles = await backingFilesFor('tgtd', o.backing, `tgtd-${o.backing}`, 1, bytes, REPO);
     console.error(`bench: ${o.backing}: starting spindle and tgtd (${BACKING_DESCRIPTION[o.backing]})`);
     const spindle = await startSpindle({
       work: o.work,

@@ -11,14 +11,7 @@
 import os from 'node:os';
 import { ratioOf, type Ratio } from '../analysis/ratio.ts';
 import { summarize, type Summary } from '../analysis/stats.ts';
-import {
-  createBackingFile,
-  luBytes,
-  needsPrefill,
-  shmDir,
-  diskDir,
-  type Backing,
-} from '../harness/backing.ts';
+import { backingFilesFor, luBytes, needsPrefill, type Backing } from '../harness/backing.ts';
 import { cleanupMark, isAborted, REPO, unwindTo } from '../harness/processes.ts';
 import { startSpindle } from '../harness/spindle.ts';
 import type { RunningTarget } from '../harness/target.ts';
@@ -95,13 +88,8 @@ export async function runScaling(o: BenchOptions, work: string) {
     const mark = cleanupMark();
     try {
       const bytes = luBytes(backing, SCALING_LU_BYTES);
-      const files = async (name: string): Promise<string[]> => {
-        if (backing === 'null') return [];
-        const dir = backing === 'ram' ? shmDir() : diskDir(REPO);
-        const out: string[] = [];
-        for (let i = 0; i < lus; i++) out.push(await createBackingFile(dir, `${name}-${lus}lu-${i}`, bytes));
-        return out;
-      };
+      const files = (target: 'spindle' | 'tgtd', name: string): Promise<string[]> =>
+        backingFilesFor(target, backing, `${name}-${lus}lu`, lus, bytes, REPO);
       const targets: RunningTarget[] = [];
       console.error(
         `bench: scaling, ${lus} LU(s) of ${backing}: starting tgtd and ${SCALING_WORKERS.length} spindles`,
@@ -114,7 +102,7 @@ export async function runScaling(o: BenchOptions, work: string) {
           backing,
           bytes: SCALING_LU_BYTES,
           count: lus,
-          files: backing === 'ram' || backing === 'file' ? await files('tgtd') : [],
+          files: await files('tgtd', 'tgtd'),
         }),
       );
       const grid = [...SCALING_WORKERS];
@@ -133,7 +121,7 @@ export async function runScaling(o: BenchOptions, work: string) {
               backing,
               bytes: SCALING_LU_BYTES,
               count: lus,
-              ...(backing === 'file' ? { files: await files(`s${w.session}l${w.lun}`) } : {}),
+              files: await files('spindle', `s${w.session}l${w.lun}`),
             },
           }),
         );
