@@ -133,6 +133,10 @@ async function main(): Promise<number> {
         : options.mode === 'cluster'
           ? await runCluster(options, work)
           : await runCompare(options, work);
+  } catch (err) {
+    if (!isAborted())
+      console.error(`bench: ${options.mode} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
   } finally {
     await runCleanups();
   }
