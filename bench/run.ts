@@ -185,7 +185,9 @@ async function main(): Promise<number> {
 
   if (out.verdicts.length > 0) {
     console.log(
-      `\nverdicts (IOPS ratio of medians; AHEAD/BEHIND only when every round agrees and the gap is over 3%):`,
+      options.mode === 'scaling'
+        ? '\nsummary:'
+        : '\nverdicts (IOPS ratio of medians; AHEAD/BEHIND only when every round agrees and the gap is over 3%):',
     );
     for (const v of out.verdicts) console.log(`  ${v}`);
   }

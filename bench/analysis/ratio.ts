@@ -115,3 +115,27 @@ export function verdictLine(v: VerdictInput): string {
   const tail = verdict === Verdict.EVEN ? `EVEN (${evenReason(v.iops)})` : verdict;
   return `${parts.join(', ')} — ${tail}`;
 }
+
+export const Goal = { MET: 'MET', NOT_MET: 'NOT MET', UNSETTLED: 'UNSETTLED' } as const;
+export type Goal = (typeof Goal)[keyof typeof Goal];
+
+/**
+ * Whether a ratio is within `tolerance` of 1 (e.g. a cluster node's IOPS within 5% of an
+ * embedded node's): MET when every round is, NOT MET when no round is on the near side
+ * of the bound it misses, UNSETTLED when the rounds straddle a bound.
+ */
+export function goalOf(r: Ratio, tolerance: number): Goal {
+  if (!Number.isFinite(r.value)) return Goal.UNSETTLED;
+  const lo = 1 - tolerance;
+  const hi = 1 + tolerance;
+  if (r.low >= lo && r.high <= hi) return Goal.MET;
+  if (r.high < lo || r.low > hi) return Goal.NOT_MET;
+  return Goal.UNSETTLED;
+}
+
+/** A ratio as a signed percentage: 0.947 -> "-5.3%". */
+export function fmtChange(v: number): string {
+  if (!Number.isFinite(v)) return '-';
+  const pct = (v - 1) * 100;
+  return `${pct >= 0 ? '+' : ''}${pct.toFixed(1)}%`;
+}

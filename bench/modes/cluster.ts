@@ -18,7 +18,7 @@ import { constants, openSync, closeSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ratioOf, type Ratio } from '../analysis/ratio.ts';
+import { fmtChange, goalOf, ratioOf, type Ratio } from '../analysis/ratio.ts';
 import { summarize } from '../analysis/stats.ts';
 import { createBackingFile, diskDir, fsType, shmDir } from '../harness/backing.ts';
 import { freePort, REPO } from '../harness/processes.ts';
@@ -52,8 +52,8 @@ export function directIoWorks(dir: string): boolean {
 }
 
 export function goalLine(workload: string, r: Ratio): string {
-  const met = Number.isFinite(r.value) && Math.abs(r.value - 1) <= CLUSTER_GOAL;
-  return `cluster goal (IOPS within ${CLUSTER_GOAL * 100}% of embedded): ${workload} ${r.value.toFixed(2)}x — ${met ? 'MET' : 'NOT MET'}`;
+  const spread = r.rounds > 1 ? ` (rounds ${fmtChange(r.low)} to ${fmtChange(r.high)})` : '';
+  return `cluster goal, IOPS within ${CLUSTER_GOAL * 100}% of embedded: ${workload} ${fmtChange(r.value)}${spread} — ${goalOf(r, CLUSTER_GOAL)}`;
 }
 
 export async function runCluster(o: BenchOptions, work: string) {

@@ -2,7 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   EVEN_BAND,
+  Goal,
   Verdict,
+  fmtChange,
+  goalOf,
   evenReason,
   ratioOf,
   singleRatio,
@@ -92,5 +95,25 @@ describe('verdictLine', () => {
     expect(spread).toMatch(/— EVEN \(within spread\)$/);
     const single = verdictLine({ label: 'w', iops: singleRatio(0.5, 1), a: 'node a', b: 'embedded' });
     expect(single).toBe('w: node a 0.50x embedded (IOPS, 1 round) — BEHIND');
+  });
+});
+
+describe('goalOf (within a tolerance of 1)', () => {
+  const r = (value: number, low: number, high: number) => ({ value, low, high, rounds: 5 });
+
+  it('MET only when every round is within the tolerance', () => {
+    expect(goalOf(r(0.98, 0.96, 1.02), 0.05)).toBe(Goal.MET);
+    expect(goalOf(r(0.98, 0.9, 1.02), 0.05)).toBe(Goal.UNSETTLED);
+  });
+
+  it('NOT MET when every round misses the same bound', () => {
+    expect(goalOf(r(0.9, 0.85, 0.94), 0.05)).toBe(Goal.NOT_MET);
+    expect(goalOf(r(1.1, 1.06, 1.2), 0.05)).toBe(Goal.NOT_MET);
+  });
+
+  it('a single round just below the bound is NOT MET, though it rounds to the bound', () => {
+    expect(goalOf(singleRatio(0.947, 1), 0.05)).toBe(Goal.NOT_MET);
+    expect(fmtChange(0.947)).toBe('-5.3%');
+    expect(fmtChange(1.08)).toBe('+8.0%');
   });
 });
