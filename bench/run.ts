@@ -38,7 +38,7 @@ import { runCluster } from './modes/cluster.ts';
 import { BACKING_DESCRIPTION, compareBacking, compareTables, type BackingResult } from './modes/compare.ts';
 import { runScaling } from './modes/scaling.ts';
 import { parseOptions, USAGE, type BenchOptions } from './options.ts';
-import { LOGIN_KEYS } from './probe/iscsi-client.ts';
+import { LOGIN_KEYS } from './probe/negotiation.ts';
 import { writeResult, RESULT_SCHEMA, type BenchResult } from './report/result.ts';
 import { WRITE_PATTERN } from './workloads.ts';
 

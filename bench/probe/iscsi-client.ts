@@ -26,54 +26,10 @@
  * Written from RFC 7143 and SPC-4/SBC-4 for this project; not derived from any initiator.
  */
 import net from 'node:net';
+import { negotiate, OUR_MAX_RECV, parseKeys, LOGIN_KEYS, type Negotiated } from './negotiation.ts';
+import { BHS, commandBhs, dataOutBhs, NO_TAG, Op, prKey, prOutCdb, snGreater } from './pdu.ts';
 
-const BHS = 48;
-const NO_TAG = 0xffffffff;
-
-/** Opcodes (RFC 7143 11.1.1). */
-const Op = {
-  NOP_OUT: 0x00,
-  SCSI_COMMAND: 0x01,
-  LOGIN_REQUEST: 0x03,
-  DATA_OUT: 0x05,
-  LOGOUT_REQUEST: 0x06,
-  NOP_IN: 0x20,
-  SCSI_RESPONSE: 0x21,
-  LOGIN_RESPONSE: 0x23,
-  DATA_IN: 0x25,
-  LOGOUT_RESPONSE: 0x26,
-  R2T: 0x31,
-  ASYNC_MESSAGE: 0x32,
-  REJECT: 0x3f,
-} as const;
-
-/** Operational keys offered at login, in order (libiscsi's defaults; see the module comment). */
-export const LOGIN_KEYS: ReadonlyArray<readonly [string, string]> = [
-  ['HeaderDigest', 'None'],
-  ['DataDigest', 'None'],
-  ['InitialR2T', 'No'],
-  ['ImmediateData', 'Yes'],
-  ['MaxRecvDataSegmentLength', '262144'],
-  ['MaxBurstLength', '262144'],
-  ['FirstBurstLength', '262144'],
-  ['MaxOutstandingR2T', '1'],
-  ['MaxConnections', '1'],
-  ['ErrorRecoveryLevel', '0'],
-  ['DataPDUInOrder', 'Yes'],
-  ['DataSequenceInOrder', 'Yes'],
-];
-const OUR_MAX_RECV = 262144;
-
-export interface Negotiated {
-  /** The most the target accepts in one PDU's data segment (its declaration; 8192 if none). */
-  readonly targetMaxRecvDataSegmentLength: number;
-  readonly firstBurstLength: number;
-  readonly maxBurstLength: number;
-  readonly initialR2T: boolean;
-  readonly immediateData: boolean;
-  readonly headerDigest: string;
-  readonly dataDigest: string;
-}
+export type { Negotiated } from './negotiation.ts';
 
 /** What the timed loop sends. */
 export const ProbeOp = {
@@ -110,69 +66,10 @@ export interface ScsiOutcome {
   readonly sense: Buffer;
 }
 
-/** Serial number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 7143 4.2.2.1). */
-export function snGreater(a: number, b: number): boolean {
-  return ((a - b) | 0) > 0;
-}
-
-/** The 64-bit reservation key of the n-th REGISTER: "SPIN" in the high word, never zero. */
-export function prKey(n: number): { hi: number; lo: number } {
-  return { hi: 0x5350494e, lo: (n + 1) >>> 0 };
-}
-
 const SLOW_ITT_BASE = 0x10000;
 const LOGOUT_ITT = 0x20000;
 const STATUS_GOOD = 0;
 const STATUS_CHECK_CONDITION = 0x02;
-
-/**
- * Fills the SCSI Command BHS (RFC 7143 11.3) fields that stay the same for a slot.
- * Patched per command: ITT (16), CmdSN (24), ExpStatSN (28), CDB bytes.
- */
-function commandBhs(b: Buffer, at: number, lun: number, write: boolean, edtl: number, dataLen: number): void {
-  b[at] = Op.SCSI_COMMAND;
-  b[at + 1] = 0x80 | (write ? 0x20 : 0x40) | 0x01; // F, W or R, ATTR = SIMPLE
-  b[at + 5] = (dataLen >>> 16) & 0xff; // DataSegmentLength: the immediate data
-  b[at + 6] = (dataLen >>> 8) & 0xff;
-  b[at + 7] = dataLen & 0xff;
-  encodeLun(b, at + 8, lun);
-  b.writeUInt32BE(edtl, at + 20); // Expected Data Transfer Length
-}
-
-/** Single-level LUN (SAM-5 4.7.3): peripheral addressing below 256, flat space above. */
-function encodeLun(b: Buffer, at: number, lun: number): void {
-  b.fill(0, at, at + 8);
-  if (lun < 256) b[at + 1] = lun;
-  else {
-    b[at] = 0x40 | ((lun >> 8) & 0x3f);
-    b[at + 1] = lun & 0xff;
-  }
-}
-
-/** Data-Out BHS (RFC 7143 11.7); ExpStatSN (28) patched per command. */
-function dataOutBhs(
-  b: Buffer,
-  at: number,
-  lun: number,
-  itt: number,
-  ttt: number,
-  dataSN: number,
-  offset: number,
-  len: number,
-  final: boolean,
-): void {
-  b.fill(0, at, at + BHS);
-  b[at] = Op.DATA_OUT;
-  b[at + 1] = final ? 0x80 : 0;
-  b[at + 5] = (len >>> 16) & 0xff;
-  b[at + 6] = (len >>> 8) & 0xff;
-  b[at + 7] = len & 0xff;
-  encodeLun(b, at + 8, lun);
-  b.writeUInt32BE(itt >>> 0, at + 16);
-  b.writeUInt32BE(ttt >>> 0, at + 20);
-  b.writeUInt32BE(dataSN >>> 0, at + 36);
-  b.writeUInt32BE(offset >>> 0, at + 40);
-}
 
 export class LeanInitiator {
   readonly #socket: net.Socket;
@@ -773,45 +670,4 @@ export class LeanInitiator {
     pdu.writeUInt32BE(this.#expStatSN, 28);
     this.#send(pdu);
   }
-}
-
-/** PERSISTENT RESERVE OUT CDB (SPC-4 6.16.1): REGISTER, parameter list length 24. */
-function prOutCdb(): Uint8Array {
-  const cdb = new Uint8Array(10);
-  cdb[0] = 0x5f;
-  cdb[1] = 0x00; // SERVICE ACTION: REGISTER
-  cdb[8] = 24; // PARAMETER LIST LENGTH (bytes 5-8)
-  return cdb;
-}
-
-/** NUL-separated key=value text (RFC 7143 6.1); later values win. */
-export function parseKeys(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of text.split('\0')) {
-    const eq = part.indexOf('=');
-    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
-  }
-  return out;
-}
-
-/**
- * What the session settled on from the target's answers (RFC 7143 13): InitialR2T is an
- * OR and ImmediateData an AND of both offers, the burst lengths the minimum of both;
- * MaxRecvDataSegmentLength is declarative, the target's own (8192 when it says nothing).
- */
-export function negotiate(target: Record<string, string>): Negotiated {
-  const num = (k: string, dflt: number): number => {
-    const v = Number(target[k]);
-    return Number.isFinite(v) && v > 0 ? v : dflt;
-  };
-  return {
-    targetMaxRecvDataSegmentLength: num('MaxRecvDataSegmentLength', 8192),
-    firstBurstLength: Math.min(OUR_MAX_RECV, num('FirstBurstLength', 65536)),
-    maxBurstLength: Math.min(OUR_MAX_RECV, num('MaxBurstLength', 262144)),
-    // Unanswered keys keep the RFC defaults (13.10, 13.11): InitialR2T=Yes, ImmediateData=Yes.
-    initialR2T: (target['InitialR2T'] ?? 'Yes') === 'Yes',
-    immediateData: (target['ImmediateData'] ?? 'Yes') === 'Yes',
-    headerDigest: target['HeaderDigest'] ?? 'None',
-    dataDigest: target['DataDigest'] ?? 'None',
-  };
 }

@@ -7,14 +7,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
-import {
-  LeanInitiator,
-  ProbeOp,
-  negotiate,
-  parseKeys,
-  prKey,
-  snGreater,
-} from '../../../bench/probe/iscsi-client.ts';
+import { LeanInitiator, ProbeOp } from '../../../bench/probe/iscsi-client.ts';
+import { negotiate, parseKeys } from '../../../bench/probe/negotiation.ts';
+import { prKey, snGreater } from '../../../bench/probe/pdu.ts';
 
 const BHS = 48;
 const BLOCK = 512;
