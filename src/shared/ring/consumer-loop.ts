@@ -16,8 +16,23 @@
  * flag for such a turn and `inputEnds()` raises it again and drains, which keeps the
  * lost-wake-up argument of doorbell.ts: a producer that saw the flag down published
  * before the drain in inputEnds(), one that saw it up rings the pending wait.
+ *
+ * Hot waits. Parking with Atomics.waitAsync makes every wake-up a task posted to the
+ * thread's event loop (an eventfd write, an epoll return, a promise), which at queue
+ * depth 1 was a large share of a command's CPU and latency (issue 13). A LUN worker
+ * whose commands all completed (nothing of its own is waiting for the event loop, such
+ * as file I/O) may instead block in Atomics.wait for the next command, for at most
+ * HOT_WAIT_MS after the last one: a blocked thread spends no CPU, and the producer's
+ * notify is a plain futex wake. It returns to the event loop at least every
+ * HOT_SLICE_MS (control messages, timers, the heartbeat) and parks the usual way once
+ * no command came for HOT_WAIT_MS, so an idle worker costs nothing.
  */
 import type { Doorbell } from './doorbell.ts';
+
+/** Block for the next item at most this long after the last one (then park asynchronously). */
+export const HOT_WAIT_MS = 2;
+/** Go back to the event loop at least this often while blocking for items. */
+export const HOT_SLICE_MS = 1;
 
 export class ConsumerLoop {
   readonly #bell: Doorbell;
@@ -33,10 +48,17 @@ export class ConsumerLoop {
     this.#turn();
   };
 
-  /** `drain` handles what is on the rings and returns how many items it took. */
-  constructor(bell: Doorbell, drain: () => number) {
+  /** May the thread block for the next item now? (null: never, e.g. a socket thread) */
+  readonly #mayBlock: (() => boolean) | null;
+
+  /**
+   * `drain` handles what is on the rings and returns how many items it took. `mayBlock`,
+   * if given, says whether the thread has nothing else to wait for (see Hot waits).
+   */
+  constructor(bell: Doorbell, drain: () => number, mayBlock: (() => boolean) | null = null) {
     this.#bell = bell;
     this.#drain = drain;
+    this.#mayBlock = mayBlock;
   }
 
   /** Consume until stop(); resolves when the loop has ended. */
@@ -73,14 +95,29 @@ export class ConsumerLoop {
       done?.();
       return;
     }
-    this.#drain();
-    const seen = this.#bell.prepareSleep();
+    const took = this.#drain();
+    let seen = this.#bell.prepareSleep();
     if (this.#drain() > 0) {
       this.#bell.awake();
       // More arrived while the first batch ran: yield so other event-loop work (socket
       // I/O, fs callbacks) interleaves with batches, then go round again.
       setImmediate(this.#turnFn);
       return;
+    }
+    if (took > 0 && this.#mayBlock !== null && this.#mayBlock()) {
+      // Hot: block for the next item (see Hot waits), draining as they come, until the
+      // slice ends, the thread has something else to wait for, or none came in time.
+      const sliceEnd = performance.now() + HOT_SLICE_MS;
+      while (this.#bell.waitSync(seen, HOT_WAIT_MS) !== 'timed-out') {
+        this.#bell.awake();
+        this.#drain();
+        seen = this.#bell.prepareSleep();
+        if (this.#drain() > 0 || !this.#running || performance.now() >= sliceEnd || !this.#mayBlock()) {
+          this.#bell.awake();
+          setImmediate(this.#turnFn);
+          return;
+        }
+      }
     }
     // Nothing arrived since the flag went up: park at once. Parking yields to the event
     // loop as well, so a productive batch followed by an empty re-check needs no extra

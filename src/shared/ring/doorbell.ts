@@ -61,6 +61,15 @@ export class Doorbell {
     return r.async ? r.value : r.value;
   }
 
+  /**
+   * Consumer side: block this thread until rung, for at most `timeoutMs` (a futex wait:
+   * no CPU, and woken without an event-loop turn). Only for a thread with nothing else
+   * to do meanwhile (see ConsumerLoop).
+   */
+  waitSync(seenSeq: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
+    return Atomics.wait(this.words, SEQ, seenSeq, timeoutMs);
+  }
+
   /** Consumer side: awake again. */
   awake(): void {
     Atomics.store(this.words, SLEEPING, 0);

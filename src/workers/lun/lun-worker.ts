@@ -117,7 +117,8 @@ export class LunWorker implements TaskHome {
     this.#links = data.sessions.map((s, i) => new SessionLink(i, s));
     this.#nexuses = new WorkerNexusDirectory(data.sessions.map((s) => s.nexusTable));
     this.doorbell = new Doorbell(data.doorbell);
-    this.#loop = new ConsumerLoop(this.doorbell, () => this.drainAll());
+    // Nothing in flight: no file I/O or queued command waits for this thread's event loop.
+    this.#loop = new ConsumerLoop(this.doorbell, () => this.drainAll(), () => this.#inflight === 0);
     this.metrics = new LunCounters(data.metrics);
     this.#cluster = cluster !== undefined ? new RemoteClusterState(cluster) : null;
     // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
