@@ -67,6 +67,34 @@ describe('FileStore', () => {
     await s3.close();
   });
 
+  it('serves small buffered I/O in place, and sends requests to the thread pool after a slow one', async () => {
+    const s = await FileStore.openFile(path.join(tmp.dir, 'inplace.img'), 1 << 20, BUFFERED);
+    try {
+      let sync = false;
+      s.write(Buffer.alloc(4096, 7), 0, 4096, 0, false, () => (sync = true));
+      expect(sync, 'a write-back 4 KiB write completes before write() returns').toBe(true);
+      const before = s.inPlaceCount;
+      const dst = Buffer.alloc(4096);
+      s.read(dst, 0, 4096, 0, () => undefined);
+      expect(s.inPlaceCount).toBe(before + 1);
+      expect(dst.every((b) => b === 7)).toBe(true);
+      let durableSync = false;
+      s.write(Buffer.alloc(4096, 8), 0, 4096, 4096, true, () => (durableSync = true));
+      expect(durableSync, 'a durable write waits for the medium: thread pool').toBe(false);
+      await io.flush(s);
+      // A slow in-place request (the disk, not the page cache): the next ones go to the pool.
+      s.tookInPlace(5);
+      let pooled = false;
+      s.read(dst, 0, 4096, 0, () => (pooled = true));
+      expect(pooled, 'after a slow one, requests complete asynchronously').toBe(false);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(pooled).toBe(true);
+      expect(s.inPlaceSlow).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('round trips plain and durable writes, concurrently, reusing pooled requests', async () => {
     const s = await FileStore.openFile(path.join(tmp.dir, 'b.img'), 1 << 20, BUFFERED);
     const bufs = Array.from({ length: 64 }, (_, i) => Buffer.alloc(4096, i));

@@ -14,6 +14,11 @@ import { ScsiStatus } from '../../../src/shared/scsi/command.ts';
 import { SpscRing } from '../../../src/shared/ring/spsc-ring.ts';
 import { Slab } from '../../../src/shared/ring/slab.ts';
 import { Doorbell } from '../../../src/shared/ring/doorbell.ts';
+import { FileStore } from '../../../src/workers/lun/backing/file-store.ts';
+
+// File LUs here stand for slow media: their commands must overlap, so no page-cache
+// I/O in place (file-store.ts).
+FileStore.inPlaceIo = false;
 import { LunChannel } from '../../../src/workers/session/lun-channel.ts';
 import { TaskPool, TaskState } from '../../../src/workers/session/task.ts';
 import { LunLoopback, type Returned } from '../../helpers/lun-loopback.ts';

@@ -13,6 +13,11 @@ import type { LogicalUnit } from '../../../src/workers/lun/logical-unit.ts';
 import { TaskSet } from '../../../src/workers/lun/task-set.ts';
 import { applyTaskManagement } from '../../../src/workers/lun/task-management.ts';
 import { TestCommand, cdb10, openLu, tempDir } from './helpers.ts';
+import { FileStore } from '../../../src/workers/lun/backing/file-store.ts';
+
+// File LUs here stand for slow media: their commands must overlap, so no page-cache
+// I/O in place (file-store.ts).
+FileStore.inPlaceIo = false;
 
 const { SIMPLE, ORDERED, HEAD_OF_QUEUE, ACA, UNTAGGED } = TaskAttribute;
 
