@@ -311,27 +311,29 @@ export class Supervisor {
   }
 
   async #startPortals(handoff: MessageChannel[][]): Promise<void> {
-    const config = this.#running;
-    const { logLevel, pretty } = this.#opts;
-    this.#portals = this.topology.portals.map((p, i) => {
-      const sessionPorts = handoff[i]!.map((c) => c.port1);
-      const data: PortalWorkerData = {
-        index: i,
-        host: p.host,
-        port: p.port,
-        portalIndex: i,
-        maxConnections: config.iscsi.maxConnectionsPerPortal,
-        ...(config.iscsi.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.iscsi.maxConnectionsPerAddress }),
-        acceptRate: ACCEPT_RATE,
-        acceptBurst: ACCEPT_BURST,
-        sessionPorts,
-        heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.portal, i) },
-        logLevel,
-        pretty,
-      };
-      return new WorkerHandle('portal', i, PORTAL_CONTROL, data, sessionPorts, { requests: {}, notes: {} }, this.log, (h, code) => this.#onExit(h, code));
-    });
+    this.#portals = this.topology.portals.map((_, i) => this.#spawnPortal(i, handoff[i]!.map((c) => c.port1)));
     await Promise.all(this.#portals.map((h, i) => this.#startOne(() => h.control.request('start', {}, START_TIMEOUT_MS), `portal ${displayPortal(this.topology.portals[i]!)}`)));
+  }
+
+  /** Portal worker `i` (also its replacement), handing connections over `sessionPorts`. */
+  #spawnPortal(i: number, sessionPorts: MessagePort[]): PortalHandle {
+    const config = this.#running;
+    const p = this.topology.portals[i]!;
+    const data: PortalWorkerData = {
+      index: i,
+      host: p.host,
+      port: p.port,
+      portalIndex: i,
+      maxConnections: config.iscsi.maxConnectionsPerPortal,
+      ...(config.iscsi.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.iscsi.maxConnectionsPerAddress }),
+      acceptRate: ACCEPT_RATE,
+      acceptBurst: ACCEPT_BURST,
+      sessionPorts,
+      heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.portal, i) },
+      logLevel: this.#opts.logLevel,
+      pretty: this.#opts.pretty,
+    };
+    return new WorkerHandle('portal', i, PORTAL_CONTROL, data, sessionPorts, { requests: {}, notes: {} }, this.log, (h, code) => this.#onExit(h, code));
   }
 
   /** Run `req` against a freshly spawned worker; its failure names the worker. */
@@ -409,24 +411,11 @@ export class Supervisor {
   async #recoverPortal(i: number): Promise<void> {
     // The old handoff ports died with it: new channels to every session worker.
     const channels = this.#sessions.map(() => new MessageChannel());
-    const p = this.topology.portals[i]!;
-    const config = this.#running;
-    const data: PortalWorkerData = {
-      index: i,
-      host: p.host,
-      port: p.port,
-      portalIndex: i,
-      maxConnections: config.iscsi.maxConnectionsPerPortal,
-      ...(config.iscsi.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.iscsi.maxConnectionsPerAddress }),
-      acceptRate: ACCEPT_RATE,
-      acceptBurst: ACCEPT_BURST,
-      sessionPorts: channels.map((c) => c.port1),
-      heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.portal, i) },
-      logLevel: this.#opts.logLevel,
-      pretty: this.#opts.pretty,
-    };
     for (const s of this.#sessions) if (s.alive) s.control.transfer('portalPort', { portal: i }, channels[s.index]!.port2);
-    const h = new WorkerHandle('portal', i, PORTAL_CONTROL, data, data.sessionPorts, { requests: {}, notes: {} }, this.log, (x, code) => this.#onExit(x, code));
+    const h = this.#spawnPortal(
+      i,
+      channels.map((c) => c.port1),
+    );
     this.#portals[i] = h;
     await h.control.request('start', {}, START_TIMEOUT_MS);
   }

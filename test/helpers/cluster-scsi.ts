@@ -33,6 +33,7 @@ import {
   type ScsiResult,
 } from './initiator.ts';
 import type { StartedCluster } from './cluster.ts';
+import { proutCdb, proutParams, prinCdb, type ProutFields } from './scsi-pr.ts';
 
 export { ScsiStatus };
 
@@ -128,47 +129,8 @@ export async function pastUnitAttentions(
 // ---------------------------------------------------------------------------------------------
 // CDBs
 
-/**
- * PERSISTENT RESERVE OUT (SPC-4 6.16.1 table 212): 0 5Fh | 1 SERVICE ACTION(4..0) |
- * 2 SCOPE(7..4)=0 TYPE(3..0) | 5-8 PARAMETER LIST LENGTH | 9 CONTROL.
- */
-export function proutCdb(serviceAction: number, type: number, paramLength = 24): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = ScsiOpcode.PERSISTENT_RESERVE_OUT;
-  c[1] = serviceAction & 0x1f;
-  c[2] = type & 0x0f;
-  c.writeUInt32BE(paramLength, 5);
-  return c;
-}
-
-export interface ProutFields {
-  key?: bigint;
-  saKey?: bigint;
-  aptpl?: boolean;
-  allTgPt?: boolean;
-}
-
-/**
- * PR OUT basic parameter list (SPC-4 6.16.3 table 219): 0-7 RESERVATION KEY |
- * 8-15 SERVICE ACTION RESERVATION KEY | 20 SPEC_I_PT(3) ALL_TG_PT(2) APTPL(0).
- */
-export function proutParams(f: ProutFields): Buffer {
-  const p = Buffer.alloc(24);
-  p.writeBigUInt64BE(f.key ?? 0n, 0);
-  p.writeBigUInt64BE(f.saKey ?? 0n, 8);
-  p[20] = (f.allTgPt === true ? 0x04 : 0) | (f.aptpl === true ? 0x01 : 0);
-  return p;
-}
-
-/** PERSISTENT RESERVE IN (SPC-4 6.15.1 table 198): 1 SERVICE ACTION | 7-8 ALLOCATION LENGTH. */
-export function prinCdb(serviceAction: number, alloc = 8192): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = ScsiOpcode.PERSISTENT_RESERVE_IN;
-  c[1] = serviceAction & 0x1f;
-  c.writeUInt16BE(alloc, 7);
-  return c;
-}
-
+// PR OUT / PR IN CDBs and parameter lists: the shared builders (SPC-4 6.15, 6.16).
+export { proutCdb, proutParams, prinCdb, type ProutFields } from './scsi-pr.ts';
 /** REPORT TARGET PORT GROUPS (SPC-4 6.36 table 273): MAINTENANCE IN, SA 0Ah, 6-9 ALLOCATION LENGTH. */
 export function rtpgCdb(alloc = 4096): Buffer {
   const c = Buffer.alloc(12);

@@ -117,38 +117,31 @@ class FileRequest {
 
   issueRead(): void {
     const s = this.store;
-    if (s.inPlace(this.remaining)) {
-      const t0 = performance.now();
-      let n = 0;
-      let error: NodeJS.ErrnoException | null = null;
-      try {
-        n = fs.readSync(s.fd, this.buf!, this.offset, this.remaining, this.position);
-      } catch (err) {
-        error = err as NodeJS.ErrnoException;
-      }
-      s.tookInPlace(performance.now() - t0);
-      this.onRead(error, n);
-      return;
-    }
+    if (s.inPlace(this.remaining)) return this.runInPlace(false);
     fs.read(s.fd, this.buf!, this.offset, this.remaining, this.position, this.onRead);
   }
 
   issueWrite(): void {
-    const s = this.store;
-    if (!this.durable && s.inPlace(this.remaining)) {
-      const t0 = performance.now();
-      let n = 0;
-      let error: NodeJS.ErrnoException | null = null;
-      try {
-        n = fs.writeSync(this.writeFd, this.buf!, this.offset, this.remaining, this.position);
-      } catch (err) {
-        error = err as NodeJS.ErrnoException;
-      }
-      s.tookInPlace(performance.now() - t0);
-      this.onWrite(error, n);
-      return;
-    }
+    if (!this.durable && this.store.inPlace(this.remaining)) return this.runInPlace(true);
     fs.write(this.writeFd, this.buf!, this.offset, this.remaining, this.position, this.onWrite);
+  }
+
+  /** The synchronous form of issueRead/issueWrite, timed (see the file comment). */
+  private runInPlace(write: boolean): void {
+    const s = this.store;
+    const t0 = performance.now();
+    let n = 0;
+    let error: NodeJS.ErrnoException | null = null;
+    try {
+      n = write
+        ? fs.writeSync(this.writeFd, this.buf!, this.offset, this.remaining, this.position)
+        : fs.readSync(s.fd, this.buf!, this.offset, this.remaining, this.position);
+    } catch (err) {
+      error = err as NodeJS.ErrnoException;
+    }
+    s.tookInPlace(performance.now() - t0);
+    if (write) this.onWrite(error, n);
+    else this.onRead(error, n);
   }
 
   /**
