@@ -5,7 +5,7 @@
  * on the same file, with the same device settings (direct I/O, which a cluster requires,
  * and writeback):
  *   - 4k random write and read at QD32 in paired rounds: READ and WRITE never wait on
- *     Redis, so the goal is a ratio within 5% of 1;
+ *     Redis, so the goal is a ratio no more than 5% below 1;
  *   - PERSISTENT RESERVE OUT latency (REGISTER, then REGISTER to a new key, repeatedly)
  *     from the latency probe: on a cluster node each is a compare-and-set in Redis (with
  *     its fsync) and waits for node b to adopt the new state; embedded, it is local.

@@ -98,17 +98,17 @@ describe('verdictLine', () => {
   });
 });
 
-describe('goalOf (within a tolerance of 1)', () => {
+describe('goalOf (no worse than a tolerance below 1)', () => {
   const r = (value: number, low: number, high: number) => ({ value, low, high, rounds: 5 });
 
-  it('MET only when every round is within the tolerance', () => {
+  it('MET only when no round is below the tolerance', () => {
     expect(goalOf(r(0.98, 0.96, 1.02), 0.05)).toBe(Goal.MET);
     expect(goalOf(r(0.98, 0.9, 1.02), 0.05)).toBe(Goal.UNSETTLED);
   });
 
-  it('NOT MET when every round misses the same bound', () => {
+  it('NOT MET when every round is below the bound', () => {
     expect(goalOf(r(0.9, 0.85, 0.94), 0.05)).toBe(Goal.NOT_MET);
-    expect(goalOf(r(1.1, 1.06, 1.2), 0.05)).toBe(Goal.NOT_MET);
+    expect(goalOf(r(1.1, 1.06, 1.2), 0.05), 'faster than the reference is no failure').toBe(Goal.MET);
   });
 
   it('a single round just below the bound is NOT MET, though it rounds to the bound', () => {
