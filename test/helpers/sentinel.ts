@@ -253,11 +253,25 @@ export async function startSentinel(opts: SentinelStartOptions = {}): Promise<Se
       masterServer: async () => byAddress(await master_()),
       failover: async ({ mode = 'command', timeoutMs = 30_000 } = {}) => {
         const from = byAddress(await master_());
-        if (mode === 'kill') await from.kill();
-        else {
+        const agreed = async (): Promise<RedisServer | undefined> => {
+          const m = await master_();
+          if (m.host === from.host && m.port === from.port) return undefined;
+          const s = byAddress(m);
+          return (await roleOf(s)) === 'master' ? s : undefined;
+        };
+        if (mode === 'kill') {
+          await from.kill();
+          return { from, to: await until(`sentinels agreeing on a new master after ${from.name}`, timeoutMs, agreed) };
+        }
+        // A planned failover the sentinel accepted can still be aborted (its promotion timed
+        // out, or the replica it chose was judged unfit once it tried): Sentinel then simply
+        // keeps the old master. So: ask, give the switch a few failover timeouts, ask again.
+        const deadline = Date.now() + timeoutMs;
+        const perAttemptMs = Math.max(5_000, 3 * (opts.failoverTimeoutMs ?? 3_000));
+        for (;;) {
           // NOGOODSLAVE / INPROG are transient right after a previous failover.
-          await until('SENTINEL FAILOVER accepted', timeoutMs, async () => {
-            const live = sentinelServers.find((s) => s.running);
+          await until('SENTINEL FAILOVER accepted', Math.max(1_000, deadline - Date.now()), async () => {
+            const live = sentinelServers.find((x) => x.running);
             if (live === undefined) throw new Error('no sentinel is running');
             try {
               await respCommand(live.endpoint(), ['SENTINEL', 'FAILOVER', masterName]);
@@ -267,18 +281,14 @@ export async function startSentinel(opts: SentinelStartOptions = {}): Promise<Se
               throw err;
             }
           });
+          const left = deadline - Date.now();
+          try {
+            const to = await until(`sentinels agreeing on a new master after ${from.name}`, Math.max(1_000, Math.min(perAttemptMs, left)), agreed);
+            return { from, to };
+          } catch (err) {
+            if (Date.now() >= deadline) throw err;
+          }
         }
-        const to = await until(
-          `sentinels agreeing on a new master after ${from.name}`,
-          timeoutMs,
-          async () => {
-            const m = await master_();
-            if (m.host === from.host && m.port === from.port) return undefined;
-            const s = byAddress(m);
-            return (await roleOf(s)) === 'master' ? s : undefined;
-          },
-        );
-        return { from, to };
       },
       waitReplica,
       clientOptions: () => ({
