@@ -212,16 +212,54 @@ export async function startSentinel(opts: SentinelStartOptions = {}): Promise<Se
       const r = await respCommand(s.endpoint(), ['ROLE'], 2_000);
       return Array.isArray(r) ? String(r[0]) : '';
     };
+    /** What the server and the sentinels say about `server`, for a failure message. */
+    const describe = async (server: RedisServer): Promise<string> => {
+      const parts: string[] = [];
+      const info = await respCommand(server.endpoint(), ['INFO', 'replication'], 2_000).then(
+        (r) => parseInfo(String(r)),
+        (e: unknown) => ({ error: String(e) }),
+      );
+      parts.push(`${server.name} (:${server.port}) INFO replication: ${JSON.stringify(info)}`);
+      for (const x of sentinelServers.filter((y) => y.running)) {
+        const view = await respCommand(x.endpoint(), ['SENTINEL', 'REPLICAS', masterName], 2_000).then(
+          (r) =>
+            JSON.stringify(
+              (Array.isArray(r) ? r.map(record) : []).map((e) => ({
+                port: e['port'],
+                flags: e['flags'],
+                link: e['master-link-status'],
+                role: e['role-reported'],
+              })),
+            ),
+          (e: unknown) => String(e),
+        );
+        const tail = x
+          .output()
+          .split('\n')
+          .filter((l) => l.includes(String(server.port)) || /tilt/i.test(l))
+          .slice(-6)
+          .join(' | ');
+        parts.push(`${x.name} replicas: ${view}; log: ${tail}`);
+      }
+      parts.push(`${server.name} log: ${server.output().split('\n').slice(-12).join(' | ')}`);
+      return parts.join('\n');
+    };
     const waitReplica = async (server: RedisServer, timeoutMs = readyMs): Promise<void> => {
-      await until(`${server.name} replicating from the master`, timeoutMs, async () => {
-        const m = await master_();
-        const info = parseInfo(String(await respCommand(server.endpoint(), ['INFO', 'replication'], 2_000)));
-        return info['role'] === 'slave' &&
-          Number(info['master_port']) === m.port &&
-          info['master_link_status'] === 'up'
-          ? true
-          : undefined;
-      });
+      try {
+        await until(`${server.name} replicating from the master`, timeoutMs, async () => {
+          const m = await master_();
+          const info = parseInfo(
+            String(await respCommand(server.endpoint(), ['INFO', 'replication'], 2_000)),
+          );
+          return info['role'] === 'slave' &&
+            Number(info['master_port']) === m.port &&
+            info['master_link_status'] === 'up'
+            ? true
+            : undefined;
+        });
+      } catch (err) {
+        throw new Error(`${err instanceof Error ? err.message : String(err)}\n${await describe(server)}`);
+      }
     };
 
     // Ready to fail over: replica in sync, every sentinel sees the replica as healthy and
@@ -261,7 +299,10 @@ export async function startSentinel(opts: SentinelStartOptions = {}): Promise<Se
         };
         if (mode === 'kill') {
           await from.kill();
-          return { from, to: await until(`sentinels agreeing on a new master after ${from.name}`, timeoutMs, agreed) };
+          return {
+            from,
+            to: await until(`sentinels agreeing on a new master after ${from.name}`, timeoutMs, agreed),
+          };
         }
         // A planned failover the sentinel accepted can still be aborted (its promotion timed
         // out, or the replica it chose was judged unfit once it tried): Sentinel then simply
@@ -283,7 +324,11 @@ export async function startSentinel(opts: SentinelStartOptions = {}): Promise<Se
           });
           const left = deadline - Date.now();
           try {
-            const to = await until(`sentinels agreeing on a new master after ${from.name}`, Math.max(1_000, Math.min(perAttemptMs, left)), agreed);
+            const to = await until(
+              `sentinels agreeing on a new master after ${from.name}`,
+              Math.max(1_000, Math.min(perAttemptMs, left)),
+              agreed,
+            );
             return { from, to };
           } catch (err) {
             if (Date.now() >= deadline) throw err;
