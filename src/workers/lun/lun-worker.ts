@@ -189,7 +189,9 @@ export class LunWorker implements TaskHome {
   resetApply(lu: string, fn: number): Promise<void> {
     const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
     if (unit === undefined) return Promise.resolve();
-    return new Promise((resolve) => applyTaskManagement(unit, fn, REMOTE_NEXUS, resolve));
+    return new Promise((resolve, reject) =>
+      applyTaskManagement(unit, fn, REMOTE_NEXUS, (failed) => (failed === undefined ? resolve() : reject(failed))),
+    );
   }
 
   /** Cluster mode: another node grew the LU (its storage is shared: only the size here). */
@@ -368,9 +370,20 @@ export class LunWorker implements TaskHome {
       // nexuses on other nodes (SAM-5 6.3.2, 7.6): acknowledged once they are done too.
       const cluster = this.#cluster;
       const everywhere = cluster !== null && this.#data.cluster === true && CLUSTER_WIDE_TMF.has(fnCode) && targets.length > 0;
+      // State the function clears that could not be cleared here (applyTaskManagement).
+      let localFailure: unknown = undefined;
+      const rejected = (err: unknown): void => {
+        // Not done everywhere: commands on another node may still run, or a reservation
+        // the reset releases still holds there, so the initiator must not be told
+        // FUNCTION COMPLETE (the session answers FUNCTION REJECTED, RFC 7143 11.6.1, and
+        // the initiator escalates).
+        this.log.warn({ fn: fnCode, err: errorMessage(err) }, 'task management could not reach every node: rejected');
+        this.#acknowledge(link, tag, TMF_NOT_EVERYWHERE);
+      };
       const finished = (): void => {
         if (!everywhere) {
-          this.#acknowledge(link, tag);
+          if (localFailure === undefined) this.#acknowledge(link, tag);
+          else rejected(localFailure);
           return;
         }
         cluster
@@ -378,16 +391,7 @@ export class LunWorker implements TaskHome {
             targets.map((u) => u.pr.luKey),
             fnCode,
           )
-          .then(
-            () => this.#acknowledge(link, tag),
-            (err: unknown) => {
-              // Not done everywhere: commands on another node may still run, so the
-              // initiator must not be told FUNCTION COMPLETE (the session answers
-              // FUNCTION REJECTED, RFC 7143 11.6.1, and the initiator escalates).
-              this.log.warn({ fn: fnCode, err: errorMessage(err) }, 'task management could not reach every node: rejected');
-              this.#acknowledge(link, tag, TMF_NOT_EVERYWHERE);
-            },
-          );
+          .then(() => (localFailure === undefined ? this.#acknowledge(link, tag) : rejected(localFailure)), rejected);
       };
       if (waiting === 0) finished();
       const refersTo = (c: ScsiCommand): boolean => (c as LunTask).link === link && (c as LunTask).tag === refTag;
@@ -396,7 +400,8 @@ export class LunWorker implements TaskHome {
           target,
           fnCode,
           nexus,
-          () => {
+          (failed) => {
+            if (failed !== undefined) localFailure ??= failed;
             if (--waiting === 0) finished();
           },
           refersTo,

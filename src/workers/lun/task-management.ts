@@ -40,13 +40,14 @@ export interface AbortableCommand extends ScsiCommand {
 
 /**
  * Apply `fn` (an RFC 7143 TMF code) issued by `nexus` to `lu`; `done` runs once the
- * affected commands have finished.
+ * affected commands have finished, with an error if state the function clears could not
+ * be cleared (a cluster node that cannot reach Redis: the function is not complete).
  */
 export function applyTaskManagement(
   lu: LogicalUnit,
   fn: number,
   nexus: number,
-  done: () => void,
+  done: (failed?: unknown) => void,
   refersTo: (cmd: ScsiCommand) => boolean = () => false,
 ): void {
   switch (fn) {
@@ -79,9 +80,19 @@ export function applyTaskManagement(
       // State a reset clears: PREVENT ALLOW MEDIUM REMOVAL (SBC-4 5.14: cleared by a
       // LUN reset). Persistent reservations survive (SPC-4 5.14.2).
       lu.sbc.preventing.clear();
-      // SPC-2 reservations do not survive a reset (SAM-5 6.3.2; pr/engine.ts).
-      void prLogicalUnitReset(lu);
-      lu.taskSet.whenNone(() => true, done);
+      // SPC-2 reservations do not survive a reset (SAM-5 6.3.2; pr/engine.ts). The
+      // function is complete only once the release is: in a cluster that is a change in
+      // Redis that every node has adopted, so no host is refused (or admitted) through
+      // another node under the reservation after "function complete".
+      if (lu.pr?.spc2Active !== true) {
+        lu.taskSet.whenNone(() => true, done);
+        return;
+      }
+      const released = prLogicalUnitReset(lu);
+      lu.taskSet.whenNone(
+        () => true,
+        () => released.then(() => done(), (err: unknown) => done(err ?? new Error('reservation release failed'))),
+      );
       return;
     }
     case TmfFunction.CLEAR_TASK_SET: {

@@ -180,7 +180,7 @@ describe('unit attentions', () => {
     await drain(7);
     nexusLost(lu, 7, a); // 29/07 pending for a
     session(13, 'iqn.2026-11.test:a', '400000000001');
-    await new Promise<void>((r) => applyTaskManagement(lu, TmfFunction.LOGICAL_UNIT_RESET, 8, r));
+    await new Promise<void>((r) => applyTaskManagement(lu, TmfFunction.LOGICAL_UNIT_RESET, 8, () => r()));
     // LUN reset (29/03) outranks I_T nexus loss (29/07) ...
     expect(await drain(13)).toEqual([[0x6, 0x29, 0x03]]);
     // ... and POWER ON / RESET (29/00, never reported to b yet) outranks the LUN reset.
