@@ -647,6 +647,10 @@ describe('PREEMPT AND ABORT while the preempted host streams WRITEs', () => {
 
         for (let i = 0; goods < fenceAfterGood && i < 5000; i++) await sleep(1);
         expect(goods, 'A stream got going').toBeGreaterThanOrEqual(fenceAfterGood);
+        // The streamer refills the window after a 1 ms timer: right after a burst of
+        // completions the pipe can be empty for a moment. Send the PREEMPT AND ABORT while
+        // WRITEs are outstanding (the race this test is about).
+        for (let i = 0; pipe.outstanding === 0 && i < 2000; i++) await sleep(1);
         const inFlightAtPreempt = pipe.outstanding;
         const pa = await prout(b, lun, SA.PREEMPT_AND_ABORT, TYPE.WE, { key: KB, saKey: KA });
         const paDoneAt = performance.now();
