@@ -17,7 +17,7 @@ import type { Supervisor } from '../supervisor.ts';
 import { displayPortal } from '../config/portals.ts';
 import { RING_CAPACITY } from '../data-plane.ts';
 import { AdminState } from '../cluster/cluster-node.ts';
-import { MetricsExporter, type ExporterSource } from '../metrics/exporter.ts';
+import { MetricsExporter, heartbeatFresh, type ExporterSource } from '../metrics/exporter.ts';
 import type { ReloadReport } from '../reload-report.ts';
 import { ApiError, ApiErrorCode, badRequest, notFound } from './errors.ts';
 import { ConnectionRates } from './rates.ts';
@@ -127,10 +127,10 @@ export class NodeAdmin implements AdminHost {
   #workerStates(): { name: string; ok: boolean }[] {
     const s = this.#s;
     const now = Date.now();
-    const fresh = (hb: number) => hb > 0 && now - hb < s.hangTimeoutMs;
-    return [
-      ...[...s.handles.lun, ...s.handles.session, ...s.handles.portal].map((h) => ({ name: h.name, ok: h.alive && fresh(s.lastBeatMs(h.name)) })),
-    ];
+    return [...s.handles.lun, ...s.handles.session, ...s.handles.portal].map((h) => ({
+      name: h.name,
+      ok: h.alive && heartbeatFresh(s.lastBeatMs(h.name), now, s.hangTimeoutMs),
+    }));
   }
 
   // ---- what the node serves ----
@@ -359,11 +359,10 @@ export class NodeAdmin implements AdminHost {
       reloads: () => s.reloadCounts,
       workerRestarts: () => s.workerRestarts,
       heartbeatStaleMs: s.hangTimeoutMs,
-      workers: () => [
-        ...s.handles.lun.map((h, i) => ({ kind: 'lun' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
-        ...s.handles.session.map((h, i) => ({ kind: 'session' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
-        ...s.handles.portal.map((h, i) => ({ kind: 'portal' as const, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
-      ],
+      workers: () =>
+        (['lun', 'session', 'portal'] as const).flatMap((kind) =>
+          s.handles[kind].map((h, i) => ({ kind, index: i, alive: h.alive, heartbeatMs: s.lastBeatMs(h.name) })),
+        ),
       devices: () =>
         this.#config.devices.flatMap((d) => {
           const place = s.topology.device(d.name);

@@ -87,6 +87,15 @@ interface Sample {
 }
 
 /** What the exporter reads; the supervisor provides it (admin/node-admin.ts). */
+/**
+ * Is a worker's heartbeat fresh: seen (`lastMs` > 0, Date.now() when the watchdog last
+ * saw it move) and no older than `staleMs` at `nowMs`? The one judgement behind both
+ * spindle_worker_up and the admin API's readiness.
+ */
+export function heartbeatFresh(lastMs: number, nowMs: number, staleMs: number): boolean {
+  return lastMs > 0 && nowMs - lastMs < staleMs;
+}
+
 export interface ExporterSource {
   readonly version: string;
   readonly node: string;
@@ -173,7 +182,7 @@ export class MetricsExporter {
       spindle_info: () => [{ value: 1, labels: { version: src.version, node: src.node, cluster_id: src.clusterId } }],
       spindle_ready: () => [{ value: src.ready() ? 1 : 0, labels: {} }],
       spindle_config_reloads_total: () => Object.entries(src.reloads()).map(([outcome, n]) => ({ value: n, labels: { outcome } })),
-      spindle_worker_up: () => this.#workers((w, now) => (w.alive && (Number.isNaN(w.heartbeatMs) || now - w.heartbeatMs < src.heartbeatStaleMs) ? 1 : 0)),
+      spindle_worker_up: () => this.#workers((w, now) => (w.alive && heartbeatFresh(w.heartbeatMs, now, src.heartbeatStaleMs) ? 1 : 0)),
       spindle_worker_heartbeat_age_seconds: () =>
         this.#workers((w, now) => (w.heartbeatMs > 0 ? (now - w.heartbeatMs) / 1000 : -1)).filter((s) => s.value >= 0),
       spindle_worker_restarts_total: () => Object.entries(src.workerRestarts()).map(([kind, n]) => ({ value: n, labels: { kind } })),

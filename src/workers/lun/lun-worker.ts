@@ -380,18 +380,16 @@ export class LunWorker implements TaskHome {
         this.log.warn({ fn: fnCode, err: errorMessage(err) }, 'task management could not reach every node: rejected');
         this.#acknowledge(link, tag, TMF_NOT_EVERYWHERE);
       };
+      const settle = (): void => (localFailure === undefined ? this.#acknowledge(link, tag) : rejected(localFailure));
       const finished = (): void => {
-        if (!everywhere) {
-          if (localFailure === undefined) this.#acknowledge(link, tag);
-          else rejected(localFailure);
-          return;
-        }
-        cluster
-          .reset(
-            targets.map((u) => u.pr.luKey),
-            fnCode,
-          )
-          .then(() => (localFailure === undefined ? this.#acknowledge(link, tag) : rejected(localFailure)), rejected);
+        if (!everywhere) settle();
+        else
+          cluster
+            .reset(
+              targets.map((u) => u.pr.luKey),
+              fnCode,
+            )
+            .then(settle, rejected);
       };
       if (waiting === 0) finished();
       const refersTo = (c: ScsiCommand): boolean => (c as LunTask).link === link && (c as LunTask).tag === refTag;
