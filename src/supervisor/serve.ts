@@ -39,6 +39,33 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     pretty: opts.pretty,
     ...(opts.reloadConfig === undefined ? {} : { reloadConfig: opts.reloadConfig }),
   });
+  // Signal handlers before anything starts: without one, a SIGTERM that arrives while the
+  // node starts (its admin API, or its readiness line, already out) kills it with the
+  // default action instead of stopping it. A signal during startup acts once start() has
+  // succeeded (a failed start returns 1 on its own).
+  let markStarted!: () => void;
+  const started = new Promise<void>((r) => (markStarted = r));
+  if (opts.handleSignals !== false) {
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'signal received');
+      void started.then(() => supervisor.stop(0));
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    // SIGUSR2: one log line with what every worker holds (connections, tasks, slab use).
+    process.on('SIGUSR2', () => {
+      void started.then(() => supervisor.stats()).then(
+        (s) => log.info(s, 'worker stats'),
+        (err: unknown) => log.warn({ err: errorMessage(err) }, 'worker stats unavailable'),
+      );
+    });
+    if (opts.reloadConfig !== undefined) {
+      process.on('SIGHUP', () => {
+        log.info({ signal: 'SIGHUP' }, 'reloading the configuration');
+        void started.then(() => supervisor.reload());
+      });
+    }
+  }
   // The admin API first: liveness answers while stores open and the cluster is joined.
   let admin: RunningAdmin | null = null;
   if (config.api !== undefined) {
@@ -57,27 +84,7 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     await admin?.close().catch(() => undefined);
     return 1;
   }
-  if (opts.handleSignals !== false) {
-    const onSignal = (sig: string) => {
-      log.info({ signal: sig }, 'signal received');
-      void supervisor.stop(0);
-    };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    // SIGUSR2: one log line with what every worker holds (connections, tasks, slab use).
-    process.on('SIGUSR2', () => {
-      supervisor.stats().then(
-        (s) => log.info(s, 'worker stats'),
-        (err: unknown) => log.warn({ err: errorMessage(err) }, 'worker stats unavailable'),
-      );
-    });
-    if (opts.reloadConfig !== undefined) {
-      process.on('SIGHUP', () => {
-        log.info({ signal: 'SIGHUP' }, 'reloading the configuration');
-        void supervisor.reload();
-      });
-    }
-  }
+  markStarted();
   opts.onReady?.({ stop: () => supervisor.stop(0), reload: () => supervisor.reload(), ...(admin === null ? {} : { api: admin.address }) });
   const code = await supervisor.exited;
   await admin?.close().catch(() => undefined);

@@ -115,6 +115,40 @@ describe('graceful shutdown', () => {
 });
 
 describe('configurations that must not start', () => {
+  it('SIGTERM while the node is still starting stops it gracefully (exit 0), not by the default action', async () => {
+    const port = await freePort();
+    const apiPort = await freePort();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
+    const cfg = path.join(dir, 'early.yaml');
+    writeFileSync(
+      cfg,
+      `devices: [{ name: r, ram: { size: 16MiB } }]
+api: { listen: "127.0.0.1:${apiPort}" }
+targets:
+  - iqn: iqn.2026-11.io.spindle:early
+    portals: ['127.0.0.1:${port}']
+    luns: { 0: r }
+`,
+    );
+    try {
+      const p = spawn(process.execPath, [MAIN, 'serve', '--config', cfg, '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      // The admin API listens before the workers start: signal the node right then.
+      await new Promise<void>((resolve) => {
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('admin API listening')) resolve();
+        });
+      });
+      p.kill('SIGTERM');
+      expect(await exited, out).toBe(0);
+      expect(out).toContain('stopped');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a bad field exits 2 and names the path; nothing listens', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
     const port = await freePort();
