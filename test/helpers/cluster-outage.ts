@@ -37,6 +37,7 @@ import {
   TYPE,
   until,
   writeBlocks,
+  registerKey,
 } from './cluster-scsi.ts';
 
 export interface OutageResult {
@@ -73,22 +74,10 @@ export async function runThroughOutage(c: StartedCluster, sc: OutageScenario): P
   const prA = await loginHost(c, 0, `${sc.name}-pr-a`);
   let loops: IoLoop[] = [];
   try {
-    good(
-      await prout(holder, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KA }),
-      'holder registers through a',
-    );
-    good(
-      await prout(registrant, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KB }),
-      'registrant registers through b',
-    );
-    good(
-      await prout(ioA, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KIA }),
-      'I/O host registers through a',
-    );
-    good(
-      await prout(ioB, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KIB }),
-      'I/O host registers through b',
-    );
+    await registerKey(holder, KA, 'holder registers through a');
+    await registerKey(registrant, KB, 'registrant registers through b');
+    await registerKey(ioA, KIA, 'I/O host registers through a');
+    await registerKey(ioB, KIB, 'I/O host registers through b');
     good(await prout(holder, SA.RESERVE, TYPE.WERO, { key: KA }), 'holder RESERVE WERO through a');
     const keysBefore = await readKeys(outsider);
     expect(keysBefore.keys).toEqual([KA, KB, KIA, KIB]);

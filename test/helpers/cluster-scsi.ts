@@ -245,6 +245,11 @@ export function prout(
   return h.ini.scsi(proutCdb(sa, type), { write: true, edtl: 24, data: proutParams(f), timeoutMs });
 }
 
+/** REGISTER AND IGNORE EXISTING KEY with `key` through `h`, which must be GOOD (`what` names the step). */
+export async function registerKey(h: Host, key: bigint, what: string): Promise<void> {
+  good(await prout(h, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: key }), what);
+}
+
 export function tur(h: Host): Promise<ScsiResult> {
   return h.ini.scsi(TEST_UNIT_READY, { edtl: 0, timeoutMs: 15_000 });
 }

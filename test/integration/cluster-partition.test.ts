@@ -43,6 +43,7 @@ import {
   writeBlocks,
   WriteStream,
   type Host,
+  registerKey,
 } from '../helpers/cluster-scsi.ts';
 import { ClusterKeys } from '../../src/supervisor/cluster/keys.ts';
 import { nodePortGroup } from '../../src/supervisor/cluster/ids.ts';
@@ -123,14 +124,8 @@ async function cutOff(run: number, mode: CutMode): Promise<Scenario> {
     writerUAs: [],
   };
   const { writer, reader, fencer, observer } = sc;
-  good(
-    await prout(writer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW }),
-    'writer registers through the node to be cut',
-  );
-  good(
-    await prout(fencer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KF }),
-    'fencer registers through the peer',
-  );
+  await registerKey(writer, KW, 'writer registers through the node to be cut');
+  await registerKey(fencer, KF, 'fencer registers through the peer');
   good(await prout(writer, SA.RESERVE, TYPE.WE, { key: KW }), 'writer RESERVE WE');
   const before = await readKeys(observer);
   const groups = await reportPortGroups(observer);
@@ -390,11 +385,8 @@ describe("cut('blackhole'): the link to Redis goes silent", () => {
   // still start the resynchronization that clears the revocation; with a silent link the
   // Redis connection never drops, so no reconnect would start it and the node would stay
   // fenced until the revocation key expires (10 x ttlSec).
-  it(
-    'after restore() the node resynchronizes and serves again, with the new reservation in force',
-    async () => {
-      expect(sc, 'the cut happened').toBeDefined();
-      await heal(sc!, true);
-    },
-  );
+  it('after restore() the node resynchronizes and serves again, with the new reservation in force', async () => {
+    expect(sc, 'the cut happened').toBeDefined();
+    await heal(sc!, true);
+  });
 });

@@ -46,6 +46,7 @@ import {
   writeSame16,
   type Outcome,
   type Host,
+  registerKey,
 } from '../helpers/cluster-scsi.ts';
 
 const LEASE = { ttlSec: 3, renewSec: 0.3, marginSec: 0.9 };
@@ -80,14 +81,8 @@ describe('a reservation change is in force on every node when it is reported', (
     const outsiderB = await loginHost(c, B, 'once-outsider-b');
     const outsiderA = await loginHost(c, A, 'once-outsider-a');
     try {
-      good(
-        await prout(holderA, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KH }),
-        'holder registers through A',
-      );
-      good(
-        await prout(regB, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KR }),
-        'registrant registers through B',
-      );
+      await registerKey(holderA, KH, 'holder registers through A');
+      await registerKey(regB, KR, 'registrant registers through B');
       for (let round = 0; round < 8; round++) {
         // Write Exclusive through A: on B, neither the registrant nor the outsider may write.
         good(
@@ -184,10 +179,7 @@ describe('Windows failover cluster arbitration with the cluster hosts on differe
         'owner registers through A',
       );
       await agree([KA], null, g0 + 1, 'owner registered');
-      good(
-        await prout(challenger, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KB }),
-        'challenger registers through B',
-      );
+      await registerKey(challenger, KB, 'challenger registers through B');
       await agree([KA, KB], null, g0 + 2, 'both registered');
       good(await writeBlocks(outsiderB, 100, blk), 'outsider writes through B before any reservation');
 
@@ -214,10 +206,7 @@ describe('Windows failover cluster arbitration with the cluster hosts on differe
       // The owner defends (re-register, re-reserve); the challenger watches through B.
       let gen = g0 + 2;
       for (let round = 0; round < 3; round++) {
-        good(
-          await prout(owner, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KA }),
-          `defense ${round}: register through A`,
-        );
+        await registerKey(owner, KA, `defense ${round}: register through A`);
         gen += 1;
         good(await prout(owner, SA.RESERVE, TYPE.WERO, { key: KA }), `defense ${round}: reserve through A`);
         expect(await readKeys(challenger), `defense ${round}: challenger READ KEYS through B`).toEqual({
@@ -254,10 +243,7 @@ describe('Windows failover cluster arbitration with the cluster hosts on differe
       await agree([KB], KB, gen, 'after the refused counter-attack');
 
       // The owner rejoins as a registrant and may write again.
-      good(
-        await prout(owner, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KA }),
-        'owner rejoins through A',
-      );
+      await registerKey(owner, KA, 'owner rejoins through A');
       gen += 1;
       await agree([KB, KA], KB, gen, 'owner rejoined');
       good(await writeBlocks(owner, 106, blk), 'owner (registrant) writes through A');
@@ -301,14 +287,8 @@ describe('PREEMPT AND ABORT through node A while the preempted host streams WRIT
       const fencer = await loginHost(c, A, `pa-fencer-${run}`);
       let writerLater: Host | undefined;
       try {
-        good(
-          await prout(writer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW }),
-          'writer registers through B',
-        );
-        good(
-          await prout(fencer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KF }),
-          'fencer registers through A',
-        );
+        await registerKey(writer, KW, 'writer registers through B');
+        await registerKey(fencer, KF, 'fencer registers through A');
         good(await prout(writer, SA.RESERVE, TYPE.WE, { key: KW }), 'writer RESERVE WE through B');
         conflict(
           await writeBlocks(fencer, base, stamp('FNCR', 0, base, 1)),
@@ -484,14 +464,8 @@ describe('PREEMPT AND ABORT through node A while the preempted host streams WRIT
     const writer = await loginHost(c, B, 'pa-long-writer');
     const fencer = await loginHost(c, A, 'pa-long-fencer');
     try {
-      good(
-        await prout(writer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW }),
-        'writer registers through B',
-      );
-      good(
-        await prout(fencer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KF }),
-        'fencer registers through A',
-      );
+      await registerKey(writer, KW, 'writer registers through B');
+      await registerKey(fencer, KF, 'fencer registers through A');
       good(await prout(writer, SA.RESERVE, TYPE.WE, { key: KW }), 'writer RESERVE WE through B');
       const pipe = new Pipeline(writer.ini);
       type Pending = { done: Promise<Outcome | undefined>; outcome?: Outcome | undefined };
@@ -599,14 +573,8 @@ describe('PREEMPT AND ABORT through node A while the preempted host streams WRIT
     });
     const fencer = await loginHost(c, A, 'pa-r2t-fencer');
     try {
-      good(
-        await prout(writer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KW }),
-        'writer registers through B',
-      );
-      good(
-        await prout(fencer, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KF }),
-        'fencer registers through A',
-      );
+      await registerKey(writer, KW, 'writer registers through B');
+      await registerKey(fencer, KF, 'fencer registers through A');
       good(await prout(writer, SA.RESERVE, TYPE.WE, { key: KW }), 'writer RESERVE WE through B');
       const revocationsBefore = linesOf(c, A, 'revoking their leases').length;
       const ini = writer.ini;

@@ -33,6 +33,7 @@ import {
   type Host,
   type Keys,
   type Reservation,
+  registerKey,
 } from '../helpers/cluster-scsi.ts';
 import { ClusterKeys } from '../../src/supervisor/cluster/keys.ts';
 
@@ -70,14 +71,8 @@ describe('Redis restarted empty', () => {
     holder = await loginHost(c, 0, 'lost-holder-a');
     registrant = await loginHost(c, 1, 'lost-registrant-b');
     outsider = await loginHost(c, 1, 'lost-outsider-b');
-    good(
-      await prout(holder, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KA }),
-      'holder registers through a',
-    );
-    good(
-      await prout(registrant, SA.REGISTER_AND_IGNORE_EXISTING_KEY, 0, { saKey: KB }),
-      'registrant registers through b',
-    );
+    await registerKey(holder, KA, 'holder registers through a');
+    await registerKey(registrant, KB, 'registrant registers through b');
     good(await prout(holder, SA.RESERVE, TYPE.WE, { key: KA }), 'holder RESERVE WE through a');
     keysBefore = await readKeys(outsider);
     resBefore = await readReservation(outsider);
