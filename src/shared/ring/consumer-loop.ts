@@ -40,6 +40,8 @@ export class ConsumerLoop {
   #running = false;
   /** A wait on the bell is pending (the thread sleeps unless some other input runs). */
   #parked = false;
+  /** When the last item was taken (performance.now()), for the hot wait. */
+  #lastItemAt = -Infinity;
   #done: (() => void) | null = null;
   readonly #turnFn = (): void => this.#turn();
   readonly #wokenFn = (): void => {
@@ -104,18 +106,29 @@ export class ConsumerLoop {
       setImmediate(this.#turnFn);
       return;
     }
-    if (took > 0 && this.#mayBlock !== null && this.#mayBlock()) {
-      // Hot: block for the next item (see Hot waits), draining as they come, until the
-      // slice ends, the thread has something else to wait for, or none came in time.
-      const sliceEnd = performance.now() + HOT_SLICE_MS;
-      while (this.#bell.waitSync(seen, HOT_WAIT_MS) !== 'timed-out') {
-        this.#bell.awake();
-        this.#drain();
-        seen = this.#bell.prepareSleep();
-        if (this.#drain() > 0 || !this.#running || performance.now() >= sliceEnd || !this.#mayBlock()) {
+    if (this.#mayBlock !== null) {
+      // Hot while the last item is less than HOT_WAIT_MS old, counted across slices: a
+      // turn that ends a slice usually finds nothing new, and parking asynchronously
+      // there would make the next command's ring a task posted to this thread's loop.
+      const now = performance.now();
+      if (took > 0) this.#lastItemAt = now;
+      let timeout = HOT_WAIT_MS - (now - this.#lastItemAt);
+      if (timeout > 0 && this.#mayBlock()) {
+        // Hot: block for the next item (see Hot waits), draining as they come, until the
+        // slice ends, the thread has something else to wait for, or none came in time.
+        const sliceEnd = now + HOT_SLICE_MS;
+        while (this.#bell.waitSync(seen, timeout) !== 'timed-out') {
           this.#bell.awake();
-          setImmediate(this.#turnFn);
-          return;
+          this.#drain();
+          seen = this.#bell.prepareSleep();
+          const at = performance.now();
+          this.#lastItemAt = at;
+          timeout = HOT_WAIT_MS;
+          if (this.#drain() > 0 || !this.#running || at >= sliceEnd || !this.#mayBlock()) {
+            this.#bell.awake();
+            setImmediate(this.#turnFn);
+            return;
+          }
         }
       }
     }

@@ -48,4 +48,49 @@ describe('ConsumerLoop', () => {
     loop.stop();
     await done;
   });
+
+  it('a hot wait carries over the turn that ends a slice instead of parking', async () => {
+    // Commands arrive 0.4 ms apart (inside the hot wait), so a 1 ms slice ends between
+    // two of them: the turn that follows finds nothing new and must block again, not
+    // park (a parked LUN worker makes the next ring a task posted to its event loop).
+    // Parking is right only once HOT_WAIT_MS passed without a command: that is what is
+    // checked, so a slow turn on a loaded machine does not fail the test.
+    let pending = 1;
+    let left = 6;
+    let lastItem = performance.now();
+    const parkedAfter: number[] = [];
+    class Bell extends Doorbell {
+      override waitSync(seen: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
+        if (left === 0) return super.waitSync(seen, timeoutMs);
+        left--;
+        const until = performance.now() + 0.4;
+        while (performance.now() < until) {
+          // the initiator's round trip
+        }
+        pending = 1;
+        lastItem = performance.now();
+        return 'ok';
+      }
+      override wait(seen: number): ReturnType<Doorbell['wait']> {
+        parkedAfter.push(performance.now() - lastItem);
+        return super.wait(seen);
+      }
+    }
+    const bell = new Bell();
+    const loop = new ConsumerLoop(
+      bell,
+      () => {
+        const n = pending;
+        pending = 0;
+        return n;
+      },
+      () => true,
+    );
+    const done = loop.run();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(parkedAfter.length, 'parked once the commands stopped').toBe(1);
+    expect(parkedAfter[0], 'ms since the last command when parking').toBeGreaterThanOrEqual(HOT_WAIT_MS - 0.01);
+    loop.stop();
+    await done;
+  });
 });
