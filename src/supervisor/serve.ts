@@ -41,13 +41,16 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
   });
   // Signal handlers before anything starts: without one, a SIGTERM that arrives while the
   // node starts (its admin API, or its readiness line, already out) kills it with the
-  // default action instead of stopping it. A signal during startup acts once start() has
-  // succeeded (a failed start returns 1 on its own).
+  // default action instead of stopping it. A signal during startup cancels the start
+  // (a cluster node may be waiting for Redis for up to its connect timeout) and the
+  // node exits 0; if the start completes all the same, the node stops right after.
   let markStarted!: () => void;
   const started = new Promise<void>((r) => (markStarted = r));
+  const startup = new AbortController();
   if (opts.handleSignals !== false) {
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'signal received');
+      startup.abort(new Error(`${sig} during startup`));
       void started.then(() => supervisor.stop(0));
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
@@ -78,8 +81,13 @@ export async function serve(config: SpindleConfig, opts: ServeOptions): Promise<
     }
   }
   try {
-    await supervisor.start();
+    await supervisor.start(startup.signal);
   } catch (err) {
+    if (startup.signal.aborted) {
+      log.info({ reason: errorMessage(startup.signal.reason) }, 'stopped during startup: nothing is served');
+      await admin?.close().catch(() => undefined);
+      return 0;
+    }
     log.error({ err: errorMessage(err) }, 'startup failed: nothing is served');
     await admin?.close().catch(() => undefined);
     return 1;

@@ -147,14 +147,23 @@ export class Supervisor {
   }
 
   /** Spawn every worker, in order: LUN workers, session workers, then the portals. */
-  async start(): Promise<void> {
+  /**
+   * Start the node. `signal` cancels a start still under way (an operator's SIGTERM):
+   * what was started is torn down and start() rejects with the signal's reason. Joining
+   * the cluster, which can wait up to CLUSTER_CONNECT_TIMEOUT_MS for Redis, ends at once;
+   * the other steps are checked between them.
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     try {
       // A cluster node first joins the cluster: without Redis it cannot know the reservations.
-      if (this.cluster !== null) await this.cluster.start(this.#clusterHost(), CLUSTER_CONNECT_TIMEOUT_MS);
+      if (this.cluster !== null) await this.cluster.start(this.#clusterHost(), CLUSTER_CONNECT_TIMEOUT_MS, signal);
+      signal?.throwIfAborted();
       await this.#startLunWorkers();
+      signal?.throwIfAborted();
       if (this.cluster !== null) await this.#clusterHost().aluaStates(this.cluster.aluaTable());
       const handoff = this.topology.portals.map(() => Array.from({ length: this.dataPlane.sessionWorkers }, () => new MessageChannel()));
       await this.#startSessionWorkers(handoff);
+      signal?.throwIfAborted();
       // Listening starts last, when everything behind the portals is ready.
       await this.#startPortals(handoff);
       this.#started = true;

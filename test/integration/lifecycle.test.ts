@@ -149,6 +149,54 @@ targets:
     }
   });
 
+  it('SIGTERM while a cluster node waits for Redis cancels the join: exit 0 at once, not after the connect timeout', async () => {
+    const port = await freePort();
+    const apiPort = await freePort();
+    const redisPort = await freePort(); // nothing listens there
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
+    const cfg = path.join(dir, 'join.yaml');
+    writeFileSync(
+      cfg,
+      `clusterId: cancel-join
+stateDir: ${dir}/state-{node}
+api: { listen: "127.0.0.1:${apiPort}" }
+cluster:
+  redis: { url: 'redis://127.0.0.1:${redisPort}' }
+  nodes:
+    - id: a
+      portals: ['127.0.0.1:${port}']
+devices: [{ name: shared, file: { path: ${dir}/shared.img, size: 16MiB } }]
+targets:
+  - iqn: iqn.2026-11.io.spindle:cancel
+    portals: ['127.0.0.1:${port}']
+    luns: { 0: shared }
+`,
+    );
+    try {
+      const p = spawn(process.execPath, [MAIN, 'serve', '--config', cfg, '--node', 'a', '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise<void>((resolve) => {
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('admin API listening')) resolve();
+        });
+      });
+      // Let the join reach its retry loop (Redis refuses every connection).
+      await new Promise((r) => setTimeout(r, 600));
+      const t0 = performance.now();
+      p.kill('SIGTERM');
+      expect(await exited, out).toBe(0);
+      // The join would have kept trying for 30 s (CLUSTER_CONNECT_TIMEOUT_MS).
+      expect(performance.now() - t0, out).toBeLessThan(10_000);
+      expect(out).toContain('stopped during startup');
+      expect(out).not.toContain('startup failed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a bad field exits 2 and names the path; nothing listens', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
     const port = await freePort();

@@ -27,6 +27,7 @@ import { Membership, type LeaseLoss } from './membership.ts';
 import { ClusterErrorCode, PrStore, parseState, type PrTiming } from './pr-store.ts';
 import { prRef, resetRef, type ClusterEvent } from './events.ts';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UNLOCK } from './scripts.ts';
 
 /** How long a cluster LU lock lives if its holder dies; and how long a taker waits for it. */
@@ -152,16 +153,22 @@ export class ClusterNode {
    * Connect, check the epoch, take the lease and load the shared state. Rejects when Redis
    * cannot be reached within `timeoutMs`, or another process holds this node id.
    */
-  async start(host: ClusterHost, timeoutMs: number): Promise<void> {
+  /**
+   * Join the cluster. `signal` cancels the join (an operator stopping a node that is
+   * still trying to reach Redis, or waiting out its predecessor's lease): the waits end
+   * at once and start() rejects with the signal's reason.
+   */
+  async start(host: ClusterHost, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     this.#host = host;
     const deadline = performance.now() + timeoutMs;
     for (;;) {
+      signal?.throwIfAborted();
       try {
         await this.link.connect();
         break;
       } catch (err) {
         if (performance.now() > deadline) throw new Error(`cannot reach Redis: ${(err as Error).message}`, { cause: err });
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250, undefined, signal === undefined ? undefined : { signal });
       }
     }
     await this.#checkEpoch();
@@ -183,8 +190,9 @@ export class ClusterNode {
         waiting = true;
         this.#log.warn({ node: this.node, ttlMs: lease.ttlMs }, 'the lease of this node id is held (a killed earlier process, or another process running as this node): waiting for it to expire');
       }
-      await new Promise((r) => setTimeout(r, lease.renewMs));
+      await sleep(lease.renewMs, undefined, signal === undefined ? undefined : { signal });
     }
+    signal?.throwIfAborted();
     this.link.startReading(tail);
     this.members.start();
     this.#fenced = false;
