@@ -35,16 +35,18 @@
  * buffered (not O_DIRECT) store therefore runs small reads and write-back writes
  * synchronously on the LUN worker when they are served by the page cache, which takes
  * a few microseconds. Whether they are is learnt, not guessed: each synchronous request
- * is timed, and a second one within SYNC_SLOW_WINDOW in-place requests that took
- * longer than SYNC_SLOW_MS (it went to the disk, or the kernel throttled a dirty-page
- * writer) sends the store's next SYNC_BACKOFF requests to the thread pool, so a
- * disk-bound workload keeps its parallelism and the worker's loop is blocked by at
- * most two slow requests per backoff. A lone slow one is forgiven: on a busy host a
- * page-cache copy now and then takes longer because the thread was preempted during
- * it, and sending the next 1024 requests through the pool for that cost a file LU about
- * a fifth of its queue-depth-1 commands two extra hand-offs each (measured here: 1 slow
- * request in ~4000). Durable writes (O_DSYNC) always go to the pool: they wait for the
- * medium by definition.
+ * is timed, and a third one within SYNC_SLOW_WINDOW in-place requests that took longer
+ * than SYNC_SLOW_MS (it went to the disk, or the kernel throttled a dirty-page writer)
+ * sends the store's next SYNC_BACKOFF requests to the thread pool, so a disk-bound
+ * workload keeps its parallelism and the worker's loop is blocked by at most three slow
+ * requests per backoff. Scattered slow ones are forgiven: on a busy host a page-cache
+ * copy now and then takes longer (the thread was preempted during it, a journal commit
+ * held the inode), and backing off for each sent a fifth to a third of a file LU's
+ * queue-depth-1 commands through the pool, two extra hand-offs each. Measured here: 1
+ * slow read in ~4000 on a quiet machine, 1 request in ~700 in a bench run of mixed
+ * workloads, almost all under 0.6 ms; a disk-bound workload is slow nearly every time.
+ * Durable writes (O_DSYNC) always go to the pool: they wait for the medium by
+ * definition.
  */
 import fs from 'node:fs';
 import type { BlockDeviceInfo } from './block-device.ts';
@@ -60,10 +62,10 @@ const { O_RDWR, O_RDONLY, O_CREAT, O_DSYNC, O_DIRECT } = fs.constants;
 const SYNC_MAX_BYTES = 128 * 1024;
 /** An in-place request slower than this was not served by the page cache. */
 const SYNC_SLOW_MS = 0.25;
-/** After a second slow in-place request, this many go to the thread pool before trying again. */
+/** After a third slow in-place request, this many go to the thread pool before trying again. */
 const SYNC_BACKOFF = 1024;
-/** Two slow in-place requests at most this many apart mean the page cache is not serving. */
-const SYNC_SLOW_WINDOW = 256;
+/** Three slow in-place requests within this many mean the page cache is not serving them. */
+const SYNC_SLOW_WINDOW = 32;
 
 export interface FileStoreOptions {
   /** O_DIRECT on every descriptor. */
@@ -209,8 +211,9 @@ export class FileStore implements BackingStore, AlignedIo {
   /** Requests served in place, and slow ones among them (stats). */
   inPlaceCount = 0;
   inPlaceSlow = 0;
-  /** inPlaceCount at the last slow in-place request (-Infinity: none yet). */
-  #lastSlowAt = -Infinity;
+  /** inPlaceCount at the last two slow in-place requests, latest first (-Infinity: none). */
+  #slowAt = -Infinity;
+  #slowBefore = -Infinity;
 
   private constructor(
     path: string,
@@ -525,13 +528,14 @@ export class FileStore implements BackingStore, AlignedIo {
     return true;
   }
 
-  /** @internal An in-place request took `ms`: slow twice in a row means the page cache does not serve them. */
+  /** @internal An in-place request took `ms`: slow ones close together mean the page cache does not serve them. */
   tookInPlace(ms: number): void {
     this.inPlaceCount++;
     if (ms > SYNC_SLOW_MS) {
       this.inPlaceSlow++;
-      if (this.inPlaceCount - this.#lastSlowAt <= SYNC_SLOW_WINDOW) this.#poolOnly = SYNC_BACKOFF;
-      this.#lastSlowAt = this.inPlaceCount;
+      if (this.inPlaceCount - this.#slowBefore <= SYNC_SLOW_WINDOW) this.#poolOnly = SYNC_BACKOFF;
+      this.#slowBefore = this.#slowAt;
+      this.#slowAt = this.inPlaceCount;
     }
   }
 
