@@ -146,12 +146,12 @@ export class Supervisor {
     return this.#running;
   }
 
-  /** Spawn every worker, in order: LUN workers, session workers, then the portals. */
   /**
-   * Start the node. `signal` cancels a start still under way (an operator's SIGTERM):
-   * what was started is torn down and start() rejects with the signal's reason. Joining
-   * the cluster, which can wait up to CLUSTER_CONNECT_TIMEOUT_MS for Redis, ends at once;
-   * the other steps are checked between them.
+   * Spawn every worker, in order: LUN workers, session workers, then the portals (a
+   * cluster node joins the cluster first). `signal` cancels a start still under way (an
+   * operator's SIGTERM): what was started is torn down and start() rejects with the
+   * signal's reason. Joining the cluster, which can wait up to CLUSTER_CONNECT_TIMEOUT_MS
+   * for Redis, ends at once; the other steps are checked between them.
    */
   async start(signal?: AbortSignal): Promise<void> {
     try {

@@ -151,12 +151,10 @@ export class ClusterNode {
 
   /**
    * Connect, check the epoch, take the lease and load the shared state. Rejects when Redis
-   * cannot be reached within `timeoutMs`, or another process holds this node id.
-   */
-  /**
-   * Join the cluster. `signal` cancels the join (an operator stopping a node that is
-   * still trying to reach Redis, or waiting out its predecessor's lease): the waits end
-   * at once and start() rejects with the signal's reason.
+   * cannot be reached within `timeoutMs`, or another process holds this node id. `signal`
+   * cancels the join (an operator stopping a node that is still trying to reach Redis, or
+   * waiting out its predecessor's lease): the waits end at once and start() rejects with
+   * the signal's reason.
    */
   async start(host: ClusterHost, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     this.#host = host;
