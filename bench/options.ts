@@ -14,6 +14,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --quick             smoke run: 1 round, 1 s runs, short probes
   --scaling           IOPS at 1/4/16 sessions, 1/8 LUs, spindle workers 1-2 x 1-2, and tgtd
   --cluster           spindle as a node of a two-node cluster (redis-server) vs embedded
+  --pin-clients       targets on CPU 0, qemu-img and the probe on the other CPUs (taskset):
+                      on a small machine the clients otherwise share the target's cores
   -h, --help
 
   npm run bench:check -- [--baseline bench/baseline.json] [--threshold 0.1] [result.json]
@@ -30,6 +32,8 @@ export interface BenchOptions {
   readonly workloads: readonly Workload[];
   readonly latencyCount: number;
   readonly luBytes: number;
+  /** --pin-clients: targets and clients on separate CPUs (harness/placement.ts). */
+  readonly pinClients: boolean;
 }
 
 export type Parsed = { readonly help: true } | { readonly help: false; readonly options: BenchOptions };
@@ -58,6 +62,7 @@ export function parseOptions(argv: readonly string[]): Parsed {
       quick: { type: 'boolean', default: false },
       scaling: { type: 'boolean', default: false },
       cluster: { type: 'boolean', default: false },
+      'pin-clients': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -93,6 +98,7 @@ export function parseOptions(argv: readonly string[]): Parsed {
       workloads,
       latencyCount,
       luBytes: DEFAULT_LU_BYTES,
+      pinClients: values['pin-clients'],
     },
   };
 }

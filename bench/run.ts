@@ -41,6 +41,7 @@ import { parseOptions, USAGE, type BenchOptions } from './options.ts';
 import { LOGIN_KEYS } from './probe/negotiation.ts';
 import { writeResult, RESULT_SCHEMA, type BenchResult } from './report/result.ts';
 import { WRITE_PATTERN } from './workloads.ts';
+import { placementFor, usePlacement, type Placement } from './harness/placement.ts';
 
 interface ModeOutput {
   readonly sections: Partial<Pick<BenchResult, 'compare' | 'scaling' | 'cluster'>>;
@@ -110,11 +111,23 @@ async function main(): Promise<number> {
 
   const needed = ['qemu-img', 'iscsi-readcapacity16', 'tgtd', 'tgtadm', 'getconf', 'sync'];
   if (options.mode === 'cluster') needed.push('redis-server');
+  if (options.pinClients) needed.push('taskset');
   const missing = needed.filter((c) => !onPath(c));
   if (missing.length > 0) {
     console.error(`bench: missing ${missing.join(', ')}; run: bash scripts/install-deps.sh`);
     return 1;
   }
+
+  let placement: Placement | null = null;
+  if (options.pinClients) {
+    try {
+      placement = placementFor(os.availableParallelism());
+    } catch (err) {
+      console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+      return 2;
+    }
+  }
+  usePlacement(placement);
 
   installSignalHandlers();
   const started = Date.now();
@@ -122,6 +135,9 @@ async function main(): Promise<number> {
   console.error(
     `bench: ${options.mode} mode on ${environment.host.cores} cores (${environment.host.model}), load average ${environment.host.loadAverageAtStart.join(' ')}, commit ${environment.git.commit.slice(0, 12)}${environment.git.dirty ? ' (dirty)' : ''}`,
   );
+  if (placement !== null) {
+    console.error(`bench: --pin-clients: targets on CPU ${placement.target}, clients on CPU ${placement.clients}`);
+  }
   const work = await mkdtemp(path.join(os.tmpdir(), 'spindle-bench-'));
   onCleanup(() => rm(work, { recursive: true, force: true }));
 
@@ -165,6 +181,10 @@ async function main(): Promise<number> {
           'probe runs grow until one lasts >= 0.3 s; the measured run gets rate x seconds requests, fixed for all rounds',
         order: 'targets alternate within each round; who goes first alternates per round and workload',
       },
+      placement:
+        placement === null
+          ? 'none: targets and clients share every CPU'
+          : { targetCpus: placement.target, clientCpus: placement.clients, how: 'taskset -c at spawn (threads inherit)' },
       cpu: 'utime+stime of the target process (/proc/<pid>/stat fields 14+15, all threads) right before and after each measured run, over its requests',
       latency: {
         client:

@@ -9,6 +9,7 @@ import { open, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { asTarget } from './placement.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..');
 
@@ -122,7 +123,9 @@ export async function startDaemon(
   env?: NodeJS.ProcessEnv,
 ): Promise<ChildProcess> {
   const log = await open(logFile, 'w');
-  const child = spawn(cmd, args, { stdio: ['ignore', log.fd, log.fd], cwd: REPO, env: env ?? process.env });
+  // Long-lived processes are the targets (and Redis): pinned with them under --pin-clients.
+  const [file, argv] = asTarget(cmd, args);
+  const child = spawn(file, argv, { stdio: ['ignore', log.fd, log.fd], cwd: REPO, env: env ?? process.env });
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', reject);

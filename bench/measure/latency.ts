@@ -9,6 +9,7 @@ import { ProbeOp } from '../probe/iscsi-client.ts';
 import { REPO, run } from '../harness/processes.ts';
 import type { RunningTarget } from '../harness/target.ts';
 import type { Workload } from '../workloads.ts';
+import { asClient } from '../harness/placement.ts';
 
 const PROBE = path.join(REPO, 'bench', 'latency-probe.ts');
 
@@ -35,7 +36,7 @@ export async function runProbe(target: RunningTarget, req: ProbeRequest): Promis
     '--lun', String(lu.lun), '--op', req.op, '--size', String(req.size), '--depth', String(req.depth),
     '--step', String(req.step), '--count', String(req.count),
   ];
-  const r = await run(process.execPath, args, 300_000);
+  const r = await run(...asClient(process.execPath, args), 300_000);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   if (r.code !== 0 || !line.startsWith('{')) {
     throw new Error(

@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { clockTicksPerSecond, readCpuTicks } from '../analysis/proc-stat.ts';
 import { mustRun, run } from '../harness/processes.ts';
+import { asClient } from '../harness/placement.ts';
 import type { RunningTarget } from '../harness/target.ts';
 import { MiB, WRITE_PATTERN, type Workload } from '../workloads.ts';
 
@@ -23,7 +24,7 @@ export async function qemuBench(url: string, w: Workload, count: number): Promis
   args.push('-s', String(w.size), '-S', String(w.step));
   if (w.write) args.push('-w', `--pattern=${WRITE_PATTERN}`);
   args.push(url);
-  const r = await run('qemu-img', args, 600_000);
+  const r = await run(...asClient('qemu-img', args), 600_000);
   const m = /Run completed in ([\d.]+) seconds/.exec(r.stdout);
   if (r.code !== 0 || m === null) {
     throw new Error(`qemu-img ${args.join(' ')} failed (${r.code}): ${(r.stderr || r.stdout).trim()}`);
@@ -139,7 +140,7 @@ export async function prefill(url: string, bytes: number): Promise<void> {
   const size = MiB;
   const args = ['bench', '-f', 'raw', '-t', 'none', '-w', `--pattern=${WRITE_PATTERN}`];
   args.push('-c', String(Math.ceil(bytes / size)), '-d', '8', '-s', String(size), '-S', String(size), url);
-  await mustRun('qemu-img', args, 600_000);
+  await mustRun(...asClient('qemu-img', args), 600_000);
 }
 
 /** `qemu-img --version`, first line. */

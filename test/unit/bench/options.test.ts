@@ -34,6 +34,12 @@ describe('parseOptions', () => {
     expect(() => parseOptions(['--scaling', '--cluster'])).toThrow(/give one/);
   });
 
+  it('--pin-clients: off by default, on when given, in any mode', () => {
+    expect(opts().pinClients).toBe(false);
+    expect(opts('--pin-clients').pinClients).toBe(true);
+    expect(opts('--scaling', '--pin-clients')).toMatchObject({ mode: 'scaling', pinClients: true });
+  });
+
   it('backings: a list or all', () => {
     expect(opts('--backing', 'null,file').backings).toEqual(['null', 'file']);
     expect(opts('--backing', 'all').backings).toEqual(['ram', 'null', 'file']);
