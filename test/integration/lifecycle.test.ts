@@ -4,7 +4,7 @@
  * must not start (a bad field, a portal that cannot be bound).
  */
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -131,19 +131,11 @@ targets:
 `,
     );
     try {
-      const p = spawn(process.execPath, [MAIN, 'serve', '--config', cfg, '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
       // The admin API listens before the workers start: signal the node right then.
-      await new Promise<void>((resolve) => {
-        p.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('admin API listening')) resolve();
-        });
-      });
+      const { p, exited, output } = await serveUntilApiListens(['--config', cfg]);
       p.kill('SIGTERM');
-      expect(await exited, out).toBe(0);
-      expect(out).toContain('stopped');
+      expect(await exited, output()).toBe(0);
+      expect(output()).toContain('stopped');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -173,25 +165,16 @@ targets:
 `,
     );
     try {
-      const p = spawn(process.execPath, [MAIN, 'serve', '--config', cfg, '--node', 'a', '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-      p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      await new Promise<void>((resolve) => {
-        p.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('admin API listening')) resolve();
-        });
-      });
+      const { p, exited, output } = await serveUntilApiListens(['--config', cfg, '--node', 'a']);
       // Let the join reach its retry loop (Redis refuses every connection).
       await new Promise((r) => setTimeout(r, 600));
       const t0 = performance.now();
       p.kill('SIGTERM');
-      expect(await exited, out).toBe(0);
+      expect(await exited, output()).toBe(0);
       // The join would have kept trying for 30 s (CLUSTER_CONNECT_TIMEOUT_MS).
-      expect(performance.now() - t0, out).toBeLessThan(10_000);
-      expect(out).toContain('stopped during startup');
-      expect(out).not.toContain('startup failed');
+      expect(performance.now() - t0, output()).toBeLessThan(10_000);
+      expect(output()).toContain('stopped during startup');
+      expect(output()).not.toContain('startup failed');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -270,6 +253,27 @@ function runMain(args: string[]): Promise<{ code: number | null; stdout: string;
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * `spindle serve --json` with `args`, returned once its admin API listens (the workers
+ * start after that), for signals sent while the node is still starting. `output` is
+ * stdout and stderr so far.
+ */
+async function serveUntilApiListens(
+  args: string[],
+): Promise<{ p: ChildProcess; exited: Promise<number | null>; output: () => string }> {
+  const p = spawn(process.execPath, [MAIN, 'serve', ...args, '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+  p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve) => {
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('admin API listening')) resolve();
+    });
+  });
+  return { p, exited, output: () => out };
 }
 
 function listening(port: number): Promise<boolean> {
