@@ -86,7 +86,6 @@ interface Sample {
   readonly metricName?: string;
 }
 
-/** What the exporter reads; the supervisor provides it (admin/node-admin.ts). */
 /**
  * Is a worker's heartbeat fresh: seen (`lastMs` > 0, Date.now() when the watchdog last
  * saw it move) and no older than `staleMs` at `nowMs`? The one judgement behind both
@@ -96,6 +95,7 @@ export function heartbeatFresh(lastMs: number, nowMs: number, staleMs: number): 
   return lastMs > 0 && nowMs - lastMs < staleMs;
 }
 
+/** What the exporter reads; the supervisor provides it (admin/node-admin.ts). */
 export interface ExporterSource {
   readonly version: string;
   readonly node: string;
