@@ -28,6 +28,11 @@ export interface ClusterRedisConfig {
   readonly tls?: ClusterRedisTls;
   /** Logical database (with sentinels; a URL carries its own). */
   readonly db?: number;
+  /**
+   * Replicas that must confirm a reservation change (Redis WAIT) before PR OUT completes,
+   * so that a failover right after it does not lose it. 0: do not wait.
+   */
+  readonly waitReplicas?: number;
 }
 
 /** Lease timings (milliseconds), see README "Safety model". */

@@ -390,6 +390,7 @@ export class NodeAdmin implements AdminHost {
           remainingMs: c.members.remainingMs,
           rttMs: c.members.lastRoundTripMs,
           epochLost: c.epochLost,
+          unreplicated: c.prs.unreplicated,
           peers: nodes.filter((n) => n !== c.node).map((n) => ({ node: n, live: c.members.peer(n)?.live ?? false })),
           admin: nodes.map((n) => ({ node: n, state: c.admin(n) })),
         };

@@ -97,6 +97,14 @@ export class ClusterLink {
   readonly keys: ClusterKeys;
   readonly node: string;
   readonly cmd: Redis;
+  /**
+   * Reservation changes, on a connection of their own: Redis WAIT counts the writes of
+   * the connection it is sent on, and blocks that connection while it waits, which must
+   * not hold up the lease renewals on `cmd` (pr-store.ts).
+   */
+  readonly changes: Redis;
+  /** How long a WAIT for replicas may block `changes` (ms). */
+  readonly replicaWaitMs: number;
   readonly #reader: Redis;
   readonly #log: Logger;
   readonly #epochFile: string;
@@ -116,6 +124,9 @@ export class ClusterLink {
     this.#log = o.log;
     this.#epochFile = path.join(o.stateDir, 'cluster', `${o.clusterId}.epoch`);
     this.cmd = createClient(o.redis, { commandTimeoutMs: o.commandTimeoutMs, clientName: `spindle-${o.node}` });
+    // WAIT answers after at most replicaWaitMs: the client's timeout must be longer.
+    this.replicaWaitMs = o.commandTimeoutMs;
+    this.changes = createClient(o.redis, { commandTimeoutMs: 2 * o.commandTimeoutMs, clientName: `spindle-${o.node}-changes` });
     // The reader blocks up to READ_BLOCK_MS per call: its timeout must be longer.
     this.#reader = createClient(o.redis, { commandTimeoutMs: READ_BLOCK_MS + o.commandTimeoutMs, clientName: `spindle-${o.node}-events` });
     let wasReady = false;
@@ -133,12 +144,13 @@ export class ClusterLink {
     // ioredis reports connection errors as events; the heartbeat and requests see them too.
     this.cmd.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis: command connection error'));
     this.#reader.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis: event connection error'));
+    this.changes.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'redis: change connection error'));
     this.cmd.defineCommand('spindlePublish', { numberOfKeys: 2, lua: PUBLISH });
   }
 
-  /** Connect both clients (rejects when Redis cannot be reached). */
+  /** Connect the clients (rejects when Redis cannot be reached). */
   async connect(): Promise<void> {
-    await Promise.all([this.cmd.connect(), this.#reader.connect()]);
+    await Promise.all([this.cmd.connect(), this.#reader.connect(), this.changes.connect()]);
   }
 
   get epoch(): string | null {
@@ -307,6 +319,6 @@ export class ClusterLink {
     for (const [, w] of this.#acks) w.release();
     this.#acks.clear();
     this.#reader.disconnect();
-    await this.cmd.quit().catch(() => this.cmd.disconnect());
+    await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.changes.quit().catch(() => this.changes.disconnect())]);
   }
 }

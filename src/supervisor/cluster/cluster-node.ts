@@ -118,7 +118,7 @@ export class ClusterNode {
       log: this.#log,
     });
     this.members = new Membership(this.link, o.config.nodes.map((n) => n.id), lease, this.#log);
-    this.prs = new PrStore(this.link, this.members, { ackTimeoutMs: Math.max(500, Math.min(5000, lease.ttlMs / 2)), leaseTtlMs: lease.ttlMs }, this.#log);
+    this.prs = new PrStore(this.link, this.members, { ackTimeoutMs: Math.max(500, Math.min(5000, lease.ttlMs / 2)), leaseTtlMs: lease.ttlMs, waitReplicas: o.config.redis.waitReplicas ?? 0 }, this.#log);
     this.prs.usable = () => (this.#lostEpoch !== null ? 'lost' : this.#fenced ? 'fenced' : null);
     this.prs.onTiming = (t) => (this.lastPrTiming = t);
     this.link.onEvent = (e) => this.#onEvent(e);

@@ -43,6 +43,8 @@ export interface PrStoreOptions {
   readonly ackTimeoutMs: number;
   /** Lease time to live (bounds the wait for a revoked peer). */
   readonly leaseTtlMs: number;
+  /** Redis replicas that must confirm a change before it is reported (0: none). */
+  readonly waitReplicas: number;
 }
 
 /** Latency of the last transitions, for the bench and metrics. */
@@ -60,6 +62,8 @@ export class PrStore {
   /** Whether PR OUT may run (false while the epoch is lost or the node is fenced). */
   usable: () => string | null = () => null;
   onTiming: (t: PrTiming) => void = () => {};
+  /** Changes reported although fewer than `waitReplicas` replicas confirmed them in time. */
+  unreplicated = 0;
 
   constructor(link: ClusterLink, members: Membership, o: PrStoreOptions, log: Logger) {
     this.#link = link;
@@ -67,7 +71,7 @@ export class PrStore {
     this.#o = o;
     this.#log = log;
     // Key counts vary with the number of peers: the first argument is the key count.
-    link.cmd.defineCommand('spindleCasPr', { lua: CAS_PR });
+    link.changes.defineCommand('spindleCasPr', { lua: CAS_PR });
     link.cmd.defineCommand('spindlePublishFenced', { lua: PUBLISH_FENCED });
   }
 
@@ -102,7 +106,7 @@ export class PrStore {
       const leaseKeys = this.#peerLeaseKeys();
       let answer: string[];
       try {
-        answer = (await (this.#link.cmd as unknown as { spindleCasPr(...a: (string | number)[]): Promise<string[]> }).spindleCasPr(
+        answer = (await (this.#link.changes as unknown as { spindleCasPr(...a: (string | number)[]): Promise<string[]> }).spindleCasPr(
           3 + leaseKeys.length,
           keys.pr(lu),
           keys.events,
@@ -129,7 +133,9 @@ export class PrStore {
       }
       const committed = performance.now();
       this.#joinLivePeers(wait, peers, answer.slice(2));
-      await this.#fence(ref, wait, peers);
+      // Both, whatever either says: the fence must run its course (it revokes silent peers).
+      const [replicated] = await Promise.allSettled([this.#replicated(ref), this.#fence(ref, wait, peers)]);
+      if (replicated.status === 'rejected') throw replicated.reason;
       this.onTiming({ totalMs: performance.now() - started, ackMs: performance.now() - committed, attempts: attempt });
       return result;
     }
@@ -166,6 +172,34 @@ export class PrStore {
     }
     this.#joinLivePeers(wait, peers, answer.slice(1));
     await this.#fence(ref, wait, peers);
+  }
+
+  /**
+   * Redis WAIT for the replicas to confirm the change just written on `changes` (which
+   * asks them at once, REPLCONF GETACK). Replication is asynchronous: without this a PR
+   * OUT could complete while its change exists only on the master, and a failover then
+   * loses it (the nodes find a version older than one they adopted: lost state, PR OUT
+   * refused until `spindle cluster recover`). Past the wait the change is reported anyway,
+   * with a warning: a replica down for maintenance must not stop reservations, and the
+   * master still holds the change. A connection lost while waiting means the master may
+   * be gone with the change, so the outcome is unknown, as for a failed CAS.
+   */
+  async #replicated(ref: string): Promise<void> {
+    const want = this.#o.waitReplicas;
+    if (want <= 0) return;
+    let got: number;
+    try {
+      got = await this.#link.changes.wait(want, this.#link.replicaWaitMs);
+    } catch (err) {
+      throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
+    }
+    if (got < want) {
+      this.unreplicated++;
+      this.#log.warn(
+        { ref, replicas: got, wanted: want, waitedMs: this.#link.replicaWaitMs },
+        'a reservation change was not confirmed by enough Redis replicas in time: reporting it anyway',
+      );
+    }
   }
 
   /** The lease keys of every other node, in a fixed order. */

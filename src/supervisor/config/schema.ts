@@ -971,6 +971,11 @@ const redisFields = {
   }),
   masterName: field(identifier(128), { doc: 'the master name the Sentinels monitor (with `sentinels`)', docDefault: '`spindle`' }),
   db: field(int(0, 1023), { doc: 'logical database (with `sentinels`; a URL carries its own)' }),
+  waitReplicas: field(int(0, 16), {
+    default: ({ siblings }) => (siblings['sentinels'] !== undefined ? 1 : 0),
+    docDefault: '`1` with `sentinels`, else `0`',
+    doc: 'replicas that must confirm a reservation change (Redis `WAIT`) before PR OUT completes, so a failover right after it keeps it; past the wait (the node\'s Redis command timeout) the change is reported with a warning',
+  }),
   username: field(label('Redis user name'), { doc: 'Redis ACL user (Redis 6+)' }),
   passwordFile: field(fsPath('file'), { doc: 'file holding the password (e.g. a mounted Kubernetes Secret); read at start' }),
   passwordEnv: field(envName, { doc: 'environment variable holding the password' }),

@@ -72,6 +72,7 @@ export const METRICS = {
   spindle_cluster_lease_remaining_seconds: { type: 'gauge', labels: [], help: 'Cluster mode: lease time left by this node\'s clock.' },
   spindle_cluster_redis_rtt_seconds: { type: 'gauge', labels: [], help: 'Cluster mode: Redis round-trip time of the last lease renewal.' },
   spindle_cluster_epoch_lost: { type: 'gauge', labels: [], help: 'Cluster mode: 1 when Redis lost the cluster state (PR OUT refused until spindle cluster recover).' },
+  spindle_cluster_pr_unreplicated_total: { type: 'counter', labels: [], help: 'Cluster mode: reservation changes reported although fewer Redis replicas than cluster.redis.waitReplicas confirmed them in time.' },
   spindle_cluster_peer_live: { type: 'gauge', labels: ['node'], help: 'Cluster mode: 1 while a peer node\'s lease is live.' },
   spindle_cluster_admin_state: { type: 'gauge', labels: ['node', 'state'], help: 'Cluster mode: 1 for each node\'s operator state (active, draining, drained, fenced).' },
 } as const satisfies Record<string, MetricDef>;
@@ -124,6 +125,8 @@ export interface ExporterSource {
         remainingMs: number;
         rttMs: number;
         epochLost: boolean;
+        /** Reservation changes reported without the replicas' confirmation (pr-store.ts). */
+        unreplicated: number;
         peers: { node: string; live: boolean }[];
         admin: { node: string; state: string }[];
       }
@@ -229,6 +232,7 @@ export class MetricsExporter {
       spindle_cluster_lease_remaining_seconds: () => this.#cluster((c) => [{ value: c.remainingMs / 1000, labels: {} }]),
       spindle_cluster_redis_rtt_seconds: () => this.#cluster((c) => [{ value: c.rttMs / 1000, labels: {} }]),
       spindle_cluster_epoch_lost: () => this.#cluster((c) => [{ value: c.epochLost ? 1 : 0, labels: {} }]),
+      spindle_cluster_pr_unreplicated_total: () => this.#cluster((c) => [{ value: c.unreplicated, labels: {} }]),
       spindle_cluster_peer_live: () => this.#cluster((c) => c.peers.map((p) => ({ value: p.live ? 1 : 0, labels: { node: p.node } }))),
       spindle_cluster_admin_state: () =>
         this.#cluster((c) =>

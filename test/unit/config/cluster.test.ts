@@ -47,7 +47,7 @@ describe('cluster configuration', () => {
     const c = parseConfig(yaml(), 'c.yaml', ENV);
     expect(c.nodeId).toBe('a');
     expect(c.stateDir).toBe('/var/lib/spindle/a');
-    expect(c.cluster?.redis).toEqual({ url: 'redis://10.0.0.9:6379/2' });
+    expect(c.cluster?.redis).toEqual({ url: 'redis://10.0.0.9:6379/2', waitReplicas: 0 });
     expect(c.cluster?.lease).toEqual({ ttlMs: 4000, renewMs: 800, marginMs: 1200 });
     expect(c.cluster?.nodes.map((n) => n.id)).toEqual(['a', 'b']);
     expect(c.devices[0]?.direct).toBe(true);
@@ -77,6 +77,7 @@ describe('cluster configuration', () => {
       url: 'redis://10.0.0.9:6379',
       username: 'spindle',
       password: 's3cret',
+      waitReplicas: 0,
     });
     expect(problems(withEnv)).toEqual(['cluster.redis.passwordEnv: environment variable REDIS_PW is not set']);
     const withFile = yaml().replace("redis: { url: 'redis://10.0.0.9:6379/2' }", 'redis: { url: "redis://10.0.0.9:6379", passwordFile: pw.txt }');
@@ -97,9 +98,23 @@ describe('cluster configuration', () => {
         { host: '10.0.0.8', port: 26379 },
       ],
       masterName: 'store',
+      // Sentinel means replicas: a reservation change waits for one (Redis WAIT).
+      waitReplicas: 1,
     });
     const noPort = yaml().replace("redis: { url: 'redis://10.0.0.9:6379/2' }", "redis: { sentinels: ['10.0.0.7'] }");
     expect(problems(noPort)).toEqual(['cluster.redis.sentinels[0]: must be a Sentinel address "host:port", e.g. "10.0.0.7:26379", got the string "10.0.0.7"']);
+  });
+
+  it('takes waitReplicas from 0 to 16, for either kind of Redis', () => {
+    const withWait = (redis: string) => yaml().replace("redis: { url: 'redis://10.0.0.9:6379/2' }", redis);
+    expect(parseConfig(withWait("redis: { url: 'redis://10.0.0.9:6379', waitReplicas: 2 }"), 'c.yaml', ENV).cluster?.redis.waitReplicas).toBe(2);
+    expect(parseConfig(withWait("redis: { sentinels: ['10.0.0.7:26379'], waitReplicas: 0 }"), 'c.yaml', ENV).cluster?.redis.waitReplicas).toBe(0);
+    expect(problems(withWait("redis: { url: 'redis://10.0.0.9:6379', waitReplicas: 17 }"))).toEqual([
+      expect.stringMatching(/^cluster\.redis\.waitReplicas: /),
+    ]);
+    expect(problems(withWait("redis: { url: 'redis://10.0.0.9:6379', waitReplicas: -1 }"))).toEqual([
+      expect.stringMatching(/^cluster\.redis\.waitReplicas: /),
+    ]);
   });
 
   it('reports every cluster problem at once, with its path', () => {

@@ -121,6 +121,7 @@ describe('MetricsExporter', () => {
       remainingMs: 2500,
       rttMs: 0.75,
       epochLost: false,
+      unreplicated: 3,
       peers: [{ node: 'b', live: false }],
       admin: [
         { node: 'a', state: 'draining' },
@@ -132,13 +133,14 @@ describe('MetricsExporter', () => {
     expect(text).toContain('spindle_cluster_serving 0');
     expect(text).toContain('spindle_cluster_lease_remaining_seconds 2.5');
     expect(text).toContain('spindle_cluster_redis_rtt_seconds 0.00075');
+    expect(text).toContain('spindle_cluster_pr_unreplicated_total 3');
     expect(text).toContain('spindle_cluster_peer_live{node="b"} 0');
     expect(text).toContain('spindle_cluster_admin_state{node="a",state="draining"} 1');
     expect(text).toContain('spindle_cluster_admin_state{node="a",state="active"} 0');
   });
 
   it('declares every metric it exports, and the README lists exactly those', async () => {
-    const { exporter } = fixture({ holding: true, serving: true, remainingMs: 1, rttMs: 1, epochLost: false, peers: [], admin: [] });
+    const { exporter } = fixture({ holding: true, serving: true, remainingMs: 1, rttMs: 1, epochLost: false, unreplicated: 0, peers: [], admin: [] });
     const text = await exporter.scrape();
     const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
     expect([...exported].sort()).toEqual(Object.keys(METRICS).sort());
