@@ -4,7 +4,7 @@
  * portals it serves. One file for every node; each node learns which one it is from
  * `--node`, SPINDLE_NODE_ID or `nodeId`.
  */
-import type { PortalConfig } from './config-types.ts';
+import type { PortalConfig } from './portal-config.ts';
 
 export interface ClusterRedisTls {
   /** PEM files (paths), read when connecting. */

@@ -7,6 +7,7 @@
  */
 
 import type { ClusterConfig } from './cluster-config.ts';
+import type { PortalConfig } from './portal-config.ts';
 
 /**
  * What holds a device's blocks (config `devices[]`: exactly one of `ram`, `file`,
@@ -65,10 +66,7 @@ export interface DeviceConfig {
   readonly product: string; // INQUIRY product id, <= 16 ASCII chars
 }
 
-export interface PortalConfig {
-  readonly host: string;
-  readonly port: number;
-}
+export type { PortalConfig } from './portal-config.ts';
 
 export interface ChapCredentials {
   readonly user: string;

@@ -2,7 +2,21 @@
  * The admin API as an OpenAPI 3.1 document, generated from the route table (routes.ts) so
  * it cannot drift from what the server validates and serves.
  */
-import type { Route } from './routes.ts';
+
+/**
+ * What the document needs of a route (routes.ts `Route` is one): declared here rather
+ * than imported, since routes.ts serves this document and would otherwise import its
+ * own importer.
+ */
+export interface DocumentedRoute {
+  readonly method: string;
+  readonly path: string;
+  readonly summary: string;
+  readonly public?: boolean;
+  readonly params?: Readonly<Record<string, unknown>>;
+  readonly body?: Readonly<Record<string, unknown>>;
+  readonly statuses?: readonly number[];
+}
 
 const ERROR_SCHEMA = {
   type: 'object',
@@ -21,7 +35,7 @@ function openApiPath(path: string): string {
   return path.replace(/:([A-Za-z]+)/g, '{$1}');
 }
 
-export function openApiDocument(routes: readonly Route[], version: string): Record<string, unknown> {
+export function openApiDocument(routes: readonly DocumentedRoute[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const params = r.params as { properties?: Record<string, Record<string, unknown>> } | undefined;

@@ -18,9 +18,42 @@ import type { Task, TaskOwner } from '../task.ts';
 import type { PduReceiver } from './pdu-receiver.ts';
 import type { PduWriter } from './pdu-writer.ts';
 import type { IscsiSession } from './session.ts';
-import type { CommandIntake } from './scsi-command.ts';
-import type { DataOutEngine } from './data-out.ts';
-import type { ResponseSender } from './scsi-response.ts';
+
+/*
+ * What the modules ask of each other through the core. Declared here, not taken from the
+ * classes (scsi-command.ts CommandIntake, data-out.ts DataOutEngine, scsi-response.ts
+ * ResponseSender), since each of those modules imports this one; the connection holds the
+ * classes themselves and drives the rest of them (PDU dispatch, configure, clear).
+ */
+
+/** Command intake (scsi-command.ts). */
+export interface IntakePort {
+  /** A task has all its data: deliver it in CmdSN order (it may wait for a gap). */
+  dataComplete(t: Task): void;
+  /** Forget a task held for CmdSN order (aborted before delivery). */
+  unhold(t: Task): void;
+  /** ExpCmdSN may have moved: deliver the held tasks that are now in order. */
+  releaseHeld(): void;
+}
+
+/** The R2T / Data-Out engine (data-out.ts). */
+export interface DataOutPort {
+  /** May a write of `len` bytes wait for its data (held in the slab)? */
+  mayHold(len: number): boolean;
+  /** `t` holds its buffer for data still due (counted until settled). */
+  hold(t: Task): void;
+  /** Start taking the task's data (unsolicited, then R2Ts). */
+  begin(t: Task): void;
+  /** `t` no longer waits for data (all in, aborted or timed out). */
+  settle(t: Task): void;
+}
+
+/** Data-In and SCSI Response (scsi-response.ts). */
+export interface ResponsePort {
+  send(t: Task): void;
+  /** End a task without any response (aborted, or its connection is gone) and free it. */
+  drop(t: Task): void;
+}
 
 /** The connection is the owner of its tasks: the LUN channel reports completions to it. */
 export interface ConnectionCore extends TaskOwner {
@@ -36,9 +69,9 @@ export interface ConnectionCore extends TaskOwner {
   readonly session: IscsiSession | null;
   /** Tasks of this connection by Initiator Task Tag. */
   readonly tasks: Map<number, Task>;
-  readonly intake: CommandIntake;
-  readonly dataOut: DataOutEngine;
-  readonly responses: ResponseSender;
+  readonly intake: IntakePort;
+  readonly dataOut: DataOutPort;
+  readonly responses: ResponsePort;
   /** False once the connection is closed. */
   readonly receiving: boolean;
   /** In full feature phase (not logging in, logging out or closed). */
