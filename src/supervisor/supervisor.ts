@@ -532,6 +532,16 @@ export class Supervisor {
         if (h === undefined || !h.alive) return;
         await h.control.request('resetApply', { lu, fn }, 60_000);
       },
+      applyHold: async (worker, lu, id, ttlMs) => {
+        const h = this.#luns[worker];
+        if (h === undefined || !h.alive) return;
+        await h.control.request('holdApply', { lu, id, ttlMs }, ttlMs);
+      },
+      releaseHold: async (worker, lu, id) => {
+        const h = this.#luns[worker];
+        if (h === undefined || !h.alive) return;
+        await h.control.request('holdRelease', { lu, id });
+      },
       aluaStates: async (states) => {
         const body = { remove: [], states: states.map((s) => ({ group: s.group, state: s.state as number })) };
         await Promise.all(this.#luns.filter((h) => h.alive).map((h) => h.control.request('commit', body).catch(() => undefined)));

@@ -107,6 +107,14 @@ export const LUN_CONTROL = {
       /** Cluster mode: another node grew LU `lu` (CAPACITY DATA HAS CHANGED here too). */
       growApply: { body: object({ lu: 'string', bytes: 'number' }), result: VOID },
       /**
+       * Cluster mode: another node runs an exclusive command (COMPARE AND WRITE, ORWRITE,
+       * WRITE ATOMIC) on LU `lu`: hold its commands here (sbc/state.ts holdForPeer) for at
+       * most `ttlMs`. Answers once nothing of the LU is in flight here.
+       */
+      holdApply: { body: object({ lu: 'string', id: 'string', ttlMs: 'integer' }), result: VOID },
+      /** Cluster mode: that command is done; the hold `id` ends. */
+      holdRelease: { body: object({ lu: 'string', id: 'string' }), result: VOID },
+      /**
        * Session worker `session` died (issue 12): its commands are aborted, its I_T nexuses
        * lost. Its replacement's link follows as a `sessionLink` handle message.
        */

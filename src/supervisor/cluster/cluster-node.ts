@@ -25,7 +25,7 @@ import { ControlError } from '../../shared/control/errors.ts';
 import { ClusterLink } from './cluster-link.ts';
 import { Membership, type LeaseLoss } from './membership.ts';
 import { ClusterErrorCode, PrStore, parseState, type PrTiming } from './pr-store.ts';
-import { prRef, resetRef, type ClusterEvent } from './events.ts';
+import { holdRef, prRef, resetRef, type ClusterEvent } from './events.ts';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UNLOCK } from './scripts.ts';
@@ -57,6 +57,12 @@ export interface ClusterHost {
   applyCapacity(worker: number, lu: string, bytes: number): Promise<void>;
   /** Mode pages changed by MODE SELECT on another node. */
   applyModes(worker: number, lu: string, pages: readonly ModePageImage[]): Promise<void>;
+  /**
+   * Another node runs an exclusive command on LU `lu`: hold the LU's commands for at most
+   * `ttlMs`; resolves once none is in flight. `releaseHold` ends the hold.
+   */
+  applyHold(worker: number, lu: string, id: string, ttlMs: number): Promise<void>;
+  releaseHold(worker: number, lu: string, id: string): Promise<void>;
   /** The asymmetric access states of every port group changed. */
   aluaStates(states: readonly { group: number; state: AluaStateValue }[]): Promise<void>;
   /** The operator changed this node's admin state. */
@@ -102,6 +108,8 @@ export class ClusterNode {
   #resyncing: Promise<void> | null = null;
   #stopped = false;
   #lostLogAt = 0;
+  /** Lock tokens whose hold was broadcast (lockLu): unlockLu releases them. */
+  readonly #holding = new Set<string>();
   lastPrTiming: PrTiming | null = null;
 
   constructor(o: ClusterNodeOptions) {
@@ -250,6 +258,15 @@ export class ClusterNode {
       case 'reset':
         if (e.o !== this.node) void this.#applyRemoteReset(e.lu, e.fn, e.id, e.o);
         return;
+      case 'hold':
+        if (e.o !== this.node) void this.#applyRemoteHold(e.lu, e.id, e.o);
+        return;
+      case 'release':
+        if (e.o !== this.node) {
+          const worker = this.#owners.get(e.lu);
+          if (worker !== undefined) void this.#host?.releaseHold(worker, e.lu, e.id).catch(() => undefined);
+        }
+        return;
       case 'admin':
         if (!ADMIN_STATES.has(e.state)) return;
         this.#admin.set(e.node, e.state as AdminState);
@@ -311,6 +328,18 @@ export class ClusterNode {
     );
   }
 
+  /** Another node's exclusive command on `lu` (lockLu): hold the LU here, then acknowledge. */
+  async #applyRemoteHold(lu: string, id: string, origin: string): Promise<void> {
+    const worker = this.#owners.get(lu);
+    try {
+      if (worker !== undefined) await this.#host?.applyHold(worker, lu, id, LOCK_TTL_MS);
+      await this.link.ack(origin, holdRef(id));
+    } catch (err) {
+      // Not acknowledged: the origin's command fails retryably; the hold ends at its TTL.
+      this.#log.error({ lu, err: (err as Error).message }, 'could not hold a LU for another node\'s exclusive command');
+    }
+  }
+
   async #applyRemoteReset(lu: string, fn: number, id: string, origin: string): Promise<void> {
     const worker = this.#owners.get(lu);
     try {
@@ -323,11 +352,18 @@ export class ClusterNode {
 
   /**
    * The cluster-wide lock of one LU for its LU-wide exclusive commands (VMware ATS:
-   * COMPARE AND WRITE). A Redis key with a random token and a time to live, so a node that
-   * dies holding it blocks the others at most LOCK_TTL_MS. Covers these commands against
-   * each other only: a plain WRITE on another node is not held back (SBC-4 asks atomicity
-   * of COMPARE AND WRITE against other commands; across nodes spindle gives it against
-   * the commands that read and write the same range as a unit, which is what ATS needs).
+   * COMPARE AND WRITE, ORWRITE, WRITE ATOMIC), which SBC-4 makes atomic against every
+   * other command of the LU (5.3, 4.29.2), whichever node it comes through:
+   *  1. a Redis key with a random token and a time to live (LOCK_TTL_MS), so one node at a
+   *     time, and a node that dies holding it blocks the others at most that long;
+   *  2. a `hold` broadcast: every other live node closes the LU's gate (sbc/state.ts) and
+   *     acknowledges once nothing of the LU is in flight there. A node silent past the
+   *     acknowledgement timeout fails the command (retryable, 02/04/0A) rather than
+   *     losing its lease: the initiator retries, and a dead node's lease runs out.
+   * The command runs only after both; unlockLu releases the hold, then the key.
+   * While Redis has lost the cluster state (#lostEpoch) no event can be published, so the
+   * hold is skipped: until an operator recovers, these commands are atomic only against
+   * each other, as I/O goes on with what each node knows.
    */
   async lockLu(lu: string): Promise<string> {
     if (!this.serving) throw new ControlError(ClusterErrorCode.UNAVAILABLE, 'not serving');
@@ -342,14 +378,33 @@ export class ClusterNode {
       } catch (err) {
         throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
       }
-      if (got === 'OK') return token;
+      if (got === 'OK') break;
       if (performance.now() > deadline) throw new ControlError(ClusterErrorCode.BUSY, `${lu}: lock held elsewhere for ${LOCK_WAIT_MS} ms`);
       await new Promise((r) => setTimeout(r, pause));
       pause = Math.min(pause * 2, 20);
     }
+    if (this.#lostEpoch !== null) return token;
+    this.#holding.add(token);
+    try {
+      await this.prs.broadcast({ k: 'hold', o: this.node, lu, id: token }, holdRef(token), true);
+    } catch (err) {
+      // Nothing ran: end the hold where it was taken, free the key, and fail retryably.
+      await this.unlockLu(lu, token).catch(() => undefined);
+      throw err instanceof ControlError ? err : new ControlError(ClusterErrorCode.UNAVAILABLE, (err as Error).message);
+    }
+    return token;
   }
 
+  /** End the hold of `token` on every node, then free the LU's key (see lockLu). */
   async unlockLu(lu: string, token: string): Promise<void> {
+    if (this.#holding.delete(token)) {
+      try {
+        await this.link.publish({ k: 'release', o: this.node, lu, id: token });
+      } catch (err) {
+        // The other nodes end the hold at its TTL, as when this node dies.
+        this.#log.warn({ lu, err: (err as Error).message }, 'could not publish the end of an exclusive command: other nodes hold the LU until its lock expires');
+      }
+    }
     await this.link.cmd.eval(UNLOCK, 1, this.link.keys.cawLock(lu), token);
   }
 

@@ -14,6 +14,9 @@
  *   capacity   a LU grew (CAPACITY DATA HAS CHANGED on every node)
  *   resync     the operator repaired the cluster state: every node reloads everything
  *   mode       MODE SELECT changed a LU's mode pages (current and saved values)
+ *   hold       a node is about to run an exclusive command (COMPARE AND WRITE, ORWRITE,
+ *              WRITE ATOMIC) on a LU: every other node holds the LU's commands and acks
+ *   release    that command is done: the hold `id` ends
  */
 import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
 import type { ModePageImage } from '../../shared/state/mode-image.ts';
@@ -27,8 +30,10 @@ const ALUA = object({ k: literal('alua'), o: 'string', states: arrayOf(object({ 
 const CAPACITY = object({ k: literal('capacity'), o: 'string', lu: 'string', bytes: 'number' });
 const RESYNC = object({ k: literal('resync'), o: 'string' });
 const MODE = object({ k: literal('mode'), o: 'string', lu: 'string', pages: opaque<ModePageImage[]>('array') });
+const HOLD = object({ k: literal('hold'), o: 'string', lu: 'string', id: 'string' });
+const RELEASE = object({ k: literal('release'), o: 'string', lu: 'string', id: 'string' });
 
-const EVENT = either(PR, ACK, RESET, ADMIN, ALUA, CAPACITY, RESYNC, MODE);
+const EVENT = either(PR, ACK, RESET, ADMIN, ALUA, CAPACITY, RESYNC, MODE, HOLD, RELEASE);
 
 export type ClusterEvent = Infer<typeof EVENT>;
 export type PrChangeEvent = Infer<typeof PR>;
@@ -40,6 +45,10 @@ export function prRef(lu: string, version: number): string {
 
 export function resetRef(id: string): string {
   return `reset:${id}`;
+}
+
+export function holdRef(id: string): string {
+  return `hold:${id}`;
 }
 
 export function encodeEvent(e: ClusterEvent): string {

@@ -145,8 +145,11 @@ export class PrStore {
   /**
    * Publish `event` and return once every live peer has acknowledged `ref` (or been
    * fenced off, as for a reservation change). For cluster-wide task management.
+   * `giveUp`: a peer silent past ackTimeoutMs fails the broadcast instead (UNAVAILABLE)
+   * and keeps its lease: for a request that may be retried (a hold for COMPARE AND WRITE),
+   * where one slow peer must not cost that peer its lease.
    */
-  async broadcast(event: ClusterEvent, ref: string): Promise<void> {
+  async broadcast(event: ClusterEvent, ref: string, giveUp = false): Promise<void> {
     const refusal = this.usable();
     if (refusal !== null) throw new ControlError(refusal === 'lost' ? ClusterErrorCode.STATE_LOST : ClusterErrorCode.UNAVAILABLE, `cluster unavailable: ${refusal}`);
     const peers = this.#members.livePeers();
@@ -171,6 +174,15 @@ export class PrStore {
       throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
     }
     this.#joinLivePeers(wait, peers, answer.slice(1));
+    if (giveUp) {
+      const acked = await Promise.race([wait.done.then(() => true), sleep(this.#o.ackTimeoutMs).then(() => false)]);
+      if (!acked && wait.pending.size > 0) {
+        const silent = [...wait.pending];
+        this.#link.cancelAcks(ref);
+        throw new ControlError(ClusterErrorCode.UNAVAILABLE, `peers did not acknowledge in time: ${silent.join(', ')}`);
+      }
+      return;
+    }
     await this.#fence(ref, wait, peers);
   }
 

@@ -68,8 +68,8 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
     return;
   }
   // An LU-wide exclusive command (the registry's `exclusive` rows: COMPARE AND WRITE,
-  // WRITE ATOMIC, ORWRITE; SBC-4 5.3) is waiting or running: queue behind it, in
-  // arrival order (sbc/state.ts).
+  // WRITE ATOMIC, ORWRITE; SBC-4 5.3) is waiting or running, here or (cluster) on another
+  // node: queue behind it, in arrival order (sbc/state.ts).
   if (lu.sbc.gate !== null) {
     lu.sbc.defer(cmd, executeCommand);
     return;

@@ -202,6 +202,20 @@ export class LunWorker implements TaskHome {
     this.log.info({ device: unit.name, blocks: unit.blockCount }, 'logical unit grown by another node: CAPACITY DATA HAS CHANGED');
   }
 
+  /**
+   * Cluster mode: another node runs an exclusive command on the LU; resolves once this
+   * node holds the LU's commands and has none in flight (sbc/state.ts holdForPeer).
+   */
+  holdApply(lu: string, id: string, ttlMs: number): Promise<void> {
+    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    return unit === undefined ? Promise.resolve() : unit.sbc.holdForPeer(id, ttlMs);
+  }
+
+  /** Cluster mode: that exclusive command is done. */
+  holdRelease(lu: string, id: string): void {
+    for (const u of this.#units) if (u !== undefined && u.pr.luKey === lu) u.sbc.releasePeer(id);
+  }
+
   /** Cluster mode: mode pages changed by MODE SELECT on another node. */
   async modeApply(lu: string, pages: readonly ModePageImage[]): Promise<void> {
     const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);

@@ -226,6 +226,35 @@ for (const kind of ['ram', 'file'] as StoreKind[]) {
       expect(u.sbc.gate).toBeNull();
     });
 
+    it("another node's hold (cluster COMPARE AND WRITE) queues commands until released or timed out", async () => {
+      const u = await lu();
+      const settledWithin = (p: Promise<void>, ms: number) =>
+        Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+      // The hold reports drained only once nothing of the LU is in flight.
+      u.sbc.active++;
+      const drained = u.sbc.holdForPeer('peer-1', 60_000);
+      expect(await settledWithin(drained, 30), 'drained while a multi-step command runs').toBe(false);
+      u.sbc.active--;
+      expect(await settledWithin(drained, 1000)).toBe(true);
+      expect(u.sbc.gate).not.toBeNull();
+      const w = makeCommand(cdb10(Opcode.WRITE_10, 9, 1), { dataOut: Buffer.alloc(512, 0x44) });
+      executeCommand(u, w);
+      expect(await settledWithin(w.finished, 30), 'a WRITE runs while held').toBe(false);
+      u.sbc.releasePeer('peer-1');
+      await w.finished;
+      expect(w.status).toBe(ScsiStatus.GOOD);
+      expect(u.sbc.gate).toBeNull();
+      expect((await readBlocks(u, 9, 1)).every((b) => b === 0x44)).toBe(true);
+      // A hold whose release never comes (its node died) ends at its TTL.
+      await u.sbc.holdForPeer('peer-2', 50);
+      const r = makeCommand(cdb10(Opcode.READ_10, 9, 1), { dataLength: 512 });
+      executeCommand(u, r);
+      expect(await settledWithin(r.finished, 2000)).toBe(true);
+      expect(r.status).toBe(ScsiStatus.GOOD);
+      expect(u.sbc.peerHolds).toBe(0);
+      expect(u.sbc.gate).toBeNull();
+    });
+
     it('ORWRITE ORs, WRITE ATOMIC writes and rejects atomic boundaries', async () => {
       const u = await lu();
       await exec(u, cdb10(Opcode.WRITE_10, 3, 1), Buffer.alloc(512, 0x0f));

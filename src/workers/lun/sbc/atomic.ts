@@ -22,6 +22,14 @@ import { firstDifference } from './verify.ts';
 const FUA = 0x08;
 
 /**
+ * Tests only (SPINDLE_TEST_FAULTS=1): a pause between COMPARE AND WRITE's compare and its
+ * write, so a cluster test can send a command through another node inside that window
+ * and see that it waits (cluster-node.ts lockLu). 0 otherwise.
+ */
+const TEST_COMPARE_PAUSE_MS =
+  process.env['SPINDLE_TEST_FAULTS'] === '1' ? Number(process.env['SPINDLE_TEST_CAW_PAUSE_MS'] ?? 0) : 0;
+
+/**
  * COMPARE AND WRITE CDB (SBC-4 5.3 table 37):
  *   0 89h | 1 WRPROTECT(7..5) DPO(4) FUA(3) reserved(2) FUA_NV(1) reserved(0)
  *   2-9 LBA | 10-12 reserved | 13 NUMBER OF LOGICAL BLOCKS
@@ -77,6 +85,7 @@ export function compareAndWrite(lu: LogicalUnit, cmd: ScsiCommand): Completion {
       setCheckCondition(cmd, SenseReason.MISCOMPARE_DURING_VERIFY, undefined, at);
       return;
     }
+    if (TEST_COMPARE_PAUSE_MS > 0) await new Promise((r) => setTimeout(r, TEST_COMPARE_PAUSE_MS));
     await writeAt(lu, cmd.data, half, half, lba, durable(lu, fua));
     lu.sbc.noteWritten(lba, blocks);
   });

@@ -18,6 +18,14 @@
  * blocks), so draining the LU for them costs little; correctness does not depend on
  * ranges being computed right. Waiting for in-flight work polls once per event-loop turn
  * (setImmediate) only while an exclusive command is waiting.
+ *
+ * In a cluster the same gate closes for another node's exclusive command on the LU (a
+ * hold, `holdForPeer`): SBC-4 asks atomicity against every command, and a plain WRITE
+ * through this node must not land between that node's compare and its write. The other
+ * node takes the LU's cluster lock, then asks every node to hold, and runs only once each
+ * has closed its gate and has nothing of the LU in flight (cluster-node.ts lockLu). The
+ * hold ends with that node's release, or after `ttlMs` if the release never comes (the
+ * node died: the lock in Redis expires as well).
  */
 import type { BackingConfig, DeviceConfig } from '../../../shared/config-types.ts';
 import type { ScsiCommand } from '../../../shared/scsi/command.ts';
@@ -40,6 +48,9 @@ import {
 const MAX_BULK_BYTES = 1 << 30;
 /** Upper bound of MAXIMUM UNMAP LBA COUNT (see SbcState). */
 const MAX_UNMAP_BLOCKS = 1 << 20;
+
+/** The gate's value while only other nodes hold the LU (see the file comment). */
+const HELD = Object.freeze({ heldByPeer: true });
 
 /** Sanitize state (SBC-4 4.11). */
 export const SanitizeState = {
@@ -115,8 +126,16 @@ export class SbcState {
   /** Why medium-access commands fail now (null: ready). Hot path reads this one field. */
   notReady: SenseDetail | null = null;
 
-  /** The exclusive command waiting or running (null: gate open). */
-  gate: ScsiCommand | null = null;
+  /**
+   * Closed (non-null) while an exclusive command of this LU waits or runs, or another
+   * node holds the LU (cluster); commands arriving then are queued. The hot path reads
+   * only this field.
+   */
+  gate: object | null = null;
+  /** The exclusive command of this node waiting or running. */
+  #local: ScsiCommand | null = null;
+  /** Other nodes' holds on the LU by id, each with the timer that ends it at its TTL. */
+  readonly #holds = new Map<string, ReturnType<typeof setTimeout>>();
   /** Multi-step commands in progress (bulk WRITE SAME, UNMAP, SANITIZE, ...). */
   active = 0;
   #queue: ScsiCommand[] = [];
@@ -350,21 +369,71 @@ export class SbcState {
    * command's outputs; the gate then reopens, `cmd` finishes and the queue is replayed.
    */
   runExclusive(cmd: ScsiCommand, body: () => Promise<void>): void {
+    this.#local = cmd;
     this.gate = cmd;
     const start = (): void => {
-      if (this.lu.store.inFlight > 0 || this.active > 0) {
+      if (this.#busy()) {
         setImmediate(start);
         return;
       }
       body()
         .catch(() => setCheckCondition(cmd, SenseReason.INTERNAL_TARGET_FAILURE))
         .finally(() => {
-          this.gate = null;
+          this.#local = null;
+          this.#reopen();
           cmd.finish();
           this.#replay();
         });
     };
     start();
+  }
+
+  /**
+   * Another node's exclusive command (see the file comment): close the gate and resolve
+   * once nothing of this LU is in flight here, or at once if the hold ended meanwhile.
+   * A hold lasts until releasePeer(id), at most `ttlMs`.
+   */
+  holdForPeer(id: string, ttlMs: number): Promise<void> {
+    if (!this.#holds.has(id)) {
+      const timer = setTimeout(() => this.releasePeer(id), ttlMs);
+      timer.unref();
+      this.#holds.set(id, timer);
+      if (this.gate === null) this.gate = HELD;
+    }
+    return new Promise((resolve) => {
+      const drained = (): void => {
+        if (this.#holds.has(id) && this.#busy()) setImmediate(drained);
+        else resolve();
+      };
+      drained();
+    });
+  }
+
+  /** Another node's exclusive command is done: its hold ends (unknown ids are ignored). */
+  releasePeer(id: string): void {
+    const timer = this.#holds.get(id);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#holds.delete(id);
+    if (this.#local === null) {
+      this.#reopen();
+      this.#replay();
+    }
+  }
+
+  /** Other nodes' holds in force (tests, unit info). */
+  get peerHolds(): number {
+    return this.#holds.size;
+  }
+
+  /** Something of this LU is in flight: backing-store requests or multi-step commands. */
+  #busy(): boolean {
+    return this.lu.store.inFlight > 0 || this.active > 0;
+  }
+
+  /** The gate after the local exclusive command or a hold ended. */
+  #reopen(): void {
+    this.gate = this.#local ?? (this.#holds.size > 0 ? HELD : null);
   }
 
   #replay(): void {
