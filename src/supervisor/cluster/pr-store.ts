@@ -175,8 +175,13 @@ export class PrStore {
     }
     this.#joinLivePeers(wait, peers, answer.slice(1));
     if (giveUp) {
-      const acked = await Promise.race([wait.done.then(() => true), sleep(this.#o.ackTimeoutMs).then(() => false)]);
-      if (!acked && wait.pending.size > 0) {
+      // A peer that dies meanwhile is not waited for once its lease is gone.
+      const deadline = performance.now() + this.#o.ackTimeoutMs;
+      while (!wait.settled && performance.now() < deadline) {
+        this.#dropGone(ref, wait, peers);
+        await Promise.race([wait.done, sleep(50)]);
+      }
+      if (!wait.settled) {
         const silent = [...wait.pending];
         this.#link.cancelAcks(ref);
         throw new ControlError(ClusterErrorCode.UNAVAILABLE, `peers did not acknowledge in time: ${silent.join(', ')}`);
@@ -184,6 +189,14 @@ export class PrStore {
       return;
     }
     await this.#fence(ref, wait, peers);
+  }
+
+  /** Stop waiting for the peers of `wait` that are dead or have resynchronized since `gens`. */
+  #dropGone(ref: string, wait: AckWait, gens: Map<string, number>): void {
+    for (const n of [...wait.pending]) {
+      const p = this.#members.peer(n);
+      if (p === undefined || !p.live || (p.lease !== null && p.lease.gen !== gens.get(n))) this.#link.dropPeer(n, ref);
+    }
   }
 
   /**
@@ -254,10 +267,7 @@ export class PrStore {
     await Promise.all(silent.map((n) => this.#members.revoke(n).catch(() => undefined)));
     const deadline = performance.now() + this.#o.leaseTtlMs * 2;
     while (pending.size > 0 && performance.now() < deadline) {
-      for (const n of [...pending]) {
-        const p = this.#members.peer(n);
-        if (p === undefined || !p.live || (p.lease !== null && p.lease.gen !== gens.get(n))) this.#link.dropPeer(n, ref);
-      }
+      this.#dropGone(ref, wait, gens);
       if (pending.size === 0) break;
       await Promise.race([done, sleep(50)]);
     }
