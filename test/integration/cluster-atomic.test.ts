@@ -14,6 +14,9 @@
  * 2. VMware-style ATS from both nodes at once on one block (read, then COMPARE AND WRITE
  *    the next value, again on a miscompare): every GOOD one moved the counter by one, no
  *    update is lost, and neither node waits for the other for ever.
+ * 3. Node b killed: COMPARE AND WRITE through node a answers NOT READY, ASYMMETRIC ACCESS
+ *    STATE TRANSITION (retryable) while b's lease lives, as nobody acknowledges the hold,
+ *    and GOOD once the lease is gone; never anything else.
  */
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +28,7 @@ import {
   good,
   loginHost,
   outcomeOf,
+  pastAccessStateChanged,
   readBlocks,
   ScsiStatus,
   senseOf,
@@ -125,5 +129,30 @@ describe('COMPARE AND WRITE is atomic across nodes', () => {
     // Each GOOD one set a distinct next value: 1..2*PER_NODE, each exactly once.
     expect([...fromA, ...fromB].sort((x, y) => x - y)).toEqual(Array.from({ length: 2 * PER_NODE }, (_, i) => i + 1));
     expect((await readBlock(b!, LBA)).readUInt32BE(0)).toBe(2 * PER_NODE);
+  });
+
+  it('the other node killed: retryable NOT READY while its lease lives, then GOOD', async () => {
+    const LBA = 300;
+    good(await writeBlocks(a!, LBA, filled(0x01)), 'initial contents through a');
+    await c.kill(1);
+    const killedAt = performance.now();
+    const outcomes: string[] = [];
+    let current = 0x01;
+    for (;;) {
+      const r = await compareAndWrite(a!, LBA, filled(current), filled(current + 1));
+      if (r.status === ScsiStatus.GOOD) break;
+      outcomes.push(outcomeOf(r));
+      // b's port group turning UNAVAILABLE is reported once as a unit attention (SPC-4 5.16.2.5).
+      expect(['2,4,10', '6,42,6'], `COMPARE AND WRITE while b is dead: ${outcomeOf(r)}`).toContain(senseOf(r.sense)?.join());
+      expect(performance.now() - killedAt, 'GOOD within the lease and a renewal').toBeLessThan((LEASE.ttlSec + 3) * 1000);
+    }
+    current++;
+    console.log(`node b killed: ${outcomes.join('; ')}; GOOD after ${Math.round(performance.now() - killedAt)} ms`);
+    // b's lease outlives the acknowledgement timeout (ttlSec 4 against 2 s): at least the
+    // first one was refused (retryably) rather than waiting for b's lease to be revoked.
+    expect(outcomes.filter((o) => o.includes('02/04/0a')).length).toBeGreaterThan(0);
+    const after = await pastAccessStateChanged(() => readBlocks(a!, LBA, 1));
+    good(after, 'READ through a');
+    expect(after.data.equals(filled(current))).toBe(true);
   });
 });
