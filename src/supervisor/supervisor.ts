@@ -235,7 +235,7 @@ export class Supervisor {
         requests: {
           // Reservations live here, not in the LUN worker: in Redis (cluster) or in the
           // supervisor's embedded store, so they outlive a worker that crashes (issue 12).
-          prLoad: (m) => (cluster === null ? prs.loadPr(m.lu) : cluster.prLoad(l, m.lu)).then((state) => ({ state })),
+          prLoad: (m) => (cluster === null ? prs.loadPr(m.lu).then((state) => ({ state })) : cluster.prLoad(l, m.lu)),
           prTransition: (m) => (cluster === null ? prs.transition(m.lu, m.request) : cluster.prTransition(m.lu, m.request)).then((result) => ({ result })),
           luReset: (m) => (cluster === null ? Promise.resolve() : cluster.reset(m.lus, m.fn)),
           lockLu: (m) => (cluster === null ? notClustered() : cluster.lockLu(m.lu).then((token) => ({ token }))),

@@ -26,7 +26,11 @@ export const LUN_CONTROL = {
   a: {
     requests: {
       /** Cluster mode: the shared reservation state of LU `lu` (its NAA, hex) as it opens. */
-      prLoad: { body: object({ lu: 'string' }), result: object({ state: opaque<PrState>() }) },
+      prLoad: {
+        body: object({ lu: 'string' }),
+        /** `hold`: another node's exclusive command may be running on the LU (its lock is taken): hold it from the start (sbc/state.ts). */
+        result: object({ state: opaque<PrState>(), hold: optional(object({ id: 'string', ttlMs: 'integer' })) }),
+      },
       /**
        * Cluster mode: apply a reservation change cluster-wide (supervisor/cluster/pr-store.ts).
        * Fails with ERR_CLUSTER_* when the cluster state cannot be changed now.

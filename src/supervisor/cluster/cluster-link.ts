@@ -79,8 +79,12 @@ class AckWait {
 
   /** Give up (the link closes): release the waiter. */
   release(): void {
+    this.released = true;
     this.#resolve();
   }
+
+  /** The link closed under the wait (`done` resolved without the acknowledgements). */
+  released = false;
 
   get settled(): boolean {
     return this.#armed && this.pending.size === 0;

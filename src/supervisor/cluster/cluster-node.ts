@@ -33,6 +33,8 @@ import { UNLOCK } from './scripts.ts';
 /** How long a cluster LU lock lives if its holder dies; and how long a taker waits for it. */
 const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 10_000;
+/** How often a kept hold is checked against its lock key (#trackHold). */
+const HOLD_POLL_MS = 250;
 
 /** Operator state of a node (spindle node drain|undrain|fence). */
 export const AdminState = {
@@ -110,6 +112,9 @@ export class ClusterNode {
   #lostLogAt = 0;
   /** Lock tokens whose hold was broadcast (lockLu): unlockLu releases them. */
   readonly #holding = new Set<string>();
+  /** Holds kept here for other nodes' exclusive commands, by id (see #trackHold). */
+  readonly #peerHolds = new Map<string, { lu: string; worker: number }>();
+  #holdPoll: ReturnType<typeof setInterval> | null = null;
   lastPrTiming: PrTiming | null = null;
 
   constructor(o: ClusterNodeOptions) {
@@ -209,14 +214,27 @@ export class ClusterNode {
   /** Leave cleanly: give up the lease so peers stop waiting for this node at once. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    if (this.#holdPoll !== null) clearInterval(this.#holdPoll);
     await this.members.release().catch(() => undefined);
     await this.link.close();
   }
 
   // ---- persistent reservations (LUN workers' requests) ----
 
-  /** A LUN worker opened `lu`: its current state (it follows changes from here on). */
-  async prLoad(worker: number, lu: string): Promise<PrState> {
+  /**
+   * A LUN worker opened `lu`: its current state (it follows changes from here on), and
+   * the hold to keep if another node's exclusive command may be running on it: a `hold`
+   * event read before the owner was known was acknowledged without holding.
+   */
+  async prLoad(worker: number, lu: string): Promise<{ state: PrState; hold?: { id: string; ttlMs: number } }> {
+    const state = await this.#loadPr(worker, lu);
+    const id = await this.link.cmd.get(this.link.keys.cawLock(lu)).catch(() => null);
+    if (id === null || this.#holding.has(id)) return { state };
+    this.#trackHold(id, lu, worker);
+    return { state, hold: { id, ttlMs: LOCK_TTL_MS } };
+  }
+
+  async #loadPr(worker: number, lu: string): Promise<PrState> {
     this.#owners.set(lu, worker);
     // What this node knew before reading: a change that arrives while the read is in
     // flight is newer than the answer without Redis having gone back in time (the LU
@@ -262,10 +280,7 @@ export class ClusterNode {
         if (e.o !== this.node) void this.#applyRemoteHold(e.lu, e.id, e.o);
         return;
       case 'release':
-        if (e.o !== this.node) {
-          const worker = this.#owners.get(e.lu);
-          if (worker !== undefined) void this.#host?.releaseHold(worker, e.lu, e.id).catch(() => undefined);
-        }
+        if (e.o !== this.node) this.#endHold(e.id);
         return;
       case 'admin':
         if (!ADMIN_STATES.has(e.state)) return;
@@ -332,11 +347,48 @@ export class ClusterNode {
   async #applyRemoteHold(lu: string, id: string, origin: string): Promise<void> {
     const worker = this.#owners.get(lu);
     try {
-      if (worker !== undefined) await this.#host?.applyHold(worker, lu, id, LOCK_TTL_MS);
+      if (worker !== undefined) {
+        this.#trackHold(id, lu, worker);
+        await this.#host?.applyHold(worker, lu, id, LOCK_TTL_MS);
+      }
       await this.link.ack(origin, holdRef(id));
     } catch (err) {
       // Not acknowledged: the origin's command fails retryably; the hold ends at its TTL.
       this.#log.error({ lu, err: (err as Error).message }, 'could not hold a LU for another node\'s exclusive command');
+    }
+  }
+
+  /**
+   * Holds kept here for other nodes' exclusive commands. Each normally ends with its
+   * `release` event; one that is lost (its publish failed, a resync skipped it, the
+   * origin died) would hold the LU until its TTL, long enough for a reservation change
+   * waiting on the held commands to time out. So while any is kept, the lock keys are
+   * read every HOLD_POLL_MS, and a hold whose token no longer holds its key ends.
+   */
+  #trackHold(id: string, lu: string, worker: number): void {
+    this.#peerHolds.set(id, { lu, worker });
+    if (this.#holdPoll === null) {
+      this.#holdPoll = setInterval(() => void this.#checkHolds(), HOLD_POLL_MS);
+      this.#holdPoll.unref();
+    }
+  }
+
+  #endHold(id: string): void {
+    const h = this.#peerHolds.get(id);
+    if (h === undefined) return;
+    this.#peerHolds.delete(id);
+    void this.#host?.releaseHold(h.worker, h.lu, id).catch(() => undefined);
+    if (this.#peerHolds.size === 0 && this.#holdPoll !== null) {
+      clearInterval(this.#holdPoll);
+      this.#holdPoll = null;
+    }
+  }
+
+  async #checkHolds(): Promise<void> {
+    for (const [id, h] of [...this.#peerHolds]) {
+      // Unknown (Redis away) keeps the hold: its TTL still bounds it.
+      const holder = await this.link.cmd.get(this.link.keys.cawLock(h.lu)).catch(() => id);
+      if (holder !== id) this.#endHold(id);
     }
   }
 

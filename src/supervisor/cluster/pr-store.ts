@@ -37,6 +37,12 @@ export const ClusterErrorCode = {
 } as const;
 
 const MAX_CAS_ATTEMPTS = 64;
+/**
+ * How long a hold (broadcast with giveUp) waits for acknowledgements at most: the nodes
+ * that did acknowledge keep the LU's commands queued meanwhile, so a dead peer whose
+ * lease still lives must cost each retry little.
+ */
+const HOLD_ACK_MS = 1000;
 
 export interface PrStoreOptions {
   /** How long peers get to acknowledge a change before their lease is revoked. */
@@ -133,9 +139,8 @@ export class PrStore {
       }
       const committed = performance.now();
       this.#joinLivePeers(wait, peers, answer.slice(2));
-      // Both, whatever either says: the fence must run its course (it revokes silent peers).
-      const [replicated] = await Promise.allSettled([this.#replicated(ref), this.#fence(ref, wait, peers)]);
-      if (replicated.status === 'rejected') throw replicated.reason;
+      // Both at once; neither fails (the change is committed: see #replicated).
+      await Promise.all([this.#replicated(ref), this.#fence(ref, wait, peers)]);
       this.onTiming({ totalMs: performance.now() - started, ackMs: performance.now() - committed, attempts: attempt });
       return result;
     }
@@ -175,13 +180,12 @@ export class PrStore {
     }
     this.#joinLivePeers(wait, peers, answer.slice(1));
     if (giveUp) {
-      // A peer that dies meanwhile is not waited for once its lease is gone.
-      const deadline = performance.now() + this.#o.ackTimeoutMs;
-      while (!wait.settled && performance.now() < deadline) {
-        this.#dropGone(ref, wait, peers);
-        await Promise.race([wait.done, sleep(50)]);
-      }
-      if (!wait.settled) {
+      // No peer is dropped from this wait: this node's view of the leases can be older
+      // than the one the script just read (a peer that joined since the last renewal),
+      // and a peer that resynchronized did not close its gate by doing so. A dead peer is
+      // left out of later attempts once its lease is gone from Redis.
+      const acked = await Promise.race([wait.done.then(() => true), sleep(Math.min(HOLD_ACK_MS, this.#o.ackTimeoutMs)).then(() => false)]);
+      if (!acked || !wait.settled) {
         const silent = [...wait.pending];
         this.#link.cancelAcks(ref);
         throw new ControlError(ClusterErrorCode.UNAVAILABLE, `peers did not acknowledge in time: ${silent.join(', ')}`);
@@ -206,25 +210,62 @@ export class PrStore {
    * loses it (the nodes find a version older than one they adopted: lost state, PR OUT
    * refused until `spindle cluster recover`). Past the wait the change is reported anyway,
    * with a warning: a replica down for maintenance must not stop reservations, and the
-   * master still holds the change. A connection lost while waiting means the master may
-   * be gone with the change, so the outcome is unknown, as for a failed CAS.
+   * master still holds the change. The same when the WAIT itself fails: the change is
+   * committed and every peer adopted it, so reporting it as failed would leave this
+   * node's LU, which adopts its own changes only from the answer, on the old state.
    */
   async #replicated(ref: string): Promise<void> {
     const want = this.#o.waitReplicas;
     if (want <= 0) return;
-    let got: number;
+    let got = 0;
+    let error: string | undefined;
     try {
-      got = await this.#link.changes.wait(want, this.#link.replicaWaitMs);
+      got = await this.#replicaAcks(want);
     } catch (err) {
-      throw new ControlError(ClusterErrorCode.UNAVAILABLE, `redis: ${(err as Error).message}`);
+      error = (err as Error).message;
     }
     if (got < want) {
       this.unreplicated++;
       this.#log.warn(
-        { ref, replicas: got, wanted: want, waitedMs: this.#link.replicaWaitMs },
+        { ref, replicas: got, wanted: want, waitedMs: this.#link.replicaWaitMs, ...(error === undefined ? {} : { err: error }) },
         'a reservation change was not confirmed by enough Redis replicas in time: reporting it anyway',
       );
     }
+  }
+
+  /** The WAIT sent last, until it answers; and the one to send after it. */
+  #waitSent: Promise<number> | null = null;
+  #waitNext: Promise<number> | null = null;
+
+  /**
+   * One WAIT at a time on `changes`: Redis runs nothing else of a connection blocked in
+   * WAIT, so queued WAITs (and the CAS scripts behind them) would add up past the
+   * client's timeout while a replica is away. A WAIT counts every earlier write of its
+   * connection, so the one sent after the current one answers covers every change made
+   * meanwhile, however many wait for it.
+   */
+  #replicaAcks(want: number): Promise<number> {
+    if (this.#waitSent === null) return this.#sendWait(want);
+    this.#waitNext ??= this.#waitSent
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.#waitNext = null;
+        return this.#sendWait(want);
+      });
+    return this.#waitNext;
+  }
+
+  #sendWait(want: number): Promise<number> {
+    const p = this.#link.changes.wait(want, this.#link.replicaWaitMs);
+    this.#waitSent = p;
+    const done = (): void => {
+      if (this.#waitSent === p) this.#waitSent = null;
+    };
+    p.then(done, done);
+    return p;
   }
 
   /** The lease keys of every other node, in a fixed order. */
@@ -266,7 +307,7 @@ export class PrStore {
     this.#log.warn({ ref, peers: silent }, 'peers did not acknowledge a reservation change in time: revoking their leases');
     await Promise.all(silent.map((n) => this.#members.revoke(n).catch(() => undefined)));
     const deadline = performance.now() + this.#o.leaseTtlMs * 2;
-    while (pending.size > 0 && performance.now() < deadline) {
+    while (pending.size > 0 && performance.now() < deadline && !wait.released) {
       this.#dropGone(ref, wait, gens);
       if (pending.size === 0) break;
       await Promise.race([done, sleep(50)]);

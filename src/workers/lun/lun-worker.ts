@@ -93,6 +93,8 @@ export class LunWorker implements TaskHome {
   #portGroups: PortGroupTable | null = null;
   readonly #free: LunTask[] = [];
   #inflight = 0;
+  /** Holds found at LU open (holdAtOpen), applied when the unit goes online, by LU key. */
+  readonly #holdsAtOpen = new Map<string, { id: string; until: number }>();
   /** True while draining rings: completions then ring each peer once at the batch end. */
   #inBatch = false;
   readonly #loop: ConsumerLoop;
@@ -213,7 +215,17 @@ export class LunWorker implements TaskHome {
 
   /** Cluster mode: that exclusive command is done. */
   holdRelease(lu: string, id: string): void {
+    if (this.#holdsAtOpen.get(lu)?.id === id) this.#holdsAtOpen.delete(lu);
     for (const u of this.#units) if (u !== undefined && u.pr.luKey === lu) u.sbc.releasePeer(id);
+  }
+
+  /**
+   * Cluster mode: LU `lu`, opening, found another node's exclusive command possibly
+   * running (its lock taken): the unit holds its commands from the moment it goes online
+   * (#adopt) until that command's release, at most `ttlMs` from now.
+   */
+  holdAtOpen(lu: string, id: string, ttlMs: number): void {
+    this.#holdsAtOpen.set(lu, { id, until: performance.now() + ttlMs });
   }
 
   /** Cluster mode: mode pages changed by MODE SELECT on another node. */
@@ -489,6 +501,12 @@ export class LunWorker implements TaskHome {
   #adopt(lu: LogicalUnit): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
+    const hold = this.#holdsAtOpen.get(lu.pr.luKey);
+    if (hold !== undefined) {
+      this.#holdsAtOpen.delete(lu.pr.luKey);
+      const left = hold.until - performance.now();
+      if (left > 0) void lu.sbc.holdForPeer(hold.id, left);
+    }
     this.log.info({ device: lu.name, backing: lu.backing.type, blocks: lu.blockCount, direct: lu.store.direct === true }, 'logical unit online');
   }
 

@@ -48,7 +48,11 @@ const control: ToSupervisor = sideB(LUN_CONTROL, parentPort!, {
 });
 
 const worker: LunWorker = new LunWorker(data, log, {
-  load: async (lu) => (await control.request('prLoad', { lu })).state,
+  load: async (lu) => {
+    const r = await control.request('prLoad', { lu });
+    if (r.hold !== undefined) worker.holdAtOpen(lu, r.hold.id, r.hold.ttlMs);
+    return r.state;
+  },
   transition: async (lu, request) => (await control.request('prTransition', { lu, request }, PR_TRANSITION_TIMEOUT_MS)).result,
   reset: (lus, fn) => control.request('luReset', { lus: [...lus], fn }, PR_TRANSITION_TIMEOUT_MS),
   lock: async (lu) => (await control.request('lockLu', { lu }, PR_TRANSITION_TIMEOUT_MS)).token,

@@ -255,6 +255,33 @@ for (const kind of ['ram', 'file'] as StoreKind[]) {
       expect(u.sbc.gate).toBeNull();
     });
 
+    it('a step of a yielding command (EXTENDED COPY chunk) waits for a closed gate and counts as in flight', async () => {
+      const u = await lu();
+      const settledWithin = <T>(p: Promise<T>, ms: number) =>
+        Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+      await u.sbc.holdForPeer('peer-3', 60_000);
+      let ran = false;
+      const first = u.sbc.step(async () => {
+        ran = true;
+      });
+      expect(await settledWithin(first, 30), 'a step runs while the LU is held').toBe(false);
+      expect(ran).toBe(false);
+      u.sbc.releasePeer('peer-3');
+      await first;
+      expect(ran).toBe(true);
+      // A hold taken while a step runs reports drained only once the step is done.
+      let finish!: () => void;
+      const second = u.sbc.step(() => new Promise<void>((r) => (finish = r)));
+      await new Promise((r) => setImmediate(r));
+      const drained = u.sbc.holdForPeer('peer-4', 60_000);
+      expect(await settledWithin(drained, 30), 'drained while a step runs').toBe(false);
+      finish();
+      await second;
+      expect(await settledWithin(drained, 1000)).toBe(true);
+      u.sbc.releasePeer('peer-4');
+      expect(u.sbc.gate).toBeNull();
+    });
+
     it('ORWRITE ORs, WRITE ATOMIC writes and rejects atomic boundaries', async () => {
       const u = await lu();
       await exec(u, cdb10(Opcode.WRITE_10, 3, 1), Buffer.alloc(512, 0x0f));

@@ -421,6 +421,22 @@ export class SbcState {
     }
   }
 
+  /**
+   * One step of a command that yields between its steps without being a multi-step
+   * command of this LU (an EXTENDED COPY chunk written here): it waits while the gate is
+   * closed and counts as in flight while it runs, so an exclusive command, here or on
+   * another node, never runs in the middle of it, nor it in the middle of one.
+   */
+  async step<T>(body: () => Promise<T>): Promise<T> {
+    while (this.gate !== null) await new Promise((r) => setImmediate(r));
+    this.active++;
+    try {
+      return await body();
+    } finally {
+      this.active--;
+    }
+  }
+
   /** Other nodes' holds in force (tests, unit info). */
   get peerHolds(): number {
     return this.#holds.size;

@@ -363,16 +363,20 @@ async function runSegments(job: CopyJob, buf: Buffer): Promise<void> {
       let to = seg.destinationLba * dst.blockSize;
       for (let left = bytes; left > 0; ) {
         const n = left < COPY_CHUNK_BYTES ? left : COPY_CHUNK_BYTES;
-        try {
-          await ioRead(src, buf, n, from);
-        } catch (err) {
-          throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 12, targetSense(err, SenseReason.UNRECOVERED_READ_ERROR));
-        }
-        try {
-          await ioWrite(dst, buf, n, to);
-        } catch (err) {
-          throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 20, targetSense(err, SenseReason.WRITE_ERROR));
-        }
+        // Each chunk is one step on the destination LU: not while COMPARE AND WRITE (or
+        // another exclusive command, here or held for another node) has it to itself.
+        await dst.sbc.step(async () => {
+          try {
+            await ioRead(src, buf, n, from);
+          } catch (err) {
+            throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 12, targetSense(err, SenseReason.UNRECOVERED_READ_ERROR));
+          }
+          try {
+            await ioWrite(dst, buf, n, to);
+          } catch (err) {
+            throw new SegmentError(SenseReason.COPY_ABORTED, seg.offset + 20, targetSense(err, SenseReason.WRITE_ERROR));
+          }
+        });
         from += n;
         to += n;
         left -= n;
