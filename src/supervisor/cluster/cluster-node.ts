@@ -33,6 +33,9 @@ import { UNLOCK } from './scripts.ts';
 /** How long a cluster LU lock lives if its holder dies; and how long a taker waits for it. */
 const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 10_000;
+/** Reads of a LU's state after a change of unknown outcome (#catchUp), this far apart. */
+const CATCH_UP_ATTEMPTS = 20;
+const CATCH_UP_PAUSE_MS = 500;
 /** How often a kept hold is checked against its lock key (#trackHold). */
 const HOLD_POLL_MS = 250;
 
@@ -259,10 +262,41 @@ export class ClusterNode {
   }
 
   async prTransition(lu: string, req: PrRequest): Promise<PrResult> {
-    const result = await this.prs.transition(lu, req);
+    let result: PrResult;
+    try {
+      result = await this.prs.transition(lu, req);
+    } catch (err) {
+      // A CAS whose answer was lost (a timeout, the connection dropping) may have been
+      // committed, and every other node adopts it from the stream; this node's LU adopts
+      // its own changes only from the answer, and this node skips its own events.
+      if (err instanceof ControlError && err.code === ClusterErrorCode.UNAVAILABLE) void this.#catchUp(lu);
+      throw err;
+    }
     const known = this.#known.get(lu);
     if (known === undefined || result.state.version > known.version) this.#known.set(lu, result.state);
     return result;
+  }
+
+  /**
+   * After a reservation change of unknown outcome: read the LU's state until Redis
+   * answers (a few seconds at most) and hand a newer one to the LU as a reload, so it
+   * never enforces less than the other nodes do.
+   */
+  async #catchUp(lu: string): Promise<void> {
+    for (let attempt = 0; attempt < CATCH_UP_ATTEMPTS && !this.#stopped; attempt++) {
+      try {
+        const s = await this.prs.load(lu);
+        const known = this.#known.get(lu);
+        if (known !== undefined && s.version <= known.version) return;
+        this.#known.set(lu, s);
+        const worker = this.#owners.get(lu);
+        if (worker !== undefined) await this.#host?.applyPr(worker, lu, s, [], true);
+        this.#log.warn({ lu, version: s.version }, 'a reservation change reported as failed was made after all: the LU took it from Redis');
+        return;
+      } catch {
+        await sleep(CATCH_UP_PAUSE_MS);
+      }
+    }
   }
 
   // ---- events ----
