@@ -13,13 +13,16 @@
  * - 'reset': every connection is reset (RST) at once, and new ones are reset on accept
  *   until `restore()`, as when a partition outlasts TCP's timeouts or a peer rebooted.
  *   A blackholed link can be turned into a reset one with `cut('reset')`.
+ * - 'replies': only the target's answers are held back (the requests go through): what a
+ *   client sees when a command was carried out but its reply is lost or late. Restored as
+ *   a blackhole is.
  *
  * The counters count bytes actually forwarded (written to the other side).
  */
 import net from 'node:net';
 import { freePort } from './target.ts';
 
-export type CutMode = 'blackhole' | 'reset';
+export type CutMode = 'blackhole' | 'reset' | 'replies';
 
 export interface TcpProxyOptions {
   /** Where to forward. */
@@ -46,7 +49,11 @@ export interface TcpProxy {
   readonly accepted: number;
   /** Client connections open now. */
   readonly open: number;
-  cut(mode?: CutMode): void;
+  /**
+   * Cut every connection (and new ones), or with `only`, just the open connections whose
+   * client has sent that text (e.g. the name a Redis client gives itself).
+   */
+  cut(mode?: CutMode, only?: string): void;
   restore(): void;
   /** Stop listening and destroy every connection. */
   close(): Promise<void>;
@@ -56,9 +63,16 @@ export interface TcpProxy {
 interface Link {
   client: net.Socket;
   upstream: net.Socket | undefined;
+  /** This link's cut (the proxy's, or its own from a cut with `only`). */
+  mode: CutMode | undefined;
+  /** The start of what the client sent (latin1, up to SAID_MAX), for cut(mode, only). */
+  said: string;
   /** Chunks read but not yet forwarded (read just before a cut). */
   held: { to: 'client' | 'upstream'; data: Buffer }[];
 }
+
+/** How much of what a client sends is kept for matching (cut with `only`). */
+const SAID_MAX = 4096;
 
 export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
   const host = opts.host ?? '127.0.0.1';
@@ -80,8 +94,11 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
 
   /** Copies `from` -> `to` with backpressure; halts while cut. */
   const pipe = (link: Link, from: net.Socket, to: net.Socket, dir: 'client' | 'upstream'): void => {
+    /** Is this direction stopped by the link's cut? */
+    const halted = (): boolean => link.mode !== undefined && !(link.mode === 'replies' && dir === 'upstream');
     from.on('data', (chunk: Buffer) => {
-      if (mode !== undefined) {
+      if (dir === 'upstream' && link.said.length < SAID_MAX) link.said += chunk.toString('latin1', 0, SAID_MAX - link.said.length);
+      if (halted()) {
         // Read before the cut paused the socket: keep it for restore(), in order.
         link.held.push({ to: dir, data: chunk });
         return;
@@ -91,11 +108,11 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {
-      if (mode === undefined) from.resume();
+      if (!halted()) from.resume();
     });
     // Half-close passes through; an error or close on one side ends the link.
     from.on('end', () => {
-      if (mode === undefined) to.end();
+      if (link.mode === undefined) to.end();
     });
     from.on('error', () => destroyLink(link, false));
     from.on('close', () => destroyLink(link, false));
@@ -111,19 +128,19 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
     // be read from the client while nothing listens for it.
     pipe(link, link.client, upstream, 'upstream');
     pipe(link, upstream, link.client, 'client');
-    if (mode === undefined) link.client.resume();
-    else upstream.pause();
+    if (link.mode === undefined || link.mode === 'replies') link.client.resume();
+    if (link.mode !== undefined) upstream.pause();
   };
 
   const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (client) => {
     accepted++;
-    const link: Link = { client, upstream: undefined, held: [] };
+    const link: Link = { client, upstream: undefined, held: [], mode, said: '' };
     links.add(link);
     client.on('error', () => destroyLink(link, false));
     if (mode === 'reset') return destroyLink(link, true);
     // Blackholed: accepted (the kernel already completed the handshake) but silent until
     // restore() connects it through.
-    if (mode === undefined) connectUpstream(link);
+    if (mode === undefined || mode === 'replies') connectUpstream(link);
   });
 
   const port = opts.port ?? (await freePort(host));
@@ -155,20 +172,23 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
     get open() {
       return links.size;
     },
-    cut(m: CutMode = 'blackhole') {
-      mode = m;
+    cut(m: CutMode = 'blackhole', only?: string) {
+      if (only === undefined) mode = m;
       for (const link of [...links]) {
+        if (only !== undefined && !link.said.includes(only)) continue;
+        link.mode = m;
         if (m === 'reset') destroyLink(link, true);
         else {
-          link.client.pause();
+          if (m === 'blackhole') link.client.pause();
           link.upstream?.pause();
         }
       }
     },
     restore() {
-      if (mode === undefined) return;
       mode = undefined;
       for (const link of links) {
+        if (link.mode === undefined) continue;
+        link.mode = undefined;
         if (link.upstream === undefined) {
           connectUpstream(link);
           continue;

@@ -1,6 +1,6 @@
 /**
  * The fault-injection proxy against a plain TCP echo server: forwarding and counters,
- * blackhole cuts (silent, sockets kept, data delivered after restore), reset cuts, new
+ * blackhole cuts (silent, sockets kept, data delivered after restore), reply cuts, reset cuts, new
  * connections during a cut, an unreachable target, and close.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -151,6 +151,23 @@ describe('tcp proxy', () => {
     expect(proxy.cutMode).toBeUndefined();
     expect((await c.bytes(15)).toString()).toBe('aduring the cut');
     expect(c.closed).toBe(false);
+  });
+
+  it("cut('replies') lets requests through and holds the answers until restore()", async () => {
+    proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: echo.port } });
+    const c = await client();
+    c.sock.write('a');
+    await c.bytes(1);
+    const receivedBefore = echo.received;
+    proxy.cut('replies');
+    expect(proxy.cutMode).toBe('replies');
+    c.sock.write('request');
+    await settle();
+    expect(echo.received - receivedBefore, 'the request reached the target').toBe(7);
+    expect(Buffer.concat(c.data).toString(), 'its answer is held').toBe('a');
+    expect(c.closed).toBe(false);
+    proxy.restore();
+    expect((await c.bytes(8)).toString()).toBe('arequest');
   });
 
   it('a connection made during a blackhole is accepted, silent, and connected through on restore', async () => {
