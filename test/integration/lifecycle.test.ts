@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MAIN, REPO, cleanup, freePort, startTarget } from '../helpers/target.ts';
 import { run } from '../helpers/run.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
 
 const CHAP = { user: 'host-a', secret: 'correct-horse-battery' };
 
@@ -176,6 +177,47 @@ targets:
       expect(output()).toContain('stopped during startup');
       expect(output()).not.toContain('startup failed');
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a cluster node started before its Redis joins once Redis comes up (pods start in any order)', async () => {
+    const port = await freePort();
+    const apiPort = await freePort();
+    const redisPort = await freePort(); // nothing listens there yet
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
+    const cfg = path.join(dir, 'late.yaml');
+    writeFileSync(
+      cfg,
+      `clusterId: late-redis
+stateDir: ${dir}/state-{node}
+api: { listen: "127.0.0.1:${apiPort}" }
+cluster:
+  redis: { url: 'redis://127.0.0.1:${redisPort}' }
+  nodes:
+    - id: a
+      portals: ['127.0.0.1:${port}']
+devices: [{ name: shared, file: { path: ${dir}/shared.img, size: 16MiB } }]
+targets:
+  - iqn: iqn.2026-11.io.spindle:late
+    portals: ['127.0.0.1:${port}']
+    luns: { 0: shared }
+`,
+    );
+    let redis: RedisServer | undefined;
+    const { p, exited, output } = await serveUntilApiListens(['--config', cfg, '--node', 'a']);
+    try {
+      // Several rounds of refused connections (every client retries on its own meanwhile).
+      await new Promise((r) => setTimeout(r, 2500));
+      redis = await startRedis({ port: redisPort, appendonly: false });
+      const deadline = performance.now() + 20_000;
+      while (!output().includes('target ready') && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(output(), 'ready once Redis is up').toContain('target ready');
+      expect(output()).not.toContain('startup failed');
+    } finally {
+      p.kill('SIGTERM');
+      await exited;
+      await redis?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -152,9 +152,14 @@ export class ClusterLink {
     this.cmd.defineCommand('spindlePublish', { numberOfKeys: 2, lua: PUBLISH });
   }
 
-  /** Connect the clients (rejects when Redis cannot be reached). */
+  /**
+   * Connect the clients (rejects when Redis cannot be reached; call again to retry). A
+   * client whose first attempt failed reconnects on its own (retryStrategy): a second
+   * connect() on it would be refused ("already connecting/connected") or race its own
+   * reconnection, so such a client is waited for instead.
+   */
   async connect(): Promise<void> {
-    await Promise.all([this.cmd.connect(), this.#reader.connect(), this.changes.connect()]);
+    await Promise.all([this.cmd, this.#reader, this.changes].map(ready));
   }
 
   get epoch(): string | null {
@@ -325,4 +330,26 @@ export class ClusterLink {
     this.#reader.disconnect();
     await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.changes.quit().catch(() => this.changes.disconnect())]);
   }
+}
+
+/** Resolve once `c` is ready: connect it if it never tried, else wait for its own (re)connection. */
+function ready(c: Redis): Promise<void> {
+  if (c.status === 'ready') return Promise.resolve();
+  if (c.status === 'wait' || c.status === 'end') return c.connect();
+  return new Promise((resolve, reject) => {
+    const onReady = (): void => {
+      off();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      off();
+      reject(err);
+    };
+    const off = (): void => {
+      c.off('ready', onReady);
+      c.off('error', onError);
+    };
+    c.once('ready', onReady);
+    c.once('error', onError);
+  });
 }
