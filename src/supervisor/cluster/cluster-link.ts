@@ -328,7 +328,9 @@ export class ClusterLink {
     for (const [, w] of this.#acks) w.release();
     this.#acks.clear();
     this.#reader.disconnect();
-    await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.changes.quit().catch(() => this.changes.disconnect())]);
+    // Not QUIT on `changes`: it would queue behind a WAIT for up to replicaWaitMs.
+    this.changes.disconnect();
+    await this.cmd.quit().catch(() => this.cmd.disconnect());
   }
 }
 
