@@ -105,11 +105,11 @@ describe('a reservation change waits for a Redis replica (waitReplicas)', () => 
     await replicated();
     const warned = linesOf(c, 0, WARNING).length;
     const counted = await unreplicatedCounter(0);
-    const woke = sleepReplica(2500);
+    const woke = sleepReplica(5000);
     const r = await timedRegister(a!, 0x5a01n);
     console.log(`PR OUT with the replica asleep past the wait: ${Math.round(r.ms)} ms`);
     expect(r.ms, 'the change waited for the replica').toBeGreaterThan(WAIT_MS * 0.8);
-    expect(r.ms, 'but no longer than the wait').toBeLessThan(2400);
+    expect(r.ms, 'but not until the replica woke').toBeLessThan(4000);
     expect(linesOf(c, 0, WARNING).length, 'the warning').toBe(warned + 1);
     expect(await unreplicatedCounter(0)).toBe(counted + 1);
     await woke;
