@@ -189,7 +189,7 @@ export class LunWorker implements TaskHome {
    * Every local command of the LU is affected as for any other nexus's function.
    */
   resetApply(lu: string, fn: number): Promise<void> {
-    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    const unit = this.#unitByKey(lu);
     if (unit === undefined) return Promise.resolve();
     return new Promise((resolve, reject) =>
       applyTaskManagement(unit, fn, REMOTE_NEXUS, (failed) => (failed === undefined ? resolve() : reject(failed))),
@@ -198,7 +198,7 @@ export class LunWorker implements TaskHome {
 
   /** Cluster mode: another node grew the LU (its storage is shared: only the size here). */
   async growApply(lu: string, bytes: number): Promise<void> {
-    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    const unit = this.#unitByKey(lu);
     if (unit === undefined || bytes <= unit.blockCount * unit.blockSize) return;
     await unit.grow(bytes);
     this.log.info({ device: unit.name, blocks: unit.blockCount }, 'logical unit grown by another node: CAPACITY DATA HAS CHANGED');
@@ -209,14 +209,14 @@ export class LunWorker implements TaskHome {
    * node holds the LU's commands and has none in flight (sbc/state.ts holdForPeer).
    */
   holdApply(lu: string, id: string, ttlMs: number): Promise<void> {
-    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    const unit = this.#unitByKey(lu);
     return unit === undefined ? Promise.resolve() : unit.sbc.holdForPeer(id, ttlMs);
   }
 
   /** Cluster mode: that exclusive command is done. */
   holdRelease(lu: string, id: string): void {
     if (this.#holdsAtOpen.get(lu)?.id === id) this.#holdsAtOpen.delete(lu);
-    for (const u of this.#units) if (u !== undefined && u.pr.luKey === lu) u.sbc.releasePeer(id);
+    this.#unitByKey(lu)?.sbc.releasePeer(id);
   }
 
   /**
@@ -228,9 +228,14 @@ export class LunWorker implements TaskHome {
     this.#holdsAtOpen.set(lu, { id, until: performance.now() + ttlMs });
   }
 
+  /** The open unit whose cluster key (its NAA designator, hex) is `lu`. */
+  #unitByKey(lu: string): LogicalUnit | undefined {
+    return this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+  }
+
   /** Cluster mode: mode pages changed by MODE SELECT on another node. */
   async modeApply(lu: string, pages: readonly ModePageImage[]): Promise<void> {
-    const unit = this.#units.find((u) => u !== undefined && u.pr.luKey === lu);
+    const unit = this.#unitByKey(lu);
     if (unit !== undefined) await applyPageImages(unit, pages);
   }
 

@@ -27,6 +27,7 @@ import type { LogicalUnit } from '../logical-unit.ts';
 import { NullStore } from '../backing/null-store.ts';
 import { openImage } from '../backing/open-store.ts';
 import { establish, establishAll } from '../ua/unit-attention.ts';
+import { yieldTurn } from '../sbc/bulk.ts';
 
 /** MEDIA EVENT CODE of the media class event descriptor (MMC-6 6.7.2.5 table 337). */
 export const MediaEvent = {
@@ -44,7 +45,6 @@ export const Profile = {
   CD_ROM: 0x0008,
 } as const;
 
-const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class MmcMedium {
   readonly lu: LogicalUnit;
@@ -146,7 +146,7 @@ export class MmcMedium {
     this.#update();
     try {
       // Commands already reading the old disc finish first (new ones get NOT READY).
-      while (lu.store.inFlight > 0 || lu.sbc.active > 0) await yieldTurn();
+      while (lu.sbc.busy) await yieldTurn();
       const old = lu.store;
       lu.store = next;
       lu.blockCount = Math.floor(next.sizeBytes / lu.blockSize);

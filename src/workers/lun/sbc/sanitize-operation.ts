@@ -124,7 +124,7 @@ export class SanitizeOperation {
     const sbc = lu.sbc;
     // SBC-4 4.11.2: the operation begins once the commands the device server was already
     // processing are done; nothing new is admitted meanwhile (the LU is NOT READY).
-    while (lu.store.inFlight > 0 || sbc.active > 0) await yieldTurn();
+    while (sbc.busy) await yieldTurn();
     sbc.active++;
     let outcome: SanitizeOutcome;
     try {

@@ -35,6 +35,7 @@ import { NotReadyBit } from '../command-policy.ts';
 import type { LogicalUnit } from '../logical-unit.ts';
 import type { OpcodeMap } from '../opcode-map.ts';
 import { AllocationMap } from './allocation.ts';
+import { yieldTurn } from './bulk.ts';
 import type { SanitizePlan } from './sanitize-operation.ts';
 import {
   SanitizeOperation,
@@ -372,7 +373,7 @@ export class SbcState {
     this.#local = cmd;
     this.gate = cmd;
     const start = (): void => {
-      if (this.#busy()) {
+      if (this.busy) {
         setImmediate(start);
         return;
       }
@@ -402,7 +403,7 @@ export class SbcState {
     }
     return new Promise((resolve) => {
       const drained = (): void => {
-        if (this.#holds.has(id) && this.#busy()) setImmediate(drained);
+        if (this.#holds.has(id) && this.busy) setImmediate(drained);
         else resolve();
       };
       drained();
@@ -428,7 +429,7 @@ export class SbcState {
    * another node, never runs in the middle of it, nor it in the middle of one.
    */
   async step<T>(body: () => Promise<T>): Promise<T> {
-    while (this.gate !== null) await new Promise((r) => setImmediate(r));
+    while (this.gate !== null) await yieldTurn();
     this.active++;
     try {
       return await body();
@@ -443,7 +444,7 @@ export class SbcState {
   }
 
   /** Something of this LU is in flight: backing-store requests or multi-step commands. */
-  #busy(): boolean {
+  get busy(): boolean {
     return this.lu.store.inFlight > 0 || this.active > 0;
   }
 

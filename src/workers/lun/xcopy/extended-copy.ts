@@ -26,7 +26,7 @@ import { Completion } from '../spc/handler.ts';
 import { rejectReservedBits, rejectReservedBytes } from '../spc/unit-status.ts';
 import type { CopyRecord } from './copy-state.ts';
 import { withChunk } from '../backing/aligned-pool.ts';
-import { IoFailure, ioFailure } from '../sbc/bulk.ts';
+import { IoFailure, ioFailure, yieldTurn } from '../sbc/bulk.ts';
 import { CopyManagerStatus, copyKey, resolveCopyTarget, trimHeld } from './copy-state.ts';
 import {
   COPY_CHUNK_BYTES,
@@ -328,8 +328,6 @@ function ioWrite(lu: LogicalUnit, buf: Buffer, length: number, position: number)
   );
 }
 
-const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
-
 /**
  * Process every segment; on a segment error set COPY ABORTED sense on the command. Data
  * moves through one chunk of the aligned arena (backing/aligned-pool.ts), so O_DIRECT
@@ -381,7 +379,7 @@ async function runSegments(job: CopyJob, buf: Buffer): Promise<void> {
         to += n;
         left -= n;
         job.record.bytesTransferred += n;
-        if (left > 0) await yieldLoop();
+        if (left > 0) await yieldTurn();
       }
       job.record.segmentsProcessed++;
     } catch (err) {
