@@ -511,36 +511,29 @@ export class Supervisor {
 
   /** What the cluster asks of this node's workers. */
   #clusterHost(): ClusterHost {
+    // Requests for a LUN worker that is down are skipped.
+    const live = (worker: number) => {
+      const h = this.#luns[worker];
+      return h !== undefined && h.alive ? h : undefined;
+    };
     return {
       applyPr: async (worker, lu, state, effects, reload = false) => {
-        const h = this.#luns[worker];
-        if (h === undefined || !h.alive) return;
-        await h.control.request('prApply', { lu, state, effects: [...effects], reload }, 60_000);
+        await live(worker)?.control.request('prApply', { lu, state, effects: [...effects], reload }, 60_000);
       },
       applyCapacity: async (worker, lu, bytes) => {
-        const h = this.#luns[worker];
-        if (h === undefined || !h.alive) return;
-        await h.control.request('growApply', { lu, bytes });
+        await live(worker)?.control.request('growApply', { lu, bytes });
       },
       applyModes: async (worker, lu, pages) => {
-        const h = this.#luns[worker];
-        if (h === undefined || !h.alive) return;
-        await h.control.request('modeApply', { lu, pages: [...pages] });
+        await live(worker)?.control.request('modeApply', { lu, pages: [...pages] });
       },
       applyReset: async (worker, lu, fn) => {
-        const h = this.#luns[worker];
-        if (h === undefined || !h.alive) return;
-        await h.control.request('resetApply', { lu, fn }, 60_000);
+        await live(worker)?.control.request('resetApply', { lu, fn }, 60_000);
       },
       applyHold: async (worker, lu, id, ttlMs) => {
-        const h = this.#luns[worker];
-        if (h === undefined || !h.alive) return;
-        await h.control.request('holdApply', { lu, id, ttlMs }, ttlMs);
+        await live(worker)?.control.request('holdApply', { lu, id, ttlMs }, ttlMs);
       },
       releaseHold: async (worker, lu, id) => {
-        const h = this.#luns[worker];
-        if (h === undefined || !h.alive) return;
-        await h.control.request('holdRelease', { lu, id });
+        await live(worker)?.control.request('holdRelease', { lu, id });
       },
       aluaStates: async (states) => {
         const body = { remove: [], states: states.map((s) => ({ group: s.group, state: s.state as number })) };
