@@ -387,7 +387,8 @@ export class ClusterNode {
       }
       await this.link.ack(origin, holdRef(id));
     } catch (err) {
-      // Not acknowledged: the origin's command fails retryably; the hold ends at its TTL.
+      // Not acknowledged: the origin's command fails retryably and frees the lock, which
+      // ends a hold taken here at the next check (#checkHolds), or at its TTL.
       this.#log.error({ lu, err: (err as Error).message }, 'could not hold a LU for another node\'s exclusive command');
     }
   }
@@ -487,8 +488,8 @@ export class ClusterNode {
       try {
         await this.link.publish({ k: 'release', o: this.node, lu, id: token });
       } catch (err) {
-        // The other nodes end the hold at its TTL, as when this node dies.
-        this.#log.warn({ lu, err: (err as Error).message }, 'could not publish the end of an exclusive command: other nodes hold the LU until its lock expires');
+        // The other nodes end the hold when they see the lock free (#checkHolds).
+        this.#log.warn({ lu, err: (err as Error).message }, 'could not publish the end of an exclusive command: other nodes hold the LU until they see its lock free');
       }
     }
     await this.link.cmd.eval(UNLOCK, 1, this.link.keys.cawLock(lu), token);

@@ -195,14 +195,6 @@ export class PrStore {
     await this.#fence(ref, wait, peers);
   }
 
-  /** Stop waiting for the peers of `wait` that are dead or have resynchronized since `gens`. */
-  #dropGone(ref: string, wait: AckWait, gens: Map<string, number>): void {
-    for (const n of [...wait.pending]) {
-      const p = this.#members.peer(n);
-      if (p === undefined || !p.live || (p.lease !== null && p.lease.gen !== gens.get(n))) this.#link.dropPeer(n, ref);
-    }
-  }
-
   /**
    * Redis WAIT for the replicas to confirm the change just written on `changes` (which
    * asks them at once, REPLCONF GETACK). Replication is asynchronous: without this a PR
@@ -308,7 +300,10 @@ export class PrStore {
     await Promise.all(silent.map((n) => this.#members.revoke(n).catch(() => undefined)));
     const deadline = performance.now() + this.#o.leaseTtlMs * 2;
     while (pending.size > 0 && performance.now() < deadline && !wait.released) {
-      this.#dropGone(ref, wait, gens);
+      for (const n of [...pending]) {
+        const p = this.#members.peer(n);
+        if (p === undefined || !p.live || (p.lease !== null && p.lease.gen !== gens.get(n))) this.#link.dropPeer(n, ref);
+      }
       if (pending.size === 0) break;
       await Promise.race([done, sleep(50)]);
     }
