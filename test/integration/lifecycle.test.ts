@@ -143,28 +143,8 @@ targets:
   });
 
   it('SIGTERM while a cluster node waits for Redis cancels the join: exit 0 at once, not after the connect timeout', async () => {
-    const port = await freePort();
-    const apiPort = await freePort();
     const redisPort = await freePort(); // nothing listens there
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
-    const cfg = path.join(dir, 'join.yaml');
-    writeFileSync(
-      cfg,
-      `clusterId: cancel-join
-stateDir: ${dir}/state-{node}
-api: { listen: "127.0.0.1:${apiPort}" }
-cluster:
-  redis: { url: 'redis://127.0.0.1:${redisPort}' }
-  nodes:
-    - id: a
-      portals: ['127.0.0.1:${port}']
-devices: [{ name: shared, file: { path: ${dir}/shared.img, size: 16MiB } }]
-targets:
-  - iqn: iqn.2026-11.io.spindle:cancel
-    portals: ['127.0.0.1:${port}']
-    luns: { 0: shared }
-`,
-    );
+    const { dir, cfg } = await oneNodeClusterConfig('cancel-join', redisPort);
     try {
       const { p, exited, output } = await serveUntilApiListens(['--config', cfg, '--node', 'a']);
       // Let the join reach its retry loop (Redis refuses every connection).
@@ -182,28 +162,8 @@ targets:
   });
 
   it('a cluster node started before its Redis joins once Redis comes up (pods start in any order)', async () => {
-    const port = await freePort();
-    const apiPort = await freePort();
     const redisPort = await freePort(); // nothing listens there yet
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
-    const cfg = path.join(dir, 'late.yaml');
-    writeFileSync(
-      cfg,
-      `clusterId: late-redis
-stateDir: ${dir}/state-{node}
-api: { listen: "127.0.0.1:${apiPort}" }
-cluster:
-  redis: { url: 'redis://127.0.0.1:${redisPort}' }
-  nodes:
-    - id: a
-      portals: ['127.0.0.1:${port}']
-devices: [{ name: shared, file: { path: ${dir}/shared.img, size: 16MiB } }]
-targets:
-  - iqn: iqn.2026-11.io.spindle:late
-    portals: ['127.0.0.1:${port}']
-    luns: { 0: shared }
-`,
-    );
+    const { dir, cfg } = await oneNodeClusterConfig('late-redis', redisPort);
     let redis: RedisServer | undefined;
     const { p, exited, output } = await serveUntilApiListens(['--config', cfg, '--node', 'a']);
     try {
@@ -295,6 +255,35 @@ function runMain(args: string[]): Promise<{ code: number | null; stdout: string;
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * A one-node cluster configuration in a fresh directory: Redis at `redisPort` (which the
+ * caller may leave closed), a file device, the admin API on a free port.
+ */
+async function oneNodeClusterConfig(clusterId: string, redisPort: number): Promise<{ dir: string; cfg: string }> {
+  const port = await freePort();
+  const apiPort = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-cfg-'));
+  const cfg = path.join(dir, `${clusterId}.yaml`);
+  writeFileSync(
+    cfg,
+    `clusterId: ${clusterId}
+stateDir: ${dir}/state-{node}
+api: { listen: "127.0.0.1:${apiPort}" }
+cluster:
+  redis: { url: 'redis://127.0.0.1:${redisPort}' }
+  nodes:
+    - id: a
+      portals: ['127.0.0.1:${port}']
+devices: [{ name: shared, file: { path: ${dir}/shared.img, size: 16MiB } }]
+targets:
+  - iqn: iqn.2026-11.io.spindle:${clusterId}
+    portals: ['127.0.0.1:${port}']
+    luns: { 0: shared }
+`,
+  );
+  return { dir, cfg };
 }
 
 /**
