@@ -75,6 +75,11 @@ export interface SentinelSetup {
   }): Promise<{ from: RedisServer; to: RedisServer }>;
   /** Wait until `server` is a replica of the current master with the link up. */
   waitReplica(server: RedisServer, timeoutMs?: number): Promise<void>;
+  /**
+   * Wait until the replica has everything the master acknowledged (its replication offset
+   * caught up): a failover then loses nothing.
+   */
+  caughtUp(timeoutMs?: number): Promise<void>;
   /** ioredis options for a Sentinel-aware client of this deployment. */
   clientOptions(): RedisOptions;
   /** Stop every process and delete their directories. */
@@ -336,6 +341,17 @@ export async function startSentinel(opts: SentinelStartOptions = {}): Promise<Se
         }
       },
       waitReplica,
+      caughtUp: async (timeoutMs = 20_000) => {
+        const master = byAddress(await master_());
+        const replica = servers.find((x) => x !== master)!;
+        await until('replica caught up', timeoutMs, async () => {
+          const m = parseInfo(String(await respCommand(master.endpoint(), ['INFO', 'replication'])));
+          const r = parseInfo(String(await respCommand(replica.endpoint(), ['INFO', 'replication'])));
+          return r['master_link_status'] === 'up' && Number(r['slave_repl_offset']) >= Number(m['master_repl_offset'])
+            ? true
+            : undefined;
+        });
+      },
       clientOptions: () => ({
         sentinels: sentinelEndpoints.map((e) => ({ ...e })),
         name: masterName,

@@ -16,7 +16,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseInfo, respCommand, type RedisServer } from '../helpers/redis.ts';
+import { respCommand, type RedisServer } from '../helpers/redis.ts';
 import { startSentinel, type SentinelSetup } from '../helpers/sentinel.ts';
 import { allocateNodes, startCluster, type StartedCluster } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/target.ts';
@@ -65,16 +65,8 @@ async function replica(): Promise<RedisServer> {
   return s.servers.find((x) => x !== master)!;
 }
 
-/** Until the replica has everything the master has: each scenario starts from a replica in sync. */
-async function replicated(): Promise<void> {
-  const master = await s.masterServer();
-  const r = await replica();
-  await until('replica caught up', async () => {
-    const m = parseInfo(String(await respCommand(master.endpoint(), ['INFO', 'replication'])));
-    const x = parseInfo(String(await respCommand(r.endpoint(), ['INFO', 'replication'])));
-    return x['master_link_status'] === 'up' && Number(x['slave_repl_offset']) >= Number(m['master_repl_offset']);
-  });
-}
+/** Each scenario starts from a replica in sync. */
+const replicated = (): Promise<void> => s.caughtUp();
 
 /** Put the replica to sleep for `ms`; resolves with the moment it answers again. */
 async function sleepReplica(ms: number): Promise<Promise<number>> {

@@ -12,7 +12,7 @@
  * fence themselves 6 s after their last renewal.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseInfo, respCommand, type RedisServer } from '../helpers/redis.ts';
+import { type RedisServer } from '../helpers/redis.ts';
 import { startSentinel, type SentinelSetup } from '../helpers/sentinel.ts';
 import { startCluster, type StartedCluster } from '../helpers/cluster.ts';
 import { runThroughOutage } from '../helpers/cluster-outage.ts';
@@ -34,21 +34,11 @@ afterAll(async () => {
 });
 
 /**
- * Wait until the replica has everything the master acknowledged (its replication offset
- * caught up): the failover then loses nothing, which is the premise of these scenarios
- * (losing acknowledged writes is the "Redis lost data" case, tested elsewhere).
+ * The replica has everything the master acknowledged before each failover: it then loses
+ * nothing, which is the premise of these scenarios (losing acknowledged writes is the
+ * "Redis lost data" case, tested elsewhere).
  */
-async function replicated(): Promise<void> {
-  const master = await s.masterServer();
-  const replica = s.servers.find((x) => x !== master)!;
-  await until('replica caught up', async () => {
-    const m = parseInfo(String(await respCommand(master.endpoint(), ['INFO', 'replication'])));
-    const r = parseInfo(String(await respCommand(replica.endpoint(), ['INFO', 'replication'])));
-    return (
-      r['master_link_status'] === 'up' && Number(r['slave_repl_offset']) >= Number(m['master_repl_offset'])
-    );
-  });
-}
+const replicated = (): Promise<void> => s.caughtUp();
 
 describe('Sentinel failover mid-run', () => {
   it('the master is killed: I/O goes on, PR OUT in between gets 02/04/0A and changes nothing, all intact on the promoted replica', async () => {
