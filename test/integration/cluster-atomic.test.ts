@@ -30,6 +30,7 @@ import {
   outcomeOf,
   pastAccessStateChanged,
   readBlocks,
+  readRegion,
   ScsiStatus,
   senseOf,
   sleep,
@@ -73,12 +74,6 @@ function compareAndWrite(h: Host, lba: number, expected: Buffer, next: Buffer): 
   return h.ini.scsi(cdb, { write: true, edtl: 2 * BLOCK, data: Buffer.concat([expected, next]), timeoutMs: 30_000 });
 }
 
-async function readBlock(h: Host, lba: number): Promise<Buffer> {
-  const r = await readBlocks(h, lba, 1);
-  if (r.status !== ScsiStatus.GOOD) throw new Error(`${h.name}: READ ${lba}: ${outcomeOf(r)}`);
-  return r.data;
-}
-
 const filled = (byte: number): Buffer => Buffer.alloc(BLOCK, byte);
 
 describe('COMPARE AND WRITE is atomic across nodes', () => {
@@ -101,7 +96,7 @@ describe('COMPARE AND WRITE is atomic across nodes', () => {
     );
     expect(w1 - w0, 'the WRITE through b was held until the compare-and-write ended').toBeGreaterThan(PAUSE_MS / 4);
     // The WRITE came after the compare (else the compare would have failed), so it is last.
-    for (const h of [a!, b!]) expect((await readBlock(h, LBA)).equals(filled(0x33)), `contents through ${h.name}`).toBe(true);
+    for (const h of [a!, b!]) expect((await readRegion(h, LBA, 1)).equals(filled(0x33)), `contents through ${h.name}`).toBe(true);
   });
 
   it('ATS from both nodes at once on one block: no lost update, no deadlock', async () => {
@@ -117,7 +112,7 @@ describe('COMPARE AND WRITE is atomic across nodes', () => {
     const worker = async (h: Host): Promise<number[]> => {
       const mine: number[] = [];
       while (mine.length < PER_NODE) {
-        const seen = (await readBlock(h, LBA)).readUInt32BE(0);
+        const seen = (await readRegion(h, LBA, 1)).readUInt32BE(0);
         const r = await compareAndWrite(h, LBA, value(seen), value(seen + 1));
         if (r.status === ScsiStatus.GOOD) mine.push(seen + 1);
         else if (senseOf(r.sense)?.join() === '14,29,0') miscompares++;
@@ -129,7 +124,7 @@ describe('COMPARE AND WRITE is atomic across nodes', () => {
     console.log(`ATS from both nodes: a set ${fromA.join(',')}, b set ${fromB.join(',')}, ${miscompares} miscompares`);
     // Each GOOD one set a distinct next value: 1..2*PER_NODE, each exactly once.
     expect([...fromA, ...fromB].sort((x, y) => x - y)).toEqual(Array.from({ length: 2 * PER_NODE }, (_, i) => i + 1));
-    expect((await readBlock(b!, LBA)).readUInt32BE(0)).toBe(2 * PER_NODE);
+    expect((await readRegion(b!, LBA, 1)).readUInt32BE(0)).toBe(2 * PER_NODE);
   });
 
   it('the other node killed: retryable NOT READY while its lease lives, then GOOD', async () => {
