@@ -19,6 +19,7 @@ import { TsihTable } from '../shared/iscsi/tsih-table.ts';
 import { SessionCounts } from '../shared/ring/session-counts.ts';
 import { createHeartbeats } from '../shared/ring/heartbeat.ts';
 import type { LunChannelInit, SessionLinkInit } from '../shared/wire/worker-data.ts';
+import { DirectGrants } from '../shared/ring/direct-grants.ts';
 
 /** Descriptors per ring; a session worker never has more in flight with one LUN worker. */
 export const RING_CAPACITY = 1024;
@@ -69,6 +70,11 @@ export class DataPlane {
   readonly tsihTable: SharedArrayBuffer;
   /** One counter per worker, bumped by its event loop (shared/ring/heartbeat.ts). */
   readonly heartbeats: SharedArrayBuffer;
+  /**
+   * Per LUN worker: its units' direct-read grants (shared/ring/direct-grants.ts). Kept
+   * when the worker is replaced: its successor moves every epoch, voiding old grants.
+   */
+  readonly grants: SharedArrayBuffer[];
   readonly #slabSize: number;
   /** rings[s][l]: the command and completion rings of session worker s with LUN worker l. */
   readonly #rings: RingPairSabs[][];
@@ -86,6 +92,7 @@ export class DataPlane {
     this.sessionCounts = SessionCounts.createBuffer();
     this.tsihTable = TsihTable.createBuffer();
     this.heartbeats = createHeartbeats();
+    this.grants = Array.from({ length: lunWorkers }, () => new DirectGrants().sab);
     this.#rings = Array.from({ length: sessionWorkers }, () => Array.from({ length: lunWorkers }, ringPair));
   }
 
@@ -117,7 +124,7 @@ export class DataPlane {
   /** Session worker `s`'s view of its channel to LUN worker `l`. */
   lunChannel(s: number, l: number): LunChannelInit {
     const r = this.#ring(s, l);
-    return { cmdRing: r.cmd, cplRing: r.cpl, capacity: RING_CAPACITY, peerDoorbell: this.lunDoorbells[l]!.sab };
+    return { cmdRing: r.cmd, cplRing: r.cpl, capacity: RING_CAPACITY, peerDoorbell: this.lunDoorbells[l]!.sab, grants: this.grants[l]! };
   }
 
   /** Session worker `s`'s view of its channels to every LUN worker. */

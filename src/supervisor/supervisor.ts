@@ -23,7 +23,7 @@ import type { SpindleConfig } from '../shared/config-types.ts';
 import type { Logger } from '../shared/logging.ts';
 import { errorMessage } from '../shared/control/errors.ts';
 import { LUN_CONTROL, PORTAL_CONTROL, SESSION_CONTROL } from '../shared/control/protocols.ts';
-import type { LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
+import type { DirectMemory, LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
 import { Topology } from './topology.ts';
 import { DataPlane, SLAB_MIN_BLOCK } from './data-plane.ts';
 import { SessionDirectory } from './session-directory.ts';
@@ -60,6 +60,12 @@ const CMD_WINDOW = 128;
 const DRAIN_TIMEOUT_MS = 15_000;
 /** Session workers poll for completions this long after submitting (see pollCompletions). */
 const POLL_BUDGET_US = 50;
+/**
+ * Session workers answer READs of RAM disks themselves under the LUN workers' grants
+ * (shared/ring/direct-grants.ts). SPINDLE_DIRECT_READS=0 turns that off, so a benchmark
+ * can compare both ways.
+ */
+const DIRECT_READS = process.env['SPINDLE_DIRECT_READS'] !== '0';
 /** A worker must be up within this (opening stores, binding portals). */
 const START_TIMEOUT_MS = 120_000;
 /** Accepted connections per second (sustained) and burst, per portal. */
@@ -103,6 +109,12 @@ export class Supervisor {
   readonly #hangTimeoutMs: number;
   /** RAM devices' shared memory, kept for a LUN worker's replacement (by device name). */
   readonly #ramMemory = new Map<string, SharedArrayBuffer>();
+  /**
+   * The same memories as the session workers read them directly, by "lunWorker/luIndex"
+   * (shared/ring/direct-grants.ts): sent to every session worker as they change, and
+   * given to a session worker's replacement at spawn.
+   */
+  readonly #directMemory = new Map<string, DirectMemory>();
   /** Reservations of a single node: held here so they outlive a LUN worker (issue 12). */
   readonly #prs: EmbeddedClusterState;
   /** Counters the workers keep in shared memory (metrics/memory.ts). */
@@ -219,6 +231,7 @@ export class Supervisor {
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.lun, l) },
       // The same counters for a replacement: they go on counting.
       metrics: this.metrics.lun[l]!,
+      ...(DIRECT_READS ? { grants: this.dataPlane.grants[l]! } : {}),
       logLevel,
       pretty,
     };
@@ -252,7 +265,11 @@ export class Supervisor {
         },
         handles: {
           ramMemory: (m, memory) => {
-            if (memory instanceof SharedArrayBuffer) this.#ramMemory.set(m.device, memory);
+            if (!(memory instanceof SharedArrayBuffer)) return;
+            this.#ramMemory.set(m.device, memory);
+            const direct: DirectMemory = { lunWorker: l, luIndex: m.luIndex, gen: m.gen, memory };
+            this.#directMemory.set(`${l}/${m.luIndex}`, direct);
+            for (const h of this.#sessions) if (h.alive) h.control.transfer('directMemory', { lunWorker: l, luIndex: m.luIndex, gen: m.gen }, memory, false);
           },
         },
       },
@@ -293,6 +310,8 @@ export class Supervisor {
       pollBudgetUs: Number(process.env['SPINDLE_POLL_US'] ?? POLL_BUDGET_US),
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.session, s) },
       metrics: this.metrics.session[s]!,
+      directMetrics: this.metrics.direct[s]!,
+      directMemory: [...this.#directMemory.values()],
       logLevel,
       pretty,
       portalPorts,

@@ -48,6 +48,8 @@ export interface TargetOptions {
   yaml?: (ctx: { port: number; iqn: string; dir: string }) => string;
   iqn?: string;
   readyTimeoutMs?: number;
+  /** Extra environment for the target process. */
+  env?: Record<string, string>;
 }
 
 export function defaultYaml(ctx: { port: number; iqn: string; dir: string }): string {
@@ -90,15 +92,16 @@ export async function startTarget(opts: TargetOptions = {}): Promise<StartedTarg
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-test-'));
   const cfgPath = path.join(dir, 'spindle.yaml');
   writeFileSync(cfgPath, (opts.yaml ?? defaultYaml)({ port, iqn, dir }));
-  return startWithConfig(cfgPath, { port, iqn, dir, readyTimeoutMs: opts.readyTimeoutMs });
+  return startWithConfig(cfgPath, { port, iqn, dir, readyTimeoutMs: opts.readyTimeoutMs, env: opts.env });
 }
 
 export async function startWithConfig(
   cfgPath: string,
-  o: { port: number; iqn: string; dir: string; readyTimeoutMs?: number },
+  o: { port: number; iqn: string; dir: string; readyTimeoutMs?: number; env?: Record<string, string> },
 ): Promise<StartedTarget> {
   const proc = spawn(process.execPath, [MAIN, 'serve', '--config', cfgPath, '--json'], {
     cwd: REPO,
+    env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

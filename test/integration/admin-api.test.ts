@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MAIN, REPO, cleanup, freePort, startTarget, type StartedTarget } from '../helpers/target.ts';
 import { Opcode, Status, TEST_UNIT_READY, connectAndLogin, read10, type Initiator } from '../helpers/initiator.ts';
+import { metric } from '../helpers/metrics.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const INITIATOR = 'iqn.2026-11.io.spindle:admin-api';
@@ -83,18 +84,6 @@ function cli(args: string[], timeoutMs = 60_000, onOutput?: (stdout: string) => 
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** A sample of a metric from the exposition text (labels in any order). */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const m = /^([^{ ]+)(?:\{(.*)\})? (.+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
 }
 
 async function login(isidByte: number): Promise<Initiator> {

@@ -68,13 +68,17 @@ async function replica(): Promise<RedisServer> {
 /** Each scenario starts from a replica in sync. */
 const replicated = (): Promise<void> => s.caughtUp();
 
-/** Put the replica to sleep for `ms`; resolves with the moment it answers again. */
-async function sleepReplica(ms: number): Promise<Promise<number>> {
+/**
+ * Put the replica to sleep for `ms`. Resolves once it sleeps, with `woke`: the moment it
+ * answers again. (An object, not the promise itself: an async function would wait for a
+ * promise it returns.)
+ */
+async function sleepReplica(ms: number): Promise<{ woke: Promise<number> }> {
   const r = await replica();
   const woke = respCommand(r.endpoint(), ['DEBUG', 'SLEEP', String(ms / 1000)], ms + 10_000).then(() => performance.now());
   // The command is on its way; give the replica a moment to start sleeping.
   await new Promise((res) => setTimeout(res, 50));
-  return woke;
+  return { woke };
 }
 
 /** REGISTER AND IGNORE EXISTING KEY through `h`, timed. */
@@ -97,7 +101,7 @@ describe('a reservation change waits for a Redis replica (waitReplicas)', () => 
     await replicated();
     const warned = linesOf(c, 0, WARNING).length;
     const counted = await unreplicatedCounter(0);
-    const woke = sleepReplica(5000);
+    const { woke } = await sleepReplica(5000);
     const r = await timedRegister(a!, 0x5a01n);
     console.log(`PR OUT with the replica asleep past the wait: ${Math.round(r.ms)} ms`);
     expect(r.ms, 'the change waited for the replica').toBeGreaterThan(WAIT_MS * 0.8);
@@ -112,7 +116,7 @@ describe('a reservation change waits for a Redis replica (waitReplicas)', () => 
   it('a replica that wakes within the wait: PR OUT completes only after, and survives the master killed right after it', async () => {
     await replicated();
     const warned = linesOf(c, 0, WARNING).length;
-    const woke = sleepReplica(500);
+    const { woke } = await sleepReplica(500);
     const r = await timedRegister(a!, 0x5a02n);
     const wokeAt = await woke;
     console.log(`PR OUT with the replica asleep for 500 ms: ${Math.round(r.ms)} ms`);

@@ -63,9 +63,11 @@ export const LUN_CONTROL = {
     },
     /**
      * A RAM device's memory (a SharedArrayBuffer, shared not copied): the supervisor keeps
-     * it, so the worker that replaces a crashed one finds the contents (issue 12).
+     * it, so the worker that replaces a crashed one finds the contents (issue 12), and
+     * hands it to the session workers, which read it directly under grants
+     * (shared/ring/direct-grants.ts; `gen`: the memory's generation there).
      */
-    handles: { ramMemory: object({ device: 'string' }) },
+    handles: { ramMemory: object({ device: 'string', luIndex: 'integer', gen: 'integer' }) },
   },
   b: {
     requests: {
@@ -209,6 +211,11 @@ export const SESSION_CONTROL = {
       lunChannel: object({ lunWorker: 'integer' }),
       /** The handoff port of portal worker `portal`'s replacement (a MessagePort, moved). */
       portalPort: object({ portal: 'integer' }),
+      /**
+       * A RAM disk's memory (SharedArrayBuffer) for direct reads of unit `luIndex` of LUN
+       * worker `lunWorker`, generation `gen` (shared/ring/direct-grants.ts).
+       */
+      directMemory: object({ lunWorker: 'integer', luIndex: 'integer', gen: 'integer' }),
     },
   },
 } as const satisfies Protocol<Side, Side>;

@@ -36,6 +36,7 @@
  * over a run) is simply not counted.
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
+import type { DirectReadCountersView } from './direct-read-counters.ts';
 
 export const LunWorkerField = { INFLIGHT: 1, UNITS: 2 } as const;
 
@@ -166,6 +167,8 @@ export interface LuSnapshot {
   arrived: number;
   completed: number;
   reads: number;
+  /** Of `reads`, those a session worker answered itself (direct-read-counters.ts). */
+  directReads: number;
   writes: number;
   others: number;
   readBytes: number;
@@ -182,9 +185,14 @@ export interface LuSnapshot {
 /** The reader side (the supervisor's exporter and admin API). */
 export class LunCountersView {
   readonly #f: Float64Array;
+  /** The session workers' direct reads of this LUN worker's units (direct-read-counters.ts). */
+  readonly #direct: readonly DirectReadCountersView[];
+  readonly #lunWorker: number;
 
-  constructor(sab: SharedArrayBuffer) {
+  constructor(sab: SharedArrayBuffer, direct: readonly DirectReadCountersView[] = [], lunWorker = 0) {
     this.#f = new Float64Array(sab);
+    this.#direct = direct;
+    this.#lunWorker = lunWorker;
   }
 
   get inflight(): number {
@@ -203,10 +211,11 @@ export class LunCountersView {
       const h = b + LuField.HISTOGRAM + cls * LATENCY_BUCKETS;
       return { sumS: f[b + LuField.LATENCY_SUM_MS + cls]! / 1000, buckets: Array.from(f.subarray(h, h + LATENCY_BUCKETS)) };
     });
-    return {
+    const snap: LuSnapshot = {
       arrived: f[b + LuField.ARRIVED]!,
       completed: f[b + LuField.COMPLETED]!,
       reads: f[b + LuField.READS]!,
+      directReads: 0,
       writes: f[b + LuField.WRITES]!,
       others: f[b + LuField.OTHERS]!,
       readBytes: f[b + LuField.READ_BYTES]!,
@@ -218,5 +227,19 @@ export class LunCountersView {
       aborted: f[b + LuField.ABORTED]!,
       latency,
     };
+    // READs the session workers answered themselves are the unit's reads too.
+    const read = latency[OpClass.READ]!;
+    for (const v of this.#direct) {
+      const d = v.unit(this.#lunWorker, luIndex);
+      if (d === undefined || d.reads === 0) continue;
+      snap.arrived += d.reads;
+      snap.completed += d.reads;
+      snap.reads += d.reads;
+      snap.directReads += d.reads;
+      snap.readBytes += d.readBytes;
+      read.sumS += d.latencySumMs / 1000;
+      for (let i = 0; i < LATENCY_BUCKETS; i++) read.buckets[i]! += d.buckets[i]!;
+    }
+    return snap;
   }
 }

@@ -18,7 +18,7 @@
  *   28 u32  lun           LUN number as addressed by the initiator
  *   32 u8[32] cdb
  *
- * Completion descriptor (LUN worker -> session worker), 96 bytes:
+ * Completion descriptor (LUN worker -> session worker), 104 bytes:
  *
  *   0  u8   kind
  *   1  u8   status        SAM status
@@ -27,9 +27,12 @@
  *   8  u32  dataInLength  bytes the command transferred (may exceed EDTL: overflow)
  *   12 u32  dataOutWanted data-out bytes the CDB called for (write residuals)
  *   16 u8[80] sense
+ *   96 u32  grant         a READ's direct-read grant for its nexus and unit, 0 for none
+ *                         (shared/ring/direct-grants.ts)
+ *   100 u32 reserved
  */
 export const CMD_DESC_BYTES = 64;
-export const CPL_DESC_BYTES = 96;
+export const CPL_DESC_BYTES = 104;
 export const CPL_SENSE_MAX = 80;
 
 export const DescKind = {
@@ -104,4 +107,5 @@ export const Cpl = {
   DATA_IN_LENGTH: 8,
   DATA_OUT_WANTED: 12,
   SENSE: 16,
+  GRANT: 96,
 } as const;

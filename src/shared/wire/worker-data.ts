@@ -29,6 +29,17 @@ export interface RingPair {
 /** The session side of a ring pair: the rings and the LUN worker's doorbell. */
 export interface LunChannelInit extends RingPair {
   peerDoorbell: SharedArrayBuffer;
+  /** The LUN worker's direct-read grants (shared/ring/direct-grants.ts). Absent: no direct reads. */
+  grants?: SharedArrayBuffer;
+}
+
+/** A RAM disk's memory as a session worker reads it directly (shared/ring/direct-grants.ts). */
+export interface DirectMemory {
+  lunWorker: number;
+  luIndex: number;
+  /** The memory's generation (DirectGrants.nextMemoryGeneration). */
+  gen: number;
+  memory: SharedArrayBuffer;
 }
 
 /** The LUN side of a ring pair: the rings, and the session worker's slab, doorbell and nexus table. */
@@ -66,6 +77,8 @@ export interface LunWorkerData extends WorkerLogging {
   alua?: AluaWire;
   /** Per unit counters the exporter reads (shared/metrics/lun-counters.ts). Absent: private. */
   metrics?: SharedArrayBuffer;
+  /** This worker's units' direct-read grants (shared/ring/direct-grants.ts). Absent: private, none given. */
+  grants?: SharedArrayBuffer;
 }
 
 export interface SessionWorkerData extends WorkerLogging {
@@ -93,6 +106,10 @@ export interface SessionWorkerData extends WorkerLogging {
   portalPorts: MessagePort[];
   /** Counters the exporter reads (shared/metrics/session-counters.ts). Absent: private. */
   metrics?: SharedArrayBuffer;
+  /** Counters of the READs this worker answers itself (direct-read-counters.ts). Absent: private. */
+  directMetrics?: SharedArrayBuffer;
+  /** RAM disks this worker may read directly (their memory is also sent as it changes). */
+  directMemory?: DirectMemory[];
 }
 
 export interface PortalWorkerData extends WorkerLogging {

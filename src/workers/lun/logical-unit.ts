@@ -5,6 +5,7 @@
  *
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
+import type { DirectGrants } from '../../shared/ring/direct-grants.ts';
 import { DEFAULT_QUEUE_DEPTH, TaskSet } from './task-set.ts';
 import { executeCommand } from './execute.ts';
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
@@ -174,6 +175,23 @@ export class LogicalUnit {
   /** Resolves ScsiCommand.nexus to the I_T nexus identity; set by the LUN worker. */
   nexuses: NexusDirectory = NO_NEXUSES;
   /**
+   * Session workers may read this unit directly (a RAM disk; shared/ring/direct-grants.ts):
+   * its grant table and slot there. Set by the LUN worker; null otherwise.
+   */
+  direct: { readonly grants: DirectGrants; readonly index: number } | null = null;
+
+  /**
+   * Void the unit's direct-read grants (direct-grants.ts), returning once no direct read
+   * under them is still copying. Called before anything a READ meets changes: unit
+   * attentions, reservations, readiness, the exclusive gate, task attributes, capacity.
+   */
+  invalidateDirect(): void {
+    const d = this.direct;
+    if (d === null) return;
+    d.grants.setGeometry(d.index, this.blockShift, this.blockCount);
+    d.grants.invalidate(d.index);
+  }
+  /**
    * ALUA (SPC-4 5.16): the worker's target port group table and the groups exporting
    * this LU (alua/port-groups.ts); the LUN worker attaches it, a lone LU has one group.
    */
@@ -266,6 +284,7 @@ export class LogicalUnit {
     if (this.sbc.sanitize !== SanitizeState.IDLE) throw new Error(`${this.name}: a sanitize is in progress or failed; grow it afterwards`);
     await this.store.grow(blocks * this.blockSize);
     this.blockCount = blocks;
+    this.invalidateDirect();
     this.sbc.grow(this.backing);
     establishAll(this, SenseReason.CAPACITY_DATA_HAS_CHANGED);
   }
@@ -276,6 +295,8 @@ export class LogicalUnit {
   }
 
   async close(): Promise<void> {
+    this.invalidateDirect();
+    this.direct = null;
     unregisterCopyTarget(this);
     this.ioErrors.close();
     await this.pr?.close();

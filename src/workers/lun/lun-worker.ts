@@ -38,6 +38,9 @@ import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
 import { LunCounters } from '../../shared/metrics/lun-counters.ts';
 import type { UnitInfo } from '../../shared/wire/admin-info.ts';
 import { describeUnit } from './unit-info.ts';
+import { DirectGrants } from '../../shared/ring/direct-grants.ts';
+import { RamStore } from './backing/ram-store.ts';
+import { DeviceType } from './device-type.ts';
 
 /** How long a removed unit's last commands may take before its store is closed anyway. */
 const REMOVE_DRAIN_MS = 30_000;
@@ -60,6 +63,9 @@ const CLUSTER_WIDE_TMF: ReadonlySet<number> = new Set([
   TmfFunction.TARGET_WARM_RESET,
   TmfFunction.TARGET_COLD_RESET,
 ]);
+
+/** Keeps a RAM disk's memory outside the worker: device, memory, unit index, memory generation. */
+export type KeepRam = (device: string, memory: SharedArrayBuffer, luIndex: number, gen: number) => void;
 
 export interface PrepareRequest {
   add: { luIndex: number; device: DeviceConfig }[];
@@ -105,14 +111,16 @@ export class LunWorker implements TaskHome {
   readonly #uaSent = new Map<string, string>();
   #uaTimer: NodeJS.Timeout | null = null;
 
-  /** Keeps a RAM device's shared memory outside this worker (see RamStore). */
-  readonly #keepRam: (device: string, memory: SharedArrayBuffer) => void;
+  /** Keeps a RAM device's shared memory outside this worker (see RamStore), with its unit index and generation. */
+  readonly #keepRam: KeepRam;
+  /** Direct-read grants of this worker's RAM disks (shared/ring/direct-grants.ts); null: none given. */
+  readonly #grants: DirectGrants | null;
 
   /**
    * `cluster`: the supervisor's reservation state (Redis in a cluster, its embedded store
    * otherwise: either way it outlives this worker). Absent (tests): an embedded store per LU.
    */
-  constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink, keepRam: (device: string, memory: SharedArrayBuffer) => void = () => {}) {
+  constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink, keepRam: KeepRam = () => {}) {
     this.index = data.index;
     this.log = log;
     this.#data = data;
@@ -126,6 +134,7 @@ export class LunWorker implements TaskHome {
     // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
     this.#clusterLink = data.cluster === true ? (cluster ?? null) : null;
     this.#keepRam = keepRam;
+    this.#grants = data.grants === undefined ? null : new DirectGrants(data.grants);
   }
 
   /**
@@ -265,7 +274,7 @@ export class LunWorker implements TaskHome {
    */
   async start(): Promise<number> {
     const d = this.#data;
-    const opened = await Promise.allSettled(d.devices.map((dev) => this.#openUnit(dev)));
+    const opened = await Promise.allSettled(d.devices.map((dev, i) => this.#openUnit(dev, d.unitIndexes?.[i] ?? i)));
     const failed = opened.find((r) => r.status === 'rejected');
     if (failed !== undefined) {
       await Promise.all(opened.map((r) => (r.status === 'fulfilled' ? r.value.close().catch(() => undefined) : undefined)));
@@ -276,8 +285,9 @@ export class LunWorker implements TaskHome {
     const units = opened.map((r) => (r as PromiseFulfilledResult<LogicalUnit>).value);
     await Promise.all(units.map((lu) => this.#restoreUas(lu)));
     units.forEach((lu, i) => {
-      this.#units[d.unitIndexes?.[i] ?? i] = lu;
-      this.#adopt(lu);
+      const index = d.unitIndexes?.[i] ?? i;
+      this.#units[index] = lu;
+      this.#adopt(lu, index);
     });
     if (this.#clusterLink !== null) {
       this.#uaTimer = setInterval(() => this.#snapshotUas(), UA_SNAPSHOT_MS);
@@ -459,12 +469,13 @@ export class LunWorker implements TaskHome {
     v.setUint32(o + Cpl.TAG, tag, true);
     v.setUint32(o + Cpl.DATA_IN_LENGTH, 0, true);
     v.setUint32(o + Cpl.DATA_OUT_WANTED, 0, true);
+    v.setUint32(o + Cpl.GRANT, 0, true);
     link.cpl.publish();
     if (this.#inBatch) link.completedSinceRing = true;
     else link.peer.ring();
   }
 
-  #openUnit(d: DeviceConfig): Promise<LogicalUnit> {
+  #openUnit(d: DeviceConfig, luIndex: number): Promise<LogicalUnit> {
     const data = this.#data;
     // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
@@ -476,7 +487,10 @@ export class LunWorker implements TaskHome {
         : this.log.error(r, 'backing store I/O errors ended');
     const cluster = this.#cluster;
     const ram = data.ramMemory?.[d.name];
-    const store = { ...(ram === undefined ? {} : { ramMemory: ram }), onRamMemory: (m: SharedArrayBuffer) => this.#keepRam(d.name, m) };
+    // Each new memory gets the next generation: a session worker reads directly only from
+    // the generation the grant table names (direct-grants.ts).
+    const onRamMemory = (m: SharedArrayBuffer): void => this.#keepRam(d.name, m, luIndex, this.#grants?.nextMemoryGeneration(luIndex) ?? 0);
+    const store = { ...(ram === undefined ? {} : { ramMemory: ram }), onRamMemory };
     const env =
       cluster === null
         ? { reportInternalError, reportIoError, store }
@@ -503,9 +517,15 @@ export class LunWorker implements TaskHome {
     this.#uaSent.set(lu.pr.luKey, JSON.stringify(snapshotUa(lu)));
   }
 
-  #adopt(lu: LogicalUnit): void {
+  #adopt(lu: LogicalUnit, luIndex: number): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
+    // A RAM disk may be read by session workers directly; the first invalidation also
+    // voids whatever a predecessor of this worker granted for the slot.
+    if (this.#grants !== null && lu.store instanceof RamStore && lu.deviceType === DeviceType.DISK) {
+      lu.direct = { grants: this.#grants, index: luIndex };
+      lu.invalidateDirect();
+    }
     const hold = this.#holdsAtOpen.get(lu.pr.luKey);
     if (hold !== undefined) {
       this.#holdsAtOpen.delete(lu.pr.luKey);
@@ -522,7 +542,7 @@ export class LunWorker implements TaskHome {
    */
   async prepare(m: PrepareRequest): Promise<void> {
     this.#portGroups?.setDeviceGroups(m.deviceGroups);
-    const opened = await Promise.allSettled(m.add.map((a) => this.#openUnit(a.device)));
+    const opened = await Promise.allSettled(m.add.map((a) => this.#openUnit(a.device, a.luIndex)));
     const failed = opened.find((r) => r.status === 'rejected');
     if (failed !== undefined) {
       await Promise.all(opened.map((r) => (r.status === 'fulfilled' ? r.value.close().catch(() => undefined) : undefined)));
@@ -531,7 +551,7 @@ export class LunWorker implements TaskHome {
     opened.forEach((r, i) => {
       const lu = (r as PromiseFulfilledResult<LogicalUnit>).value;
       this.#units[m.add[i]!.luIndex] = lu;
-      this.#adopt(lu);
+      this.#adopt(lu, m.add[i]!.luIndex);
     });
     for (const g of m.grow) {
       const lu = this.#units[g.luIndex];

@@ -162,13 +162,13 @@ export class TaskSet {
     }
     if (attr === TaskAttribute.HEAD_OF_QUEUE) {
       this.headOfQueue++;
-      this.simpleLimit = 0;
+      this.relimit();
       this.active.add(cmd);
       return true;
     }
     if (attr === TaskAttribute.ORDERED) {
       this.ordered++;
-      this.simpleLimit = 0;
+      this.relimit();
       if (this.size === 0) {
         this.orderedEnabled = true;
         this.active.add(cmd);
@@ -220,7 +220,15 @@ export class TaskSet {
 
   /** The hot path is open only with no ORDERED or HEAD OF QUEUE command and no ACA. */
   private relimit(): void {
-    this.simpleLimit = this.ordered === 0 && this.headOfQueue === 0 && this.acaNexus < 0 ? this.depth : 0;
+    const quiet = this.quiet;
+    this.simpleLimit = quiet ? this.depth : 0;
+    // A SIMPLE READ must now wait its turn: no session worker may read around it.
+    if (!quiet) this.lu.invalidateDirect();
+  }
+
+  /** No ORDERED or HEAD OF QUEUE command in the set and no ACA condition (direct-read.ts). */
+  get quiet(): boolean {
+    return this.ordered === 0 && this.headOfQueue === 0 && this.acaNexus < 0;
   }
 
   /**

@@ -93,6 +93,7 @@ export class LunChannel {
       sense.copy(t.sense);
       t.dataInLength = 0;
       t.dataOutWanted = 0;
+      t.grant = 0;
       t.state = TaskState.RESPONDING;
       n++;
       if (t.owner) t.owner.onTaskComplete(t);
@@ -140,6 +141,7 @@ export class LunChannel {
         if (sl > 0) t.sense.set(b.subarray(o + Cpl.SENSE, o + Cpl.SENSE + sl));
         t.dataInLength = v.getUint32(o + Cpl.DATA_IN_LENGTH, true);
         t.dataOutWanted = v.getUint32(o + Cpl.DATA_OUT_WANTED, true);
+        t.grant = v.getUint32(o + Cpl.GRANT, true);
         t.state = TaskState.RESPONDING;
         this.cpl.release();
         this.inflight--;

@@ -26,6 +26,8 @@ import { DescKind, TMF_NOT_EVERYWHERE } from '../../shared/ring/descriptors.ts';
 import { distinctUnits, routesFromWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
+import { DirectReadCounters } from '../../shared/metrics/direct-read-counters.ts';
+import { DirectReads } from './direct-read.ts';
 import { SessionCounters } from '../../shared/metrics/session-counters.ts';
 import type { ConnectionInfo } from '../../shared/wire/admin-info.ts';
 import { describeConnection } from './iscsi/connection-info.ts';
@@ -60,6 +62,8 @@ export class SessionWorker {
   readonly #slab: Slab;
   readonly #pool: TaskPool;
   readonly #channels: LunChannel[];
+  /** READs of RAM disks answered here (direct-read.ts). */
+  readonly #direct: DirectReads;
   readonly #tsihs: TsihTable;
   readonly #nexusTable: NexusTable;
   readonly #sessionCounts: SessionCounts;
@@ -104,6 +108,11 @@ export class SessionWorker {
     this.#sessionCounts = new SessionCounts(data.sessionCounts, data.index);
     this.#pollBudgetMs = Math.max(0, data.pollBudgetUs) / 1000;
     this.metrics = new SessionCounters(data.metrics);
+    this.#direct = new DirectReads(
+      data.channels.map((c) => c.grants),
+      data.directMemory ?? [],
+      data.directMetrics === undefined ? null : new DirectReadCounters(data.directMetrics),
+    );
     this.ctx = this.#context(routesFromWire(data.routes));
   }
 
@@ -235,12 +244,18 @@ export class SessionWorker {
     return ended;
   }
 
+  /** A RAM disk's memory for direct reads (sent by the supervisor as it changes). */
+  directMemory(lunWorker: number, luIndex: number, gen: number, memory: SharedArrayBuffer): void {
+    this.#direct.setMemory(lunWorker, luIndex, gen, memory);
+  }
+
   /** LUN worker `l`'s replacement is up: a channel over fresh rings; queued commands go on. */
   lunWorkerRestarted(l: number, init: LunChannelInit): void {
     const old = this.#channels[l];
     const next = new LunChannel(init, this.#pool);
     next.onStale = old?.onStale ?? next.onStale;
     this.#channels[l] = next;
+    this.#direct.setTable(l, init.grants);
     if (old !== undefined) next.adopt(old);
     next.flushDoorbell();
   }
@@ -419,15 +434,19 @@ export class SessionWorker {
         supervisor.sessionDown(key);
       },
       sendTmf: (lunWorker, luIndex, fn, nexus, waiter, refTag = 0) => {
+        const direct = this.#direct;
         const owner: TaskOwner = {
           onTaskComplete(done) {
             const everywhere = done.status !== TMF_NOT_EVERYWHERE;
+            direct.tmfInFlight--;
             pool.release(done);
             waiter.settle(everywhere);
           },
         };
         // ABORT TASK: the referenced task rides in the CDB bytes (descriptors.ts).
         if (!this.#submitControl(lunWorker, DescKind.TMF, fn, luIndex, nexus, owner, refTag)) return false;
+        // No direct read overtakes a function on its way (direct-read.ts).
+        direct.tmfInFlight++;
         ctx.flushDoorbells();
         return true;
       },
@@ -490,6 +509,7 @@ export class SessionWorker {
       pendingWrites: { bytes: 0, limit: Math.floor(this.#slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),
       metrics: this.metrics,
+      direct: this.#direct,
     };
     return ctx;
   }

@@ -45,7 +45,8 @@ class Task extends TestCommand {
 }
 
 describe('TaskSet (task attributes, SAM-5 8.6)', () => {
-  const fakeLu = {} as LogicalUnit;
+  let invalidations = 0;
+  const fakeLu = { invalidateDirect: () => invalidations++ } as unknown as LogicalUnit;
   let set: TaskSet;
   let log: string[];
   let running: Task[];
@@ -109,6 +110,26 @@ describe('TaskSet (task attributes, SAM-5 8.6)', () => {
       'start s3',
       'done s3',
     ]);
+  });
+
+  it('an ORDERED or HEAD OF QUEUE command voids direct-read grants while it is in the set (quiet)', () => {
+    const before = invalidations;
+    expect(set.quiet).toBe(true);
+    const s1 = mk('s1', SIMPLE);
+    submit(s1);
+    expect(invalidations, 'SIMPLE commands leave grants alone').toBe(before);
+    const o = mk('o', ORDERED);
+    submit(o);
+    expect(invalidations).toBe(before + 1);
+    expect(set.quiet).toBe(false);
+    complete(s1);
+    complete(o);
+    expect(set.quiet).toBe(true);
+    const h = mk('h', HEAD_OF_QUEUE);
+    submit(h);
+    expect(invalidations).toBe(before + 2);
+    complete(h);
+    expect(set.quiet).toBe(true);
   });
 
   it('an ORDERED command on an idle task set starts at once; consecutive ORDERED run one by one', () => {

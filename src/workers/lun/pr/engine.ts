@@ -161,6 +161,8 @@ export class PrEngine {
   }
 
   private adopt(s: PrState): void {
+    // Who may READ changes with the reservation (SPC-4 5.14.1): void direct-read grants.
+    this.lu.invalidateDirect();
     this.state = s;
     this.reservationType = s.reservation === null ? 0 : s.reservation.type;
     this.spc2Active = s.spc2 !== null;

@@ -346,6 +346,8 @@ export class SbcState {
     else if (this.sanitize === SanitizeState.FAILED) this.notReady = SenseReason.SANITIZE_COMMAND_FAILED;
     else if (!this.mediumPresent) this.notReady = this.noMediumReason;
     else this.notReady = null;
+    // READs now meet another answer: no session worker may read around it.
+    this.lu.invalidateDirect();
   }
 
   // ---------------------------------------------------------------------------------
@@ -372,6 +374,8 @@ export class SbcState {
   runExclusive(cmd: ScsiCommand, body: () => Promise<void>): void {
     this.#local = cmd;
     this.gate = cmd;
+    // Closing the gate waits out direct reads in progress, and stops new ones.
+    this.lu.invalidateDirect();
     const start = (): void => {
       if (this.busy) {
         setImmediate(start);
@@ -400,6 +404,7 @@ export class SbcState {
       timer.unref();
       this.#holds.set(id, timer);
       if (this.gate === null) this.gate = HELD;
+      this.lu.invalidateDirect();
     }
     return new Promise((resolve) => {
       const drained = (): void => {

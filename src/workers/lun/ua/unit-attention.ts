@@ -175,6 +175,7 @@ function forgetOldest(lu: LogicalUnit): void {
  * session now are included: they learn it when they return.
  */
 export function establish(lu: LogicalUnit, reason: SenseDetail, exceptNexus?: number): void {
+  lu.invalidateDirect();
   const except = exceptNexus === undefined ? undefined : lu.ua.byHandle.get(exceptNexus);
   for (const u of lu.ua.byKey.values()) if (u !== except) queueCondition(u, reason);
 }
@@ -184,6 +185,7 @@ export function establish(lu: LogicalUnit, reason: SenseDetail, exceptNexus?: nu
  * (CAPACITY DATA HAS CHANGED after a runtime resize).
  */
 export function establishAll(lu: LogicalUnit, reason: SenseDetail): void {
+  lu.invalidateDirect();
   for (const u of lu.ua.byKey.values()) queueCondition(u, reason);
 }
 
@@ -198,11 +200,13 @@ export function establishFor(
   reason: SenseDetail,
   select: (u: NexusUnitAttention) => boolean,
 ): void {
+  lu.invalidateDirect();
   for (const u of lu.ua.byKey.values()) if (select(u)) queueCondition(u, reason);
 }
 
 /** Queue `reason` for the identity behind one handle. */
 export function establishForNexus(lu: LogicalUnit, nexus: number, reason: SenseDetail): void {
+  lu.invalidateDirect();
   queueCondition(nexusState(lu, nexus), reason);
 }
 
@@ -215,6 +219,7 @@ export function establishForNexus(lu: LogicalUnit, nexus: number, reason: SenseD
 export function reportedLunsEvent(lu: LogicalUnit, nexus: number, changed: boolean): void {
   const u = nexusState(lu, nexus);
   if (changed) {
+    lu.invalidateDirect();
     queueCondition(u, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED);
     return;
   }
@@ -249,6 +254,8 @@ export function unitAttentionNexusLost(lu: LogicalUnit, handle: number, info: Ne
     return;
   }
   if (u.handle === handle) u.handle = NO_HANDLE;
+  // The identity may already have a new session here (reinstatement) with a grant.
+  lu.invalidateDirect();
   queueCondition(u, SenseReason.I_T_NEXUS_LOSS);
 }
 

@@ -16,6 +16,7 @@
  * checks the header and routes the data segment (a task's slab buffer for immediate
  * data and Data-Out, the control buffer otherwise); in the PDU stage it acts on it.
  */
+import { directKey } from '../direct-read.ts';
 import {
   BHS_LENGTH,
   Opcode,
@@ -363,6 +364,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       this.responses.drop(t);
       return;
     }
+    if (t.grant !== 0) this.session?.directGrants.set(directKey(t.lunWorker, t.luIndex), t.grant);
     this.counters.commandDone(this.metricBase, t);
     this.responses.send(t);
     this.ctx.flushDoorbells();

@@ -228,6 +228,11 @@ export class CommandIntake {
     }
     t.lunWorker = route.lunWorker;
     t.luIndex = route.luIndex;
+    // A READ of a RAM disk this nexus holds a grant for: answered here (direct-read.ts).
+    if (t.read && c.ctx.direct.read(t, route, session.directGrants)) {
+      c.onTaskComplete(t);
+      return;
+    }
     c.ctx.channels[route.lunWorker]!.submit(t, session.nexus);
   }
 }

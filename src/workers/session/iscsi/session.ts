@@ -38,6 +38,11 @@ export class IscsiSession {
    * LUNS has not run since (then the LUs are told to clear it, unit-attention.ts).
    */
   reportedLunsChanged = false;
+  /**
+   * Direct-read grants of this I_T nexus by unit (direct-read.ts directKey): the epoch a
+   * LUN worker granted with a READ's completion.
+   */
+  readonly directGrants = new Map<number, number>();
   expCmdSN: number;
   /** Non-immediate commands received whose response has not been sent. */
   outstanding = 0;

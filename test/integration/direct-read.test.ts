@@ -1,0 +1,208 @@
+/**
+ * Direct reads (shared/ring/direct-grants.ts): a session worker answers READs of a RAM
+ * disk itself once the LUN worker granted the I_T nexus reads at the unit's epoch. Each
+ * case makes a grant exist first (two READs: the first goes to the LUN worker and brings
+ * the grant, the second is answered directly, which /metrics shows), then changes
+ * something a READ meets, and checks the next READ meets it. Without the invalidation
+ * each case checks, that READ would be answered from the stale grant: GOOD where the
+ * answer must be RESERVATION CONFLICT or a unit attention, old data where a COMPARE AND
+ * WRITE or a grow changed it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { cleanup, freePort, startTarget, type StartedTarget } from '../helpers/target.ts';
+import { TEST_UNIT_READY, connectAndLogin, read10, write10, type Initiator, type ScsiResult } from '../helpers/initiator.ts';
+import { TmfFunction } from '../../src/shared/iscsi/pdu.ts';
+import { proutCdb, proutParams } from '../helpers/scsi-pr.ts';
+import { metric } from '../helpers/metrics.ts';
+import { outcomeOf } from '../helpers/cluster-scsi.ts';
+
+const TOKEN = 'direct-read-token-0123456789';
+const BLOCK = 512;
+const MiB = 1024 * 1024;
+/** COMPARE AND WRITE pauses between its compare and its write (SPINDLE_TEST_CAW_PAUSE_MS). */
+const PAUSE_MS = 800;
+
+let t: StartedTarget;
+let apiPort: number;
+let a: Initiator;
+let b: Initiator;
+
+function config(ctx: { port: number; iqn: string; dir: string }, size: string): string {
+  return `
+clusterId: direct-read
+stateDir: ${ctx.dir}/state
+workers: { session: 2, lun: 1 }
+api: { listen: "127.0.0.1:${apiPort}", tokenFile: ${ctx.dir}/token }
+devices:
+  - { name: r, ram: { size: ${size} } }
+targets:
+  - iqn: ${ctx.iqn}
+    portals: ['127.0.0.1:${ctx.port}']
+    luns: { 0: r }
+`;
+}
+
+beforeAll(async () => {
+  apiPort = await freePort();
+  t = await startTarget({
+    env: { SPINDLE_TEST_FAULTS: '1', SPINDLE_TEST_CAW_PAUSE_MS: String(PAUSE_MS) },
+    yaml: (ctx) => {
+      writeFileSync(path.join(ctx.dir, 'token'), `${TOKEN}\n`);
+      return config(ctx, '8MiB');
+    },
+  });
+  a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-a' });
+  b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-b' });
+  // First contact: each nexus's power-on unit attention, out of the way.
+  for (const ini of [a, b]) await ini.scsi(TEST_UNIT_READY, { edtl: 0 });
+});
+
+afterAll(async () => {
+  a?.close();
+  b?.close();
+  await t?.stop();
+  cleanup(t);
+});
+
+async function directReads(): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return metric(await res.text(), 'spindle_lu_direct_reads_total', { device: 'r' }) ?? 0;
+}
+
+function read(ini: Initiator, lba: number, blocks = 1): Promise<ScsiResult> {
+  return ini.scsi(read10(lba, blocks), { read: true, edtl: blocks * BLOCK, rawUnitAttention: true });
+}
+
+async function write(ini: Initiator, lba: number, data: Buffer): Promise<void> {
+  const r = await ini.scsi(write10(lba, data.length / BLOCK), { write: true, data, edtl: data.length });
+  expect(outcomeOf(r), `WRITE at ${lba}`).toBe('GOOD');
+}
+
+/** Two READs of `lba` through `ini`: the second is answered directly (the counter moves). */
+async function granted(ini: Initiator, lba: number): Promise<void> {
+  expect(outcomeOf(await read(ini, lba)), 'READ that brings the grant').toBe('GOOD');
+  const before = await directReads();
+  expect(outcomeOf(await read(ini, lba)), 'READ under the grant').toBe('GOOD');
+  expect(await directReads(), 'the second READ was answered by the session worker').toBe(before + 1);
+}
+
+const filled = (byte: number, blocks = 1): Buffer => Buffer.alloc(blocks * BLOCK, byte);
+
+describe('direct reads of a RAM disk', () => {
+  it('return what the LUN worker wrote, for every READ size and an EDTL below the transfer', async () => {
+    const data = Buffer.alloc(64 * BLOCK);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
+    await write(a, 1000, data);
+    await granted(a, 1000);
+    const before = await directReads();
+    for (const blocks of [1, 8, 64]) {
+      const r = await read(a, 1000, blocks);
+      expect(outcomeOf(r)).toBe('GOOD');
+      expect(r.data.equals(data.subarray(0, blocks * BLOCK)), `${blocks} blocks`).toBe(true);
+    }
+    // EDTL below the transfer: the data that fits and an overflow residual (RFC 7143 11.4.5.1).
+    const short = await a.scsi(read10(1000, 8), { read: true, edtl: 4 * BLOCK });
+    expect(outcomeOf(short)).toBe('GOOD');
+    expect(short.data.equals(data.subarray(0, 4 * BLOCK))).toBe(true);
+    expect([short.overflow, short.residual]).toEqual([true, 4 * BLOCK]);
+    expect(await directReads()).toBe(before + 4);
+    // Out of range: the LUN worker answers, with its sense (ILLEGAL REQUEST, LBA OUT OF RANGE).
+    const beyond = await read(a, (8 * MiB) / BLOCK, 1);
+    expect(outcomeOf(beyond)).toBe('status 0x2 sense 05/21/00');
+  });
+
+  it('a reservation taken by another nexus voids the grant: RESERVATION CONFLICT', async () => {
+    await granted(a, 0);
+    expect(outcomeOf(await b.scsi(proutCdb(0x00, 0), { write: true, data: proutParams({ saKey: 0xbn }), edtl: 24 }))).toBe('GOOD');
+    // RESERVE, EXCLUSIVE ACCESS (type 3): reads by other nexuses conflict (SPC-4 5.14.1).
+    expect(outcomeOf(await b.scsi(proutCdb(0x01, 3), { write: true, data: proutParams({ key: 0xbn }), edtl: 24 }))).toBe('GOOD');
+    expect(outcomeOf(await read(a, 0))).toBe('status 0x18');
+    expect(outcomeOf(await read(a, 0))).toBe('status 0x18');
+    // Released (and unregistered): reads serve again, the long way first.
+    expect(outcomeOf(await b.scsi(proutCdb(0x02, 3), { write: true, data: proutParams({ key: 0xbn }), edtl: 24 }))).toBe('GOOD');
+    expect(outcomeOf(await b.scsi(proutCdb(0x00, 0), { write: true, data: proutParams({ key: 0xbn }), edtl: 24 }))).toBe('GOOD');
+    await granted(a, 0);
+  });
+
+  it('a LOGICAL UNIT RESET by another nexus voids the grant: the next READ reports the unit attention', async () => {
+    await granted(a, 0);
+    const rsp = await b.tmf({ fn: TmfFunction.LOGICAL_UNIT_RESET, lun: 0 });
+    expect(rsp.bhs[2]).toBe(0); // FUNCTION COMPLETE
+    // SAM-5 6.3.3: BUS DEVICE RESET FUNCTION OCCURRED for the nexuses that did not ask.
+    expect(outcomeOf(await read(a, 0))).toBe('status 0x2 sense 06/29/03');
+    await b.scsi(TEST_UNIT_READY, { edtl: 0, rawUnitAttention: true });
+    await granted(a, 0);
+  });
+
+  it('a READ sent while COMPARE AND WRITE runs waits for it and returns its data (SBC-4 5.3)', async () => {
+    const LBA = 2000;
+    await write(a, LBA, filled(0x11));
+    await granted(a, LBA);
+    const cdb = Buffer.alloc(16);
+    cdb[0] = 0x89;
+    cdb.writeBigUInt64BE(BigInt(LBA), 2);
+    cdb[13] = 1;
+    const caw = b.scsi(cdb, { write: true, edtl: 2 * BLOCK, data: Buffer.concat([filled(0x11), filled(0x22)]), timeoutMs: 30_000 });
+    // Inside the pause between the compare and the write.
+    await new Promise((r) => setTimeout(r, PAUSE_MS / 2));
+    const t0 = performance.now();
+    const r = await read(a, LBA);
+    const waited = performance.now() - t0;
+    expect(outcomeOf(await caw), 'COMPARE AND WRITE').toBe('GOOD');
+    expect(outcomeOf(r)).toBe('GOOD');
+    expect(r.data.equals(filled(0x22)), 'the READ saw the written data, not the compared data').toBe(true);
+    expect(waited, 'the READ was held until the COMPARE AND WRITE ended').toBeGreaterThan(PAUSE_MS / 4);
+  });
+
+  it('after a grow the session worker reads the new memory, never the old copy', async () => {
+    await write(a, 0, filled(0x31));
+    await granted(a, 0);
+    writeFileSync(path.join(t.dir, 'spindle.yaml'), config({ port: t.port, iqn: t.iqn, dir: t.dir }, '16MiB'));
+    const before = t.output().length;
+    t.proc.kill('SIGHUP');
+    const deadline = Date.now() + 20_000;
+    while (!t.output().slice(before).includes('configuration reloaded')) {
+      if (Date.now() > deadline) throw new Error(`no reload:\n${t.output().slice(before)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(outcomeOf(await read(a, 0))).toBe('status 0x2 sense 06/2a/09'); // CAPACITY DATA HAS CHANGED
+    // Written after the grow (into the new memory), then read twice: the long way, then directly.
+    await write(a, 0, filled(0x32));
+    await granted(a, 0);
+    expect((await read(a, 0)).data.equals(filled(0x32))).toBe(true);
+    const last = (16 * MiB) / BLOCK - 1;
+    await write(a, last, filled(0x33));
+    await granted(a, last);
+    expect((await read(a, last)).data.equals(filled(0x33))).toBe(true);
+  });
+});
+
+describe('SPINDLE_DIRECT_READS=0', () => {
+  it('sends every READ to the LUN worker', async () => {
+    const port = apiPort;
+    apiPort = await freePort();
+    const off = await startTarget({
+      env: { SPINDLE_DIRECT_READS: '0' },
+      yaml: (ctx) => {
+        writeFileSync(path.join(ctx.dir, 'token'), `${TOKEN}\n`);
+        return config(ctx, '8MiB');
+      },
+    });
+    const ini = await connectAndLogin(off.port, off.iqn);
+    try {
+      for (let i = 0; i < 5; i++) expect(outcomeOf(await ini.scsi(read10(0, 1), { read: true, edtl: BLOCK }))).toBe('GOOD');
+      const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const text = await res.text();
+      // Five, and the retry of the first one's power-on unit attention.
+      expect(metric(text, 'spindle_lu_reads_total', { device: 'r' })).toBeGreaterThanOrEqual(5);
+      expect(metric(text, 'spindle_lu_direct_reads_total', { device: 'r' })).toBe(0);
+    } finally {
+      ini.close();
+      await off.stop();
+      cleanup(off);
+      apiPort = port;
+    }
+  });
+});

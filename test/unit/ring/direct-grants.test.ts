@@ -1,0 +1,75 @@
+/**
+ * The direct-read grant table (shared/ring/direct-grants.ts): a grant holds until the
+ * epoch moves; a reader inside its copy holds up invalidate(); geometry round-trips.
+ */
+import { describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { DirectGrants, MAX_LU_SLOTS } from '../../../src/shared/ring/direct-grants.ts';
+
+describe('DirectGrants', () => {
+  it('grants nothing before the first invalidation, then exactly the current epoch', () => {
+    const g = new DirectGrants();
+    expect(g.epoch(3)).toBe(0);
+    g.invalidate(3);
+    const e = g.epoch(3);
+    expect(e).not.toBe(0);
+    expect(g.begin(3, e)).toBe(true);
+    g.end(3);
+    g.invalidate(3);
+    expect(g.begin(3, e), 'a grant of the previous epoch').toBe(false);
+    expect(g.begin(3, g.epoch(3))).toBe(true);
+    g.end(3);
+    // Other units are untouched.
+    expect(g.epoch(4)).toBe(0);
+  });
+
+  it('never hands out 0 when the epoch wraps', () => {
+    const g = new DirectGrants();
+    new Int32Array(g.sab)[5 * 8] = -1;
+    g.invalidate(5);
+    expect(g.epoch(5)).toBe(1);
+  });
+
+  it('units beyond the table neither grant nor fail', () => {
+    const g = new DirectGrants();
+    g.invalidate(MAX_LU_SLOTS);
+    expect(g.epoch(MAX_LU_SLOTS)).toBe(0);
+    expect(g.nextMemoryGeneration(MAX_LU_SLOTS)).toBe(0);
+  });
+
+  it('keeps geometry above 2^32 blocks and counts memory generations', () => {
+    const g = new DirectGrants();
+    g.setGeometry(7, 12, 2 ** 40 + 5);
+    expect(g.blocks(7)).toBe(2 ** 40 + 5);
+    expect(g.blockShift(7)).toBe(12);
+    expect(g.nextMemoryGeneration(7)).toBe(1);
+    expect(g.nextMemoryGeneration(7)).toBe(2);
+    expect(g.memoryGeneration(7)).toBe(2);
+  });
+
+  it('invalidate() waits for a reader in another thread to leave its copy', async () => {
+    const g = new DirectGrants();
+    g.invalidate(0);
+    const grant = g.epoch(0);
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    // The reader enters under the grant, says so, stays 50 ms, then leaves.
+    const reader = new Worker(
+      `const { workerData } = require('node:worker_threads');
+       const w = new Int32Array(workerData.table);
+       Atomics.add(w, 1, 1);
+       if (Atomics.load(w, 0) !== workerData.grant) throw new Error('grant void');
+       Atomics.store(workerData.flag, 0, 1);
+       const until = Date.now() + 50;
+       while (Date.now() < until) {}
+       Atomics.sub(w, 1, 1);`,
+      { eval: true, workerData: { table: g.sab, grant, flag } },
+    );
+    while (Atomics.load(flag, 0) === 0) await new Promise((r) => setTimeout(r, 1));
+    const t0 = performance.now();
+    g.invalidate(0);
+    const waited = performance.now() - t0;
+    await new Promise((r) => reader.once('exit', r));
+    expect(waited).toBeGreaterThan(20);
+    expect(g.begin(0, grant)).toBe(false);
+  });
+});
