@@ -71,7 +71,7 @@ export class DataPlane {
   /** One counter per worker, bumped by its event loop (shared/ring/heartbeat.ts). */
   readonly heartbeats: SharedArrayBuffer;
   /**
-   * Per LUN worker: its units' direct-read grants (shared/ring/direct-grants.ts). Kept
+   * Per LUN worker: its units' direct I/O grants (shared/ring/direct-grants.ts). Kept
    * when the worker is replaced: its successor moves every epoch, voiding old grants.
    */
   readonly grants: SharedArrayBuffer[];

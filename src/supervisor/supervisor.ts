@@ -61,11 +61,11 @@ const DRAIN_TIMEOUT_MS = 15_000;
 /** Session workers poll for completions this long after submitting (see pollCompletions). */
 const POLL_BUDGET_US = 50;
 /**
- * Session workers answer READs of RAM disks themselves under the LUN workers' grants
- * (shared/ring/direct-grants.ts). SPINDLE_DIRECT_READS=0 turns that off, so a benchmark
- * can compare both ways.
+ * Session workers serve READs and WRITEs of RAM disks themselves under the LUN workers'
+ * grants (shared/ring/direct-grants.ts). SPINDLE_DIRECT_RAM=0 turns that off, so a
+ * benchmark can compare both ways.
  */
-const DIRECT_READS = process.env['SPINDLE_DIRECT_READS'] !== '0';
+const DIRECT_RAM = process.env['SPINDLE_DIRECT_RAM'] !== '0';
 /** A worker must be up within this (opening stores, binding portals). */
 const START_TIMEOUT_MS = 120_000;
 /** Accepted connections per second (sustained) and burst, per portal. */
@@ -110,7 +110,7 @@ export class Supervisor {
   /** RAM devices' shared memory, kept for a LUN worker's replacement (by device name). */
   readonly #ramMemory = new Map<string, SharedArrayBuffer>();
   /**
-   * The same memories as the session workers read them directly, by "lunWorker/luIndex"
+   * The same memories as the session workers serve them directly, by "lunWorker/luIndex"
    * (shared/ring/direct-grants.ts): sent to every session worker as they change, and
    * given to a session worker's replacement at spawn.
    */
@@ -231,7 +231,7 @@ export class Supervisor {
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.lun, l) },
       // The same counters for a replacement: they go on counting.
       metrics: this.metrics.lun[l]!,
-      ...(DIRECT_READS ? { grants: this.dataPlane.grants[l]! } : {}),
+      ...(DIRECT_RAM ? { grants: this.dataPlane.grants[l]! } : {}),
       logLevel,
       pretty,
     };

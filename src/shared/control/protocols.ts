@@ -64,7 +64,7 @@ export const LUN_CONTROL = {
     /**
      * A RAM device's memory (a SharedArrayBuffer, shared not copied): the supervisor keeps
      * it, so the worker that replaces a crashed one finds the contents (issue 12), and
-     * hands it to the session workers, which read it directly under grants
+     * hands it to the session workers, which serve READs and WRITEs under grants
      * (shared/ring/direct-grants.ts; `gen`: the memory's generation there).
      */
     handles: { ramMemory: object({ device: 'string', luIndex: 'integer', gen: 'integer' }) },
@@ -212,7 +212,7 @@ export const SESSION_CONTROL = {
       /** The handoff port of portal worker `portal`'s replacement (a MessagePort, moved). */
       portalPort: object({ portal: 'integer' }),
       /**
-       * A RAM disk's memory (SharedArrayBuffer) for direct reads of unit `luIndex` of LUN
+       * A RAM disk's memory (SharedArrayBuffer) for direct I/O on unit `luIndex` of LUN
        * worker `lunWorker`, generation `gen` (shared/ring/direct-grants.ts).
        */
       directMemory: object({ lunWorker: 'integer', luIndex: 'integer', gen: 'integer' }),

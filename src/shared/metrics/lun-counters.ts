@@ -36,7 +36,7 @@
  * over a run) is simply not counted.
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
-import type { DirectReadCountersView } from './direct-read-counters.ts';
+import { Direction, type DirectCountersView } from './direct-counters.ts';
 
 export const LunWorkerField = { INFLIGHT: 1, UNITS: 2 } as const;
 
@@ -167,8 +167,10 @@ export interface LuSnapshot {
   arrived: number;
   completed: number;
   reads: number;
-  /** Of `reads`, those a session worker answered itself (direct-read-counters.ts). */
+  /** Of `reads`, those a session worker served itself (direct-counters.ts). */
   directReads: number;
+  /** Of `writes`, those a session worker served itself. */
+  directWrites: number;
   writes: number;
   others: number;
   readBytes: number;
@@ -185,11 +187,11 @@ export interface LuSnapshot {
 /** The reader side (the supervisor's exporter and admin API). */
 export class LunCountersView {
   readonly #f: Float64Array;
-  /** The session workers' direct reads of this LUN worker's units (direct-read-counters.ts). */
-  readonly #direct: readonly DirectReadCountersView[];
+  /** The session workers' direct reads and writes of this LUN worker's units (direct-counters.ts). */
+  readonly #direct: readonly DirectCountersView[];
   readonly #lunWorker: number;
 
-  constructor(sab: SharedArrayBuffer, direct: readonly DirectReadCountersView[] = [], lunWorker = 0) {
+  constructor(sab: SharedArrayBuffer, direct: readonly DirectCountersView[] = [], lunWorker = 0) {
     this.#f = new Float64Array(sab);
     this.#direct = direct;
     this.#lunWorker = lunWorker;
@@ -216,6 +218,7 @@ export class LunCountersView {
       completed: f[b + LuField.COMPLETED]!,
       reads: f[b + LuField.READS]!,
       directReads: 0,
+      directWrites: 0,
       writes: f[b + LuField.WRITES]!,
       others: f[b + LuField.OTHERS]!,
       readBytes: f[b + LuField.READ_BYTES]!,
@@ -227,18 +230,26 @@ export class LunCountersView {
       aborted: f[b + LuField.ABORTED]!,
       latency,
     };
-    // READs the session workers answered themselves are the unit's reads too.
-    const read = latency[OpClass.READ]!;
+    // READs and WRITEs the session workers served themselves are the unit's commands too.
     for (const v of this.#direct) {
-      const d = v.unit(this.#lunWorker, luIndex);
-      if (d === undefined || d.reads === 0) continue;
-      snap.arrived += d.reads;
-      snap.completed += d.reads;
-      snap.reads += d.reads;
-      snap.directReads += d.reads;
-      snap.readBytes += d.readBytes;
-      read.sumS += d.latencySumMs / 1000;
-      for (let i = 0; i < LATENCY_BUCKETS; i++) read.buckets[i]! += d.buckets[i]!;
+      for (const dir of [Direction.READ, Direction.WRITE]) {
+        const d = v.unit(this.#lunWorker, luIndex, dir);
+        if (d === undefined || d.commands === 0) continue;
+        snap.arrived += d.commands;
+        snap.completed += d.commands;
+        if (dir === Direction.READ) {
+          snap.reads += d.commands;
+          snap.directReads += d.commands;
+          snap.readBytes += d.bytes;
+        } else {
+          snap.writes += d.commands;
+          snap.directWrites += d.commands;
+          snap.writeBytes += d.bytes;
+        }
+        const h = latency[dir === Direction.READ ? OpClass.READ : OpClass.WRITE]!;
+        h.sumS += d.latencySumMs / 1000;
+        for (let i = 0; i < LATENCY_BUCKETS; i++) h.buckets[i]! += d.buckets[i]!;
+      }
     }
     return snap;
   }

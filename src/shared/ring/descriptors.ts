@@ -27,7 +27,8 @@
  *   8  u32  dataInLength  bytes the command transferred (may exceed EDTL: overflow)
  *   12 u32  dataOutWanted data-out bytes the CDB called for (write residuals)
  *   16 u8[80] sense
- *   96 u32  grant         a READ's direct-read grant for its nexus and unit, 0 for none
+ *   96 u32  grant         a READ's or WRITE's direct I/O grant for its nexus, unit and
+ *                         direction, 0 for none
  *                         (shared/ring/direct-grants.ts)
  *   100 u32 reserved
  */

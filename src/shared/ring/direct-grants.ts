@@ -1,33 +1,36 @@
 /**
- * Direct reads: how a session worker may answer a READ of a RAM disk itself, without the
- * hop to the LUN worker that owns the logical unit, and still obey every rule that LUN
- * worker enforces (issue 13: "fewer thread hops for commands the session worker can
- * answer").
+ * Direct I/O on RAM disks: how a session worker may serve a READ or WRITE of a RAM disk
+ * itself, without the hop to the LUN worker that owns the logical unit, and still obey
+ * every rule that LUN worker enforces (issue 13: "fewer thread hops for commands the
+ * session worker can answer").
  *
  * The LUN worker stays the only owner of the unit's state. What it shares is a promise
- * with a version: a READ it completed with GOOD for an I_T nexus carries a *grant*, the
- * unit's epoch at that moment, back on the completion ring. The grant says: "at this
- * epoch nothing stands between this nexus and reading this unit": no pending unit
- * attention, no reservation conflict, an accessible port group, the unit ready, no
- * exclusive command (COMPARE AND WRITE, another node's hold) waiting or running, no
- * ORDERED or HEAD OF QUEUE command and no ACA condition in the task set. Whatever could
- * change one of those answers moves the epoch first (invalidate), so every grant given
- * before it is void at once: the next READ goes the long way, and its completion brings
- * a new grant if the answer is yes again.
+ * with a version: a READ or WRITE it completed with GOOD for an I_T nexus carries a
+ * *grant*, the unit's epoch at that moment, back on the completion ring. The grant says:
+ * "at this epoch nothing stands between this nexus and commands of this kind on this
+ * unit": no pending unit attention, no reservation conflict, an accessible port group,
+ * the unit ready (and writable, and not thin, for WRITEs), no exclusive command (COMPARE
+ * AND WRITE, another node's hold) waiting or running, no ORDERED or HEAD OF QUEUE command
+ * and no ACA condition in the task set. Whatever could change one of those answers moves
+ * the epoch first (invalidate), so every grant given before it is void at once: the next
+ * command goes the long way, and its completion brings a new grant if the answer is yes
+ * again.
  *
- * A session worker reading directly announces itself in INFLIGHT, then compares the
+ * A session worker serving a command announces itself in INFLIGHT, then compares the
  * epoch (Atomics: sequentially consistent), and leaves INFLIGHT when its copy is done.
- * invalidate() moves the epoch, then waits until INFLIGHT is zero. Either the reader sees
- * the new epoch and backs off, or the LUN worker sees the reader and waits for it: a
- * copy never overlaps a change that invalidated its grant (Dekker's pattern; the copy
- * is a memcpy of at most one command's data, microseconds).
+ * invalidate() moves the epoch, then waits until INFLIGHT is zero. Either the session
+ * worker sees the new epoch and backs off, or the LUN worker sees it and waits: a copy
+ * never overlaps a change that invalidated its grant (Dekker's pattern; the copy is a
+ * memcpy of at most one command's data, microseconds). So a COMPARE AND WRITE, a
+ * reservation change's fencing (DESIGN.md "Fencing") or a sanitize starts with no
+ * direct WRITE still landing.
  *
  * One table per LUN worker, allocated by the supervisor and kept when the worker is
  * replaced (its successor invalidates every unit it opens). Int32 words per unit index
  * (the topology's luIndex, below MAX_LU_SLOTS; units above it never grant):
  *
  *   +0 EPOCH       moved by invalidate(); a grant is a copy of it (never 0)
- *   +1 INFLIGHT    direct reads copying now (all session workers)
+ *   +1 INFLIGHT    direct commands copying now (all session workers)
  *   +2 MEMORY_GEN  generation of the unit's RAM (bumped when the memory is replaced)
  *   +3 BLOCK_SHIFT log2(logical block size)
  *   +4 BLOCKS_LO   capacity in logical blocks, low 32 bits
@@ -64,7 +67,7 @@ export class DirectGrants {
   // ---- the LUN worker's side ----
 
   /**
-   * Void every grant of unit `lu`, and return once no direct read that checked an older
+   * Void every grant of unit `lu`, and return once no direct command that checked an older
    * epoch is still copying. Call it before a change becomes visible to commands.
    */
   invalidate(lu: number): void {
@@ -80,7 +83,7 @@ export class DirectGrants {
     }
   }
 
-  /** The grant a READ completing now earns (never 0). */
+  /** The grant a READ or WRITE completing now earns (never 0). */
   epoch(lu: number): number {
     return lu < MAX_LU_SLOTS ? Atomics.load(this.#w, lu * STRIDE + EPOCH) : 0;
   }
@@ -103,7 +106,7 @@ export class DirectGrants {
   // ---- a session worker's side ----
 
   /**
-   * Enter a direct read of unit `lu` under `grant`: true when the grant still holds (then
+   * Enter a direct command on unit `lu` under `grant`: true when the grant still holds (then
    * end() must follow the copy), false when it is void (nothing to undo).
    */
   begin(lu: number, grant: number): boolean {

@@ -29,11 +29,11 @@ export interface RingPair {
 /** The session side of a ring pair: the rings and the LUN worker's doorbell. */
 export interface LunChannelInit extends RingPair {
   peerDoorbell: SharedArrayBuffer;
-  /** The LUN worker's direct-read grants (shared/ring/direct-grants.ts). Absent: no direct reads. */
+  /** The LUN worker's direct I/O grants (shared/ring/direct-grants.ts). Absent: no direct I/O. */
   grants?: SharedArrayBuffer;
 }
 
-/** A RAM disk's memory as a session worker reads it directly (shared/ring/direct-grants.ts). */
+/** A RAM disk's memory as a session worker serves it directly (shared/ring/direct-grants.ts). */
 export interface DirectMemory {
   lunWorker: number;
   luIndex: number;
@@ -77,7 +77,7 @@ export interface LunWorkerData extends WorkerLogging {
   alua?: AluaWire;
   /** Per unit counters the exporter reads (shared/metrics/lun-counters.ts). Absent: private. */
   metrics?: SharedArrayBuffer;
-  /** This worker's units' direct-read grants (shared/ring/direct-grants.ts). Absent: private, none given. */
+  /** This worker's units' direct I/O grants (shared/ring/direct-grants.ts). Absent: none given. */
   grants?: SharedArrayBuffer;
 }
 
@@ -106,9 +106,9 @@ export interface SessionWorkerData extends WorkerLogging {
   portalPorts: MessagePort[];
   /** Counters the exporter reads (shared/metrics/session-counters.ts). Absent: private. */
   metrics?: SharedArrayBuffer;
-  /** Counters of the READs this worker answers itself (direct-read-counters.ts). Absent: private. */
+  /** Counters of the READs and WRITEs this worker serves itself (direct-counters.ts). Absent: private. */
   directMetrics?: SharedArrayBuffer;
-  /** RAM disks this worker may read directly (their memory is also sent as it changes). */
+  /** RAM disks this worker may serve directly (their memory is also sent as it changes). */
   directMemory?: DirectMemory[];
 }
 

@@ -175,15 +175,17 @@ export class LogicalUnit {
   /** Resolves ScsiCommand.nexus to the I_T nexus identity; set by the LUN worker. */
   nexuses: NexusDirectory = NO_NEXUSES;
   /**
-   * Session workers may read this unit directly (a RAM disk; shared/ring/direct-grants.ts):
+   * Session workers may serve READs and WRITEs of this unit themselves (a RAM disk;
+   * shared/ring/direct-grants.ts):
    * its grant table and slot there. Set by the LUN worker; null otherwise.
    */
   direct: { readonly grants: DirectGrants; readonly index: number } | null = null;
 
   /**
-   * Void the unit's direct-read grants (direct-grants.ts), returning once no direct read
-   * under them is still copying. Called before anything a READ meets changes: unit
-   * attentions, reservations, readiness, the exclusive gate, task attributes, capacity.
+   * Void the unit's direct I/O grants (direct-grants.ts), returning once no direct command
+   * under them is still copying. Called before anything a READ or WRITE meets changes:
+   * unit attentions, reservations, readiness, the exclusive gate, task attributes,
+   * capacity.
    */
   invalidateDirect(): void {
     const d = this.direct;

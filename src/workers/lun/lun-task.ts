@@ -7,7 +7,7 @@ import { ScsiCommandFields, ScsiStatus, type ScsiCommand } from '../../shared/sc
 import { Cpl, CPL_SENSE_MAX, DescKind } from '../../shared/ring/descriptors.ts';
 import type { LogicalUnit } from './logical-unit.ts';
 import type { SessionLink } from './session-link.ts';
-import { completionGrant } from './direct-read.ts';
+import { completionGrant } from './direct-grant.ts';
 
 /** What a task needs from the worker that pools it. */
 export interface TaskHome {

@@ -226,7 +226,7 @@ export class TaskSet {
     if (!quiet) this.lu.invalidateDirect();
   }
 
-  /** No ORDERED or HEAD OF QUEUE command in the set and no ACA condition (direct-read.ts). */
+  /** No ORDERED or HEAD OF QUEUE command in the set and no ACA condition (direct-grant.ts). */
   get quiet(): boolean {
     return this.ordered === 0 && this.headOfQueue === 0 && this.acaNexus < 0;
   }

@@ -9,7 +9,7 @@ import type { PortalRoute, TargetRoute } from './routes.ts';
 import type { TaskPool } from './task.ts';
 import type { NexusRecord } from '../../shared/ring/nexus-table.ts';
 import type { SessionCounters } from '../../shared/metrics/session-counters.ts';
-import type { DirectReads } from './direct-read.ts';
+import type { DirectRam } from './direct-ram.ts';
 
 export interface SessionWorkerContext {
   readonly index: number;
@@ -113,6 +113,6 @@ export interface SessionWorkerContext {
    * the supervisor's exporter. Absent (unit tests): connections count privately.
    */
   readonly metrics?: SessionCounters;
-  /** READs of RAM disks answered on this worker (direct-read.ts). */
-  readonly direct: DirectReads;
+  /** READs and WRITEs of RAM disks served on this worker (direct-ram.ts). */
+  readonly direct: DirectRam;
 }

@@ -26,8 +26,8 @@ import { DescKind, TMF_NOT_EVERYWHERE } from '../../shared/ring/descriptors.ts';
 import { distinctUnits, routesFromWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
-import { DirectReadCounters } from '../../shared/metrics/direct-read-counters.ts';
-import { DirectReads } from './direct-read.ts';
+import { DirectCounters } from '../../shared/metrics/direct-counters.ts';
+import { DirectRam } from './direct-ram.ts';
 import { SessionCounters } from '../../shared/metrics/session-counters.ts';
 import type { ConnectionInfo } from '../../shared/wire/admin-info.ts';
 import { describeConnection } from './iscsi/connection-info.ts';
@@ -62,8 +62,8 @@ export class SessionWorker {
   readonly #slab: Slab;
   readonly #pool: TaskPool;
   readonly #channels: LunChannel[];
-  /** READs of RAM disks answered here (direct-read.ts). */
-  readonly #direct: DirectReads;
+  /** READs and WRITEs of RAM disks served here (direct-ram.ts). */
+  readonly #direct: DirectRam;
   readonly #tsihs: TsihTable;
   readonly #nexusTable: NexusTable;
   readonly #sessionCounts: SessionCounts;
@@ -108,10 +108,10 @@ export class SessionWorker {
     this.#sessionCounts = new SessionCounts(data.sessionCounts, data.index);
     this.#pollBudgetMs = Math.max(0, data.pollBudgetUs) / 1000;
     this.metrics = new SessionCounters(data.metrics);
-    this.#direct = new DirectReads(
+    this.#direct = new DirectRam(
       data.channels.map((c) => c.grants),
       data.directMemory ?? [],
-      data.directMetrics === undefined ? null : new DirectReadCounters(data.directMetrics),
+      data.directMetrics === undefined ? null : new DirectCounters(data.directMetrics),
     );
     this.ctx = this.#context(routesFromWire(data.routes));
   }
@@ -244,7 +244,7 @@ export class SessionWorker {
     return ended;
   }
 
-  /** A RAM disk's memory for direct reads (sent by the supervisor as it changes). */
+  /** A RAM disk's memory for direct I/O (sent by the supervisor as it changes). */
   directMemory(lunWorker: number, luIndex: number, gen: number, memory: SharedArrayBuffer): void {
     this.#direct.setMemory(lunWorker, luIndex, gen, memory);
   }
@@ -445,7 +445,7 @@ export class SessionWorker {
         };
         // ABORT TASK: the referenced task rides in the CDB bytes (descriptors.ts).
         if (!this.#submitControl(lunWorker, DescKind.TMF, fn, luIndex, nexus, owner, refTag)) return false;
-        // No direct read overtakes a function on its way (direct-read.ts).
+        // No direct command overtakes a function on its way (direct-ram.ts).
         direct.tmfInFlight++;
         ctx.flushDoorbells();
         return true;

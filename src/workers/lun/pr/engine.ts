@@ -161,7 +161,7 @@ export class PrEngine {
   }
 
   private adopt(s: PrState): void {
-    // Who may READ changes with the reservation (SPC-4 5.14.1): void direct-read grants.
+    // Who may READ and WRITE changes with the reservation (SPC-4 5.14.1): void direct I/O grants.
     this.lu.invalidateDirect();
     this.state = s;
     this.reservationType = s.reservation === null ? 0 : s.reservation.type;

@@ -374,7 +374,7 @@ export class SbcState {
   runExclusive(cmd: ScsiCommand, body: () => Promise<void>): void {
     this.#local = cmd;
     this.gate = cmd;
-    // Closing the gate waits out direct reads in progress, and stops new ones.
+    // Closing the gate waits out direct commands in progress, and stops new ones.
     this.lu.invalidateDirect();
     const start = (): void => {
       if (this.busy) {

@@ -16,7 +16,7 @@
  * checks the header and routes the data segment (a task's slab buffer for immediate
  * data and Data-Out, the control buffer otherwise); in the PDU stage it acts on it.
  */
-import { directKey } from '../direct-read.ts';
+import { grantKey } from '../direct-ram.ts';
 import {
   BHS_LENGTH,
   Opcode,
@@ -364,7 +364,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       this.responses.drop(t);
       return;
     }
-    if (t.grant !== 0) this.session?.directGrants.set(directKey(t.lunWorker, t.luIndex), t.grant);
+    if (t.grant !== 0) this.session?.directGrants.set(grantKey(t.lunWorker, t.luIndex, t.write), t.grant);
     this.counters.commandDone(this.metricBase, t);
     this.responses.send(t);
     this.ctx.flushDoorbells();

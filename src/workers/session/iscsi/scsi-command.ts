@@ -228,8 +228,8 @@ export class CommandIntake {
     }
     t.lunWorker = route.lunWorker;
     t.luIndex = route.luIndex;
-    // A READ of a RAM disk this nexus holds a grant for: answered here (direct-read.ts).
-    if (t.read && c.ctx.direct.read(t, route, session.directGrants)) {
+    // A READ or WRITE of a RAM disk this nexus holds a grant for: served here (direct-ram.ts).
+    if (c.ctx.direct.serve(t, route, session.directGrants)) {
       c.onTaskComplete(t);
       return;
     }

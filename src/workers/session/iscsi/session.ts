@@ -39,8 +39,8 @@ export class IscsiSession {
    */
   reportedLunsChanged = false;
   /**
-   * Direct-read grants of this I_T nexus by unit (direct-read.ts directKey): the epoch a
-   * LUN worker granted with a READ's completion.
+   * Direct I/O grants of this I_T nexus by unit and direction (direct-ram.ts grantKey):
+   * the epoch a LUN worker granted with a READ's or WRITE's completion.
    */
   readonly directGrants = new Map<number, number>();
   expCmdSN: number;

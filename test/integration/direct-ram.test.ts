@@ -1,12 +1,12 @@
 /**
- * Direct reads (shared/ring/direct-grants.ts): a session worker answers READs of a RAM
- * disk itself once the LUN worker granted the I_T nexus reads at the unit's epoch. Each
- * case makes a grant exist first (two READs: the first goes to the LUN worker and brings
- * the grant, the second is answered directly, which /metrics shows), then changes
- * something a READ meets, and checks the next READ meets it. Without the invalidation
- * each case checks, that READ would be answered from the stale grant: GOOD where the
- * answer must be RESERVATION CONFLICT or a unit attention, old data where a COMPARE AND
- * WRITE or a grow changed it.
+ * Direct I/O on RAM disks (shared/ring/direct-grants.ts): a session worker serves READs
+ * and WRITEs of a RAM disk itself once the LUN worker granted the I_T nexus commands of
+ * that kind at the unit's epoch. Each case makes a grant exist first (two commands: the
+ * first goes to the LUN worker and brings the grant, the second is served directly,
+ * which /metrics shows), then changes something a READ or WRITE meets, and checks the
+ * next one meets it. Without the invalidation each case checks, that command would be
+ * served under the stale grant: GOOD where the answer must be RESERVATION CONFLICT or a
+ * unit attention, old data where a COMPARE AND WRITE or a grow changed it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
@@ -37,10 +37,11 @@ workers: { session: 2, lun: 1 }
 api: { listen: "127.0.0.1:${apiPort}", tokenFile: ${ctx.dir}/token }
 devices:
   - { name: r, ram: { size: ${size} } }
+  - { name: thin, ram: { size: 8MiB }, thin: true }
 targets:
   - iqn: ${ctx.iqn}
     portals: ['127.0.0.1:${ctx.port}']
-    luns: { 0: r }
+    luns: { 0: r, 1: thin }
 `;
 }
 
@@ -56,7 +57,7 @@ beforeAll(async () => {
   a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-a' });
   b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-b' });
   // First contact: each nexus's power-on unit attention, out of the way.
-  for (const ini of [a, b]) await ini.scsi(TEST_UNIT_READY, { edtl: 0 });
+  for (const ini of [a, b]) for (const lun of [0, 1]) await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
 });
 
 afterAll(async () => {
@@ -66,18 +67,22 @@ afterAll(async () => {
   cleanup(t);
 });
 
-async function directReads(): Promise<number> {
+async function direct(kind: 'reads' | 'writes', device = 'r'): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
-  return metric(await res.text(), 'spindle_lu_direct_reads_total', { device: 'r' }) ?? 0;
+  return metric(await res.text(), `spindle_lu_direct_${kind}_total`, { device }) ?? 0;
+}
+const directReads = (): Promise<number> => direct('reads');
+
+function read(ini: Initiator, lba: number, blocks = 1, lun = 0): Promise<ScsiResult> {
+  return ini.scsi(read10(lba, blocks), { read: true, edtl: blocks * BLOCK, rawUnitAttention: true, lun });
 }
 
-function read(ini: Initiator, lba: number, blocks = 1): Promise<ScsiResult> {
-  return ini.scsi(read10(lba, blocks), { read: true, edtl: blocks * BLOCK, rawUnitAttention: true });
+function tryWrite(ini: Initiator, lba: number, data: Buffer, lun = 0): Promise<ScsiResult> {
+  return ini.scsi(write10(lba, data.length / BLOCK), { write: true, data, edtl: data.length, rawUnitAttention: true, lun });
 }
 
-async function write(ini: Initiator, lba: number, data: Buffer): Promise<void> {
-  const r = await ini.scsi(write10(lba, data.length / BLOCK), { write: true, data, edtl: data.length });
-  expect(outcomeOf(r), `WRITE at ${lba}`).toBe('GOOD');
+async function write(ini: Initiator, lba: number, data: Buffer, lun = 0): Promise<void> {
+  expect(outcomeOf(await tryWrite(ini, lba, data, lun)), `WRITE at ${lba}`).toBe('GOOD');
 }
 
 /** Two READs of `lba` through `ini`: the second is answered directly (the counter moves). */
@@ -88,9 +93,17 @@ async function granted(ini: Initiator, lba: number): Promise<void> {
   expect(await directReads(), 'the second READ was answered by the session worker').toBe(before + 1);
 }
 
+/** Two WRITEs of `data` at `lba` through `ini`: the second is served directly. */
+async function grantedWrite(ini: Initiator, lba: number, data: Buffer): Promise<void> {
+  await write(ini, lba, data);
+  const before = await direct('writes');
+  await write(ini, lba, data);
+  expect(await direct('writes'), 'the second WRITE was served by the session worker').toBe(before + 1);
+}
+
 const filled = (byte: number, blocks = 1): Buffer => Buffer.alloc(blocks * BLOCK, byte);
 
-describe('direct reads of a RAM disk', () => {
+describe('direct READs and WRITEs of a RAM disk', () => {
   it('return what the LUN worker wrote, for every READ size and an EDTL below the transfer', async () => {
     const data = Buffer.alloc(64 * BLOCK);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
@@ -156,6 +169,61 @@ describe('direct reads of a RAM disk', () => {
     expect(waited, 'the READ was held until the COMPARE AND WRITE ended').toBeGreaterThan(PAUSE_MS / 4);
   });
 
+  it('WRITEs are served directly too, and the LUN worker sees what they wrote', async () => {
+    const LBA = 3000;
+    await grantedWrite(a, LBA, filled(0x41, 8));
+    const before = await direct('writes');
+    const data = Buffer.alloc(8 * BLOCK);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+    await write(a, LBA, data);
+    expect(await direct('writes')).toBe(before + 1);
+    // Read back directly, and compared by COMPARE AND WRITE on the LUN worker.
+    expect((await read(a, LBA, 8)).data.equals(data)).toBe(true);
+    const cdb = Buffer.alloc(16);
+    cdb[0] = 0x89;
+    cdb.writeBigUInt64BE(BigInt(LBA), 2);
+    cdb[13] = 1;
+    const caw = await a.scsi(cdb, { write: true, edtl: 2 * BLOCK, data: Buffer.concat([data.subarray(0, BLOCK), filled(0x42)]), timeoutMs: 30_000 });
+    expect(outcomeOf(caw), 'the LUN worker compared the directly written block').toBe('GOOD');
+    expect((await read(a, LBA)).data.equals(filled(0x42))).toBe(true);
+  });
+
+  it('a WRITE EXCLUSIVE reservation by another nexus: WRITEs conflict, READs still serve', async () => {
+    await grantedWrite(a, 0, filled(0x51));
+    await granted(a, 0);
+    expect(outcomeOf(await b.scsi(proutCdb(0x00, 0), { write: true, data: proutParams({ saKey: 0xcn }), edtl: 24 }))).toBe('GOOD');
+    // RESERVE, WRITE EXCLUSIVE (type 1): other nexuses may read, not write (SPC-4 5.14.1).
+    expect(outcomeOf(await b.scsi(proutCdb(0x01, 1), { write: true, data: proutParams({ key: 0xcn }), edtl: 24 }))).toBe('GOOD');
+    expect(outcomeOf(await tryWrite(a, 0, filled(0x52)))).toBe('status 0x18');
+    expect(outcomeOf(await tryWrite(a, 0, filled(0x52)))).toBe('status 0x18');
+    await granted(a, 0);
+    expect((await read(a, 0)).data.equals(filled(0x51)), 'the refused WRITEs changed nothing').toBe(true);
+    expect(outcomeOf(await b.scsi(proutCdb(0x02, 1), { write: true, data: proutParams({ key: 0xcn }), edtl: 24 }))).toBe('GOOD');
+    expect(outcomeOf(await b.scsi(proutCdb(0x00, 0), { write: true, data: proutParams({ key: 0xcn }), edtl: 24 }))).toBe('GOOD');
+    await grantedWrite(a, 0, filled(0x53));
+  });
+
+  it('a thin RAM disk never gets direct WRITEs: the LUN worker maps what they write', async () => {
+    const before = await direct('writes', 'thin');
+    for (let i = 0; i < 3; i++) await write(a, 64, filled(0x61, 8), 1);
+    expect(await direct('writes', 'thin')).toBe(before);
+    // GET LBA STATUS (SBC-4 5.8): the written blocks are mapped (status 0).
+    const cdb = Buffer.alloc(16);
+    cdb[0] = 0x9e;
+    cdb[1] = 0x12;
+    cdb.writeBigUInt64BE(64n, 2);
+    cdb.writeUInt32BE(24, 10);
+    const st = await a.scsi(cdb, { read: true, edtl: 24, lun: 1 });
+    expect(outcomeOf(st)).toBe('GOOD');
+    expect(st.data.readBigUInt64BE(8)).toBe(64n);
+    expect(st.data[20]! & 0x0f, 'mapped').toBe(0);
+    // READs of a thin disk are served directly like any other.
+    await read(a, 64, 1, 1);
+    const r0 = await direct('reads', 'thin');
+    expect((await read(a, 64, 8, 1)).data.equals(filled(0x61, 8))).toBe(true);
+    expect(await direct('reads', 'thin')).toBe(r0 + 1);
+  });
+
   it('after a grow the session worker reads the new memory, never the old copy', async () => {
     await write(a, 0, filled(0x31));
     await granted(a, 0);
@@ -179,12 +247,12 @@ describe('direct reads of a RAM disk', () => {
   });
 });
 
-describe('SPINDLE_DIRECT_READS=0', () => {
-  it('sends every READ to the LUN worker', async () => {
+describe('SPINDLE_DIRECT_RAM=0', () => {
+  it('sends every READ and WRITE to the LUN worker', async () => {
     const port = apiPort;
     apiPort = await freePort();
     const off = await startTarget({
-      env: { SPINDLE_DIRECT_READS: '0' },
+      env: { SPINDLE_DIRECT_RAM: '0' },
       yaml: (ctx) => {
         writeFileSync(path.join(ctx.dir, 'token'), `${TOKEN}\n`);
         return config(ctx, '8MiB');
@@ -198,6 +266,10 @@ describe('SPINDLE_DIRECT_READS=0', () => {
       // Five, and the retry of the first one's power-on unit attention.
       expect(metric(text, 'spindle_lu_reads_total', { device: 'r' })).toBeGreaterThanOrEqual(5);
       expect(metric(text, 'spindle_lu_direct_reads_total', { device: 'r' })).toBe(0);
+      for (let i = 0; i < 3; i++) expect(outcomeOf(await ini.scsi(write10(0, 1), { write: true, data: filled(1), edtl: BLOCK }))).toBe('GOOD');
+      const after = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      expect(metric(after, 'spindle_lu_writes_total', { device: 'r' })).toBe(3);
+      expect(metric(after, 'spindle_lu_direct_writes_total', { device: 'r' })).toBe(0);
     } finally {
       ini.close();
       await off.stop();

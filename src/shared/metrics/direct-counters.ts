@@ -1,0 +1,83 @@
+/**
+ * Counters of the READs and WRITEs a session worker served itself from a RAM disk
+ * (shared/ring/direct-grants.ts): the LUN worker never sees them, so its counters
+ * (lun-counters.ts) would miss them. One buffer per session worker, written by that
+ * worker only (plain Float64 increments, as in lun-counters.ts and for the same
+ * reasons); the exporter adds them to the unit's own counters, so a unit's commands,
+ * bytes and latencies cover both ways a READ or WRITE can go.
+ *
+ * Layout (Float64): a slot per (LUN worker, unit index below MAX_LU_SLOTS), at
+ * (lunWorker * MAX_LU_SLOTS + luIndex) * STRIDE, and in it per direction (read, then
+ * write, DIRECTION_STRIDE apart):
+ *   +0 COMMANDS   +1 BYTES   +2 LATENCY_SUM_MS   +3 ... histogram (LATENCY_BUCKETS)
+ */
+import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
+import { MAX_LU_SLOTS } from '../ring/direct-grants.ts';
+
+const COMMANDS = 0;
+const BYTES = 1;
+const LATENCY_SUM_MS = 2;
+const HISTOGRAM = 3;
+const DIRECTION_STRIDE = HISTOGRAM + LATENCY_BUCKETS;
+const STRIDE = 2 * DIRECTION_STRIDE;
+
+/** Which way a direct command moved data. */
+export const Direction = { READ: 0, WRITE: 1 } as const;
+export type Direction = (typeof Direction)[keyof typeof Direction];
+
+export function directCountersBytes(lunWorkers: number): number {
+  return Math.max(1, lunWorkers) * MAX_LU_SLOTS * STRIDE * 8;
+}
+
+/** The writer: one per session worker, on its thread only. */
+export class DirectCounters {
+  readonly #f: Float64Array;
+  readonly #slots: number;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.#f = new Float64Array(sab);
+    this.#slots = Math.floor(this.#f.length / STRIDE);
+  }
+
+  /** One direct command moving `bytes` bytes that took `ms`. Hot path: four stores, no allocation. */
+  count(lunWorker: number, luIndex: number, direction: Direction, bytes: number, ms: number): void {
+    const slot = lunWorker * MAX_LU_SLOTS + luIndex;
+    if (luIndex >= MAX_LU_SLOTS || slot >= this.#slots) return;
+    const f = this.#f;
+    const b = slot * STRIDE + direction * DIRECTION_STRIDE;
+    f[b + COMMANDS]!++;
+    f[b + BYTES]! += bytes;
+    f[b + LATENCY_SUM_MS]! += ms;
+    f[b + HISTOGRAM + latencyBucket(ms)]!++;
+  }
+}
+
+/** One unit's direct commands of one direction, as the exporter adds them. */
+export interface DirectSnapshot {
+  commands: number;
+  bytes: number;
+  latencySumMs: number;
+  buckets: Float64Array;
+}
+
+/** The reader side (the supervisor). */
+export class DirectCountersView {
+  readonly #f: Float64Array;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.#f = new Float64Array(sab);
+  }
+
+  unit(lunWorker: number, luIndex: number, direction: Direction): DirectSnapshot | undefined {
+    if (luIndex < 0 || luIndex >= MAX_LU_SLOTS) return undefined;
+    const b = (lunWorker * MAX_LU_SLOTS + luIndex) * STRIDE + direction * DIRECTION_STRIDE;
+    if (b + DIRECTION_STRIDE > this.#f.length) return undefined;
+    const f = this.#f;
+    return {
+      commands: f[b + COMMANDS]!,
+      bytes: f[b + BYTES]!,
+      latencySumMs: f[b + LATENCY_SUM_MS]!,
+      buckets: f.subarray(b + HISTOGRAM, b + DIRECTION_STRIDE),
+    };
+  }
+}

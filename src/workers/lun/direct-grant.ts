@@ -1,0 +1,44 @@
+/**
+ * The LUN worker's half of direct I/O on RAM disks (shared/ring/direct-grants.ts): the
+ * grant a completing command carries back, and the catch-all that voids grants.
+ */
+import { ScsiStatus, type ScsiCommand } from '../../shared/scsi/command.ts';
+import type { LogicalUnit } from './logical-unit.ts';
+
+const NONE = 0;
+const READ = 1;
+const WRITE = 2;
+/** READ(6/10/12/16) (SBC-4 5.15-5.18) and WRITE(6/10/12/16) (SBC-4 5.40-5.43). */
+const KIND = new Uint8Array(256);
+for (const op of [0x08, 0x28, 0xa8, 0x88]) KIND[op] = READ;
+for (const op of [0x0a, 0x2a, 0xaa, 0x8a]) KIND[op] = WRITE;
+
+/**
+ * `cmd` completes on `lu`, a unit with direct I/O, its status not on the ring yet: the
+ * grant its completion carries (0: none). The session worker keeps it for the command's
+ * direction: a READ's grant covers READs, a WRITE's covers WRITEs.
+ *  - A READ or WRITE that ended GOOD passed every check for its I_T nexus (unit
+ *    attention, port group access, reservations, readiness, write protection); with the
+ *    gate open and no ORDERED, HEAD OF QUEUE or ACA in the task set, later SIMPLE
+ *    commands of the same kind from that nexus would pass them too, until the epoch
+ *    moves. RAM I/O completes within the command's own turn, so nothing changed between
+ *    the checks and now. A thin unit's WRITE also maps blocks (sbc/state.ts), which only
+ *    this worker may do: thin units grant no WRITEs.
+ *  - Any other command, and any command that did not end GOOD, may have changed what the
+ *    next READ or WRITE meets (a reservation, a unit attention, mode pages such as SWP,
+ *    an ACA condition). The state changes invalidate themselves where they happen; this
+ *    catch-all voids the grants again before such a status reaches the initiator, so
+ *    nothing a change hook might miss outlives the command that made it.
+ */
+export function completionGrant(lu: LogicalUnit, cmd: ScsiCommand & { readonly aborted: boolean }): number {
+  const d = lu.direct!;
+  const kind = KIND[cmd.cdb[0]!]!;
+  if (cmd.status !== ScsiStatus.GOOD || cmd.aborted || kind === NONE) {
+    lu.invalidateDirect();
+    return 0;
+  }
+  const sbc = lu.sbc;
+  if (sbc.gate !== null || sbc.notReady !== null || !lu.taskSet.quiet) return 0;
+  if (kind === WRITE && (lu.readOnly || sbc.map !== null)) return 0;
+  return d.grants.epoch(d.index);
+}
