@@ -26,6 +26,7 @@ import { LUN_CONTROL, PORTAL_CONTROL, SESSION_CONTROL } from '../shared/control/
 import type { DirectMemory, LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
 import { Topology } from './topology.ts';
 import { DataPlane, SLAB_MIN_BLOCK } from './data-plane.ts';
+import { DirectGrants } from '../shared/ring/direct-grants.ts';
 import { SessionDirectory } from './session-directory.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { applyReload, planReload, type WorkerBus } from './reload.ts';
@@ -114,7 +115,7 @@ export class Supervisor {
    * (shared/ring/direct-grants.ts): sent to every session worker as they change, and
    * given to a session worker's replacement at spawn.
    */
-  readonly #directMemory = new Map<string, DirectMemory>();
+  readonly #directMemory = new Map<string, DirectMemory & { device: string }>();
   /** Reservations of a single node: held here so they outlive a LUN worker (issue 12). */
   readonly #prs: EmbeddedClusterState;
   /** Counters the workers keep in shared memory (metrics/memory.ts). */
@@ -267,7 +268,7 @@ export class Supervisor {
           ramMemory: (m, memory) => {
             if (!(memory instanceof SharedArrayBuffer)) return;
             this.#ramMemory.set(m.device, memory);
-            const direct: DirectMemory = { lunWorker: l, luIndex: m.luIndex, gen: m.gen, memory };
+            const direct = { lunWorker: l, luIndex: m.luIndex, gen: m.gen, memory, device: m.device };
             this.#directMemory.set(`${l}/${m.luIndex}`, direct);
             for (const h of this.#sessions) if (h.alive) h.control.transfer('directMemory', { lunWorker: l, luIndex: m.luIndex, gen: m.gen }, memory, false);
           },
@@ -383,6 +384,11 @@ export class Supervisor {
     if (this.#stopping) return;
     if (h.kind === 'lun' || h.kind === 'session' || h.kind === 'portal') this.workerRestarts[h.kind]++;
     this.log.error({ worker: h.name, code }, 'worker ended unexpectedly: replacing it');
+    // Direct I/O (shared/ring/direct-grants.ts): nothing is served under a dead LUN
+    // worker's grants (it cannot act on what happens until its successor is up); a dead
+    // session worker is copying nothing any more.
+    if (h.kind === 'lun') this.#voidGrants(h.index);
+    if (h.kind === 'session') for (const g of this.dataPlane.grants) new DirectGrants(g).clearWorker(h.index);
     this.#recovering = this.#recovering.then(() => this.#recover(h.kind, h.index)).catch((err: unknown) => {
       this.log.fatal({ worker: h.name, err: errorMessage(err) }, 'could not replace the worker: stopping the target');
       void this.stop(1);
@@ -535,27 +541,35 @@ export class Supervisor {
       const h = this.#luns[worker];
       return h !== undefined && h.alive ? h : undefined;
     };
+    // Before a change from the cluster reaches a LUN worker, its direct I/O grants are
+    // void: should the worker be dead, hung or slow, session workers still serve nothing
+    // under the state the change replaces (direct-grants.ts).
+    const voided = (worker: number) => {
+      this.#voidGrants(worker);
+      return live(worker);
+    };
     return {
       applyPr: async (worker, lu, state, effects, reload = false) => {
-        await live(worker)?.control.request('prApply', { lu, state, effects: [...effects], reload }, 60_000);
+        await voided(worker)?.control.request('prApply', { lu, state, effects: [...effects], reload }, 60_000);
       },
       applyCapacity: async (worker, lu, bytes) => {
-        await live(worker)?.control.request('growApply', { lu, bytes });
+        await voided(worker)?.control.request('growApply', { lu, bytes });
       },
       applyModes: async (worker, lu, pages) => {
-        await live(worker)?.control.request('modeApply', { lu, pages: [...pages] });
+        await voided(worker)?.control.request('modeApply', { lu, pages: [...pages] });
       },
       applyReset: async (worker, lu, fn) => {
-        await live(worker)?.control.request('resetApply', { lu, fn }, 60_000);
+        await voided(worker)?.control.request('resetApply', { lu, fn }, 60_000);
       },
       applyHold: async (worker, lu, id, ttlMs) => {
-        await live(worker)?.control.request('holdApply', { lu, id, ttlMs }, ttlMs);
+        await voided(worker)?.control.request('holdApply', { lu, id, ttlMs }, ttlMs);
       },
       releaseHold: async (worker, lu, id) => {
         await live(worker)?.control.request('holdRelease', { lu, id });
       },
       aluaStates: async (states) => {
         const body = { remove: [], states: states.map((s) => ({ group: s.group, state: s.state as number })) };
+        for (let l = 0; l < this.#luns.length; l++) this.#voidGrants(l);
         await Promise.all(this.#luns.filter((h) => h.alive).map((h) => h.control.request('commit', body).catch(() => undefined)));
       },
       adminChanged: (state) => void this.#onAdmin(state),
@@ -592,6 +606,25 @@ export class Supervisor {
     }
   }
 
+  /** Void every direct I/O grant of LUN worker `l`'s units (shared/ring/direct-grants.ts). */
+  #voidGrants(l: number): void {
+    const g = this.dataPlane.grants[l];
+    if (g !== undefined) new DirectGrants(g).voidAll();
+  }
+
+  /**
+   * Unit `luIndex` of LUN worker `w` was removed: a RAM disk's memory is let go here and
+   * in every session worker, so it can be freed (unit indexes are never reused).
+   */
+  #forgetRam(w: number, luIndex: number): void {
+    const key = `${w}/${luIndex}`;
+    const m = this.#directMemory.get(key);
+    if (m === undefined) return;
+    this.#directMemory.delete(key);
+    this.#ramMemory.delete(m.device);
+    for (const h of this.#sessions) if (h.alive) h.control.notify('forgetMemory', { lunWorker: w, luIndex });
+  }
+
   /** The reload plan's view of the workers (reload.ts). */
   #bus(): WorkerBus {
     const settle = (p: Promise<unknown>): Promise<string | undefined> => p.then(
@@ -602,7 +635,11 @@ export class Supervisor {
       lunWorkers: this.#luns.length,
       sessionWorkers: this.#sessions.length,
       prepare: (w, body) => settle(this.#luns[w]!.control.request('prepare', body, START_TIMEOUT_MS)),
-      commit: (w, body) => settle(this.#luns[w]!.control.request('commit', body, START_TIMEOUT_MS)),
+      commit: async (w, body) => {
+        const failed = await settle(this.#luns[w]!.control.request('commit', body, START_TIMEOUT_MS));
+        if (failed === undefined) for (const i of body.remove) this.#forgetRam(w, i);
+        return failed;
+      },
       routes: async (next) => {
         const body = {
           routes: this.topology.routes(next),

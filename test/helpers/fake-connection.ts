@@ -399,7 +399,7 @@ export class FakeConnection {
     const ctx: SessionWorkerContext = {
       index: 0,
       log,
-      direct: new DirectRam([], [], null),
+      direct: new DirectRam(0, [], [], null),
       pool: this.pool,
       channels,
       targets: new Map([[TARGET_IQN, target]]),

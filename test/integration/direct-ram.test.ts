@@ -9,7 +9,8 @@
  * unit attention, old data where a COMPARE AND WRITE or a grow changed it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { cleanup, freePort, startTarget, type StartedTarget } from '../helpers/target.ts';
 import { TEST_UNIT_READY, connectAndLogin, read10, write10, type Initiator, type ScsiResult } from '../helpers/initiator.ts';
@@ -26,10 +27,11 @@ const PAUSE_MS = 800;
 
 let t: StartedTarget;
 let apiPort: number;
+let faults: string;
 let a: Initiator;
 let b: Initiator;
 
-function config(ctx: { port: number; iqn: string; dir: string }, size: string): string {
+function config(ctx: { port: number; iqn: string; dir: string }, size: string, thin = true, big = '128MiB'): string {
   return `
 clusterId: direct-read
 stateDir: ${ctx.dir}/state
@@ -37,18 +39,21 @@ workers: { session: 2, lun: 1 }
 api: { listen: "127.0.0.1:${apiPort}", tokenFile: ${ctx.dir}/token }
 devices:
   - { name: r, ram: { size: ${size} } }
-  - { name: thin, ram: { size: 8MiB }, thin: true }
+  - { name: big, ram: { size: ${big} } }
+${thin ? '  - { name: thin, ram: { size: 8MiB }, thin: true }' : ''}
 targets:
   - iqn: ${ctx.iqn}
     portals: ['127.0.0.1:${ctx.port}']
-    luns: { 0: r, 1: thin }
+    luns: { 0: r, 2: big${thin ? ', 1: thin' : ''} }
 `;
 }
 
 beforeAll(async () => {
   apiPort = await freePort();
+  faults = path.join(os.tmpdir(), `spindle-direct-faults-${process.pid}`);
+  writeFileSync(faults, '');
   t = await startTarget({
-    env: { SPINDLE_TEST_FAULTS: '1', SPINDLE_TEST_CAW_PAUSE_MS: String(PAUSE_MS) },
+    env: { SPINDLE_TEST_FAULTS: '1', SPINDLE_TEST_CAW_PAUSE_MS: String(PAUSE_MS), SPINDLE_FAULT_FILE: faults },
     yaml: (ctx) => {
       writeFileSync(path.join(ctx.dir, 'token'), `${TOKEN}\n`);
       return config(ctx, '8MiB');
@@ -57,7 +62,7 @@ beforeAll(async () => {
   a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-a' });
   b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-b' });
   // First contact: each nexus's power-on unit attention, out of the way.
-  for (const ini of [a, b]) for (const lun of [0, 1]) await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
+  for (const ini of [a, b]) for (const lun of [0, 1, 2]) await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
 });
 
 afterAll(async () => {
@@ -66,6 +71,18 @@ afterAll(async () => {
   await t?.stop();
   cleanup(t);
 });
+
+/** Rewrite the configuration, SIGHUP, and wait until it is applied. */
+async function reload(size: string, thin = true, big = '128MiB'): Promise<void> {
+  writeFileSync(path.join(t.dir, 'spindle.yaml'), config({ port: t.port, iqn: t.iqn, dir: t.dir }, size, thin, big));
+  const before = t.output().length;
+  t.proc.kill('SIGHUP');
+  const deadline = Date.now() + 20_000;
+  while (!t.output().slice(before).includes('configuration reloaded')) {
+    if (Date.now() > deadline) throw new Error(`no reload:\n${t.output().slice(before)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function direct(kind: 'reads' | 'writes', device = 'r'): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -227,14 +244,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
   it('after a grow the session worker reads the new memory, never the old copy', async () => {
     await write(a, 0, filled(0x31));
     await granted(a, 0);
-    writeFileSync(path.join(t.dir, 'spindle.yaml'), config({ port: t.port, iqn: t.iqn, dir: t.dir }, '16MiB'));
-    const before = t.output().length;
-    t.proc.kill('SIGHUP');
-    const deadline = Date.now() + 20_000;
-    while (!t.output().slice(before).includes('configuration reloaded')) {
-      if (Date.now() > deadline) throw new Error(`no reload:\n${t.output().slice(before)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await reload('16MiB');
     expect(outcomeOf(await read(a, 0))).toBe('status 0x2 sense 06/2a/09'); // CAPACITY DATA HAS CHANGED
     // Written after the grow (into the new memory), then read twice: the long way, then directly.
     await write(a, 0, filled(0x32));
@@ -244,6 +254,69 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     await write(a, last, filled(0x33));
     await granted(a, last);
     expect((await read(a, last)).data.equals(filled(0x33))).toBe(true);
+  });
+});
+
+describe('the memory or the owner changing under direct commands', () => {
+  it('a grow under a stream of direct WRITEs loses none of those acknowledged', async () => {
+    const BIG = 2;
+    const w = (lba: number): Promise<ScsiResult> => tryWrite(a, lba, filled(lba & 0xff || 1), BIG);
+    // Grants first (a WRITE earns one, the next is direct).
+    for (let i = 0; i < 2; i++) expect(outcomeOf(await w(i))).toBe('GOOD');
+    const acked: number[] = [];
+    let stop = false;
+    let lba = 2;
+    const stream = (async () => {
+      while (!stop) {
+        const r = await w(lba);
+        if (r.status === 0) acked.push(lba);
+        else expect(outcomeOf(r), 'only the capacity change may interrupt').toBe('status 0x2 sense 06/2a/09');
+        lba = (lba + 1) % ((128 * MiB) / BLOCK);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    // 128 MiB copied into a new 512 MiB memory while the WRITEs go on.
+    await reload('16MiB', true, '512MiB');
+    await new Promise((r) => setTimeout(r, 50));
+    stop = true;
+    await stream;
+    expect(acked.length).toBeGreaterThan(50);
+    let lost = 0;
+    for (const x of acked) if (!(await read(a, x, 1, BIG)).data.equals(filled(x & 0xff || 1))) lost++;
+    expect(lost, `acknowledged WRITEs lost of ${acked.length}`).toBe(0);
+  });
+
+  it('a crashed LUN worker: nothing is served under its grants until its successor answers', async () => {
+    await granted(a, 0);
+    const mark = t.output().length;
+    appendFileSync(faults, 'crash lun 0\n');
+    while (!/"msg":"worker ended unexpectedly/.test(t.output().slice(mark))) await new Promise((r) => setTimeout(r, 5));
+    // The successor's units are new to every nexus: the first command meets a unit
+    // attention (or the retryable end of a command the dead worker held), never GOOD.
+    const d0 = await directReads();
+    const r = await read(a, 0);
+    expect(await directReads(), 'not served under the dead worker\'s grant').toBe(d0);
+    expect(outcomeOf(r)).toMatch(/^status 0x2 sense 06\/29\/0[04]$/);
+    while (!/"worker":"lun-0"[^\n]*"msg":"worker replaced"/.test(t.output().slice(mark))) await new Promise((r) => setTimeout(r, 20));
+    for (const lun of [0, 1, 2]) for (let i = 0; i < 2; i++) await a.scsi(TEST_UNIT_READY, { edtl: 0, lun, rawUnitAttention: true });
+    await granted(a, 0);
+  });
+});
+
+describe('a RAM disk removed by a reload', () => {
+  it('is let go everywhere: added back under its name, it is a fresh disk of zeros', async () => {
+    await write(a, 5, filled(0x77), 1);
+    await read(a, 5, 1, 1);
+    expect((await read(a, 5, 1, 1)).data.equals(filled(0x77))).toBe(true);
+    await reload('16MiB', false, '512MiB');
+    await reload('16MiB', true, '512MiB');
+    // The LUN inventory changed twice: REPORTED LUNS DATA HAS CHANGED, then a new unit's power-on.
+    for (let i = 0; i < 3; i++) await a.scsi(TEST_UNIT_READY, { edtl: 0, lun: 1, rawUnitAttention: true });
+    for (let i = 0; i < 2; i++) {
+      const r = await read(a, 5, 1, 1);
+      expect(outcomeOf(r)).toBe('GOOD');
+      expect(r.data.equals(filled(0)), `read ${i}`).toBe(true);
+    }
   });
 });
 

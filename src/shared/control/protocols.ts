@@ -205,6 +205,8 @@ export const SESSION_CONTROL = {
     notes: {
       /** A newer session with this identity logged in on another worker: close ours. */
       reinstate: object({ key: 'string' }),
+      /** The RAM disk at unit `luIndex` of LUN worker `lunWorker` was removed: drop its memory. */
+      forgetMemory: object({ lunWorker: 'integer', luIndex: 'integer' }),
     },
     handles: {
       /** The replacement LUN worker's rings and doorbell (LunChannelInit, shared memory). */

@@ -16,9 +16,10 @@
  * command goes the long way, and its completion brings a new grant if the answer is yes
  * again.
  *
- * A session worker serving a command announces itself in INFLIGHT, then compares the
- * epoch (Atomics: sequentially consistent), and leaves INFLIGHT when its copy is done.
- * invalidate() moves the epoch, then waits until INFLIGHT is zero. Either the session
+ * A session worker serving a command announces itself in its INFLIGHT word, then
+ * compares the epoch (Atomics: sequentially consistent), and leaves INFLIGHT when its
+ * copy is done. invalidate() moves the epoch, then waits until every INFLIGHT word is
+ * zero. Either the session
  * worker sees the new epoch and backs off, or the LUN worker sees it and waits: a copy
  * never overlaps a change that invalidated its grant (Dekker's pattern; the copy is a
  * memcpy of at most one command's data, microseconds). So a COMPARE AND WRITE, a
@@ -26,34 +27,43 @@
  * direct WRITE still landing.
  *
  * One table per LUN worker, allocated by the supervisor and kept when the worker is
- * replaced (its successor invalidates every unit it opens). Int32 words per unit index
- * (the topology's luIndex, below MAX_LU_SLOTS; units above it never grant):
+ * replaced. The supervisor voids every grant of the table itself when the worker dies or
+ * hangs, and before it hands the worker a cluster change (another node's reservation
+ * change, hold or reset, a port group state): a worker that cannot act on the change
+ * must not leave session workers serving under the old state. The successor invalidates
+ * every unit it opens. Int32 words per unit index (the topology's luIndex, below
+ * MAX_LU_SLOTS; units above it never grant):
  *
  *   +0 EPOCH       moved by invalidate(); a grant is a copy of it (never 0)
- *   +1 INFLIGHT    direct commands copying now (all session workers)
- *   +2 MEMORY_GEN  generation of the unit's RAM (bumped when the memory is replaced)
- *   +3 BLOCK_SHIFT log2(logical block size)
- *   +4 BLOCKS_LO   capacity in logical blocks, low 32 bits
- *   +5 BLOCKS_HI   and high bits
- *   +6, +7        reserved
+ *   +1 MEMORY_GEN  generation of the unit's RAM (bumped when the memory is replaced)
+ *   +2 BLOCK_SHIFT log2(logical block size)
+ *   +3 BLOCKS_LO   capacity in logical blocks, low 32 bits
+ *   +4 BLOCKS_HI   and high bits
+ *   +5 .. +7       reserved
+ *   +8 + s         INFLIGHT of session worker s: direct commands it is copying now (one
+ *                  word per worker, so a dead worker's share can be cleared)
  */
 export const MAX_LU_SLOTS = 1024;
-const STRIDE = 8;
+/** Session workers a table has INFLIGHT words for (config `workers.session` is at most 64). */
+export const MAX_SESSION_WORKERS = 64;
 const EPOCH = 0;
-const INFLIGHT = 1;
-const MEMORY_GEN = 2;
-const BLOCK_SHIFT = 3;
-const BLOCKS_LO = 4;
-const BLOCKS_HI = 5;
+const MEMORY_GEN = 1;
+const BLOCK_SHIFT = 2;
+const BLOCKS_LO = 3;
+const BLOCKS_HI = 4;
+const INFLIGHT = 8;
+const STRIDE = INFLIGHT + MAX_SESSION_WORKERS;
 
 export const DIRECT_GRANTS_BYTES = MAX_LU_SLOTS * STRIDE * 4;
 
 /**
- * How long invalidate() waits for readers before it goes on anyway. A reader is inside
- * for one memcpy; only a session worker that died in the middle of one (its thread
- * terminated) could leave INFLIGHT raised, and then there is no copy left to wait for.
+ * How long invalidate() waits for a copy before it goes on anyway. A session worker is
+ * inside for one memcpy; one that died in the middle of one leaves its word raised until
+ * the supervisor clears it (clearWorker), and then there is no copy left to wait for.
+ * The bound only keeps the LUN worker alive through that window; a live session worker
+ * descheduled for this long in the middle of a memcpy is not a case it is meant for.
  */
-const DRAIN_LIMIT_MS = 100;
+const DRAIN_LIMIT_MS = 1000;
 
 export class DirectGrants {
   readonly sab: SharedArrayBuffer;
@@ -76,11 +86,28 @@ export class DirectGrants {
     const base = lu * STRIDE;
     // Skip 0: a grant of 0 means "none" on the completion ring.
     if (Atomics.add(w, base + EPOCH, 1) === -1) Atomics.add(w, base + EPOCH, 1);
-    if (Atomics.load(w, base + INFLIGHT) === 0) return;
+    if (!this.#copying(base)) return;
     const deadline = performance.now() + DRAIN_LIMIT_MS;
-    while (Atomics.load(w, base + INFLIGHT) !== 0 && performance.now() < deadline) {
-      // spin: the reader is in the middle of one copy
+    while (this.#copying(base) && performance.now() < deadline) {
+      // spin: a session worker is in the middle of one copy
     }
+  }
+
+  #copying(base: number): boolean {
+    const w = this.#w;
+    for (let s = 0; s < MAX_SESSION_WORKERS; s++) if (Atomics.load(w, base + INFLIGHT + s) !== 0) return true;
+    return false;
+  }
+
+  /** The supervisor's side: void every grant of the table (its LUN worker died, hung, or gets a cluster change). */
+  voidAll(): void {
+    for (let lu = 0; lu < MAX_LU_SLOTS; lu++) if (Atomics.load(this.#w, lu * STRIDE + EPOCH) !== 0) this.invalidate(lu);
+  }
+
+  /** Session worker `s` is gone: none of its copies is in progress any more. */
+  clearWorker(s: number): void {
+    if (s >= MAX_SESSION_WORKERS) return;
+    for (let lu = 0; lu < MAX_LU_SLOTS; lu++) Atomics.store(this.#w, lu * STRIDE + INFLIGHT + s, 0);
   }
 
   /** The grant a READ or WRITE completing now earns (never 0). */
@@ -106,20 +133,21 @@ export class DirectGrants {
   // ---- a session worker's side ----
 
   /**
-   * Enter a direct command on unit `lu` under `grant`: true when the grant still holds (then
-   * end() must follow the copy), false when it is void (nothing to undo).
+   * Session worker `s` enters a direct command on unit `lu` under `grant`: true when the
+   * grant still holds (then end() must follow the copy), false when it is void (nothing
+   * to undo).
    */
-  begin(lu: number, grant: number): boolean {
+  begin(lu: number, grant: number, s: number): boolean {
     const w = this.#w;
     const base = lu * STRIDE;
-    Atomics.add(w, base + INFLIGHT, 1);
+    Atomics.add(w, base + INFLIGHT + s, 1);
     if (Atomics.load(w, base + EPOCH) === grant) return true;
-    Atomics.sub(w, base + INFLIGHT, 1);
+    Atomics.sub(w, base + INFLIGHT + s, 1);
     return false;
   }
 
-  end(lu: number): void {
-    Atomics.sub(this.#w, lu * STRIDE + INFLIGHT, 1);
+  end(lu: number, s: number): void {
+    Atomics.sub(this.#w, lu * STRIDE + INFLIGHT + s, 1);
   }
 
   memoryGeneration(lu: number): number {

@@ -5,13 +5,21 @@
 import { ScsiStatus, type ScsiCommand } from '../../shared/scsi/command.ts';
 import type { LogicalUnit } from './logical-unit.ts';
 
-const NONE = 0;
+const OTHER = 0;
 const READ = 1;
 const WRITE = 2;
+/** Commands that change no state when they end GOOD: the catch-all leaves grants alone. */
+const NEUTRAL = 3;
 /** READ(6/10/12/16) (SBC-4 5.15-5.18) and WRITE(6/10/12/16) (SBC-4 5.40-5.43). */
 const KIND = new Uint8Array(256);
 for (const op of [0x08, 0x28, 0xa8, 0x88]) KIND[op] = READ;
 for (const op of [0x0a, 0x2a, 0xaa, 0x8a]) KIND[op] = WRITE;
+// TEST UNIT READY, INQUIRY, MODE SENSE(6/10), READ CAPACITY(10), SERVICE ACTION IN(16)
+// (READ CAPACITY(16), GET LBA STATUS), SYNCHRONIZE CACHE(10/16), VERIFY(10/12/16),
+// PERSISTENT RESERVE IN, MAINTENANCE IN (REPORT TARGET PORT GROUPS, REPORT SUPPORTED
+// OPERATION CODES): they report or flush, and multipath checkers and fsync-heavy hosts
+// send them all the time. (REQUEST SENSE is not here: it clears a unit attention.)
+for (const op of [0x00, 0x12, 0x1a, 0x5a, 0x25, 0x9e, 0x35, 0x91, 0x2f, 0xaf, 0x8f, 0x5e, 0xa3]) KIND[op] = NEUTRAL;
 
 /**
  * `cmd` completes on `lu`, a unit with direct I/O, its status not on the ring yet: the
@@ -24,8 +32,8 @@ for (const op of [0x0a, 0x2a, 0xaa, 0x8a]) KIND[op] = WRITE;
  *    moves. RAM I/O completes within the command's own turn, so nothing changed between
  *    the checks and now. A thin unit's WRITE also maps blocks (sbc/state.ts), which only
  *    this worker may do: thin units grant no WRITEs.
- *  - Any other command, and any command that did not end GOOD, may have changed what the
- *    next READ or WRITE meets (a reservation, a unit attention, mode pages such as SWP,
+ *  - Any other command (but those that only report or flush, NEUTRAL), and any command
+ *    that did not end GOOD, may have changed what the next READ or WRITE meets (a reservation, a unit attention, mode pages such as SWP,
  *    an ACA condition). The state changes invalidate themselves where they happen; this
  *    catch-all voids the grants again before such a status reaches the initiator, so
  *    nothing a change hook might miss outlives the command that made it.
@@ -33,10 +41,11 @@ for (const op of [0x0a, 0x2a, 0xaa, 0x8a]) KIND[op] = WRITE;
 export function completionGrant(lu: LogicalUnit, cmd: ScsiCommand & { readonly aborted: boolean }): number {
   const d = lu.direct!;
   const kind = KIND[cmd.cdb[0]!]!;
-  if (cmd.status !== ScsiStatus.GOOD || cmd.aborted || kind === NONE) {
+  if (cmd.status !== ScsiStatus.GOOD || cmd.aborted || kind === OTHER) {
     lu.invalidateDirect();
     return 0;
   }
+  if (kind === NEUTRAL) return 0;
   const sbc = lu.sbc;
   if (sbc.gate !== null || sbc.notReady !== null || !lu.taskSet.quiet) return 0;
   if (kind === WRITE && (lu.readOnly || sbc.map !== null)) return 0;

@@ -284,9 +284,19 @@ export class LogicalUnit {
     // A sanitize covers the capacity it started with (SBC-4 4.11): growing under it would
     // leave unsanitized blocks behind a "sanitized" LU.
     if (this.sbc.sanitize !== SanitizeState.IDLE) throw new Error(`${this.name}: a sanitize is in progress or failed; grow it afterwards`);
-    await this.store.grow(blocks * this.blockSize);
-    this.blockCount = blocks;
+    // A RAM disk's memory is copied and replaced: no direct command may copy into the old
+    // one after its contents were taken, so every grant is void before, and none is given
+    // (direct null) until the new memory and capacity are in place.
     this.invalidateDirect();
+    const direct = this.direct;
+    this.direct = null;
+    try {
+      await this.store.grow(blocks * this.blockSize);
+      this.blockCount = blocks;
+    } finally {
+      this.direct = direct;
+      this.invalidateDirect();
+    }
     this.sbc.grow(this.backing);
     establishAll(this, SenseReason.CAPACITY_DATA_HAS_CHANGED);
   }

@@ -274,7 +274,7 @@ export class LunWorker implements TaskHome {
    */
   async start(): Promise<number> {
     const d = this.#data;
-    const opened = await Promise.allSettled(d.devices.map((dev, i) => this.#openUnit(dev, d.unitIndexes?.[i] ?? i)));
+    const opened = await Promise.allSettled(d.devices.map((dev, i) => this.#openUnit(dev, d.unitIndexes?.[i] ?? i, d.ramMemory?.[dev.name])));
     const failed = opened.find((r) => r.status === 'rejected');
     if (failed !== undefined) {
       await Promise.all(opened.map((r) => (r.status === 'fulfilled' ? r.value.close().catch(() => undefined) : undefined)));
@@ -475,7 +475,8 @@ export class LunWorker implements TaskHome {
     else link.peer.ring();
   }
 
-  #openUnit(d: DeviceConfig, luIndex: number): Promise<LogicalUnit> {
+  /** `ram`: a RAM disk's memory kept from a predecessor of this worker (start only: a device added later is new). */
+  #openUnit(d: DeviceConfig, luIndex: number, ram?: SharedArrayBuffer): Promise<LogicalUnit> {
     const data = this.#data;
     // Executor bugs go to this worker's log (the command ends with INTERNAL TARGET FAILURE).
     const reportInternalError = (err: unknown, cmd: ScsiCommand): void =>
@@ -486,7 +487,6 @@ export class LunWorker implements TaskHome {
         ? this.log.error(r, 'backing store I/O error: failing commands with the matching sense; further errors are counted until it is quiet')
         : this.log.error(r, 'backing store I/O errors ended');
     const cluster = this.#cluster;
-    const ram = data.ramMemory?.[d.name];
     // Each new memory gets the next generation: a session worker reads directly only from
     // the generation the grant table names (direct-grants.ts).
     const onRamMemory = (m: SharedArrayBuffer): void => this.#keepRam(d.name, m, luIndex, this.#grants?.nextMemoryGeneration(luIndex) ?? 0);

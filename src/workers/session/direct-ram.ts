@@ -55,10 +55,13 @@ export class DirectRam {
   /** Grant tables per LUN worker (replaced with the channel when a LUN worker is). */
   readonly #tables: (DirectGrants | null)[];
   readonly #counters: DirectCounters | null;
+  /** This session worker's index (its INFLIGHT word in the grant tables). */
+  readonly #worker: number;
   /** Task management functions of this worker sent to a LUN worker and not yet acknowledged. */
   tmfInFlight = 0;
 
-  constructor(tables: (SharedArrayBuffer | undefined)[], memory: readonly DirectMemory[], counters: DirectCounters | null) {
+  constructor(worker: number, tables: (SharedArrayBuffer | undefined)[], memory: readonly DirectMemory[], counters: DirectCounters | null) {
+    this.#worker = worker;
     this.#tables = tables.map((t) => (t === undefined ? null : new DirectGrants(t)));
     this.#counters = counters;
     for (const m of memory) this.setMemory(m.lunWorker, m.luIndex, m.gen, m.memory);
@@ -73,7 +76,15 @@ export class DirectRam {
     this.#memory.set(key, { bytes: Buffer.from(memory), gen });
   }
 
-  /** LUN worker `l` was replaced: its channel brings the (same) grant table. */
+  /** The RAM disk was removed (a reload): nothing routes to it any more; free its memory. */
+  forget(lunWorker: number, luIndex: number): void {
+    this.#memory.delete(lunWorker * MAX_LU_SLOTS + luIndex);
+  }
+
+  /**
+   * LUN worker `l` died (undefined: serve nothing of it until its replacement's channel
+   * brings the table back), or was replaced (the same table, every epoch moved).
+   */
   setTable(l: number, sab: SharedArrayBuffer | undefined): void {
     this.#tables[l] = sab === undefined ? null : new DirectGrants(sab);
   }
@@ -101,7 +112,8 @@ export class DirectRam {
     if (mem === undefined || table == null) return false;
     if (mem.gen !== table.memoryGeneration(lu)) return false;
     const start = performance.now();
-    if (!table.begin(lu, grant)) {
+    const worker = this.#worker;
+    if (!table.begin(lu, grant, worker)) {
       // Void for good: the next command of this kind goes the long way and may bring a new one.
       grants.delete(key);
       return false;
@@ -113,21 +125,23 @@ export class DirectRam {
     const total = blocks * blockSize;
     const n = write ? total : Math.min(total, t.data.length);
     const position = lba * blockSize;
-    // Out of range, nothing to move, a WRITE with more or less data than its CDB asks for,
-    // or memory not (yet) that large: the LUN worker answers.
+    // The memory replaced meanwhile (checked again inside: a grow swaps it with every
+    // grant void), out of range, nothing to move, a WRITE with more or less data than its
+    // CDB asks for, or memory not (yet) that large: the LUN worker answers.
     if (
+      mem.gen !== table.memoryGeneration(lu) ||
       blocks === 0 ||
       lba >= capacity ||
       blocks > capacity - lba ||
       position + n > mem.bytes.length ||
       (write && (t.received !== total || t.data.length !== total))
     ) {
-      table.end(lu);
+      table.end(lu, worker);
       return false;
     }
     if (write) t.data.copy(mem.bytes, position, 0, n);
     else if (n > 0) mem.bytes.copy(t.data, 0, position, position + n);
-    table.end(lu);
+    table.end(lu, worker);
     t.status = 0;
     t.senseLength = 0;
     // As the LUN worker reports them: a READ's whole transfer (an EDTL below it is an

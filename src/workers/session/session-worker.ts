@@ -109,6 +109,7 @@ export class SessionWorker {
     this.#pollBudgetMs = Math.max(0, data.pollBudgetUs) / 1000;
     this.metrics = new SessionCounters(data.metrics);
     this.#direct = new DirectRam(
+      data.index,
       data.channels.map((c) => c.grants),
       data.directMemory ?? [],
       data.directMetrics === undefined ? null : new DirectCounters(data.directMetrics),
@@ -238,6 +239,8 @@ export class SessionWorker {
     if (ch === undefined) return 0;
     const sense = Buffer.alloc(18);
     const n = writeFixedSense(sense, SenseReason.DEVICE_INTERNAL_RESET);
+    // Nothing of it is served here until its replacement has opened the units again.
+    this.#direct.setTable(l, undefined);
     const ended = ch.failInFlight(ScsiStatus.CHECK_CONDITION, sense.subarray(0, n));
     this.ctx.flushDoorbells();
     if (ended > 0) this.log.warn({ lunWorker: l, commands: ended }, 'LUN worker lost: its commands ended with DEVICE INTERNAL RESET');
@@ -247,6 +250,11 @@ export class SessionWorker {
   /** A RAM disk's memory for direct I/O (sent by the supervisor as it changes). */
   directMemory(lunWorker: number, luIndex: number, gen: number, memory: SharedArrayBuffer): void {
     this.#direct.setMemory(lunWorker, luIndex, gen, memory);
+  }
+
+  /** That RAM disk was removed: let its memory go. */
+  forgetMemory(lunWorker: number, luIndex: number): void {
+    this.#direct.forget(lunWorker, luIndex);
   }
 
   /** LUN worker `l`'s replacement is up: a channel over fresh rings; queued commands go on. */

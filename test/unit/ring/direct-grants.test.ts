@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { DirectGrants, MAX_LU_SLOTS } from '../../../src/shared/ring/direct-grants.ts';
+import { DirectGrants, MAX_LU_SLOTS, MAX_SESSION_WORKERS } from '../../../src/shared/ring/direct-grants.ts';
 
 describe('DirectGrants', () => {
   it('grants nothing before the first invalidation, then exactly the current epoch', () => {
@@ -13,19 +13,19 @@ describe('DirectGrants', () => {
     g.invalidate(3);
     const e = g.epoch(3);
     expect(e).not.toBe(0);
-    expect(g.begin(3, e)).toBe(true);
-    g.end(3);
+    expect(g.begin(3, e, 0)).toBe(true);
+    g.end(3, 0);
     g.invalidate(3);
-    expect(g.begin(3, e), 'a grant of the previous epoch').toBe(false);
-    expect(g.begin(3, g.epoch(3))).toBe(true);
-    g.end(3);
+    expect(g.begin(3, e, 0), 'a grant of the previous epoch').toBe(false);
+    expect(g.begin(3, g.epoch(3), 1)).toBe(true);
+    g.end(3, 1);
     // Other units are untouched.
     expect(g.epoch(4)).toBe(0);
   });
 
   it('never hands out 0 when the epoch wraps', () => {
     const g = new DirectGrants();
-    new Int32Array(g.sab)[5 * 8] = -1;
+    new Int32Array(g.sab)[5 * (8 + MAX_SESSION_WORKERS)] = -1;
     g.invalidate(5);
     expect(g.epoch(5)).toBe(1);
   });
@@ -47,21 +47,22 @@ describe('DirectGrants', () => {
     expect(g.memoryGeneration(7)).toBe(2);
   });
 
-  it('invalidate() waits for a reader in another thread to leave its copy', async () => {
+  it('invalidate() waits for a session worker in another thread to leave its copy', async () => {
     const g = new DirectGrants();
     g.invalidate(0);
     const grant = g.epoch(0);
     const flag = new Int32Array(new SharedArrayBuffer(4));
-    // The reader enters under the grant, says so, stays 50 ms, then leaves.
+    // Session worker 5 enters under the grant (its INFLIGHT word, +8 + 5), says so, stays
+    // 50 ms, then leaves.
     const reader = new Worker(
       `const { workerData } = require('node:worker_threads');
        const w = new Int32Array(workerData.table);
-       Atomics.add(w, 1, 1);
+       Atomics.add(w, 13, 1);
        if (Atomics.load(w, 0) !== workerData.grant) throw new Error('grant void');
        Atomics.store(workerData.flag, 0, 1);
        const until = Date.now() + 50;
        while (Date.now() < until) {}
-       Atomics.sub(w, 1, 1);`,
+       Atomics.sub(w, 13, 1);`,
       { eval: true, workerData: { table: g.sab, grant, flag } },
     );
     while (Atomics.load(flag, 0) === 0) await new Promise((r) => setTimeout(r, 1));
@@ -70,6 +71,21 @@ describe('DirectGrants', () => {
     const waited = performance.now() - t0;
     await new Promise((r) => reader.once('exit', r));
     expect(waited).toBeGreaterThan(20);
-    expect(g.begin(0, grant)).toBe(false);
+    expect(g.begin(0, grant, 0)).toBe(false);
+  });
+
+  it("a dead session worker's raised word is cleared, and voidAll() voids every unit", () => {
+    const g = new DirectGrants();
+    for (const lu of [0, 9]) g.invalidate(lu);
+    const grants = [g.epoch(0), g.epoch(9)];
+    // Session worker 2 died between begin() and end().
+    expect(g.begin(9, grants[1]!, 2)).toBe(true);
+    g.clearWorker(2);
+    const t0 = performance.now();
+    g.voidAll();
+    expect(performance.now() - t0, 'no copy left to wait for').toBeLessThan(100);
+    expect(g.begin(0, grants[0]!, 0)).toBe(false);
+    expect(g.begin(9, grants[1]!, 0)).toBe(false);
+    expect(g.epoch(1), 'a slot never used stays without grants').toBe(0);
   });
 });

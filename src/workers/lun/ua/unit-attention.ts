@@ -161,6 +161,8 @@ export function nexusState(lu: LogicalUnit, handle: number): NexusUnitAttention 
 }
 
 function forgetOldest(lu: LogicalUnit): void {
+  // The identity may still have a session with grants; it comes back as a new one.
+  lu.invalidateDirect();
   const ua = lu.ua;
   const oldest = ua.byKey.values().next().value;
   if (oldest === undefined) return;

@@ -16,6 +16,7 @@
  * checks the header and routes the data segment (a task's slab buffer for immediate
  * data and Data-Out, the control buffer otherwise); in the PDU stage it acts on it.
  */
+import { TaskAttribute } from '../../../shared/scsi/command.ts';
 import { grantKey } from '../direct-ram.ts';
 import {
   BHS_LENGTH,
@@ -360,6 +361,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
 
   /** TaskOwner: the LUN worker finished the task. */
   onTaskComplete(t: Task): void {
+    if (t.attribute > TaskAttribute.SIMPLE && this.session !== null) this.session.orderedInFlight--;
     if (t.aborted || this.phase === Phase.CLOSED) {
       this.responses.drop(t);
       return;
@@ -503,6 +505,9 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     s.target = next;
     if (changed) {
       s.reportedLunsChanged = true;
+      // The condition reaches the LUs in order with later commands on the rings; none of
+      // those may be served around it (direct-ram.ts).
+      s.directGrants.clear();
       this.ctx.signalLuns(s.nexus, next, UaEvent.REPORTED_LUNS_CHANGED);
       this.log.info({ luns: next.lunList }, 'LUN inventory changed: REPORTED LUNS DATA HAS CHANGED');
     }

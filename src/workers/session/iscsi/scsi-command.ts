@@ -6,7 +6,7 @@
  * answered here when no logical unit is involved (REPORT LUNS, LUNs that do not exist).
  */
 import { Field, RejectReason, ScsiCmdFlags, decodeLun, isImmediate, u32 } from '../../../shared/iscsi/pdu.ts';
-import { ScsiCommandFields, ScsiStatus, type ScsiCommand } from '../../../shared/scsi/command.ts';
+import { ScsiCommandFields, ScsiStatus, TaskAttribute, type ScsiCommand } from '../../../shared/scsi/command.ts';
 import { Opcode as ScsiOp } from '../../../shared/scsi/opcodes.ts';
 import { cdbLengthOf } from '../../../shared/scsi/cdb.ts';
 import { buildReportLuns } from '../../../shared/scsi/report-luns.ts';
@@ -229,10 +229,11 @@ export class CommandIntake {
     t.lunWorker = route.lunWorker;
     t.luIndex = route.luIndex;
     // A READ or WRITE of a RAM disk this nexus holds a grant for: served here (direct-ram.ts).
-    if (c.ctx.direct.serve(t, route, session.directGrants)) {
+    if (session.orderedInFlight === 0 && c.ctx.direct.serve(t, route, session.directGrants)) {
       c.onTaskComplete(t);
       return;
     }
+    if (t.attribute > TaskAttribute.SIMPLE) session.orderedInFlight++;
     c.ctx.channels[route.lunWorker]!.submit(t, session.nexus);
   }
 }

@@ -43,6 +43,12 @@ export class IscsiSession {
    * the epoch a LUN worker granted with a READ's or WRITE's completion.
    */
   readonly directGrants = new Map<number, number>();
+  /**
+   * Commands of this session with an ORDERED, HEAD OF QUEUE or ACA attribute at a LUN
+   * worker: while any is, no SIMPLE command is served directly, since it must not pass
+   * them (SAM-5 8.6).
+   */
+  orderedInFlight = 0;
   expCmdSN: number;
   /** Non-immediate commands received whose response has not been sent. */
   outstanding = 0;
