@@ -19,7 +19,7 @@ import { TsihTable } from '../shared/iscsi/tsih-table.ts';
 import { SessionCounts } from '../shared/ring/session-counts.ts';
 import { createHeartbeats } from '../shared/ring/heartbeat.ts';
 import type { LunChannelInit, SessionLinkInit } from '../shared/wire/worker-data.ts';
-import { DirectGrants } from '../shared/ring/direct-grants.ts';
+import { InlineGrants } from '../shared/ring/inline-grants.ts';
 
 /** Descriptors per ring; a session worker never has more in flight with one LUN worker. */
 export const RING_CAPACITY = 1024;
@@ -71,7 +71,7 @@ export class DataPlane {
   /** One counter per worker, bumped by its event loop (shared/ring/heartbeat.ts). */
   readonly heartbeats: SharedArrayBuffer;
   /**
-   * Per LUN worker: its units' direct I/O grants (shared/ring/direct-grants.ts). Kept
+   * Per LUN worker: its units' inline I/O grant (shared/ring/inline-grants.ts). Kept
    * when the worker is replaced: its successor moves every epoch, voiding old grants.
    */
   readonly grants: SharedArrayBuffer[];
@@ -92,7 +92,7 @@ export class DataPlane {
     this.sessionCounts = SessionCounts.createBuffer();
     this.tsihTable = TsihTable.createBuffer();
     this.heartbeats = createHeartbeats();
-    this.grants = Array.from({ length: lunWorkers }, () => new DirectGrants().sab);
+    this.grants = Array.from({ length: lunWorkers }, () => new InlineGrants().sab);
     this.#rings = Array.from({ length: sessionWorkers }, () => Array.from({ length: lunWorkers }, ringPair));
   }
 

@@ -23,10 +23,10 @@ import type { SpindleConfig } from '../shared/config-types.ts';
 import type { Logger } from '../shared/logging.ts';
 import { errorMessage } from '../shared/control/errors.ts';
 import { LUN_CONTROL, PORTAL_CONTROL, SESSION_CONTROL } from '../shared/control/protocols.ts';
-import type { DirectMemory, LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
+import type { InlineMemory, LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
 import { Topology } from './topology.ts';
 import { DataPlane, SLAB_MIN_BLOCK } from './data-plane.ts';
-import { DirectGrants } from '../shared/ring/direct-grants.ts';
+import { InlineGrants } from '../shared/ring/inline-grants.ts';
 import { SessionDirectory } from './session-directory.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { applyReload, planReload, type WorkerBus } from './reload.ts';
@@ -63,10 +63,10 @@ const DRAIN_TIMEOUT_MS = 15_000;
 const POLL_BUDGET_US = 50;
 /**
  * Session workers serve READs and WRITEs of RAM disks themselves under the LUN workers'
- * grants (shared/ring/direct-grants.ts). SPINDLE_DIRECT_RAM=0 turns that off, so a
+ * grants (shared/ring/inline-grants.ts). SPINDLE_INLINE_IO=0 turns that off, so a
  * benchmark can compare both ways.
  */
-const DIRECT_RAM = process.env['SPINDLE_DIRECT_RAM'] !== '0';
+const INLINE_IO = process.env['SPINDLE_INLINE_IO'] !== '0';
 /** A worker must be up within this (opening stores, binding portals). */
 const START_TIMEOUT_MS = 120_000;
 /** Accepted connections per second (sustained) and burst, per portal. */
@@ -111,11 +111,11 @@ export class Supervisor {
   /** RAM devices' shared memory, kept for a LUN worker's replacement (by device name). */
   readonly #ramMemory = new Map<string, SharedArrayBuffer>();
   /**
-   * The same memories as the session workers serve them directly, by "lunWorker/luIndex"
-   * (shared/ring/direct-grants.ts): sent to every session worker as they change, and
+   * The same memories as the session workers serve them inline, by "lunWorker/luIndex"
+   * (shared/ring/inline-grants.ts): sent to every session worker as they change, and
    * given to a session worker's replacement at spawn.
    */
-  readonly #directMemory = new Map<string, DirectMemory & { device: string }>();
+  readonly #inlineMemory = new Map<string, InlineMemory & { device: string }>();
   /** Reservations of a single node: held here so they outlive a LUN worker (issue 12). */
   readonly #prs: EmbeddedClusterState;
   /** Counters the workers keep in shared memory (metrics/memory.ts). */
@@ -232,7 +232,7 @@ export class Supervisor {
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.lun, l) },
       // The same counters for a replacement: they go on counting.
       metrics: this.metrics.lun[l]!,
-      ...(DIRECT_RAM ? { grants: this.dataPlane.grants[l]! } : {}),
+      ...(INLINE_IO ? { grants: this.dataPlane.grants[l]! } : {}),
       logLevel,
       pretty,
     };
@@ -268,9 +268,9 @@ export class Supervisor {
           ramMemory: (m, memory) => {
             if (!(memory instanceof SharedArrayBuffer)) return;
             this.#ramMemory.set(m.device, memory);
-            const direct = { lunWorker: l, luIndex: m.luIndex, gen: m.gen, memory, device: m.device };
-            this.#directMemory.set(`${l}/${m.luIndex}`, direct);
-            for (const h of this.#sessions) if (h.alive) h.control.transfer('directMemory', { lunWorker: l, luIndex: m.luIndex, gen: m.gen }, memory, false);
+            const inline = { lunWorker: l, luIndex: m.luIndex, gen: m.gen, memory, device: m.device };
+            this.#inlineMemory.set(`${l}/${m.luIndex}`, inline);
+            for (const h of this.#sessions) if (h.alive) h.control.transfer('inlineMemory', { lunWorker: l, luIndex: m.luIndex, gen: m.gen }, memory, false);
           },
         },
       },
@@ -311,8 +311,8 @@ export class Supervisor {
       pollBudgetUs: Number(process.env['SPINDLE_POLL_US'] ?? POLL_BUDGET_US),
       heartbeat: { sab: this.dataPlane.heartbeats, slot: heartbeatSlot(HeartbeatKind.session, s) },
       metrics: this.metrics.session[s]!,
-      directMetrics: this.metrics.direct[s]!,
-      directMemory: [...this.#directMemory.values()],
+      inlineMetrics: this.metrics.inline[s]!,
+      inlineMemory: [...this.#inlineMemory.values()],
       logLevel,
       pretty,
       portalPorts,
@@ -384,11 +384,11 @@ export class Supervisor {
     if (this.#stopping) return;
     if (h.kind === 'lun' || h.kind === 'session' || h.kind === 'portal') this.workerRestarts[h.kind]++;
     this.log.error({ worker: h.name, code }, 'worker ended unexpectedly: replacing it');
-    // Direct I/O (shared/ring/direct-grants.ts): nothing is served under a dead LUN
+    // Inline I/O (shared/ring/inline-grants.ts): nothing is served under a dead LUN
     // worker's grants (it cannot act on what happens until its successor is up); a dead
     // session worker is copying nothing any more.
     if (h.kind === 'lun') this.#voidGrants(h.index);
-    if (h.kind === 'session') for (const g of this.dataPlane.grants) new DirectGrants(g).clearWorker(h.index);
+    if (h.kind === 'session') for (const g of this.dataPlane.grants) new InlineGrants(g).clearWorker(h.index);
     this.#recovering = this.#recovering.then(() => this.#recover(h.kind, h.index)).catch((err: unknown) => {
       this.log.fatal({ worker: h.name, err: errorMessage(err) }, 'could not replace the worker: stopping the target');
       void this.stop(1);
@@ -541,9 +541,9 @@ export class Supervisor {
       const h = this.#luns[worker];
       return h !== undefined && h.alive ? h : undefined;
     };
-    // Before a change from the cluster reaches a LUN worker, its direct I/O grants are
+    // Before a change from the cluster reaches a LUN worker, its inline I/O grants are
     // void: should the worker be dead, hung or slow, session workers still serve nothing
-    // under the state the change replaces (direct-grants.ts).
+    // under the state the change replaces (inline-grants.ts).
     const voided = (worker: number) => {
       this.#voidGrants(worker);
       return live(worker);
@@ -606,10 +606,10 @@ export class Supervisor {
     }
   }
 
-  /** Void every direct I/O grant of LUN worker `l`'s units (shared/ring/direct-grants.ts). */
+  /** Void every inline I/O grant of LUN worker `l`'s units (shared/ring/inline-grants.ts). */
   #voidGrants(l: number): void {
     const g = this.dataPlane.grants[l];
-    if (g !== undefined) new DirectGrants(g).voidAll();
+    if (g !== undefined) new InlineGrants(g).voidAll();
   }
 
   /**
@@ -618,9 +618,9 @@ export class Supervisor {
    */
   #forgetRam(w: number, luIndex: number): void {
     const key = `${w}/${luIndex}`;
-    const m = this.#directMemory.get(key);
+    const m = this.#inlineMemory.get(key);
     if (m === undefined) return;
-    this.#directMemory.delete(key);
+    this.#inlineMemory.delete(key);
     this.#ramMemory.delete(m.device);
     for (const h of this.#sessions) if (h.alive) h.control.notify('forgetMemory', { lunWorker: w, luIndex });
   }

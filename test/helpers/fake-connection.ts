@@ -45,7 +45,7 @@ import { TaskPool } from '../../src/workers/session/task.ts';
 import { IscsiConnection } from '../../src/workers/session/iscsi/connection.ts';
 import type { Transport } from '../../src/workers/session/iscsi/transport.ts';
 import { dataOutBhs, scsiCommandBhs, nopOutBhs } from './initiator.ts';
-import { DirectRam } from '../../src/workers/session/direct-ram.ts';
+import { InlineIo } from '../../src/workers/session/inline-io.ts';
 import { PduStreamDecoder, framePdu, type FrameOptions, type WirePdu } from './pdu-stream.ts';
 
 export const TARGET_IQN = 'iqn.2024-01.io.spindle:unit';
@@ -399,7 +399,7 @@ export class FakeConnection {
     const ctx: SessionWorkerContext = {
       index: 0,
       log,
-      direct: new DirectRam(0, [], [], null),
+      inline: new InlineIo(0, [], [], null),
       pool: this.pool,
       channels,
       targets: new Map([[TARGET_IQN, target]]),

@@ -65,7 +65,7 @@ export const LUN_CONTROL = {
      * A RAM device's memory (a SharedArrayBuffer, shared not copied): the supervisor keeps
      * it, so the worker that replaces a crashed one finds the contents (issue 12), and
      * hands it to the session workers, which serve READs and WRITEs under grants
-     * (shared/ring/direct-grants.ts; `gen`: the memory's generation there).
+     * (shared/ring/inline-grants.ts; `gen`: the memory's generation there).
      */
     handles: { ramMemory: object({ device: 'string', luIndex: 'integer', gen: 'integer' }) },
   },
@@ -214,10 +214,10 @@ export const SESSION_CONTROL = {
       /** The handoff port of portal worker `portal`'s replacement (a MessagePort, moved). */
       portalPort: object({ portal: 'integer' }),
       /**
-       * A RAM disk's memory (SharedArrayBuffer) for direct I/O on unit `luIndex` of LUN
-       * worker `lunWorker`, generation `gen` (shared/ring/direct-grants.ts).
+       * A RAM disk's memory (SharedArrayBuffer) for inline I/O on unit `luIndex` of LUN
+       * worker `lunWorker`, generation `gen` (shared/ring/inline-grants.ts).
        */
-      directMemory: object({ lunWorker: 'integer', luIndex: 'integer', gen: 'integer' }),
+      inlineMemory: object({ lunWorker: 'integer', luIndex: 'integer', gen: 'integer' }),
     },
   },
 } as const satisfies Protocol<Side, Side>;

@@ -36,7 +36,7 @@
  * over a run) is simply not counted.
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
-import { Direction, type DirectCountersView } from './direct-counters.ts';
+import { Direction, type InlineCountersView } from './inline-counters.ts';
 
 export const LunWorkerField = { INFLIGHT: 1, UNITS: 2 } as const;
 
@@ -167,10 +167,10 @@ export interface LuSnapshot {
   arrived: number;
   completed: number;
   reads: number;
-  /** Of `reads`, those a session worker served itself (direct-counters.ts). */
-  directReads: number;
+  /** Of `reads`, those a session worker served itself (inline-counters.ts). */
+  inlineReads: number;
   /** Of `writes`, those a session worker served itself. */
-  directWrites: number;
+  inlineWrites: number;
   writes: number;
   others: number;
   readBytes: number;
@@ -187,13 +187,13 @@ export interface LuSnapshot {
 /** The reader side (the supervisor's exporter and admin API). */
 export class LunCountersView {
   readonly #f: Float64Array;
-  /** The session workers' direct reads and writes of this LUN worker's units (direct-counters.ts). */
-  readonly #direct: readonly DirectCountersView[];
+  /** The session workers' inline reads and writes of this LUN worker's units (inline-counters.ts). */
+  readonly #inline: readonly InlineCountersView[];
   readonly #lunWorker: number;
 
-  constructor(sab: SharedArrayBuffer, direct: readonly DirectCountersView[] = [], lunWorker = 0) {
+  constructor(sab: SharedArrayBuffer, inline: readonly InlineCountersView[] = [], lunWorker = 0) {
     this.#f = new Float64Array(sab);
-    this.#direct = direct;
+    this.#inline = inline;
     this.#lunWorker = lunWorker;
   }
 
@@ -217,8 +217,8 @@ export class LunCountersView {
       arrived: f[b + LuField.ARRIVED]!,
       completed: f[b + LuField.COMPLETED]!,
       reads: f[b + LuField.READS]!,
-      directReads: 0,
-      directWrites: 0,
+      inlineReads: 0,
+      inlineWrites: 0,
       writes: f[b + LuField.WRITES]!,
       others: f[b + LuField.OTHERS]!,
       readBytes: f[b + LuField.READ_BYTES]!,
@@ -231,7 +231,7 @@ export class LunCountersView {
       latency,
     };
     // READs and WRITEs the session workers served themselves are the unit's commands too.
-    for (const v of this.#direct) {
+    for (const v of this.#inline) {
       for (const dir of [Direction.READ, Direction.WRITE]) {
         const d = v.unit(this.#lunWorker, luIndex, dir);
         if (d === undefined || d.commands === 0) continue;
@@ -239,11 +239,11 @@ export class LunCountersView {
         snap.completed += d.commands;
         if (dir === Direction.READ) {
           snap.reads += d.commands;
-          snap.directReads += d.commands;
+          snap.inlineReads += d.commands;
           snap.readBytes += d.bytes;
         } else {
           snap.writes += d.commands;
-          snap.directWrites += d.commands;
+          snap.inlineWrites += d.commands;
           snap.writeBytes += d.bytes;
         }
         const h = latency[dir === Direction.READ ? OpClass.READ : OpClass.WRITE]!;

@@ -50,6 +50,11 @@ export interface ScsiCommand {
    * so no closure is allocated per I/O.
    */
   onIo: IoContinuation | null;
+  /**
+   * A READ's or WRITE's inline I/O epoch when it passed its checks (0: none; the LUN
+   * worker's inline-grant.ts): it earns a grant only if the epoch has not moved since.
+   */
+  inlineEpoch: number;
   readonly ioTrampoline: (err: NodeJS.ErrnoException | null) => void;
   /** Hand the finished command back to the LUN worker (pushes the completion). */
   finish(): void;
@@ -80,6 +85,7 @@ export abstract class ScsiCommandFields {
   nexus = 0;
   attribute = 0;
   onIo: IoContinuation | null = null;
+  inlineEpoch = 0;
 }
 
 /** SAM-5 5.3 status codes. */

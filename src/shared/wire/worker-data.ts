@@ -29,15 +29,15 @@ export interface RingPair {
 /** The session side of a ring pair: the rings and the LUN worker's doorbell. */
 export interface LunChannelInit extends RingPair {
   peerDoorbell: SharedArrayBuffer;
-  /** The LUN worker's direct I/O grants (shared/ring/direct-grants.ts). Absent: no direct I/O. */
+  /** The LUN worker's inline I/O grants (shared/ring/inline-grants.ts). Absent: no inline I/O. */
   grants?: SharedArrayBuffer;
 }
 
-/** A RAM disk's memory as a session worker serves it directly (shared/ring/direct-grants.ts). */
-export interface DirectMemory {
+/** A RAM disk's memory as a session worker serves it inline (shared/ring/inline-grants.ts). */
+export interface InlineMemory {
   lunWorker: number;
   luIndex: number;
-  /** The memory's generation (DirectGrants.nextMemoryGeneration). */
+  /** The memory's generation (InlineGrants.nextMemoryGeneration). */
   gen: number;
   memory: SharedArrayBuffer;
 }
@@ -77,7 +77,7 @@ export interface LunWorkerData extends WorkerLogging {
   alua?: AluaWire;
   /** Per unit counters the exporter reads (shared/metrics/lun-counters.ts). Absent: private. */
   metrics?: SharedArrayBuffer;
-  /** This worker's units' direct I/O grants (shared/ring/direct-grants.ts). Absent: none given. */
+  /** This worker's units' inline I/O grants (shared/ring/inline-grants.ts). Absent: none given. */
   grants?: SharedArrayBuffer;
 }
 
@@ -106,10 +106,10 @@ export interface SessionWorkerData extends WorkerLogging {
   portalPorts: MessagePort[];
   /** Counters the exporter reads (shared/metrics/session-counters.ts). Absent: private. */
   metrics?: SharedArrayBuffer;
-  /** Counters of the READs and WRITEs this worker serves itself (direct-counters.ts). Absent: private. */
-  directMetrics?: SharedArrayBuffer;
-  /** RAM disks this worker may serve directly (their memory is also sent as it changes). */
-  directMemory?: DirectMemory[];
+  /** Counters of the READs and WRITEs this worker serves itself (inline-counters.ts). Absent: private. */
+  inlineMetrics?: SharedArrayBuffer;
+  /** RAM disks this worker may serve inline (their memory is also sent as it changes). */
+  inlineMemory?: InlineMemory[];
 }
 
 export interface PortalWorkerData extends WorkerLogging {

@@ -36,15 +36,15 @@ export const METRICS = {
   spindle_worker_heartbeat_age_seconds: { type: 'gauge', labels: ['kind', 'worker'], help: 'Seconds since the watchdog last saw the worker heartbeat move (under 1 s while healthy).' },
   spindle_worker_restarts_total: { type: 'counter', labels: ['kind'], help: 'Worker threads restarted after a crash (a crash stops the target today, so 0).' },
   spindle_lu_reads_total: { type: 'counter', labels: ['device'], help: 'READ commands completed by the logical unit.' },
-  spindle_lu_direct_reads_total: {
+  spindle_lu_inline_reads_total: {
     type: 'counter',
     labels: ['device'],
-    help: 'Of those READs, the ones a session worker answered from a RAM disk itself, with no hop to the LUN worker.',
+    help: 'Of those READs, the ones a session worker served itself (a RAM disk, or a file through the page cache), with no hop to the LUN worker.',
   },
-  spindle_lu_direct_writes_total: {
+  spindle_lu_inline_writes_total: {
     type: 'counter',
     labels: ['device'],
-    help: 'Of the WRITEs, the ones a session worker wrote into a RAM disk itself, with no hop to the LUN worker.',
+    help: 'Of the WRITEs, the ones a session worker served itself (a RAM disk, or a file through the page cache), with no hop to the LUN worker.',
   },
   spindle_lu_writes_total: { type: 'counter', labels: ['device'], help: 'WRITE commands completed by the logical unit.' },
   spindle_lu_other_commands_total: { type: 'counter', labels: ['device'], help: 'Commands other than READ and WRITE completed by the logical unit.' },
@@ -200,8 +200,8 @@ export class MetricsExporter {
         this.#workers((w, now) => (w.heartbeatMs > 0 ? (now - w.heartbeatMs) / 1000 : -1)).filter((s) => s.value >= 0),
       spindle_worker_restarts_total: () => Object.entries(src.workerRestarts()).map(([kind, n]) => ({ value: n, labels: { kind } })),
       spindle_lu_reads_total: () => this.#perLu((s) => s.reads),
-      spindle_lu_direct_reads_total: () => this.#perLu((s) => s.directReads),
-      spindle_lu_direct_writes_total: () => this.#perLu((s) => s.directWrites),
+      spindle_lu_inline_reads_total: () => this.#perLu((s) => s.inlineReads),
+      spindle_lu_inline_writes_total: () => this.#perLu((s) => s.inlineWrites),
       spindle_lu_writes_total: () => this.#perLu((s) => s.writes),
       spindle_lu_other_commands_total: () => this.#perLu((s) => s.others),
       spindle_lu_read_bytes_total: () => this.#perLu((s) => s.readBytes),

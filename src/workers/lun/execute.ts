@@ -47,6 +47,7 @@ export function executeCommand(lu: LogicalUnit, cmd: ScsiCommand): void {
   cmd.dataInLength = 0;
   cmd.dataOutWanted = 0;
   cmd.onIo = null;
+  cmd.inlineEpoch = 0;
   const set = lu.commands;
   // Pipeline stage 1 (DESIGN.md): a pending unit attention for this I_T nexus
   // (ua/unit-attention.ts; the registry's `unitAttention` flag exempts INQUIRY, REPORT

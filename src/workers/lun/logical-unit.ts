@@ -5,7 +5,7 @@
  *
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
-import type { DirectGrants } from '../../shared/ring/direct-grants.ts';
+import type { InlineGrants } from '../../shared/ring/inline-grants.ts';
 import { DEFAULT_QUEUE_DEPTH, TaskSet } from './task-set.ts';
 import { executeCommand } from './execute.ts';
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
@@ -176,19 +176,19 @@ export class LogicalUnit {
   nexuses: NexusDirectory = NO_NEXUSES;
   /**
    * Session workers may serve READs and WRITEs of this unit themselves (a RAM disk;
-   * shared/ring/direct-grants.ts):
+   * shared/ring/inline-grants.ts):
    * its grant table and slot there. Set by the LUN worker; null otherwise.
    */
-  direct: { readonly grants: DirectGrants; readonly index: number } | null = null;
+  inline: { readonly grants: InlineGrants; readonly index: number; readonly file: boolean } | null = null;
 
   /**
-   * Void the unit's direct I/O grants (direct-grants.ts), returning once no direct command
+   * Void the unit's inline I/O grants (inline-grants.ts), returning once no inline command
    * under them is still copying. Called before anything a READ or WRITE meets changes:
    * unit attentions, reservations, readiness, the exclusive gate, task attributes,
    * capacity.
    */
-  invalidateDirect(): void {
-    const d = this.direct;
+  invalidateInline(): void {
+    const d = this.inline;
     if (d === null) return;
     d.grants.setGeometry(d.index, this.blockShift, this.blockCount);
     d.grants.invalidate(d.index);
@@ -284,18 +284,18 @@ export class LogicalUnit {
     // A sanitize covers the capacity it started with (SBC-4 4.11): growing under it would
     // leave unsanitized blocks behind a "sanitized" LU.
     if (this.sbc.sanitize !== SanitizeState.IDLE) throw new Error(`${this.name}: a sanitize is in progress or failed; grow it afterwards`);
-    // A RAM disk's memory is copied and replaced: no direct command may copy into the old
+    // A RAM disk's memory is copied and replaced: no inline command may copy into the old
     // one after its contents were taken, so every grant is void before, and none is given
-    // (direct null) until the new memory and capacity are in place.
-    this.invalidateDirect();
-    const direct = this.direct;
-    this.direct = null;
+    // (inline null) until the new memory and capacity are in place.
+    this.invalidateInline();
+    const inline = this.inline;
+    this.inline = null;
     try {
       await this.store.grow(blocks * this.blockSize);
       this.blockCount = blocks;
     } finally {
-      this.direct = direct;
-      this.invalidateDirect();
+      this.inline = inline;
+      this.invalidateInline();
     }
     this.sbc.grow(this.backing);
     establishAll(this, SenseReason.CAPACITY_DATA_HAS_CHANGED);
@@ -307,8 +307,10 @@ export class LogicalUnit {
   }
 
   async close(): Promise<void> {
-    this.invalidateDirect();
-    this.direct = null;
+    // No inline command may use the store (a file's descriptor) once it is closed.
+    this.invalidateInline();
+    this.inline?.grants.setKind(this.inline.index, 0);
+    this.inline = null;
     unregisterCopyTarget(this);
     this.ioErrors.close();
     await this.pr?.close();

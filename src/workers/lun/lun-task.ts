@@ -7,7 +7,7 @@ import { ScsiCommandFields, ScsiStatus, type ScsiCommand } from '../../shared/sc
 import { Cpl, CPL_SENSE_MAX, DescKind } from '../../shared/ring/descriptors.ts';
 import type { LogicalUnit } from './logical-unit.ts';
 import type { SessionLink } from './session-link.ts';
-import { completionGrant } from './direct-grant.ts';
+import { completionGrant } from './inline-grant.ts';
 
 /** What a task needs from the worker that pools it. */
 export interface TaskHome {
@@ -84,7 +84,7 @@ export class LunTask extends ScsiCommandFields implements ScsiCommand {
     v.setUint32(o + Cpl.DATA_OUT_WANTED, Math.min(this.dataOutWanted, 0xffffffff), true);
     if (sl > 0) link.cpl.bytes.set(this.sense.subarray(0, sl), o + Cpl.SENSE);
     const lu = this.lu;
-    v.setUint32(o + Cpl.GRANT, lu !== null && lu.direct !== null ? completionGrant(lu, this) : 0, true);
+    v.setUint32(o + Cpl.GRANT, lu !== null && lu.inline !== null ? completionGrant(lu, this) : 0, true);
     link.cpl.publish();
     // Leave the task set only now, after the completion is on the ring: remove() may
     // enable dormant commands (and answer waiting TMFs), whose completions then follow.

@@ -38,7 +38,9 @@ import type { PrEffect, PrState } from '../../shared/state/cluster-state.ts';
 import { LunCounters } from '../../shared/metrics/lun-counters.ts';
 import type { UnitInfo } from '../../shared/wire/admin-info.ts';
 import { describeUnit } from './unit-info.ts';
-import { DirectGrants } from '../../shared/ring/direct-grants.ts';
+import { InlineGrants, InlineKind } from '../../shared/ring/inline-grants.ts';
+import { FileStore } from './backing/file-store.ts';
+import type { BackingStore } from './backing/store.ts';
 import { RamStore } from './backing/ram-store.ts';
 import { DeviceType } from './device-type.ts';
 
@@ -63,6 +65,18 @@ const CLUSTER_WIDE_TMF: ReadonlySet<number> = new Set([
   TmfFunction.TARGET_WARM_RESET,
   TmfFunction.TARGET_COLD_RESET,
 ]);
+
+/**
+ * How session workers may serve a store inline (inline-grants.ts): a RAM disk from its
+ * shared memory; a regular file through the page cache (buffered, with in-place I/O on:
+ * the LUN worker's own rule for I/O that does not go to the thread pool). Not O_DIRECT
+ * files or block devices: their I/O waits for the medium.
+ */
+function inlineKindOf(store: BackingStore): InlineKind {
+  if (store instanceof RamStore) return InlineKind.RAM;
+  if (store instanceof FileStore && !store.direct && store.device === undefined && FileStore.inPlaceIo) return InlineKind.FILE;
+  return InlineKind.NONE;
+}
 
 /** Keeps a RAM disk's memory outside the worker: device, memory, unit index, memory generation. */
 export type KeepRam = (device: string, memory: SharedArrayBuffer, luIndex: number, gen: number) => void;
@@ -113,8 +127,8 @@ export class LunWorker implements TaskHome {
 
   /** Keeps a RAM device's shared memory outside this worker (see RamStore), with its unit index and generation. */
   readonly #keepRam: KeepRam;
-  /** Direct-read grants of this worker's RAM disks (shared/ring/direct-grants.ts); null: none given. */
-  readonly #grants: DirectGrants | null;
+  /** Inline I/O grants of this worker's RAM disks (shared/ring/inline-grants.ts); null: none given. */
+  readonly #grants: InlineGrants | null;
 
   /**
    * `cluster`: the supervisor's reservation state (Redis in a cluster, its embedded store
@@ -134,7 +148,7 @@ export class LunWorker implements TaskHome {
     // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
     this.#clusterLink = data.cluster === true ? (cluster ?? null) : null;
     this.#keepRam = keepRam;
-    this.#grants = data.grants === undefined ? null : new DirectGrants(data.grants);
+    this.#grants = data.grants === undefined ? null : new InlineGrants(data.grants);
   }
 
   /**
@@ -487,8 +501,8 @@ export class LunWorker implements TaskHome {
         ? this.log.error(r, 'backing store I/O error: failing commands with the matching sense; further errors are counted until it is quiet')
         : this.log.error(r, 'backing store I/O errors ended');
     const cluster = this.#cluster;
-    // Each new memory gets the next generation: a session worker reads directly only from
-    // the generation the grant table names (direct-grants.ts).
+    // Each new memory gets the next generation: a session worker reads inline only from
+    // the generation the grant table names (inline-grants.ts).
     const onRamMemory = (m: SharedArrayBuffer): void => this.#keepRam(d.name, m, luIndex, this.#grants?.nextMemoryGeneration(luIndex) ?? 0);
     const store = { ...(ram === undefined ? {} : { ramMemory: ram }), onRamMemory };
     const env =
@@ -520,11 +534,13 @@ export class LunWorker implements TaskHome {
   #adopt(lu: LogicalUnit, luIndex: number): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
-    // A RAM disk may be read by session workers directly; the first invalidation also
+    // A RAM disk may be served by session workers inline; the first invalidation also
     // voids whatever a predecessor of this worker granted for the slot.
-    if (this.#grants !== null && lu.store instanceof RamStore && lu.deviceType === DeviceType.DISK) {
-      lu.direct = { grants: this.#grants, index: luIndex };
-      lu.invalidateDirect();
+    const kind = this.#grants === null || lu.deviceType !== DeviceType.DISK ? InlineKind.NONE : inlineKindOf(lu.store);
+    if (kind !== InlineKind.NONE) {
+      lu.inline = { grants: this.#grants!, index: luIndex, file: kind === InlineKind.FILE };
+      this.#grants!.setKind(luIndex, kind, lu.store instanceof FileStore ? lu.store.fd : -1);
+      lu.invalidateInline();
     }
     const hold = this.#holdsAtOpen.get(lu.pr.luKey);
     if (hold !== undefined) {

@@ -223,10 +223,10 @@ export class TaskSet {
     const quiet = this.quiet;
     this.simpleLimit = quiet ? this.depth : 0;
     // A SIMPLE READ must now wait its turn: no session worker may read around it.
-    if (!quiet) this.lu.invalidateDirect();
+    if (!quiet) this.lu.invalidateInline();
   }
 
-  /** No ORDERED or HEAD OF QUEUE command in the set and no ACA condition (direct-grant.ts). */
+  /** No ORDERED or HEAD OF QUEUE command in the set and no ACA condition (inline-grant.ts). */
   get quiet(): boolean {
     return this.ordered === 0 && this.headOfQueue === 0 && this.acaNexus < 0;
   }

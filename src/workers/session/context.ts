@@ -9,7 +9,7 @@ import type { PortalRoute, TargetRoute } from './routes.ts';
 import type { TaskPool } from './task.ts';
 import type { NexusRecord } from '../../shared/ring/nexus-table.ts';
 import type { SessionCounters } from '../../shared/metrics/session-counters.ts';
-import type { DirectRam } from './direct-ram.ts';
+import type { InlineIo } from './inline-io.ts';
 
 export interface SessionWorkerContext {
   readonly index: number;
@@ -113,6 +113,6 @@ export interface SessionWorkerContext {
    * the supervisor's exporter. Absent (unit tests): connections count privately.
    */
   readonly metrics?: SessionCounters;
-  /** READs and WRITEs of RAM disks served on this worker (direct-ram.ts). */
-  readonly direct: DirectRam;
+  /** READs and WRITEs of RAM disks served on this worker (inline-io.ts). */
+  readonly inline: InlineIo;
 }

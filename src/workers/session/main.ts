@@ -43,8 +43,8 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
   handles: {
     lunChannel: (m, init) => worker.lunWorkerRestarted(m.lunWorker, init as LunChannelInit),
     portalPort: (_m, port) => listenToPortal(port as MessagePort),
-    directMemory: (m, memory) => {
-      if (memory instanceof SharedArrayBuffer) worker.directMemory(m.lunWorker, m.luIndex, m.gen, memory);
+    inlineMemory: (m, memory) => {
+      if (memory instanceof SharedArrayBuffer) worker.inlineMemory(m.lunWorker, m.luIndex, m.gen, memory);
     },
   },
 });

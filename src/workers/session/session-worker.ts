@@ -26,8 +26,8 @@ import { DescKind, TMF_NOT_EVERYWHERE } from '../../shared/ring/descriptors.ts';
 import { distinctUnits, routesFromWire } from './routes.ts';
 import { IscsiConnection } from './iscsi/connection.ts';
 import type { SessionWorkerContext } from './context.ts';
-import { DirectCounters } from '../../shared/metrics/direct-counters.ts';
-import { DirectRam } from './direct-ram.ts';
+import { InlineCounters } from '../../shared/metrics/inline-counters.ts';
+import { InlineIo } from './inline-io.ts';
 import { SessionCounters } from '../../shared/metrics/session-counters.ts';
 import type { ConnectionInfo } from '../../shared/wire/admin-info.ts';
 import { describeConnection } from './iscsi/connection-info.ts';
@@ -62,8 +62,8 @@ export class SessionWorker {
   readonly #slab: Slab;
   readonly #pool: TaskPool;
   readonly #channels: LunChannel[];
-  /** READs and WRITEs of RAM disks served here (direct-ram.ts). */
-  readonly #direct: DirectRam;
+  /** READs and WRITEs of RAM disks served here (inline-io.ts). */
+  readonly #inline: InlineIo;
   readonly #tsihs: TsihTable;
   readonly #nexusTable: NexusTable;
   readonly #sessionCounts: SessionCounts;
@@ -108,11 +108,11 @@ export class SessionWorker {
     this.#sessionCounts = new SessionCounts(data.sessionCounts, data.index);
     this.#pollBudgetMs = Math.max(0, data.pollBudgetUs) / 1000;
     this.metrics = new SessionCounters(data.metrics);
-    this.#direct = new DirectRam(
+    this.#inline = new InlineIo(
       data.index,
       data.channels.map((c) => c.grants),
-      data.directMemory ?? [],
-      data.directMetrics === undefined ? null : new DirectCounters(data.directMetrics),
+      data.inlineMemory ?? [],
+      data.inlineMetrics === undefined ? null : new InlineCounters(data.inlineMetrics),
     );
     this.ctx = this.#context(routesFromWire(data.routes));
   }
@@ -240,21 +240,21 @@ export class SessionWorker {
     const sense = Buffer.alloc(18);
     const n = writeFixedSense(sense, SenseReason.DEVICE_INTERNAL_RESET);
     // Nothing of it is served here until its replacement has opened the units again.
-    this.#direct.setTable(l, undefined);
+    this.#inline.setTable(l, undefined);
     const ended = ch.failInFlight(ScsiStatus.CHECK_CONDITION, sense.subarray(0, n));
     this.ctx.flushDoorbells();
     if (ended > 0) this.log.warn({ lunWorker: l, commands: ended }, 'LUN worker lost: its commands ended with DEVICE INTERNAL RESET');
     return ended;
   }
 
-  /** A RAM disk's memory for direct I/O (sent by the supervisor as it changes). */
-  directMemory(lunWorker: number, luIndex: number, gen: number, memory: SharedArrayBuffer): void {
-    this.#direct.setMemory(lunWorker, luIndex, gen, memory);
+  /** A RAM disk's memory for inline I/O (sent by the supervisor as it changes). */
+  inlineMemory(lunWorker: number, luIndex: number, gen: number, memory: SharedArrayBuffer): void {
+    this.#inline.setMemory(lunWorker, luIndex, gen, memory);
   }
 
   /** That RAM disk was removed: let its memory go. */
   forgetMemory(lunWorker: number, luIndex: number): void {
-    this.#direct.forget(lunWorker, luIndex);
+    this.#inline.forget(lunWorker, luIndex);
   }
 
   /** LUN worker `l`'s replacement is up: a channel over fresh rings; queued commands go on. */
@@ -263,7 +263,7 @@ export class SessionWorker {
     const next = new LunChannel(init, this.#pool);
     next.onStale = old?.onStale ?? next.onStale;
     this.#channels[l] = next;
-    this.#direct.setTable(l, init.grants);
+    this.#inline.setTable(l, init.grants);
     if (old !== undefined) next.adopt(old);
     next.flushDoorbell();
   }
@@ -442,19 +442,19 @@ export class SessionWorker {
         supervisor.sessionDown(key);
       },
       sendTmf: (lunWorker, luIndex, fn, nexus, waiter, refTag = 0) => {
-        const direct = this.#direct;
+        const inline = this.#inline;
         const owner: TaskOwner = {
           onTaskComplete(done) {
             const everywhere = done.status !== TMF_NOT_EVERYWHERE;
-            direct.tmfInFlight--;
+            inline.tmfInFlight--;
             pool.release(done);
             waiter.settle(everywhere);
           },
         };
         // ABORT TASK: the referenced task rides in the CDB bytes (descriptors.ts).
         if (!this.#submitControl(lunWorker, DescKind.TMF, fn, luIndex, nexus, owner, refTag)) return false;
-        // No direct command overtakes a function on its way (direct-ram.ts).
-        direct.tmfInFlight++;
+        // No inline command overtakes a function on its way (inline-io.ts).
+        inline.tmfInFlight++;
         ctx.flushDoorbells();
         return true;
       },
@@ -517,7 +517,7 @@ export class SessionWorker {
       pendingWrites: { bytes: 0, limit: Math.floor(this.#slab.size / 2) },
       writeSense: (buf, reason) => writeFixedSense(buf, SenseReason[reason as keyof typeof SenseReason]),
       metrics: this.metrics,
-      direct: this.#direct,
+      inline: this.#inline,
     };
     return ctx;
   }

@@ -79,7 +79,7 @@ export class Task {
   readonly sense = Buffer.alloc(80);
   dataInLength = 0;
   dataOutWanted = 0;
-  /** A READ's or WRITE's direct I/O grant from the LUN worker's completion (0: none; direct-ram.ts). */
+  /** A READ's or WRITE's inline I/O grant from the LUN worker's completion (0: none; inline-io.ts). */
   grant = 0;
   aborted = false;
   /** The task management function waiting for this task to end, if any. */

@@ -26,6 +26,7 @@ export class TestCommand implements ScsiCommand {
   nexus = 1;
   attribute: number = TaskAttribute.SIMPLE;
   onIo: IoContinuation | null = null;
+  inlineEpoch = 0;
   readonly ioTrampoline = (err: NodeJS.ErrnoException | null): void => {
     this.onIo!(this, err);
   };

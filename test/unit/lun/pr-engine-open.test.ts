@@ -15,7 +15,7 @@ function luStandIn(): LogicalUnit {
     naa: Buffer.from('6001405abcdef0123456789abcdef012', 'hex'),
     nexuses: new Map(),
     taskSet: { barrier: () => Promise.resolve(), whenNone: (_: unknown, cb: () => void) => cb() },
-    invalidateDirect: () => {},
+    invalidateInline: () => {},
   } as unknown as LogicalUnit;
 }
 

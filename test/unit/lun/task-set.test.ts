@@ -46,7 +46,7 @@ class Task extends TestCommand {
 
 describe('TaskSet (task attributes, SAM-5 8.6)', () => {
   let invalidations = 0;
-  const fakeLu = { invalidateDirect: () => invalidations++ } as unknown as LogicalUnit;
+  const fakeLu = { invalidateInline: () => invalidations++ } as unknown as LogicalUnit;
   let set: TaskSet;
   let log: string[];
   let running: Task[];

@@ -161,8 +161,8 @@ export class PrEngine {
   }
 
   private adopt(s: PrState): void {
-    // Who may READ and WRITE changes with the reservation (SPC-4 5.14.1): void direct I/O grants.
-    this.lu.invalidateDirect();
+    // Who may READ and WRITE changes with the reservation (SPC-4 5.14.1): void inline I/O grants.
+    this.lu.invalidateInline();
     this.state = s;
     this.reservationType = s.reservation === null ? 0 : s.reservation.type;
     this.spc2Active = s.spc2 !== null;

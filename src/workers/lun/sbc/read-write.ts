@@ -67,6 +67,16 @@ function rejectProtect(cmd: ScsiCommand): boolean {
 }
 
 /**
+ * Inline I/O (lun/inline-grant.ts): the unit's epoch as the command passed its checks. A
+ * file store may complete it later; it earns a grant only if nothing moved the epoch
+ * in between.
+ */
+function noteInlineEpoch(lu: LogicalUnit, cmd: ScsiCommand): void {
+  const d = lu.inline;
+  if (d !== null) cmd.inlineEpoch = d.grants.epoch(d.index);
+}
+
+/**
  * READ(6/10/12/16). Reads min(transfer length x block size, cmd.data.length) bytes into
  * cmd.data and reports dataInLength = transfer length x block size: when the iSCSI
  * EDTL is smaller, the fabric sends what fits and reports the overflow residual
@@ -84,6 +94,7 @@ export function read(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   const n = total < cmd.data.length ? total : cmd.data.length;
   if (n === 0) return Completion.DONE; // SBC-4 5.16: transfer length 0 is not an error
   cmd.onIo = lu.io.read; // io-completion.ts: GOOD, or the sense of the I/O error
+  noteInlineEpoch(lu, cmd);
   lu.store.read(cmd.data, 0, n, lba * lu.blockSize, cmd.ioTrampoline);
   return Completion.PENDING;
 }
@@ -118,6 +129,7 @@ export function write(lu: LogicalUnit, cmd: ScsiCommand): Completion {
   // Thin LUs: the written blocks become mapped (one null check otherwise; allocation free).
   lu.sbc.noteWritten(lba, blocks);
   cmd.onIo = lu.io.write;
+  noteInlineEpoch(lu, cmd);
   lu.store.write(cmd.data, 0, n, lba * lu.blockSize, fua || !lu.writeCacheEnabled, cmd.ioTrampoline);
   return Completion.PENDING;
 }

@@ -347,7 +347,7 @@ export class SbcState {
     else if (!this.mediumPresent) this.notReady = this.noMediumReason;
     else this.notReady = null;
     // READs now meet another answer: no session worker may read around it.
-    this.lu.invalidateDirect();
+    this.lu.invalidateInline();
   }
 
   // ---------------------------------------------------------------------------------
@@ -374,8 +374,8 @@ export class SbcState {
   runExclusive(cmd: ScsiCommand, body: () => Promise<void>): void {
     this.#local = cmd;
     this.gate = cmd;
-    // Closing the gate waits out direct commands in progress, and stops new ones.
-    this.lu.invalidateDirect();
+    // Closing the gate waits out inline commands in progress, and stops new ones.
+    this.lu.invalidateInline();
     const start = (): void => {
       if (this.busy) {
         setImmediate(start);
@@ -404,7 +404,7 @@ export class SbcState {
       timer.unref();
       this.#holds.set(id, timer);
       if (this.gate === null) this.gate = HELD;
-      this.lu.invalidateDirect();
+      this.lu.invalidateInline();
     }
     return new Promise((resolve) => {
       const drained = (): void => {

@@ -162,7 +162,7 @@ export function nexusState(lu: LogicalUnit, handle: number): NexusUnitAttention 
 
 function forgetOldest(lu: LogicalUnit): void {
   // The identity may still have a session with grants; it comes back as a new one.
-  lu.invalidateDirect();
+  lu.invalidateInline();
   const ua = lu.ua;
   const oldest = ua.byKey.values().next().value;
   if (oldest === undefined) return;
@@ -177,7 +177,7 @@ function forgetOldest(lu: LogicalUnit): void {
  * session now are included: they learn it when they return.
  */
 export function establish(lu: LogicalUnit, reason: SenseDetail, exceptNexus?: number): void {
-  lu.invalidateDirect();
+  lu.invalidateInline();
   const except = exceptNexus === undefined ? undefined : lu.ua.byHandle.get(exceptNexus);
   for (const u of lu.ua.byKey.values()) if (u !== except) queueCondition(u, reason);
 }
@@ -187,7 +187,7 @@ export function establish(lu: LogicalUnit, reason: SenseDetail, exceptNexus?: nu
  * (CAPACITY DATA HAS CHANGED after a runtime resize).
  */
 export function establishAll(lu: LogicalUnit, reason: SenseDetail): void {
-  lu.invalidateDirect();
+  lu.invalidateInline();
   for (const u of lu.ua.byKey.values()) queueCondition(u, reason);
 }
 
@@ -202,13 +202,13 @@ export function establishFor(
   reason: SenseDetail,
   select: (u: NexusUnitAttention) => boolean,
 ): void {
-  lu.invalidateDirect();
+  lu.invalidateInline();
   for (const u of lu.ua.byKey.values()) if (select(u)) queueCondition(u, reason);
 }
 
 /** Queue `reason` for the identity behind one handle. */
 export function establishForNexus(lu: LogicalUnit, nexus: number, reason: SenseDetail): void {
-  lu.invalidateDirect();
+  lu.invalidateInline();
   queueCondition(nexusState(lu, nexus), reason);
 }
 
@@ -221,7 +221,7 @@ export function establishForNexus(lu: LogicalUnit, nexus: number, reason: SenseD
 export function reportedLunsEvent(lu: LogicalUnit, nexus: number, changed: boolean): void {
   const u = nexusState(lu, nexus);
   if (changed) {
-    lu.invalidateDirect();
+    lu.invalidateInline();
     queueCondition(u, SenseReason.REPORTED_LUNS_DATA_HAS_CHANGED);
     return;
   }
@@ -257,7 +257,7 @@ export function unitAttentionNexusLost(lu: LogicalUnit, handle: number, info: Ne
   }
   if (u.handle === handle) u.handle = NO_HANDLE;
   // The identity may already have a new session here (reinstatement) with a grant.
-  lu.invalidateDirect();
+  lu.invalidateInline();
   queueCondition(u, SenseReason.I_T_NEXUS_LOSS);
 }
 

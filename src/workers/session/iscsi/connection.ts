@@ -17,7 +17,7 @@
  * data and Data-Out, the control buffer otherwise); in the PDU stage it acts on it.
  */
 import { TaskAttribute } from '../../../shared/scsi/command.ts';
-import { grantKey } from '../direct-ram.ts';
+import { grantKey } from '../inline-io.ts';
 import {
   BHS_LENGTH,
   Opcode,
@@ -366,7 +366,7 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
       this.responses.drop(t);
       return;
     }
-    if (t.grant !== 0) this.session?.directGrants.set(grantKey(t.lunWorker, t.luIndex, t.write), t.grant);
+    if (t.grant !== 0) this.session?.inlineGrants.set(grantKey(t.lunWorker, t.luIndex, t.write), t.grant);
     this.counters.commandDone(this.metricBase, t);
     this.responses.send(t);
     this.ctx.flushDoorbells();
@@ -506,8 +506,8 @@ export class IscsiConnection implements ConnectionCore, LoginHost, PduSink {
     if (changed) {
       s.reportedLunsChanged = true;
       // The condition reaches the LUs in order with later commands on the rings; none of
-      // those may be served around it (direct-ram.ts).
-      s.directGrants.clear();
+      // those may be served around it (inline-io.ts).
+      s.inlineGrants.clear();
       this.ctx.signalLuns(s.nexus, next, UaEvent.REPORTED_LUNS_CHANGED);
       this.log.info({ luns: next.lunList }, 'LUN inventory changed: REPORTED LUNS DATA HAS CHANGED');
     }

@@ -39,13 +39,13 @@ export class IscsiSession {
    */
   reportedLunsChanged = false;
   /**
-   * Direct I/O grants of this I_T nexus by unit and direction (direct-ram.ts grantKey):
+   * Inline I/O grants of this I_T nexus by unit and direction (inline-io.ts grantKey):
    * the epoch a LUN worker granted with a READ's or WRITE's completion.
    */
-  readonly directGrants = new Map<number, number>();
+  readonly inlineGrants = new Map<number, number>();
   /**
    * Commands of this session with an ORDERED, HEAD OF QUEUE or ACA attribute at a LUN
-   * worker: while any is, no SIMPLE command is served directly, since it must not pass
+   * worker: while any is, no SIMPLE command is served inline, since it must not pass
    * them (SAM-5 8.6).
    */
   orderedInFlight = 0;

@@ -1,6 +1,6 @@
 /**
  * Counters of the READs and WRITEs a session worker served itself from a RAM disk
- * (shared/ring/direct-grants.ts): the LUN worker never sees them, so its counters
+ * (shared/ring/inline-grants.ts): the LUN worker never sees them, so its counters
  * (lun-counters.ts) would miss them. One buffer per session worker, written by that
  * worker only (plain Float64 increments, as in lun-counters.ts and for the same
  * reasons); the exporter adds them to the unit's own counters, so a unit's commands,
@@ -12,7 +12,7 @@
  *   +0 COMMANDS   +1 BYTES   +2 LATENCY_SUM_MS   +3 ... histogram (LATENCY_BUCKETS)
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
-import { MAX_LU_SLOTS } from '../ring/direct-grants.ts';
+import { MAX_LU_SLOTS } from '../ring/inline-grants.ts';
 
 const COMMANDS = 0;
 const BYTES = 1;
@@ -21,16 +21,16 @@ const HISTOGRAM = 3;
 const DIRECTION_STRIDE = HISTOGRAM + LATENCY_BUCKETS;
 const STRIDE = 2 * DIRECTION_STRIDE;
 
-/** Which way a direct command moved data. */
+/** Which way a inline command moved data. */
 export const Direction = { READ: 0, WRITE: 1 } as const;
 export type Direction = (typeof Direction)[keyof typeof Direction];
 
-export function directCountersBytes(lunWorkers: number): number {
+export function inlineCountersBytes(lunWorkers: number): number {
   return Math.max(1, lunWorkers) * MAX_LU_SLOTS * STRIDE * 8;
 }
 
 /** The writer: one per session worker, on its thread only. */
-export class DirectCounters {
+export class InlineCounters {
   readonly #f: Float64Array;
   readonly #slots: number;
 
@@ -39,7 +39,7 @@ export class DirectCounters {
     this.#slots = Math.floor(this.#f.length / STRIDE);
   }
 
-  /** One direct command moving `bytes` bytes that took `ms`. Hot path: four stores, no allocation. */
+  /** One inline command moving `bytes` bytes that took `ms`. Hot path: four stores, no allocation. */
   count(lunWorker: number, luIndex: number, direction: Direction, bytes: number, ms: number): void {
     const slot = lunWorker * MAX_LU_SLOTS + luIndex;
     if (luIndex >= MAX_LU_SLOTS || slot >= this.#slots) return;
@@ -52,8 +52,8 @@ export class DirectCounters {
   }
 }
 
-/** One unit's direct commands of one direction, as the exporter adds them. */
-export interface DirectSnapshot {
+/** One unit's inline commands of one direction, as the exporter adds them. */
+export interface InlineSnapshot {
   commands: number;
   bytes: number;
   latencySumMs: number;
@@ -61,14 +61,14 @@ export interface DirectSnapshot {
 }
 
 /** The reader side (the supervisor). */
-export class DirectCountersView {
+export class InlineCountersView {
   readonly #f: Float64Array;
 
   constructor(sab: SharedArrayBuffer) {
     this.#f = new Float64Array(sab);
   }
 
-  unit(lunWorker: number, luIndex: number, direction: Direction): DirectSnapshot | undefined {
+  unit(lunWorker: number, luIndex: number, direction: Direction): InlineSnapshot | undefined {
     if (luIndex < 0 || luIndex >= MAX_LU_SLOTS) return undefined;
     const b = (lunWorker * MAX_LU_SLOTS + luIndex) * STRIDE + direction * DIRECTION_STRIDE;
     if (b + DIRECTION_STRIDE > this.#f.length) return undefined;

@@ -1,5 +1,5 @@
 /**
- * Direct I/O on RAM disks: how a session worker may serve a READ or WRITE of a RAM disk
+ * Inline I/O on RAM disks and page-cached files: how a session worker may serve a READ or WRITE of a RAM disk
  * itself, without the hop to the LUN worker that owns the logical unit, and still obey
  * every rule that LUN worker enforces (issue 13: "fewer thread hops for commands the
  * session worker can answer").
@@ -24,7 +24,7 @@
  * never overlaps a change that invalidated its grant (Dekker's pattern; the copy is a
  * memcpy of at most one command's data, microseconds). So a COMPARE AND WRITE, a
  * reservation change's fencing (DESIGN.md "Fencing") or a sanitize starts with no
- * direct WRITE still landing.
+ * inline WRITE still landing.
  *
  * One table per LUN worker, allocated by the supervisor and kept when the worker is
  * replaced. The supervisor voids every grant of the table itself when the worker dies or
@@ -39,8 +39,10 @@
  *   +2 BLOCK_SHIFT log2(logical block size)
  *   +3 BLOCKS_LO   capacity in logical blocks, low 32 bits
  *   +4 BLOCKS_HI   and high bits
- *   +5 .. +7       reserved
- *   +8 + s         INFLIGHT of session worker s: direct commands it is copying now (one
+ *   +5 KIND        what the session worker copies from and to (InlineKind)
+ *   +6 FD          FILE: the store's descriptor (pread/pwrite on the page cache)
+ *   +7             reserved
+ *   +8 + s         INFLIGHT of session worker s: inline commands it is copying now (one
  *                  word per worker, so a dead worker's share can be cleared)
  */
 export const MAX_LU_SLOTS = 1024;
@@ -51,10 +53,16 @@ const MEMORY_GEN = 1;
 const BLOCK_SHIFT = 2;
 const BLOCKS_LO = 3;
 const BLOCKS_HI = 4;
+const KIND = 5;
+const FD = 6;
 const INFLIGHT = 8;
+
+/** How a unit is served inline: not at all, from RAM (its shared memory), from a buffered file. */
+export const InlineKind = { NONE: 0, RAM: 1, FILE: 2 } as const;
+export type InlineKind = (typeof InlineKind)[keyof typeof InlineKind];
 const STRIDE = INFLIGHT + MAX_SESSION_WORKERS;
 
-export const DIRECT_GRANTS_BYTES = MAX_LU_SLOTS * STRIDE * 4;
+export const INLINE_GRANTS_BYTES = MAX_LU_SLOTS * STRIDE * 4;
 
 /**
  * How long invalidate() waits for a copy before it goes on anyway. A session worker is
@@ -65,19 +73,19 @@ export const DIRECT_GRANTS_BYTES = MAX_LU_SLOTS * STRIDE * 4;
  */
 const DRAIN_LIMIT_MS = 1000;
 
-export class DirectGrants {
+export class InlineGrants {
   readonly sab: SharedArrayBuffer;
   readonly #w: Int32Array;
 
   constructor(sab?: SharedArrayBuffer) {
-    this.sab = sab ?? new SharedArrayBuffer(DIRECT_GRANTS_BYTES);
+    this.sab = sab ?? new SharedArrayBuffer(INLINE_GRANTS_BYTES);
     this.#w = new Int32Array(this.sab);
   }
 
   // ---- the LUN worker's side ----
 
   /**
-   * Void every grant of unit `lu`, and return once no direct command that checked an older
+   * Void every grant of unit `lu`, and return once no inline command that checked an older
    * epoch is still copying. Call it before a change becomes visible to commands.
    */
   invalidate(lu: number): void {
@@ -124,6 +132,26 @@ export class DirectGrants {
     Atomics.store(this.#w, base + BLOCKS_HI, Math.floor(blocks / 0x1_0000_0000));
   }
 
+  /**
+   * How unit `lu` is served (set when it opens, before the invalidation that first lets
+   * grants out; NONE at close, after the last one). A descriptor is published only
+   * while grants can be valid, and a close invalidates first: a session worker never
+   * uses one after the store closed it.
+   */
+  setKind(lu: number, kind: InlineKind, fd = -1): void {
+    if (lu >= MAX_LU_SLOTS) return;
+    Atomics.store(this.#w, lu * STRIDE + FD, fd);
+    Atomics.store(this.#w, lu * STRIDE + KIND, kind);
+  }
+
+  kind(lu: number): number {
+    return Atomics.load(this.#w, lu * STRIDE + KIND);
+  }
+
+  fd(lu: number): number {
+    return Atomics.load(this.#w, lu * STRIDE + FD);
+  }
+
   /** The unit's RAM was (re)allocated: its new generation, sent along with the memory. */
   nextMemoryGeneration(lu: number): number {
     if (lu >= MAX_LU_SLOTS) return 0;
@@ -133,7 +161,7 @@ export class DirectGrants {
   // ---- a session worker's side ----
 
   /**
-   * Session worker `s` enters a direct command on unit `lu` under `grant`: true when the
+   * Session worker `s` enters a inline command on unit `lu` under `grant`: true when the
    * grant still holds (then end() must follow the copy), false when it is void (nothing
    * to undo).
    */

@@ -1,15 +1,15 @@
 /**
- * Direct I/O on RAM disks (shared/ring/direct-grants.ts): a session worker serves READs
+ * Inline I/O on RAM disks and page-cached files (shared/ring/inline-grants.ts): a session worker serves READs
  * and WRITEs of a RAM disk itself once the LUN worker granted the I_T nexus commands of
  * that kind at the unit's epoch. Each case makes a grant exist first (two commands: the
- * first goes to the LUN worker and brings the grant, the second is served directly,
+ * first goes to the LUN worker and brings the grant, the second is served inline,
  * which /metrics shows), then changes something a READ or WRITE meets, and checks the
  * next one meets it. Without the invalidation each case checks, that command would be
  * served under the stale grant: GOOD where the answer must be RESERVATION CONFLICT or a
  * unit attention, old data where a COMPARE AND WRITE or a grow changed it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanup, freePort, startTarget, type StartedTarget } from '../helpers/target.ts';
@@ -19,7 +19,7 @@ import { proutCdb, proutParams } from '../helpers/scsi-pr.ts';
 import { metric } from '../helpers/metrics.ts';
 import { outcomeOf } from '../helpers/cluster-scsi.ts';
 
-const TOKEN = 'direct-read-token-0123456789';
+const TOKEN = 'inline-token-0123456789';
 const BLOCK = 512;
 const MiB = 1024 * 1024;
 /** COMPARE AND WRITE pauses between its compare and its write (SPINDLE_TEST_CAW_PAUSE_MS). */
@@ -33,24 +33,26 @@ let b: Initiator;
 
 function config(ctx: { port: number; iqn: string; dir: string }, size: string, thin = true, big = '128MiB'): string {
   return `
-clusterId: direct-read
+clusterId: inline
 stateDir: ${ctx.dir}/state
 workers: { session: 2, lun: 1 }
 api: { listen: "127.0.0.1:${apiPort}", tokenFile: ${ctx.dir}/token }
 devices:
   - { name: r, ram: { size: ${size} } }
   - { name: big, ram: { size: ${big} } }
+  - { name: f, file: { path: ${ctx.dir}/f.img, size: 8MiB }, writeCache: writeback }
+  - { name: fwt, file: { path: ${ctx.dir}/fwt.img, size: 8MiB }, writeCache: writethrough }
 ${thin ? '  - { name: thin, ram: { size: 8MiB }, thin: true }' : ''}
 targets:
   - iqn: ${ctx.iqn}
     portals: ['127.0.0.1:${ctx.port}']
-    luns: { 0: r, 2: big${thin ? ', 1: thin' : ''} }
+    luns: { 0: r, 2: big, 3: f, 4: fwt${thin ? ', 1: thin' : ''} }
 `;
 }
 
 beforeAll(async () => {
   apiPort = await freePort();
-  faults = path.join(os.tmpdir(), `spindle-direct-faults-${process.pid}`);
+  faults = path.join(os.tmpdir(), `spindle-inline-faults-${process.pid}`);
   writeFileSync(faults, '');
   t = await startTarget({
     env: { SPINDLE_TEST_FAULTS: '1', SPINDLE_TEST_CAW_PAUSE_MS: String(PAUSE_MS), SPINDLE_FAULT_FILE: faults },
@@ -62,7 +64,7 @@ beforeAll(async () => {
   a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-a' });
   b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-b' });
   // First contact: each nexus's power-on unit attention, out of the way.
-  for (const ini of [a, b]) for (const lun of [0, 1, 2]) await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
+  for (const ini of [a, b]) for (const lun of [0, 1, 2, 3, 4]) await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
 });
 
 afterAll(async () => {
@@ -86,9 +88,9 @@ async function reload(size: string, thin = true, big = '128MiB'): Promise<void> 
 
 async function direct(kind: 'reads' | 'writes', device = 'r'): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
-  return metric(await res.text(), `spindle_lu_direct_${kind}_total`, { device }) ?? 0;
+  return metric(await res.text(), `spindle_lu_inline_${kind}_total`, { device }) ?? 0;
 }
-const directReads = (): Promise<number> => direct('reads');
+const inlineReads = (): Promise<number> => direct('reads');
 
 function read(ini: Initiator, lba: number, blocks = 1, lun = 0): Promise<ScsiResult> {
   return ini.scsi(read10(lba, blocks), { read: true, edtl: blocks * BLOCK, rawUnitAttention: true, lun });
@@ -102,15 +104,15 @@ async function write(ini: Initiator, lba: number, data: Buffer, lun = 0): Promis
   expect(outcomeOf(await tryWrite(ini, lba, data, lun)), `WRITE at ${lba}`).toBe('GOOD');
 }
 
-/** Two READs of `lba` through `ini`: the second is answered directly (the counter moves). */
+/** Two READs of `lba` through `ini`: the second is served inline (the counter moves). */
 async function granted(ini: Initiator, lba: number): Promise<void> {
   expect(outcomeOf(await read(ini, lba)), 'READ that brings the grant').toBe('GOOD');
-  const before = await directReads();
+  const before = await inlineReads();
   expect(outcomeOf(await read(ini, lba)), 'READ under the grant').toBe('GOOD');
-  expect(await directReads(), 'the second READ was answered by the session worker').toBe(before + 1);
+  expect(await inlineReads(), 'the second READ was answered by the session worker').toBe(before + 1);
 }
 
-/** Two WRITEs of `data` at `lba` through `ini`: the second is served directly. */
+/** Two WRITEs of `data` at `lba` through `ini`: the second is served inline. */
 async function grantedWrite(ini: Initiator, lba: number, data: Buffer): Promise<void> {
   await write(ini, lba, data);
   const before = await direct('writes');
@@ -126,7 +128,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
     await write(a, 1000, data);
     await granted(a, 1000);
-    const before = await directReads();
+    const before = await inlineReads();
     for (const blocks of [1, 8, 64]) {
       const r = await read(a, 1000, blocks);
       expect(outcomeOf(r)).toBe('GOOD');
@@ -137,7 +139,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     expect(outcomeOf(short)).toBe('GOOD');
     expect(short.data.equals(data.subarray(0, 4 * BLOCK))).toBe(true);
     expect([short.overflow, short.residual]).toEqual([true, 4 * BLOCK]);
-    expect(await directReads()).toBe(before + 4);
+    expect(await inlineReads()).toBe(before + 4);
     // Out of range: the LUN worker answers, with its sense (ILLEGAL REQUEST, LBA OUT OF RANGE).
     const beyond = await read(a, (8 * MiB) / BLOCK, 1);
     expect(outcomeOf(beyond)).toBe('status 0x2 sense 05/21/00');
@@ -186,7 +188,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     expect(waited, 'the READ was held until the COMPARE AND WRITE ended').toBeGreaterThan(PAUSE_MS / 4);
   });
 
-  it('WRITEs are served directly too, and the LUN worker sees what they wrote', async () => {
+  it('WRITEs are served inline too, and the LUN worker sees what they wrote', async () => {
     const LBA = 3000;
     await grantedWrite(a, LBA, filled(0x41, 8));
     const before = await direct('writes');
@@ -220,7 +222,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     await grantedWrite(a, 0, filled(0x53));
   });
 
-  it('a thin RAM disk never gets direct WRITEs: the LUN worker maps what they write', async () => {
+  it('a thin RAM disk never gets inline WRITE: the LUN worker maps what they write', async () => {
     const before = await direct('writes', 'thin');
     for (let i = 0; i < 3; i++) await write(a, 64, filled(0x61, 8), 1);
     expect(await direct('writes', 'thin')).toBe(before);
@@ -234,7 +236,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     expect(outcomeOf(st)).toBe('GOOD');
     expect(st.data.readBigUInt64BE(8)).toBe(64n);
     expect(st.data[20]! & 0x0f, 'mapped').toBe(0);
-    // READs of a thin disk are served directly like any other.
+    // READs of a thin disk are served inline like any other.
     await read(a, 64, 1, 1);
     const r0 = await direct('reads', 'thin');
     expect((await read(a, 64, 8, 1)).data.equals(filled(0x61, 8))).toBe(true);
@@ -257,8 +259,44 @@ describe('direct READs and WRITEs of a RAM disk', () => {
   });
 });
 
-describe('the memory or the owner changing under direct commands', () => {
-  it('a grow under a stream of direct WRITEs loses none of those acknowledged', async () => {
+describe('a buffered file', () => {
+  it('READs and write-back WRITEs are served through the page cache, and land in the file', async () => {
+    const F = 3;
+    const data = Buffer.alloc(8 * BLOCK);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
+    for (let i = 0; i < 2; i++) await write(a, 40, data, F);
+    const w0 = await direct('writes', 'f');
+    await write(a, 40, data, F);
+    expect(await direct('writes', 'f'), 'a WRITE under the grant').toBe(w0 + 1);
+    await read(a, 40, 8, F);
+    const r0 = await direct('reads', 'f');
+    const back = await read(a, 40, 8, F);
+    expect(back.data.equals(data)).toBe(true);
+    expect(await direct('reads', 'f'), 'a READ under the grant').toBe(r0 + 1);
+    // In the file itself (the page cache every reader of the file sees).
+    expect(readFileSync(path.join(t.dir, 'f.img')).subarray(40 * BLOCK, 48 * BLOCK).equals(data)).toBe(true);
+    // FUA: the data must reach the medium before status, which the LUN worker does.
+    const fua = write10(40, 8);
+    fua[1] = 0x08;
+    const w1 = await direct('writes', 'f');
+    expect(outcomeOf(await a.scsi(fua, { write: true, data, edtl: data.length, lun: F }))).toBe('GOOD');
+    expect(await direct('writes', 'f'), 'a FUA WRITE goes to the LUN worker').toBe(w1);
+  });
+
+  it('a write-through file gets no WRITE grants (every WRITE waits for the medium); its READs are served', async () => {
+    const F = 4;
+    const w0 = await direct('writes', 'fwt');
+    for (let i = 0; i < 3; i++) await write(a, 8, filled(0x71, 8), F);
+    expect(await direct('writes', 'fwt')).toBe(w0);
+    await read(a, 8, 8, F);
+    const r0 = await direct('reads', 'fwt');
+    expect((await read(a, 8, 8, F)).data.equals(filled(0x71, 8))).toBe(true);
+    expect(await direct('reads', 'fwt')).toBe(r0 + 1);
+  });
+});
+
+describe('the memory or the owner changing under inline commands', () => {
+  it('a grow under a stream of inline WRITE loses none of those acknowledged', async () => {
     const BIG = 2;
     const w = (lba: number): Promise<ScsiResult> => tryWrite(a, lba, filled(lba & 0xff || 1), BIG);
     // Grants first (a WRITE earns one, the next is direct).
@@ -293,12 +331,12 @@ describe('the memory or the owner changing under direct commands', () => {
     while (!/"msg":"worker ended unexpectedly/.test(t.output().slice(mark))) await new Promise((r) => setTimeout(r, 5));
     // The successor's units are new to every nexus: the first command meets a unit
     // attention (or the retryable end of a command the dead worker held), never GOOD.
-    const d0 = await directReads();
+    const d0 = await inlineReads();
     const r = await read(a, 0);
-    expect(await directReads(), 'not served under the dead worker\'s grant').toBe(d0);
+    expect(await inlineReads(), 'not served under the dead worker\'s grant').toBe(d0);
     expect(outcomeOf(r)).toMatch(/^status 0x2 sense 06\/29\/0[04]$/);
     while (!/"worker":"lun-0"[^\n]*"msg":"worker replaced"/.test(t.output().slice(mark))) await new Promise((r) => setTimeout(r, 20));
-    for (const lun of [0, 1, 2]) for (let i = 0; i < 2; i++) await a.scsi(TEST_UNIT_READY, { edtl: 0, lun, rawUnitAttention: true });
+    for (const lun of [0, 1, 2, 3, 4]) for (let i = 0; i < 2; i++) await a.scsi(TEST_UNIT_READY, { edtl: 0, lun, rawUnitAttention: true });
     await granted(a, 0);
   });
 });
@@ -320,12 +358,12 @@ describe('a RAM disk removed by a reload', () => {
   });
 });
 
-describe('SPINDLE_DIRECT_RAM=0', () => {
+describe('SPINDLE_INLINE_IO=0', () => {
   it('sends every READ and WRITE to the LUN worker', async () => {
     const port = apiPort;
     apiPort = await freePort();
     const off = await startTarget({
-      env: { SPINDLE_DIRECT_RAM: '0' },
+      env: { SPINDLE_INLINE_IO: '0' },
       yaml: (ctx) => {
         writeFileSync(path.join(ctx.dir, 'token'), `${TOKEN}\n`);
         return config(ctx, '8MiB');
@@ -338,11 +376,11 @@ describe('SPINDLE_DIRECT_RAM=0', () => {
       const text = await res.text();
       // Five, and the retry of the first one's power-on unit attention.
       expect(metric(text, 'spindle_lu_reads_total', { device: 'r' })).toBeGreaterThanOrEqual(5);
-      expect(metric(text, 'spindle_lu_direct_reads_total', { device: 'r' })).toBe(0);
+      expect(metric(text, 'spindle_lu_inline_reads_total', { device: 'r' })).toBe(0);
       for (let i = 0; i < 3; i++) expect(outcomeOf(await ini.scsi(write10(0, 1), { write: true, data: filled(1), edtl: BLOCK }))).toBe('GOOD');
       const after = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
       expect(metric(after, 'spindle_lu_writes_total', { device: 'r' })).toBe(3);
-      expect(metric(after, 'spindle_lu_direct_writes_total', { device: 'r' })).toBe(0);
+      expect(metric(after, 'spindle_lu_inline_writes_total', { device: 'r' })).toBe(0);
     } finally {
       ini.close();
       await off.stop();

@@ -1,5 +1,5 @@
 /**
- * The LUN worker's half of direct I/O on RAM disks (shared/ring/direct-grants.ts): the
+ * The LUN worker's half of inline I/O on RAM disks and files (shared/ring/inline-grants.ts): the
  * grant a completing command carries back, and the catch-all that voids grants.
  */
 import { ScsiStatus, type ScsiCommand } from '../../shared/scsi/command.ts';
@@ -22,16 +22,18 @@ for (const op of [0x0a, 0x2a, 0xaa, 0x8a]) KIND[op] = WRITE;
 for (const op of [0x00, 0x12, 0x1a, 0x5a, 0x25, 0x9e, 0x35, 0x91, 0x2f, 0xaf, 0x8f, 0x5e, 0xa3]) KIND[op] = NEUTRAL;
 
 /**
- * `cmd` completes on `lu`, a unit with direct I/O, its status not on the ring yet: the
+ * `cmd` completes on `lu`, a unit with inline I/O, its status not on the ring yet: the
  * grant its completion carries (0: none). The session worker keeps it for the command's
  * direction: a READ's grant covers READs, a WRITE's covers WRITEs.
  *  - A READ or WRITE that ended GOOD passed every check for its I_T nexus (unit
  *    attention, port group access, reservations, readiness, write protection); with the
  *    gate open and no ORDERED, HEAD OF QUEUE or ACA in the task set, later SIMPLE
  *    commands of the same kind from that nexus would pass them too, until the epoch
- *    moves. RAM I/O completes within the command's own turn, so nothing changed between
- *    the checks and now. A thin unit's WRITE also maps blocks (sbc/state.ts), which only
- *    this worker may do: thin units grant no WRITEs.
+ *    moves; and the epoch must be the one the command was checked at (read-write.ts
+ *    notes it). A thin unit's WRITE also maps blocks (sbc/state.ts), which only this
+ *    worker may do: thin units grant no WRITEs. A file's WRITEs are granted only with
+ *    the write cache enabled: a write-through or FUA WRITE waits for the medium on the
+ *    LUN worker (and the session worker serves no FUA WRITE).
  *  - Any other command (but those that only report or flush, NEUTRAL), and any command
  *    that did not end GOOD, may have changed what the next READ or WRITE meets (a reservation, a unit attention, mode pages such as SWP,
  *    an ACA condition). The state changes invalidate themselves where they happen; this
@@ -39,15 +41,18 @@ for (const op of [0x00, 0x12, 0x1a, 0x5a, 0x25, 0x9e, 0x35, 0x91, 0x2f, 0xaf, 0x
  *    nothing a change hook might miss outlives the command that made it.
  */
 export function completionGrant(lu: LogicalUnit, cmd: ScsiCommand & { readonly aborted: boolean }): number {
-  const d = lu.direct!;
+  const d = lu.inline!;
   const kind = KIND[cmd.cdb[0]!]!;
   if (cmd.status !== ScsiStatus.GOOD || cmd.aborted || kind === OTHER) {
-    lu.invalidateDirect();
+    lu.invalidateInline();
     return 0;
   }
   if (kind === NEUTRAL) return 0;
   const sbc = lu.sbc;
   if (sbc.gate !== null || sbc.notReady !== null || !lu.taskSet.quiet) return 0;
-  if (kind === WRITE && (lu.readOnly || sbc.map !== null)) return 0;
-  return d.grants.epoch(d.index);
+  if (kind === WRITE && (lu.readOnly || sbc.map !== null || (d.file && !lu.writeCacheEnabled))) return 0;
+  // Checked at one epoch, granted at the same: a file store's I/O may have gone to the
+  // thread pool, and whatever changed meanwhile moved the epoch.
+  const epoch = d.grants.epoch(d.index);
+  return cmd.inlineEpoch === epoch ? epoch : 0;
 }

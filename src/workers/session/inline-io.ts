@@ -1,5 +1,5 @@
 /**
- * Direct I/O on RAM disks, the session worker's half (shared/ring/direct-grants.ts): a
+ * Inline I/O on RAM disks and page-cached files, the session worker's half (shared/ring/inline-grants.ts): a
  * READ or WRITE of a RAM disk is served here, copied between the disk's shared memory
  * and the slab, when the LUN worker owning the unit has granted this I_T nexus commands
  * of that kind at the unit's current epoch. No ring, no doorbell, no second thread: the
@@ -15,11 +15,12 @@
  *    function and the commands after it stay in order.
  * RAM is as durable as it gets: FUA and the write cache setting ask nothing more of it.
  */
+import fs from 'node:fs';
 import { cdbLba, cdbTransferLength } from '../../shared/scsi/cdb.ts';
 import { TaskAttribute } from '../../shared/scsi/command.ts';
-import { DirectGrants, MAX_LU_SLOTS } from '../../shared/ring/direct-grants.ts';
-import { Direction, type DirectCounters } from '../../shared/metrics/direct-counters.ts';
-import type { DirectMemory } from '../../shared/wire/worker-data.ts';
+import { InlineGrants, InlineKind, MAX_LU_SLOTS } from '../../shared/ring/inline-grants.ts';
+import { Direction, type InlineCounters } from '../../shared/metrics/inline-counters.ts';
+import type { InlineMemory } from '../../shared/wire/worker-data.ts';
 import type { LunRoute } from '../../shared/wire/routes.ts';
 import { TaskState, type Task } from './task.ts';
 
@@ -38,6 +39,18 @@ for (const [read, write, control] of [
 const LINK = 0x01;
 /** RDPROTECT/WRPROTECT (byte 1 bits 7..5) of the 10/12/16-byte CDBs; reserved in the 6-byte ones. */
 const PROTECT = 0xe0;
+/** FUA (byte 1 bit 3) of WRITE(10/12/16): the data must reach the medium first. */
+const FUA = 0x08;
+/**
+ * A file is served here only by the page cache, as the LUN worker serves it in place
+ * (backing/file-store.ts): at most this much per command, and one request slower than
+ * FILE_SLOW_MS (it went to the disk, or the kernel throttled a writer) leaves the unit's
+ * next FILE_BACKOFF commands to the LUN worker and its thread pool, so a disk-bound
+ * unit does not stall every connection of this worker.
+ */
+const FILE_MAX_BYTES = 128 * 1024;
+const FILE_SLOW_MS = 0.25;
+const FILE_BACKOFF = 1024;
 
 /** The key of a unit and direction in a session's grant map. */
 export function grantKey(lunWorker: number, luIndex: number, write: boolean): number {
@@ -49,20 +62,22 @@ interface UnitMemory {
   readonly gen: number;
 }
 
-export class DirectRam {
+export class InlineIo {
   /** RAM disks' memory by lunWorker * MAX_LU_SLOTS + luIndex. */
   readonly #memory = new Map<number, UnitMemory>();
   /** Grant tables per LUN worker (replaced with the channel when a LUN worker is). */
-  readonly #tables: (DirectGrants | null)[];
-  readonly #counters: DirectCounters | null;
+  readonly #tables: (InlineGrants | null)[];
+  readonly #counters: InlineCounters | null;
+  /** Units whose file I/O was slow here: commands still to leave to the LUN worker. */
+  readonly #fileBackoff = new Map<number, number>();
   /** This session worker's index (its INFLIGHT word in the grant tables). */
   readonly #worker: number;
   /** Task management functions of this worker sent to a LUN worker and not yet acknowledged. */
   tmfInFlight = 0;
 
-  constructor(worker: number, tables: (SharedArrayBuffer | undefined)[], memory: readonly DirectMemory[], counters: DirectCounters | null) {
+  constructor(worker: number, tables: (SharedArrayBuffer | undefined)[], memory: readonly InlineMemory[], counters: InlineCounters | null) {
     this.#worker = worker;
-    this.#tables = tables.map((t) => (t === undefined ? null : new DirectGrants(t)));
+    this.#tables = tables.map((t) => (t === undefined ? null : new InlineGrants(t)));
     this.#counters = counters;
     for (const m of memory) this.setMemory(m.lunWorker, m.luIndex, m.gen, m.memory);
   }
@@ -86,7 +101,7 @@ export class DirectRam {
    * brings the table back), or was replaced (the same table, every epoch moved).
    */
   setTable(l: number, sab: SharedArrayBuffer | undefined): void {
-    this.#tables[l] = sab === undefined ? null : new DirectGrants(sab);
+    this.#tables[l] = sab === undefined ? null : new InlineGrants(sab);
   }
 
   /**
@@ -107,10 +122,16 @@ export class DirectRam {
     const grant = grants.get(key);
     if (grant === undefined) return false;
     const lu = route.luIndex;
-    const mem = this.#memory.get(route.lunWorker * MAX_LU_SLOTS + lu);
+    const unit = route.lunWorker * MAX_LU_SLOTS + lu;
     const table = this.#tables[route.lunWorker];
-    if (mem === undefined || table == null) return false;
-    if (mem.gen !== table.memoryGeneration(lu)) return false;
+    if (table == null) return false;
+    const mem = this.#memory.get(unit);
+    const skip = this.#fileBackoff.get(unit);
+    if (skip !== undefined) {
+      if (skip > 1) this.#fileBackoff.set(unit, skip - 1);
+      else this.#fileBackoff.delete(unit);
+      return false;
+    }
     const start = performance.now();
     const worker = this.#worker;
     if (!table.begin(lu, grant, worker)) {
@@ -118,6 +139,7 @@ export class DirectRam {
       grants.delete(key);
       return false;
     }
+    const kind = table.kind(lu);
     const lba = cdbLba(cdb);
     const blocks = cdbTransferLength(cdb);
     const capacity = table.blocks(lu);
@@ -125,23 +147,30 @@ export class DirectRam {
     const total = blocks * blockSize;
     const n = write ? total : Math.min(total, t.data.length);
     const position = lba * blockSize;
-    // The memory replaced meanwhile (checked again inside: a grow swaps it with every
-    // grant void), out of range, nothing to move, a WRITE with more or less data than its
-    // CDB asks for, or memory not (yet) that large: the LUN worker answers.
-    if (
-      mem.gen !== table.memoryGeneration(lu) ||
-      blocks === 0 ||
-      lba >= capacity ||
-      blocks > capacity - lba ||
-      position + n > mem.bytes.length ||
-      (write && (t.received !== total || t.data.length !== total))
-    ) {
-      table.end(lu, worker);
-      return false;
+    // Out of range, nothing to move, a WRITE with more or less data than its CDB asks
+    // for: the LUN worker answers. Then per kind: a RAM disk's memory replaced meanwhile
+    // (checked here, inside: a grow swaps it with every grant void) or not (yet) that
+    // large; a file request too large for the page cache path, or a FUA WRITE.
+    let served =
+      blocks !== 0 &&
+      lba < capacity &&
+      blocks <= capacity - lba &&
+      !(write && (t.received !== total || t.data.length !== total));
+    if (served && kind === InlineKind.RAM) {
+      served = mem !== undefined && mem.gen === table.memoryGeneration(lu) && position + n <= mem.bytes.length;
+      if (served) {
+        if (write) t.data.copy(mem!.bytes, position, 0, n);
+        else if (n > 0) mem!.bytes.copy(t.data, 0, position, position + n);
+      }
+    } else if (served && kind === InlineKind.FILE) {
+      served = n <= FILE_MAX_BYTES && !(write && cdb[0] !== 0x0a && (cdb[1]! & FUA) !== 0) && this.#file(table.fd(lu), t.data, n, position, write);
+      const took = performance.now() - start;
+      if (took > FILE_SLOW_MS) this.#fileBackoff.set(unit, FILE_BACKOFF);
+    } else {
+      served = false;
     }
-    if (write) t.data.copy(mem.bytes, position, 0, n);
-    else if (n > 0) mem.bytes.copy(t.data, 0, position, position + n);
     table.end(lu, worker);
+    if (!served) return false;
     t.status = 0;
     t.senseLength = 0;
     // As the LUN worker reports them: a READ's whole transfer (an EDTL below it is an
@@ -152,5 +181,20 @@ export class DirectRam {
     t.state = TaskState.RESPONDING;
     this.#counters?.count(route.lunWorker, lu, write ? Direction.WRITE : Direction.READ, n, performance.now() - start);
     return true;
+  }
+
+  /**
+   * One page-cache request on the store's descriptor, inside the grant's INFLIGHT window
+   * (the LUN worker closes no descriptor before it has waited that window out). False
+   * on an error or a short transfer: the LUN worker then serves the command, and reports
+   * the error with its sense data.
+   */
+  #file(fd: number, data: Buffer, n: number, position: number, write: boolean): boolean {
+    if (fd < 0) return false;
+    try {
+      return (write ? fs.writeSync(fd, data, 0, n, position) : fs.readSync(fd, data, 0, n, position)) === n;
+    } catch {
+      return false;
+    }
   }
 }

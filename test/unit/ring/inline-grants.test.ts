@@ -1,14 +1,14 @@
 /**
- * The direct-read grant table (shared/ring/direct-grants.ts): a grant holds until the
+ * The inline grant table (shared/ring/inline-grants.ts): a grant holds until the
  * epoch moves; a reader inside its copy holds up invalidate(); geometry round-trips.
  */
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { DirectGrants, MAX_LU_SLOTS, MAX_SESSION_WORKERS } from '../../../src/shared/ring/direct-grants.ts';
+import { InlineGrants, MAX_LU_SLOTS, MAX_SESSION_WORKERS } from '../../../src/shared/ring/inline-grants.ts';
 
-describe('DirectGrants', () => {
+describe('InlineGrants', () => {
   it('grants nothing before the first invalidation, then exactly the current epoch', () => {
-    const g = new DirectGrants();
+    const g = new InlineGrants();
     expect(g.epoch(3)).toBe(0);
     g.invalidate(3);
     const e = g.epoch(3);
@@ -24,21 +24,21 @@ describe('DirectGrants', () => {
   });
 
   it('never hands out 0 when the epoch wraps', () => {
-    const g = new DirectGrants();
+    const g = new InlineGrants();
     new Int32Array(g.sab)[5 * (8 + MAX_SESSION_WORKERS)] = -1;
     g.invalidate(5);
     expect(g.epoch(5)).toBe(1);
   });
 
   it('units beyond the table neither grant nor fail', () => {
-    const g = new DirectGrants();
+    const g = new InlineGrants();
     g.invalidate(MAX_LU_SLOTS);
     expect(g.epoch(MAX_LU_SLOTS)).toBe(0);
     expect(g.nextMemoryGeneration(MAX_LU_SLOTS)).toBe(0);
   });
 
   it('keeps geometry above 2^32 blocks and counts memory generations', () => {
-    const g = new DirectGrants();
+    const g = new InlineGrants();
     g.setGeometry(7, 12, 2 ** 40 + 5);
     expect(g.blocks(7)).toBe(2 ** 40 + 5);
     expect(g.blockShift(7)).toBe(12);
@@ -48,7 +48,7 @@ describe('DirectGrants', () => {
   });
 
   it('invalidate() waits for a session worker in another thread to leave its copy', async () => {
-    const g = new DirectGrants();
+    const g = new InlineGrants();
     g.invalidate(0);
     const grant = g.epoch(0);
     const flag = new Int32Array(new SharedArrayBuffer(4));
@@ -75,7 +75,7 @@ describe('DirectGrants', () => {
   });
 
   it("a dead session worker's raised word is cleared, and voidAll() voids every unit", () => {
-    const g = new DirectGrants();
+    const g = new InlineGrants();
     for (const lu of [0, 9]) g.invalidate(lu);
     const grants = [g.epoch(0), g.epoch(9)];
     // Session worker 2 died between begin() and end().
