@@ -23,7 +23,7 @@ import type { SpindleConfig } from '../shared/config-types.ts';
 import type { Logger } from '../shared/logging.ts';
 import { errorMessage } from '../shared/control/errors.ts';
 import { LUN_CONTROL, PORTAL_CONTROL, SESSION_CONTROL } from '../shared/control/protocols.ts';
-import type { InlineMemory, LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
+import type { InlineFile, InlineMemory, LunWorkerData, PortalWorkerData, SessionWorkerData } from '../shared/wire/worker-data.ts';
 import { Topology } from './topology.ts';
 import { DataPlane, SLAB_MIN_BLOCK } from './data-plane.ts';
 import { InlineGrants } from '../shared/ring/inline-grants.ts';
@@ -62,7 +62,7 @@ const DRAIN_TIMEOUT_MS = 15_000;
 /** Session workers poll for completions this long after submitting (see pollCompletions). */
 const POLL_BUDGET_US = 50;
 /**
- * Session workers serve READs and WRITEs of RAM disks themselves under the LUN workers'
+ * Session workers serve READs and WRITEs of RAM disks and buffered files themselves under the LUN workers'
  * grants (shared/ring/inline-grants.ts). SPINDLE_INLINE_IO=0 turns that off, so a
  * benchmark can compare both ways.
  */
@@ -116,6 +116,8 @@ export class Supervisor {
    * given to a session worker's replacement at spawn.
    */
   readonly #inlineMemory = new Map<string, InlineMemory & { device: string }>();
+  /** Buffered files served inline, by "lunWorker/luIndex": session workers open them (as for memories). */
+  readonly #inlineFiles = new Map<string, InlineFile>();
   /** Reservations of a single node: held here so they outlive a LUN worker (issue 12). */
   readonly #prs: EmbeddedClusterState;
   /** Counters the workers keep in shared memory (metrics/memory.ts). */
@@ -261,6 +263,11 @@ export class Supervisor {
           uaSnapshot: (m) => void cluster?.saveUa(m.lu, m.entries).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not keep unit attentions in Redis')),
           capacityChanged: (m) =>
             void cluster?.publishCapacity(m.lu, m.bytes).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not tell the other nodes about a grown LU')),
+          inlineFile: (m) => {
+            const f: InlineFile = { lunWorker: l, luIndex: m.luIndex, path: m.path };
+            this.#inlineFiles.set(`${l}/${m.luIndex}`, f);
+            for (const h of this.#sessions) if (h.alive) h.control.notify('inlineFile', f);
+          },
           modesChanged: (m) =>
             void cluster?.publishModes(m.lu, m.pages).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'could not carry mode pages to the other nodes')),
         },
@@ -313,6 +320,7 @@ export class Supervisor {
       metrics: this.metrics.session[s]!,
       inlineMetrics: this.metrics.inline[s]!,
       inlineMemory: [...this.#inlineMemory.values()],
+      inlineFiles: [...this.#inlineFiles.values()],
       logLevel,
       pretty,
       portalPorts,
@@ -619,9 +627,10 @@ export class Supervisor {
   #forgetRam(w: number, luIndex: number): void {
     const key = `${w}/${luIndex}`;
     const m = this.#inlineMemory.get(key);
-    if (m === undefined) return;
+    if (m === undefined && !this.#inlineFiles.has(key)) return;
     this.#inlineMemory.delete(key);
-    this.#ramMemory.delete(m.device);
+    this.#inlineFiles.delete(key);
+    if (m !== undefined) this.#ramMemory.delete(m.device);
     for (const h of this.#sessions) if (h.alive) h.control.notify('forgetMemory', { lunWorker: w, luIndex });
   }
 

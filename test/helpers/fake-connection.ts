@@ -399,7 +399,7 @@ export class FakeConnection {
     const ctx: SessionWorkerContext = {
       index: 0,
       log,
-      inline: new InlineIo(0, [], [], null),
+      inline: new InlineIo(0, [], [], [], log, null),
       pool: this.pool,
       channels,
       targets: new Map([[TARGET_IQN, target]]),

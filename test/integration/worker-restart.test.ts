@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { Status, connectAndLogin, isidSequence, read10, write10, type Initiator } from '../helpers/initiator.ts';
 import { startTarget, type StartedTarget } from '../helpers/target.ts';
 import { prinCdb, proutCdb, proutParams } from '../helpers/scsi-pr.ts';
+import { TaskAttribute } from '../../src/shared/scsi/command.ts';
 
 let t: StartedTarget;
 let faults: string;
@@ -118,7 +119,9 @@ describe('a LUN worker crashes', () => {
     inject('hang lun 1');
     await new Promise((r) => setTimeout(r, 200));
     // A command sent to the hung worker ends when it is replaced: 06/29/04, not silence.
-    const during = await a.scsi(read10(0, 8), { lun: 1, read: true, edtl: 4096, timeoutMs: 15_000 });
+    // ORDERED: never served inline by the session worker (a grant taken before the hang
+    // would serve a SIMPLE READ of this buffered file there), so it reaches the hung worker.
+    const during = await a.scsi(read10(0, 8), { lun: 1, read: true, edtl: 4096, timeoutMs: 15_000, attr: TaskAttribute.ORDERED });
     expect(during.status).toBe(Status.CHECK_CONDITION);
     expect([during.sense[2]! & 0x0f, during.sense[12], during.sense[13]]).toEqual([0x06, 0x29, 0x04]);
     await waitForLog(/"worker":"lun-1"[^\n]*"msg":"worker hung/, mark);

@@ -60,6 +60,8 @@ export const LUN_CONTROL = {
       modesChanged: object({ lu: 'string', pages: opaque<ModePageImage[]>('array') }),
       /** Cluster mode: a configuration reload grew LU `lu` here; every node grows it too. */
       capacityChanged: object({ lu: 'string', bytes: 'number' }),
+      /** Unit `luIndex` is a buffered file session workers may serve inline: they open `path` (shared/ring/inline-grants.ts). */
+      inlineFile: object({ luIndex: 'integer', path: 'string' }),
     },
     /**
      * A RAM device's memory (a SharedArrayBuffer, shared not copied): the supervisor keeps
@@ -205,8 +207,10 @@ export const SESSION_CONTROL = {
     notes: {
       /** A newer session with this identity logged in on another worker: close ours. */
       reinstate: object({ key: 'string' }),
-      /** The RAM disk at unit `luIndex` of LUN worker `lunWorker` was removed: drop its memory. */
+      /** Unit `luIndex` of LUN worker `lunWorker` was removed: drop its memory or close its file. */
       forgetMemory: object({ lunWorker: 'integer', luIndex: 'integer' }),
+      /** Unit `luIndex` of LUN worker `lunWorker` is a buffered file served inline: open `path`. */
+      inlineFile: object({ lunWorker: 'integer', luIndex: 'integer', path: 'string' }),
     },
     handles: {
       /** The replacement LUN worker's rings and doorbell (LunChannelInit, shared memory). */

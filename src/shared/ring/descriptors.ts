@@ -27,7 +27,7 @@
  *   8  u32  dataInLength  bytes the command transferred (may exceed EDTL: overflow)
  *   12 u32  dataOutWanted data-out bytes the CDB called for (write residuals)
  *   16 u8[80] sense
- *   96 u32  grant         a READ's or WRITE's inline I/O grant for its nexus, unit and
+ *   96 i32  grant         a READ's or WRITE's inline I/O grant for its nexus, unit and
  *                         direction, 0 for none
  *                         (shared/ring/inline-grants.ts)
  *   100 u32 reserved

@@ -1,48 +1,49 @@
 /**
- * Inline I/O on RAM disks and page-cached files: how a session worker may serve a READ or WRITE of a RAM disk
- * itself, without the hop to the LUN worker that owns the logical unit, and still obey
- * every rule that LUN worker enforces (issue 13: "fewer thread hops for commands the
- * session worker can answer").
+ * Inline I/O: how a session worker may serve a READ or WRITE of a RAM disk or a
+ * page-cached file itself, without the hop to the LUN worker that owns the logical unit,
+ * and still obey every rule that LUN worker enforces (issue 13: "fewer thread hops for
+ * commands the session worker can answer").
  *
  * The LUN worker stays the only owner of the unit's state. What it shares is a promise
  * with a version: a READ or WRITE it completed with GOOD for an I_T nexus carries a
  * *grant*, the unit's epoch at that moment, back on the completion ring. The grant says:
  * "at this epoch nothing stands between this nexus and commands of this kind on this
  * unit": no pending unit attention, no reservation conflict, an accessible port group,
- * the unit ready (and writable, and not thin, for WRITEs), no exclusive command (COMPARE
- * AND WRITE, another node's hold) waiting or running, no ORDERED or HEAD OF QUEUE command
- * and no ACA condition in the task set. Whatever could change one of those answers moves
- * the epoch first (invalidate), so every grant given before it is void at once: the next
- * command goes the long way, and its completion brings a new grant if the answer is yes
- * again.
+ * the unit ready (and writable, thick, and for a file write-back, for WRITEs), no
+ * exclusive command (COMPARE AND WRITE, another node's hold) waiting or running, no
+ * ORDERED or HEAD OF QUEUE command and no ACA condition in the task set. Whatever could
+ * change one of those answers moves the epoch first (invalidate), so every grant given
+ * before it is void at once: the next command goes the long way, and its completion
+ * brings a new grant if the answer is yes again.
  *
- * A session worker serving a command announces itself in its INFLIGHT word, then
- * compares the epoch (Atomics: sequentially consistent), and leaves INFLIGHT when its
- * copy is done. invalidate() moves the epoch, then waits until every INFLIGHT word is
- * zero. Either the session
- * worker sees the new epoch and backs off, or the LUN worker sees it and waits: a copy
- * never overlaps a change that invalidated its grant (Dekker's pattern; the copy is a
- * memcpy of at most one command's data, microseconds). So a COMPARE AND WRITE, a
- * reservation change's fencing (DESIGN.md "Fencing") or a sanitize starts with no
- * inline WRITE still landing.
+ * A session worker serving a command raises its own INFLIGHT word, then compares the
+ * epoch (Atomics: sequentially consistent), and lowers the word when its copy (a memcpy,
+ * or a pread/pwrite on the page cache) is done, always (try/finally). invalidate() moves
+ * the epoch, then waits until every INFLIGHT word is zero, however long that takes.
+ * Either the session worker sees the new epoch and backs off, or the LUN worker sees it
+ * and waits: a copy never overlaps a change that voided its grant (Dekker's pattern).
+ * So a COMPARE AND WRITE, a reservation change's fencing (DESIGN.md "Fencing") or a
+ * sanitize starts with no inline WRITE still landing. There is no time limit on purpose:
+ * a pwrite held up by the kernel (a frozen file system, dirty-page throttling) must not
+ * land after a change it was fenced by; the LUN worker's own I/O waits the same way.
  *
  * One table per LUN worker, allocated by the supervisor and kept when the worker is
- * replaced. The supervisor voids every grant of the table itself when the worker dies or
- * hangs, and before it hands the worker a cluster change (another node's reservation
- * change, hold or reset, a port group state): a worker that cannot act on the change
- * must not leave session workers serving under the old state. The successor invalidates
- * every unit it opens. Int32 words per unit index (the topology's luIndex, below
- * MAX_LU_SLOTS; units above it never grant):
+ * replaced. The supervisor moves every epoch of the table itself (voidAll, which does
+ * not wait) when the worker dies or hangs, and before it hands the worker a change from
+ * the cluster (another node's reservation change, hold or reset, port group states): a
+ * worker that cannot act on the change must leave nothing served under the old state.
+ * A dead session worker's INFLIGHT words are cleared (clearWorker). The successor LUN
+ * worker invalidates every unit it opens. Int32 words per unit index (the topology's
+ * luIndex, below MAX_LU_SLOTS; units above it never grant):
  *
  *   +0 EPOCH       moved by invalidate(); a grant is a copy of it (never 0)
- *   +1 MEMORY_GEN  generation of the unit's RAM (bumped when the memory is replaced)
+ *   +1 MEMORY_GEN  generation of a RAM disk's memory (bumped when it is replaced)
  *   +2 BLOCK_SHIFT log2(logical block size)
  *   +3 BLOCKS_LO   capacity in logical blocks, low 32 bits
  *   +4 BLOCKS_HI   and high bits
  *   +5 KIND        what the session worker copies from and to (InlineKind)
- *   +6 FD          FILE: the store's descriptor (pread/pwrite on the page cache)
- *   +7             reserved
- *   +8 + s         INFLIGHT of session worker s: inline commands it is copying now (one
+ *   +6, +7         reserved
+ *   +8 + s         INFLIGHT of session worker s: inline commands it is serving now (one
  *                  word per worker, so a dead worker's share can be cleared)
  */
 export const MAX_LU_SLOTS = 1024;
@@ -54,24 +55,18 @@ const BLOCK_SHIFT = 2;
 const BLOCKS_LO = 3;
 const BLOCKS_HI = 4;
 const KIND = 5;
-const FD = 6;
 const INFLIGHT = 8;
 
-/** How a unit is served inline: not at all, from RAM (its shared memory), from a buffered file. */
+/**
+ * How a unit is served inline: not at all, from RAM (its shared memory), from a buffered
+ * file (through a descriptor the session worker opened itself on the same file: the
+ * page cache is the same, and no descriptor of the LUN worker's is ever used elsewhere).
+ */
 export const InlineKind = { NONE: 0, RAM: 1, FILE: 2 } as const;
 export type InlineKind = (typeof InlineKind)[keyof typeof InlineKind];
 const STRIDE = INFLIGHT + MAX_SESSION_WORKERS;
 
 export const INLINE_GRANTS_BYTES = MAX_LU_SLOTS * STRIDE * 4;
-
-/**
- * How long invalidate() waits for a copy before it goes on anyway. A session worker is
- * inside for one memcpy; one that died in the middle of one leaves its word raised until
- * the supervisor clears it (clearWorker), and then there is no copy left to wait for.
- * The bound only keeps the LUN worker alive through that window; a live session worker
- * descheduled for this long in the middle of a memcpy is not a case it is meant for.
- */
-const DRAIN_LIMIT_MS = 1000;
 
 export class InlineGrants {
   readonly sab: SharedArrayBuffer;
@@ -90,15 +85,16 @@ export class InlineGrants {
    */
   invalidate(lu: number): void {
     if (lu >= MAX_LU_SLOTS) return;
-    const w = this.#w;
     const base = lu * STRIDE;
-    // Skip 0: a grant of 0 means "none" on the completion ring.
-    if (Atomics.add(w, base + EPOCH, 1) === -1) Atomics.add(w, base + EPOCH, 1);
-    if (!this.#copying(base)) return;
-    const deadline = performance.now() + DRAIN_LIMIT_MS;
-    while (this.#copying(base) && performance.now() < deadline) {
-      // spin: a session worker is in the middle of one copy
+    this.#move(base);
+    while (this.#copying(base)) {
+      // spin: a session worker is in the middle of one copy (see the file comment)
     }
+  }
+
+  #move(base: number): void {
+    // Skip 0: a grant of 0 means "none" on the completion ring.
+    if (Atomics.add(this.#w, base + EPOCH, 1) === -1) Atomics.add(this.#w, base + EPOCH, 1);
   }
 
   #copying(base: number): boolean {
@@ -107,9 +103,14 @@ export class InlineGrants {
     return false;
   }
 
-  /** The supervisor's side: void every grant of the table (its LUN worker died, hung, or gets a cluster change). */
+  /**
+   * The supervisor's side: void every grant of the table (its LUN worker died, hung, or
+   * gets a cluster change). It does not wait for copies in progress: the supervisor's
+   * thread must not block, and the LUN worker waits them out itself before it applies
+   * the change (or its successor, before it serves).
+   */
   voidAll(): void {
-    for (let lu = 0; lu < MAX_LU_SLOTS; lu++) if (Atomics.load(this.#w, lu * STRIDE + EPOCH) !== 0) this.invalidate(lu);
+    for (let lu = 0; lu < MAX_LU_SLOTS; lu++) if (Atomics.load(this.#w, lu * STRIDE + EPOCH) !== 0) this.#move(lu * STRIDE);
   }
 
   /** Session worker `s` is gone: none of its copies is in progress any more. */
@@ -132,24 +133,14 @@ export class InlineGrants {
     Atomics.store(this.#w, base + BLOCKS_HI, Math.floor(blocks / 0x1_0000_0000));
   }
 
-  /**
-   * How unit `lu` is served (set when it opens, before the invalidation that first lets
-   * grants out; NONE at close, after the last one). A descriptor is published only
-   * while grants can be valid, and a close invalidates first: a session worker never
-   * uses one after the store closed it.
-   */
-  setKind(lu: number, kind: InlineKind, fd = -1): void {
+  /** How unit `lu` is served (set when it opens, before the invalidation that first lets grants out; NONE at close). */
+  setKind(lu: number, kind: InlineKind): void {
     if (lu >= MAX_LU_SLOTS) return;
-    Atomics.store(this.#w, lu * STRIDE + FD, fd);
     Atomics.store(this.#w, lu * STRIDE + KIND, kind);
   }
 
   kind(lu: number): number {
     return Atomics.load(this.#w, lu * STRIDE + KIND);
-  }
-
-  fd(lu: number): number {
-    return Atomics.load(this.#w, lu * STRIDE + FD);
   }
 
   /** The unit's RAM was (re)allocated: its new generation, sent along with the memory. */
@@ -161,7 +152,7 @@ export class InlineGrants {
   // ---- a session worker's side ----
 
   /**
-   * Session worker `s` enters a inline command on unit `lu` under `grant`: true when the
+   * Session worker `s` enters an inline command on unit `lu` under `grant`: true when the
    * grant still holds (then end() must follow the copy), false when it is void (nothing
    * to undo).
    */

@@ -33,6 +33,13 @@ export interface LunChannelInit extends RingPair {
   grants?: SharedArrayBuffer;
 }
 
+/** A buffered file a session worker serves inline, through a descriptor of its own. */
+export interface InlineFile {
+  lunWorker: number;
+  luIndex: number;
+  path: string;
+}
+
 /** A RAM disk's memory as a session worker serves it inline (shared/ring/inline-grants.ts). */
 export interface InlineMemory {
   lunWorker: number;
@@ -110,6 +117,8 @@ export interface SessionWorkerData extends WorkerLogging {
   inlineMetrics?: SharedArrayBuffer;
   /** RAM disks this worker may serve inline (their memory is also sent as it changes). */
   inlineMemory?: InlineMemory[];
+  /** Buffered files this worker may serve inline (also sent as they open). */
+  inlineFiles?: InlineFile[];
 }
 
 export interface PortalWorkerData extends WorkerLogging {

@@ -175,9 +175,9 @@ export class LogicalUnit {
   /** Resolves ScsiCommand.nexus to the I_T nexus identity; set by the LUN worker. */
   nexuses: NexusDirectory = NO_NEXUSES;
   /**
-   * Session workers may serve READs and WRITEs of this unit themselves (a RAM disk;
-   * shared/ring/inline-grants.ts):
-   * its grant table and slot there. Set by the LUN worker; null otherwise.
+   * Session workers may serve READs and WRITEs of this unit themselves (a RAM disk or a
+   * buffered file, `file`; shared/ring/inline-grants.ts): its grant table and slot
+   * there. Set by the LUN worker; null otherwise.
    */
   inline: { readonly grants: InlineGrants; readonly index: number; readonly file: boolean } | null = null;
 

@@ -84,7 +84,7 @@ export class LunTask extends ScsiCommandFields implements ScsiCommand {
     v.setUint32(o + Cpl.DATA_OUT_WANTED, Math.min(this.dataOutWanted, 0xffffffff), true);
     if (sl > 0) link.cpl.bytes.set(this.sense.subarray(0, sl), o + Cpl.SENSE);
     const lu = this.lu;
-    v.setUint32(o + Cpl.GRANT, lu !== null && lu.inline !== null ? completionGrant(lu, this) : 0, true);
+    v.setInt32(o + Cpl.GRANT, lu !== null && lu.inline !== null ? completionGrant(lu, this) : 0, true);
     link.cpl.publish();
     // Leave the task set only now, after the completion is on the ring: remove() may
     // enable dormant commands (and answer waiting TMFs), whose completions then follow.

@@ -70,7 +70,8 @@ const CLUSTER_WIDE_TMF: ReadonlySet<number> = new Set([
  * How session workers may serve a store inline (inline-grants.ts): a RAM disk from its
  * shared memory; a regular file through the page cache (buffered, with in-place I/O on:
  * the LUN worker's own rule for I/O that does not go to the thread pool). Not O_DIRECT
- * files or block devices: their I/O waits for the medium.
+ * files (their I/O waits for the medium) nor block devices (a device's queue and its
+ * errors are the LUN worker's to handle; left for later).
  */
 function inlineKindOf(store: BackingStore): InlineKind {
   if (store instanceof RamStore) return InlineKind.RAM;
@@ -127,14 +128,23 @@ export class LunWorker implements TaskHome {
 
   /** Keeps a RAM device's shared memory outside this worker (see RamStore), with its unit index and generation. */
   readonly #keepRam: KeepRam;
-  /** Inline I/O grants of this worker's RAM disks (shared/ring/inline-grants.ts); null: none given. */
+  /** Inline I/O grants of this worker's RAM disks and buffered files (shared/ring/inline-grants.ts); null: none given. */
   readonly #grants: InlineGrants | null;
 
   /**
    * `cluster`: the supervisor's reservation state (Redis in a cluster, its embedded store
    * otherwise: either way it outlives this worker). Absent (tests): an embedded store per LU.
    */
-  constructor(data: LunWorkerData, log: Logger, cluster?: ClusterStateLink, keepRam: KeepRam = () => {}) {
+  /** Tells the supervisor a file unit may be served inline: session workers open `path` themselves. */
+  readonly #inlineFile: (luIndex: number, path: string) => void;
+
+  constructor(
+    data: LunWorkerData,
+    log: Logger,
+    cluster?: ClusterStateLink,
+    keepRam: KeepRam = () => {},
+    inlineFile: (luIndex: number, path: string) => void = () => {},
+  ) {
     this.index = data.index;
     this.log = log;
     this.#data = data;
@@ -148,6 +158,7 @@ export class LunWorker implements TaskHome {
     // Only a cluster keeps unit attentions, mode pages and capacity in step across nodes.
     this.#clusterLink = data.cluster === true ? (cluster ?? null) : null;
     this.#keepRam = keepRam;
+    this.#inlineFile = inlineFile;
     this.#grants = data.grants === undefined ? null : new InlineGrants(data.grants);
   }
 
@@ -534,12 +545,13 @@ export class LunWorker implements TaskHome {
   #adopt(lu: LogicalUnit, luIndex: number): void {
     lu.nexuses = this.#nexuses;
     this.#portGroups?.attach(lu);
-    // A RAM disk may be served by session workers inline; the first invalidation also
-    // voids whatever a predecessor of this worker granted for the slot.
+    // A RAM disk or a buffered file may be served by session workers inline; the first
+    // invalidation also voids whatever a predecessor of this worker granted for the slot.
     const kind = this.#grants === null || lu.deviceType !== DeviceType.DISK ? InlineKind.NONE : inlineKindOf(lu.store);
     if (kind !== InlineKind.NONE) {
       lu.inline = { grants: this.#grants!, index: luIndex, file: kind === InlineKind.FILE };
-      this.#grants!.setKind(luIndex, kind, lu.store instanceof FileStore ? lu.store.fd : -1);
+      this.#grants!.setKind(luIndex, kind);
+      if (lu.store instanceof FileStore) this.#inlineFile(luIndex, lu.store.path);
       lu.invalidateInline();
     }
     const hold = this.#holdsAtOpen.get(lu.pr.luKey);

@@ -62,7 +62,10 @@ const worker: LunWorker = new LunWorker(data, log, {
   modesChanged: (lu, pages) => control.notify('modesChanged', { lu, pages: [...pages] }),
   saveUa: (lu, entries) => control.notify('uaSnapshot', { lu, entries: [...entries] }),
   setAlua: (states) => control.request('setAlua', { states: states.map((x) => ({ group: x.group, state: x.state })) }),
-}, (device, memory, luIndex, gen) => control.transfer('ramMemory', { device, luIndex, gen }, memory));
+  },
+  (device, memory, luIndex, gen) => control.transfer('ramMemory', { device, luIndex, gen }, memory),
+  (luIndex, path) => control.notify('inlineFile', { luIndex, path }),
+);
 control.onProtocolError = (problem) => log.error({ problem }, 'control channel: protocol error');
 
 if (data.heartbeat !== undefined) startHeartbeat(data.heartbeat.sab, data.heartbeat.slot);

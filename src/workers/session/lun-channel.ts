@@ -141,7 +141,7 @@ export class LunChannel {
         if (sl > 0) t.sense.set(b.subarray(o + Cpl.SENSE, o + Cpl.SENSE + sl));
         t.dataInLength = v.getUint32(o + Cpl.DATA_IN_LENGTH, true);
         t.dataOutWanted = v.getUint32(o + Cpl.DATA_OUT_WANTED, true);
-        t.grant = v.getUint32(o + Cpl.GRANT, true);
+        t.grant = v.getInt32(o + Cpl.GRANT, true);
         t.state = TaskState.RESPONDING;
         this.cpl.release();
         this.inflight--;

@@ -39,6 +39,7 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
   notes: {
     reinstate: (m) => worker.reinstated(m.key),
     forgetMemory: (m) => worker.forgetMemory(m.lunWorker, m.luIndex),
+    inlineFile: (m) => worker.inlineFile(m.lunWorker, m.luIndex, m.path),
   },
   handles: {
     lunChannel: (m, init) => worker.lunWorkerRestarted(m.lunWorker, init as LunChannelInit),

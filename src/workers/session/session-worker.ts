@@ -112,6 +112,8 @@ export class SessionWorker {
       data.index,
       data.channels.map((c) => c.grants),
       data.inlineMemory ?? [],
+      data.inlineFiles ?? [],
+      log,
       data.inlineMetrics === undefined ? null : new InlineCounters(data.inlineMetrics),
     );
     this.ctx = this.#context(routesFromWire(data.routes));
@@ -252,7 +254,12 @@ export class SessionWorker {
     this.#inline.setMemory(lunWorker, luIndex, gen, memory);
   }
 
-  /** That RAM disk was removed: let its memory go. */
+  /** A buffered file this worker may serve inline: open it. */
+  inlineFile(lunWorker: number, luIndex: number, path: string): void {
+    this.#inline.setFile(lunWorker, luIndex, path, this.log);
+  }
+
+  /** That unit was removed: let its memory or file go. */
   forgetMemory(lunWorker: number, luIndex: number): void {
     this.#inline.forget(lunWorker, luIndex);
   }

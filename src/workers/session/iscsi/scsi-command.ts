@@ -228,7 +228,7 @@ export class CommandIntake {
     }
     t.lunWorker = route.lunWorker;
     t.luIndex = route.luIndex;
-    // A READ or WRITE of a RAM disk this nexus holds a grant for: served here (inline-io.ts).
+    // A READ or WRITE of a RAM disk or buffered file this nexus holds a grant for: served here (inline-io.ts).
     if (session.orderedInFlight === 0 && c.ctx.inline.serve(t, route, session.inlineGrants)) {
       c.onTaskComplete(t);
       return;
