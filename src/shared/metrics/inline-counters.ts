@@ -12,7 +12,7 @@
  *   +0 COMMANDS   +1 BYTES   +2 LATENCY_SUM_MS   +3 ... histogram (LATENCY_BUCKETS)
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
-import { MAX_LU_SLOTS } from '../ring/inline-grants.ts';
+import { MAX_LU_SLOTS, unitKey } from '../unit-slots.ts';
 
 const COMMANDS = 0;
 const BYTES = 1;
@@ -41,7 +41,7 @@ export class InlineCounters {
 
   /** One inline command moving `bytes` bytes that took `ms`. Hot path: four stores, no allocation. */
   count(lunWorker: number, luIndex: number, direction: Direction, bytes: number, ms: number): void {
-    const slot = lunWorker * MAX_LU_SLOTS + luIndex;
+    const slot = unitKey(lunWorker, luIndex);
     if (luIndex >= MAX_LU_SLOTS || slot >= this.#slots) return;
     const f = this.#f;
     const b = slot * STRIDE + direction * DIRECTION_STRIDE;
@@ -70,7 +70,7 @@ export class InlineCountersView {
 
   unit(lunWorker: number, luIndex: number, direction: Direction): InlineSnapshot | undefined {
     if (luIndex < 0 || luIndex >= MAX_LU_SLOTS) return undefined;
-    const b = (lunWorker * MAX_LU_SLOTS + luIndex) * STRIDE + direction * DIRECTION_STRIDE;
+    const b = unitKey(lunWorker, luIndex) * STRIDE + direction * DIRECTION_STRIDE;
     if (b + DIRECTION_STRIDE > this.#f.length) return undefined;
     const f = this.#f;
     return {

@@ -36,6 +36,7 @@
  * over a run) is simply not counted.
  */
 import { LATENCY_BUCKETS, latencyBucket } from './latency.ts';
+import { MAX_LU_SLOTS } from '../unit-slots.ts';
 import { Direction, type InlineCountersView } from './inline-counters.ts';
 
 export const LunWorkerField = { INFLIGHT: 1, UNITS: 2 } as const;
@@ -66,7 +67,6 @@ export const OP_CLASS_NAMES = ['read', 'write', 'other'] as const;
 
 export const LUN_HEADER = 8;
 export const LU_STRIDE = LuField.HISTOGRAM + 3 * LATENCY_BUCKETS;
-export const MAX_LU_SLOTS = 1024;
 
 /** Bytes of one LUN worker's counter buffer. */
 export const LUN_COUNTERS_BYTES = (LUN_HEADER + MAX_LU_SLOTS * LU_STRIDE) * 8;

@@ -46,7 +46,8 @@
  *   +8 + s         INFLIGHT of session worker s: inline commands it is serving now (one
  *                  word per worker, so a dead worker's share can be cleared)
  */
-export const MAX_LU_SLOTS = 1024;
+import { MAX_LU_SLOTS } from '../unit-slots.ts';
+
 /** Session workers a table has INFLIGHT words for (config `workers.session` is at most 64). */
 export const MAX_SESSION_WORKERS = 64;
 const EPOCH = 0;

@@ -23,7 +23,8 @@
 import fs from 'node:fs';
 import { cdbLba, cdbTransferLength } from '../../shared/scsi/cdb.ts';
 import { TaskAttribute } from '../../shared/scsi/command.ts';
-import { InlineGrants, InlineKind, MAX_LU_SLOTS } from '../../shared/ring/inline-grants.ts';
+import { InlineGrants, InlineKind } from '../../shared/ring/inline-grants.ts';
+import { unitKey } from '../../shared/unit-slots.ts';
 import { Direction, type InlineCounters } from '../../shared/metrics/inline-counters.ts';
 import type { InlineFile, InlineMemory } from '../../shared/wire/worker-data.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -75,7 +76,7 @@ interface FileRecord {
 
 /** The key of a unit and direction in a session's grant map. */
 export function grantKey(lunWorker: number, luIndex: number, write: boolean): number {
-  return (lunWorker * MAX_LU_SLOTS + luIndex) * 2 + (write ? 1 : 0);
+  return unitKey(lunWorker, luIndex) * 2 + (write ? 1 : 0);
 }
 
 interface UnitMemory {
@@ -84,7 +85,7 @@ interface UnitMemory {
 }
 
 export class InlineIo {
-  /** RAM disks' memory by lunWorker * MAX_LU_SLOTS + luIndex. */
+  /** RAM disks' memory by unitKey. */
   readonly #memory = new Map<number, UnitMemory>();
   /** Grant tables per LUN worker (replaced with the channel when a LUN worker is). */
   readonly #tables: (InlineGrants | null)[];
@@ -113,7 +114,7 @@ export class InlineIo {
 
   /** A RAM disk's (new) memory, sent by the supervisor. */
   setMemory(lunWorker: number, luIndex: number, gen: number, memory: SharedArrayBuffer): void {
-    const key = lunWorker * MAX_LU_SLOTS + luIndex;
+    const key = unitKey(lunWorker, luIndex);
     const known = this.#memory.get(key);
     // Messages may arrive out of order after a grow: keep the newest generation.
     if (known !== undefined && known.gen > gen) return;
@@ -122,7 +123,7 @@ export class InlineIo {
 
   /** The RAM disk was removed (a reload): nothing routes to it any more; free its memory. */
   forget(lunWorker: number, luIndex: number): void {
-    const unit = lunWorker * MAX_LU_SLOTS + luIndex;
+    const unit = unitKey(lunWorker, luIndex);
     this.#memory.delete(unit);
     const f = this.#files.get(unit);
     this.#files.delete(unit);
@@ -136,7 +137,7 @@ export class InlineIo {
    * the file's, shared by every descriptor. Failing to open only means no inline I/O.
    */
   setFile(lunWorker: number, luIndex: number, path: string, log: Logger): void {
-    const unit = lunWorker * MAX_LU_SLOTS + luIndex;
+    const unit = unitKey(lunWorker, luIndex);
     if (this.#files.has(unit)) return;
     let fd = -1;
     try {
@@ -181,7 +182,7 @@ export class InlineIo {
     const grant = grants.get(key);
     if (grant === undefined) return false;
     const lu = route.luIndex;
-    const unit = route.lunWorker * MAX_LU_SLOTS + lu;
+    const unit = unitKey(route.lunWorker, lu);
     const table = this.#tables[route.lunWorker];
     if (table == null) return false;
     const mem = this.#memory.get(unit);

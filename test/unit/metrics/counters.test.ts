@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { LATENCY_BOUNDS_MS, LATENCY_BUCKETS, latencyBucket } from '../../../src/shared/metrics/latency.ts';
-import { LunCounters, LunCountersView, MAX_LU_SLOTS, type CountedCommand } from '../../../src/shared/metrics/lun-counters.ts';
+import { LunCounters, LunCountersView, type CountedCommand } from '../../../src/shared/metrics/lun-counters.ts';
+import { MAX_LU_SLOTS } from '../../../src/shared/unit-slots.ts';
 import {
   LOGIN_FAILURE_REASONS,
   MAX_CONNECTION_SLOTS,

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { InlineGrants, MAX_LU_SLOTS, MAX_SESSION_WORKERS } from '../../../src/shared/ring/inline-grants.ts';
+import { InlineGrants, MAX_SESSION_WORKERS } from '../../../src/shared/ring/inline-grants.ts';
+import { MAX_LU_SLOTS } from '../../../src/shared/unit-slots.ts';
 
 describe('InlineGrants', () => {
   it('grants nothing before the first invalidation, then exactly the current epoch', () => {
