@@ -5,7 +5,7 @@
  *
  * Owned by exactly one LUN worker thread; nothing here is shared.
  */
-import type { InlineGrants } from '../../shared/ring/inline-grants.ts';
+import { InlineKind, type InlineGrants } from '../../shared/ring/inline-grants.ts';
 import { DEFAULT_QUEUE_DEPTH, TaskSet } from './task-set.ts';
 import { executeCommand } from './execute.ts';
 import type { ScsiCommand } from '../../shared/scsi/command.ts';
@@ -189,9 +189,25 @@ export class LogicalUnit {
    */
   invalidateInline(): void {
     const d = this.inline;
-    if (d === null) return;
-    d.grants.setGeometry(d.index, this.blockShift, this.blockCount);
-    d.grants.invalidate(d.index);
+    if (d !== null) d.grants.invalidate(d.index);
+  }
+
+  /**
+   * Let session workers serve this unit inline (the LUN worker, for a RAM disk or a
+   * buffered file): its slot in `grants` gets the unit's kind and capacity, then the
+   * first invalidation, which also voids whatever a predecessor granted for the slot.
+   */
+  attachInline(grants: InlineGrants, index: number, kind: InlineKind): void {
+    this.inline = { grants, index, file: kind === InlineKind.FILE };
+    grants.setKind(index, kind);
+    this.#publishGeometry();
+    this.invalidateInline();
+  }
+
+  /** The capacity inline commands are checked against: at attach and after a grow, before the invalidation that makes it current. */
+  #publishGeometry(): void {
+    const d = this.inline;
+    if (d !== null) d.grants.setGeometry(d.index, this.blockShift, this.blockCount);
   }
   /**
    * ALUA (SPC-4 5.16): the worker's target port group table and the groups exporting
@@ -295,6 +311,7 @@ export class LogicalUnit {
       this.blockCount = blocks;
     } finally {
       this.inline = inline;
+      this.#publishGeometry();
       this.invalidateInline();
     }
     this.sbc.grow(this.backing);
@@ -309,7 +326,7 @@ export class LogicalUnit {
   async close(): Promise<void> {
     // No inline command may use the store (a file's descriptor) once it is closed.
     this.invalidateInline();
-    this.inline?.grants.setKind(this.inline.index, 0);
+    this.inline?.grants.setKind(this.inline.index, InlineKind.NONE);
     this.inline = null;
     unregisterCopyTarget(this);
     this.ioErrors.close();

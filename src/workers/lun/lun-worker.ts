@@ -549,10 +549,8 @@ export class LunWorker implements TaskHome {
     // invalidation also voids whatever a predecessor of this worker granted for the slot.
     const kind = this.#grants === null || lu.deviceType !== DeviceType.DISK ? InlineKind.NONE : inlineKindOf(lu.store);
     if (kind !== InlineKind.NONE) {
-      lu.inline = { grants: this.#grants!, index: luIndex, file: kind === InlineKind.FILE };
-      this.#grants!.setKind(luIndex, kind);
+      lu.attachInline(this.#grants!, luIndex, kind);
       if (lu.store instanceof FileStore) this.#inlineFile(luIndex, lu.store.path);
-      lu.invalidateInline();
     }
     const hold = this.#holdsAtOpen.get(lu.pr.luKey);
     if (hold !== undefined) {
