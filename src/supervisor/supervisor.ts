@@ -622,16 +622,17 @@ export class Supervisor {
 
   /**
    * Unit `luIndex` of LUN worker `w` was removed: a RAM disk's memory is let go here and
-   * in every session worker, so it can be freed (unit indexes are never reused).
+   * in every session worker, so it can be freed, and a file's descriptors there are
+   * closed (unit indexes are never reused).
    */
-  #forgetRam(w: number, luIndex: number): void {
+  #forgetInline(w: number, luIndex: number): void {
     const key = `${w}/${luIndex}`;
     const m = this.#inlineMemory.get(key);
     if (m === undefined && !this.#inlineFiles.has(key)) return;
     this.#inlineMemory.delete(key);
     this.#inlineFiles.delete(key);
     if (m !== undefined) this.#ramMemory.delete(m.device);
-    for (const h of this.#sessions) if (h.alive) h.control.notify('forgetMemory', { lunWorker: w, luIndex });
+    for (const h of this.#sessions) if (h.alive) h.control.notify('forgetUnit', { lunWorker: w, luIndex });
   }
 
   /** The reload plan's view of the workers (reload.ts). */
@@ -646,7 +647,7 @@ export class Supervisor {
       prepare: (w, body) => settle(this.#luns[w]!.control.request('prepare', body, START_TIMEOUT_MS)),
       commit: async (w, body) => {
         const failed = await settle(this.#luns[w]!.control.request('commit', body, START_TIMEOUT_MS));
-        if (failed === undefined) for (const i of body.remove) this.#forgetRam(w, i);
+        if (failed === undefined) for (const i of body.remove) this.#forgetInline(w, i);
         return failed;
       },
       routes: async (next) => {

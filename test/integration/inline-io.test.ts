@@ -61,8 +61,8 @@ beforeAll(async () => {
       return config(ctx, '8MiB');
     },
   });
-  a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-a' });
-  b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:direct-b' });
+  a = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:inline-a' });
+  b = await connectAndLogin(t.port, t.iqn, { initiatorName: 'iqn.2026-11.io.spindle:inline-b' });
   // First contact: each nexus's power-on unit attention, out of the way.
   for (const ini of [a, b]) for (const lun of [0, 1, 2, 3, 4]) await ini.scsi(TEST_UNIT_READY, { edtl: 0, lun });
 });
@@ -86,11 +86,11 @@ async function reload(size: string, thin = true, big = '128MiB'): Promise<void> 
   }
 }
 
-async function direct(kind: 'reads' | 'writes', device = 'r'): Promise<number> {
+async function inlineCount(kind: 'reads' | 'writes', device = 'r'): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
   return metric(await res.text(), `spindle_lu_inline_${kind}_total`, { device }) ?? 0;
 }
-const inlineReads = (): Promise<number> => direct('reads');
+const inlineReads = (): Promise<number> => inlineCount('reads');
 
 function read(ini: Initiator, lba: number, blocks = 1, lun = 0): Promise<ScsiResult> {
   return ini.scsi(read10(lba, blocks), { read: true, edtl: blocks * BLOCK, rawUnitAttention: true, lun });
@@ -115,14 +115,14 @@ async function granted(ini: Initiator, lba: number): Promise<void> {
 /** Two WRITEs of `data` at `lba` through `ini`: the second is served inline. */
 async function grantedWrite(ini: Initiator, lba: number, data: Buffer): Promise<void> {
   await write(ini, lba, data);
-  const before = await direct('writes');
+  const before = await inlineCount('writes');
   await write(ini, lba, data);
-  expect(await direct('writes'), 'the second WRITE was served by the session worker').toBe(before + 1);
+  expect(await inlineCount('writes'), 'the second WRITE was served by the session worker').toBe(before + 1);
 }
 
 const filled = (byte: number, blocks = 1): Buffer => Buffer.alloc(blocks * BLOCK, byte);
 
-describe('direct READs and WRITEs of a RAM disk', () => {
+describe('inline READs and WRITEs of a RAM disk', () => {
   it('return what the LUN worker wrote, for every READ size and an EDTL below the transfer', async () => {
     const data = Buffer.alloc(64 * BLOCK);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
@@ -191,19 +191,19 @@ describe('direct READs and WRITEs of a RAM disk', () => {
   it('WRITEs are served inline too, and the LUN worker sees what they wrote', async () => {
     const LBA = 3000;
     await grantedWrite(a, LBA, filled(0x41, 8));
-    const before = await direct('writes');
+    const before = await inlineCount('writes');
     const data = Buffer.alloc(8 * BLOCK);
     for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
     await write(a, LBA, data);
-    expect(await direct('writes')).toBe(before + 1);
-    // Read back directly, and compared by COMPARE AND WRITE on the LUN worker.
+    expect(await inlineCount('writes')).toBe(before + 1);
+    // Read back inline, and compared by COMPARE AND WRITE on the LUN worker.
     expect((await read(a, LBA, 8)).data.equals(data)).toBe(true);
     const cdb = Buffer.alloc(16);
     cdb[0] = 0x89;
     cdb.writeBigUInt64BE(BigInt(LBA), 2);
     cdb[13] = 1;
     const caw = await a.scsi(cdb, { write: true, edtl: 2 * BLOCK, data: Buffer.concat([data.subarray(0, BLOCK), filled(0x42)]), timeoutMs: 30_000 });
-    expect(outcomeOf(caw), 'the LUN worker compared the directly written block').toBe('GOOD');
+    expect(outcomeOf(caw), 'the LUN worker compared the block written inline').toBe('GOOD');
     expect((await read(a, LBA)).data.equals(filled(0x42))).toBe(true);
   });
 
@@ -223,9 +223,9 @@ describe('direct READs and WRITEs of a RAM disk', () => {
   });
 
   it('a thin RAM disk never gets inline WRITE: the LUN worker maps what they write', async () => {
-    const before = await direct('writes', 'thin');
+    const before = await inlineCount('writes', 'thin');
     for (let i = 0; i < 3; i++) await write(a, 64, filled(0x61, 8), 1);
-    expect(await direct('writes', 'thin')).toBe(before);
+    expect(await inlineCount('writes', 'thin')).toBe(before);
     // GET LBA STATUS (SBC-4 5.8): the written blocks are mapped (status 0).
     const cdb = Buffer.alloc(16);
     cdb[0] = 0x9e;
@@ -238,9 +238,9 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     expect(st.data[20]! & 0x0f, 'mapped').toBe(0);
     // READs of a thin disk are served inline like any other.
     await read(a, 64, 1, 1);
-    const r0 = await direct('reads', 'thin');
+    const r0 = await inlineCount('reads', 'thin');
     expect((await read(a, 64, 8, 1)).data.equals(filled(0x61, 8))).toBe(true);
-    expect(await direct('reads', 'thin')).toBe(r0 + 1);
+    expect(await inlineCount('reads', 'thin')).toBe(r0 + 1);
   });
 
   it('after a grow the session worker reads the new memory, never the old copy', async () => {
@@ -248,7 +248,7 @@ describe('direct READs and WRITEs of a RAM disk', () => {
     await granted(a, 0);
     await reload('16MiB');
     expect(outcomeOf(await read(a, 0))).toBe('status 0x2 sense 06/2a/09'); // CAPACITY DATA HAS CHANGED
-    // Written after the grow (into the new memory), then read twice: the long way, then directly.
+    // Written after the grow (into the new memory), then read twice: the long way, then inline.
     await write(a, 0, filled(0x32));
     await granted(a, 0);
     expect((await read(a, 0)).data.equals(filled(0x32))).toBe(true);
@@ -265,33 +265,33 @@ describe('a buffered file', () => {
     const data = Buffer.alloc(8 * BLOCK);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
     for (let i = 0; i < 2; i++) await write(a, 40, data, F);
-    const w0 = await direct('writes', 'f');
+    const w0 = await inlineCount('writes', 'f');
     await write(a, 40, data, F);
-    expect(await direct('writes', 'f'), 'a WRITE under the grant').toBe(w0 + 1);
+    expect(await inlineCount('writes', 'f'), 'a WRITE under the grant').toBe(w0 + 1);
     await read(a, 40, 8, F);
-    const r0 = await direct('reads', 'f');
+    const r0 = await inlineCount('reads', 'f');
     const back = await read(a, 40, 8, F);
     expect(back.data.equals(data)).toBe(true);
-    expect(await direct('reads', 'f'), 'a READ under the grant').toBe(r0 + 1);
+    expect(await inlineCount('reads', 'f'), 'a READ under the grant').toBe(r0 + 1);
     // In the file itself (the page cache every reader of the file sees).
     expect(readFileSync(path.join(t.dir, 'f.img')).subarray(40 * BLOCK, 48 * BLOCK).equals(data)).toBe(true);
     // FUA: the data must reach the medium before status, which the LUN worker does.
     const fua = write10(40, 8);
     fua[1] = 0x08;
-    const w1 = await direct('writes', 'f');
+    const w1 = await inlineCount('writes', 'f');
     expect(outcomeOf(await a.scsi(fua, { write: true, data, edtl: data.length, lun: F }))).toBe('GOOD');
-    expect(await direct('writes', 'f'), 'a FUA WRITE goes to the LUN worker').toBe(w1);
+    expect(await inlineCount('writes', 'f'), 'a FUA WRITE goes to the LUN worker').toBe(w1);
   });
 
   it('a write-through file gets no WRITE grants (every WRITE waits for the medium); its READs are served', async () => {
     const F = 4;
-    const w0 = await direct('writes', 'fwt');
+    const w0 = await inlineCount('writes', 'fwt');
     for (let i = 0; i < 3; i++) await write(a, 8, filled(0x71, 8), F);
-    expect(await direct('writes', 'fwt')).toBe(w0);
+    expect(await inlineCount('writes', 'fwt')).toBe(w0);
     await read(a, 8, 8, F);
-    const r0 = await direct('reads', 'fwt');
+    const r0 = await inlineCount('reads', 'fwt');
     expect((await read(a, 8, 8, F)).data.equals(filled(0x71, 8))).toBe(true);
-    expect(await direct('reads', 'fwt')).toBe(r0 + 1);
+    expect(await inlineCount('reads', 'fwt')).toBe(r0 + 1);
   });
 });
 
@@ -299,7 +299,7 @@ describe('the memory or the owner changing under inline commands', () => {
   it('a grow under a stream of inline WRITE loses none of those acknowledged', async () => {
     const BIG = 2;
     const w = (lba: number): Promise<ScsiResult> => tryWrite(a, lba, filled(lba & 0xff || 1), BIG);
-    // Grants first (a WRITE earns one, the next is direct).
+    // Grants first (a WRITE earns one, the next is served inline).
     for (let i = 0; i < 2; i++) expect(outcomeOf(await w(i))).toBe('GOOD');
     const acked: number[] = [];
     let stop = false;

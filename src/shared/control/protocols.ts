@@ -208,7 +208,7 @@ export const SESSION_CONTROL = {
       /** A newer session with this identity logged in on another worker: close ours. */
       reinstate: object({ key: 'string' }),
       /** Unit `luIndex` of LUN worker `lunWorker` was removed: drop its memory or close its file. */
-      forgetMemory: object({ lunWorker: 'integer', luIndex: 'integer' }),
+      forgetUnit: object({ lunWorker: 'integer', luIndex: 'integer' }),
       /** Unit `luIndex` of LUN worker `lunWorker` is a buffered file served inline: open `path`. */
       inlineFile: object({ lunWorker: 'integer', luIndex: 'integer', path: 'string' }),
     },

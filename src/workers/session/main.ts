@@ -38,7 +38,7 @@ const supervisor: ToSupervisor = sideB(SESSION_CONTROL, parentPort!, {
   },
   notes: {
     reinstate: (m) => worker.reinstated(m.key),
-    forgetMemory: (m) => worker.forgetMemory(m.lunWorker, m.luIndex),
+    forgetUnit: (m) => worker.forgetUnit(m.lunWorker, m.luIndex),
     inlineFile: (m) => worker.inlineFile(m.lunWorker, m.luIndex, m.path),
   },
   handles: {

@@ -260,7 +260,7 @@ export class SessionWorker {
   }
 
   /** That unit was removed: let its memory or file go. */
-  forgetMemory(lunWorker: number, luIndex: number): void {
+  forgetUnit(lunWorker: number, luIndex: number): void {
     this.#inline.forget(lunWorker, luIndex);
   }
 
