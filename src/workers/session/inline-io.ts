@@ -28,6 +28,7 @@ import { unitKey } from '../../shared/unit-slots.ts';
 import { Direction, type InlineCounters } from '../../shared/metrics/inline-counters.ts';
 import type { InlineFile, InlineMemory } from '../../shared/wire/worker-data.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { errorMessage } from '../../shared/control/errors.ts';
 import type { LunRoute } from '../../shared/wire/routes.ts';
 import { TaskState, type Task } from './task.ts';
 
@@ -121,7 +122,7 @@ export class InlineIo {
     this.#memory.set(key, { bytes: Buffer.from(memory), gen });
   }
 
-  /** The RAM disk was removed (a reload): nothing routes to it any more; free its memory. */
+  /** The unit was removed (a reload): nothing routes to it any more; free its memory, close its file. */
   forget(lunWorker: number, luIndex: number): void {
     const unit = unitKey(lunWorker, luIndex);
     this.#memory.delete(unit);
@@ -147,7 +148,7 @@ export class InlineIo {
         fd = fs.openSync(path, 'r');
       } catch (err) {
         log.warn(
-          { path, err: (err as Error).message },
+          { path, err: errorMessage(err) },
           'cannot open a file device for inline I/O: its commands go to the LUN worker',
         );
         return;
